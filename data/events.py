@@ -1,0 +1,427 @@
+"""The event envelope and one immutable pydantic model per event type.
+
+Every fact in the engine is one of these events. The log validates on append; anything that fails goes to
+the dead-letter store with the reason produced by :func:`describe_validation_error`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+
+SCHEMA_VERSION = 1
+EVENT_ID_NAMESPACE = uuid.UUID("6f1d4b2e-8a51-4c57-9a0e-3f5e0c6f2a11")
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@+\-]+$")
+]
+ShortText = Annotated[str, StringConstraints(max_length=256)]
+LongText = Annotated[str, StringConstraints(max_length=2048)]
+Money = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Context = dict[str, str | int | float | bool | None]
+
+
+class Channel(StrEnum):
+    """Marketing channels. Consent is tracked per channel."""
+
+    EMAIL = "email"
+    SMS = "sms"
+    PUSH = "push"
+    AD = "ad"
+
+
+class Properties(BaseModel):
+    """Base of every event's typed payload; ``context`` carries free-form extras (UTM tags and such)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    context: Context | None = None
+
+
+class EventBase(BaseModel):
+    """The envelope shared by every event type."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: Identifier = Field(description="Idempotency key: appending the same id twice stores it once.")
+    event_type: str
+    customer_id: Identifier
+    occurred_at: Timestamp = Field(description="Event time, UTC.")
+    recorded_at: Timestamp | None = Field(None, description="Log time, set by the log on append.")
+    source: Annotated[str, StringConstraints(min_length=1, max_length=64)] = "api"
+    schema_version: Literal[1] = SCHEMA_VERSION
+    causation_id: Identifier | None = Field(None, description="The event that caused this one.")
+    properties: Properties
+
+
+# ---- acquisition and web ------------------------------------------------------------------------------
+
+
+class LeadCreatedProperties(Properties):
+    email: Annotated[str, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    first_name: ShortText | None = None
+    last_name: ShortText | None = None
+    company: ShortText | None = None
+    phone: Annotated[str, StringConstraints(max_length=32)] | None = None
+    acquisition_source: ShortText | None = None
+    campaign_id: Identifier | None = None
+    anonymous_id: Identifier | None = None
+
+
+class LeadCreated(EventBase):
+    event_type: Literal["lead_created"] = "lead_created"
+    properties: LeadCreatedProperties = LeadCreatedProperties()
+
+
+class PageViewProperties(Properties):
+    url: LongText
+    referrer: LongText | None = None
+    title: ShortText | None = None
+    session_id: Identifier | None = None
+    anonymous_id: Identifier | None = None
+    duration_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+
+
+class PageView(EventBase):
+    event_type: Literal["page_view"] = "page_view"
+    properties: PageViewProperties
+
+
+class ContentDownloadProperties(Properties):
+    content_id: Identifier
+    content_type: Literal["whitepaper", "ebook", "case_study", "webinar", "report", "other"] = "other"
+    url: LongText | None = None
+
+
+class ContentDownload(EventBase):
+    event_type: Literal["content_download"] = "content_download"
+    properties: ContentDownloadProperties
+
+
+# ---- messages -----------------------------------------------------------------------------------------
+
+
+class MessageProperties(Properties):
+    campaign_id: Identifier | None = None
+    creative_id: Identifier | None = None
+    decision_id: Identifier | None = Field(None, description="The decision_made event that sent it.")
+
+
+class EmailSentProperties(MessageProperties):
+    subject: ShortText | None = None
+
+
+class EmailSent(EventBase):
+    event_type: Literal["email_sent"] = "email_sent"
+    properties: EmailSentProperties = EmailSentProperties()
+
+
+class EmailOpen(EventBase):
+    event_type: Literal["email_open"] = "email_open"
+    properties: MessageProperties = MessageProperties()
+
+
+class ClickProperties(MessageProperties):
+    url: LongText | None = None
+
+
+class EmailClick(EventBase):
+    event_type: Literal["email_click"] = "email_click"
+    properties: ClickProperties = ClickProperties()
+
+
+class SmsSent(EventBase):
+    event_type: Literal["sms_sent"] = "sms_sent"
+    properties: MessageProperties = MessageProperties()
+
+
+class SmsClick(EventBase):
+    event_type: Literal["sms_click"] = "sms_click"
+    properties: ClickProperties = ClickProperties()
+
+
+class PushSent(EventBase):
+    event_type: Literal["push_sent"] = "push_sent"
+    properties: MessageProperties = MessageProperties()
+
+
+class PushOpen(EventBase):
+    event_type: Literal["push_open"] = "push_open"
+    properties: MessageProperties = MessageProperties()
+
+
+class OfferSentProperties(MessageProperties):
+    discount_pct: Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]
+    channel: Channel = Channel.EMAIL
+    offer_code: Identifier | None = None
+
+
+class OfferSent(EventBase):
+    event_type: Literal["offer_sent"] = "offer_sent"
+    properties: OfferSentProperties
+
+
+# ---- ads ----------------------------------------------------------------------------------------------
+
+
+class AdProperties(Properties):
+    campaign_id: Identifier
+    creative_id: Identifier | None = None
+    placement: ShortText | None = None
+    cost: Money = 0.0
+    currency: Currency = "USD"
+
+
+class AdImpression(EventBase):
+    event_type: Literal["ad_impression"] = "ad_impression"
+    properties: AdProperties
+
+
+class AdClick(EventBase):
+    event_type: Literal["ad_click"] = "ad_click"
+    properties: AdProperties
+
+
+class AuctionResultProperties(Properties):
+    campaign_id: Identifier
+    auction_id: Identifier
+    bid: Money
+    won: bool
+    price_paid: Money = 0.0
+    reserve_price: Money = 0.0
+    auction_type: Literal["first_price", "second_price"] = "second_price"
+    pctr: Probability | None = None
+    currency: Currency = "USD"
+
+
+class AuctionResult(EventBase):
+    event_type: Literal["auction_result"] = "auction_result"
+    properties: AuctionResultProperties
+
+
+# ---- commerce, consent, support -----------------------------------------------------------------------
+
+
+class PurchaseProperties(Properties):
+    order_id: Identifier
+    amount: Money
+    currency: Currency = "USD"
+    items: Annotated[int, Field(ge=0)] = 1
+    discount: Money = 0.0
+    campaign_id: Identifier | None = None
+
+
+class Purchase(EventBase):
+    event_type: Literal["purchase"] = "purchase"
+    properties: PurchaseProperties
+
+
+class UnsubscribeProperties(Properties):
+    channel: Channel
+    reason: ShortText | None = None
+    campaign_id: Identifier | None = None
+
+
+class Unsubscribe(EventBase):
+    event_type: Literal["unsubscribe"] = "unsubscribe"
+    properties: UnsubscribeProperties
+
+
+class ConsentChangedProperties(Properties):
+    channel: Channel
+    granted: bool
+    purpose: Literal["marketing", "analytics", "personalization"] = "marketing"
+    legal_basis: Literal["consent", "legitimate_interest", "contract"] = "consent"
+
+
+class ConsentChanged(EventBase):
+    event_type: Literal["consent_changed"] = "consent_changed"
+    properties: ConsentChangedProperties
+
+
+class SupportTicketProperties(Properties):
+    ticket_id: Identifier
+    category: ShortText = "general"
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    sentiment: Annotated[float, Field(ge=-1, le=1, allow_inf_nan=False)] | None = None
+
+
+class SupportTicket(EventBase):
+    event_type: Literal["support_ticket"] = "support_ticket"
+    properties: SupportTicketProperties
+
+
+# ---- the engine's own decisions -----------------------------------------------------------------------
+
+
+class Reason(BaseModel):
+    """One feature's contribution to a score (a TreeSHAP value, in the model's output units)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    feature: ShortText
+    contribution: float
+    value: str | float | int | bool | None = None
+
+
+class ScoreUpdatedProperties(Properties):
+    model: Literal["lead", "churn", "clv", "conversion"]
+    score: Annotated[float, Field(allow_inf_nan=False)]
+    model_version: ShortText
+    tier: Literal["High", "Medium", "Low"] | None = None
+    probability: Probability | None = None
+    reasons: list[Reason] = Field(default_factory=list, max_length=20)
+
+
+class ScoreUpdated(EventBase):
+    event_type: Literal["score_updated"] = "score_updated"
+    properties: ScoreUpdatedProperties
+
+
+class DecisionMadeProperties(Properties):
+    """What off-policy evaluation needs: the action, its propensity, the policy and the features' hash."""
+
+    agent: ShortText
+    action: ShortText
+    channel: Channel | None = None
+    propensity: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    policy_name: ShortText
+    policy_version: ShortText
+    features_hash: ShortText | None = None
+    holdout: bool = False
+    reward: Annotated[float, Field(allow_inf_nan=False)] | None = None
+
+
+class DecisionMade(EventBase):
+    event_type: Literal["decision_made"] = "decision_made"
+    properties: DecisionMadeProperties
+
+
+class TaskCreatedProperties(Properties):
+    task_type: ShortText
+    queue: ShortText = "sales"
+    reason: LongText | None = None
+    priority: Literal["low", "normal", "high", "urgent"] = "normal"
+    due_at: Timestamp | None = None
+
+
+class TaskCreated(EventBase):
+    event_type: Literal["task_created"] = "task_created"
+    properties: TaskCreatedProperties
+
+
+Event = Annotated[
+    Union[
+        LeadCreated,
+        PageView,
+        ContentDownload,
+        EmailSent,
+        EmailOpen,
+        EmailClick,
+        SmsSent,
+        SmsClick,
+        PushSent,
+        PushOpen,
+        OfferSent,
+        AdImpression,
+        AdClick,
+        AuctionResult,
+        Purchase,
+        Unsubscribe,
+        ConsentChanged,
+        SupportTicket,
+        ScoreUpdated,
+        DecisionMade,
+        TaskCreated,
+    ],
+    Field(discriminator="event_type"),
+]
+"""Any event, discriminated on ``event_type``."""
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+EVENT_TYPES: dict[str, type[EventBase]] = {
+    cls.model_fields["event_type"].default: cls for cls in EventBase.__subclasses__()
+}
+CHANNEL_OF_EVENT: dict[str, Channel] = {
+    "email_sent": Channel.EMAIL,
+    "email_open": Channel.EMAIL,
+    "email_click": Channel.EMAIL,
+    "sms_sent": Channel.SMS,
+    "sms_click": Channel.SMS,
+    "push_sent": Channel.PUSH,
+    "push_open": Channel.PUSH,
+    "ad_impression": Channel.AD,
+    "ad_click": Channel.AD,
+}
+"""The channel an event type belongs to, for the types that belong to one."""
+
+
+class EventError(ValueError):
+    """Base of the errors raised for bad event input."""
+
+
+class MalformedEventError(EventError):
+    """The input is not a JSON object at all."""
+
+
+class EventValidationError(EventError):
+    """The input is JSON but breaks the schema of its event type; the message names event, field and rule."""
+
+    def __init__(self, message: str, issues: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.issues = issues
+
+
+def derive_event_id(*parts: object) -> str:
+    """A deterministic event id from its causes, so that a replay re-derives the same id."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(str(p) for p in parts)))
+
+
+def describe_validation_error(error: ValidationError, raw: Any) -> EventValidationError:
+    """Turn pydantic's error into one that names the event, the field and the rule it broke."""
+    event_id = raw.get("event_id", "?") if isinstance(raw, dict) else "?"
+    event_type = raw.get("event_type") if isinstance(raw, dict) else None
+    issues: list[dict[str, str]] = []
+    for err in error.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        if event_type is not None and loc and loc[0] == event_type:
+            loc = loc[1:]  # drop the discriminator's tag from the path
+        rule = err["type"]
+        message = err["msg"]
+        if rule == "union_tag_invalid":
+            loc, message = ["event_type"], f"unknown event type {event_type!r}; known: {', '.join(sorted(EVENT_TYPES))}"
+        elif rule == "union_tag_not_found":
+            loc, message = ["event_type"], "missing; every event needs an event_type"
+        issues.append({"field": ".".join(loc) or "(event)", "rule": rule, "message": message})
+    label = f"event {event_id!r} ({event_type or 'no event_type'})"
+    detail = "; ".join(f"field {i['field']}: {i['message']} [rule: {i['rule']}]" for i in issues)
+    return EventValidationError(f"{label}: {detail}", issues)
+
+
+def validate_event(raw: dict[str, Any]) -> EventBase:
+    """Validate one event given as a dict, raising :class:`EventValidationError` with a readable message."""
+    if not isinstance(raw, dict):
+        raise MalformedEventError(f"an event must be a JSON object, got {type(raw).__name__}")
+    try:
+        return EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as error:
+        raise describe_validation_error(error, raw) from None
