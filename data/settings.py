@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     )
     sqlite_busy_timeout_ms: int = Field(60_000, ge=0, description="How long a writer waits for the SQLite lock.")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="Largest accepted event, as raw JSON bytes.")
+    models_dir: Path = Field(Path("artifacts/models"), description="Registry of trained models: <kind>/<version>/.")
+    model_threads: int = Field(0, ge=0, le=256, description="Threads for model training and batch scoring (0: all cores).")
 
     def event_log_url(self) -> str:
         return self.event_log or f"sqlite:///{self.home / 'events.db'}"
