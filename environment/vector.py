@@ -1,0 +1,144 @@
+"""Numpy-vectorized environments (gymnasium's vector API) and the adapter that lets stable-baselines3 train on them.
+
+``JourneyVectorEnv`` steps N customers at once with the same :func:`~environment.dynamics.step_batch` as the
+single :class:`~environment.journey.JourneyEnv`. It autoresets in the same step (``AutoresetMode.SAME_STEP``):
+a finished customer's last observation is in ``info["final_obs"]`` and the returned one is a new customer's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+from environment.config import MarketConfig, load_market_config
+from environment.dynamics import N_OBS, JourneyState, StepOutcome, Tables, legal_mask, observe, reset_batch, step_batch
+from environment.population import N_ACTIONS
+
+
+class JourneyVectorEnv(VectorEnv):
+    """N independent customer journeys stepped as one numpy batch (see :class:`~environment.journey.JourneyEnv`
+    for the spaces and rewards). ``info`` holds ``action_mask`` (N, 6) and ``illegal_action`` (N,)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int, config: MarketConfig | None = None) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+        self.config = config or load_market_config()
+        self.tables = Tables.of(self.config.journey)
+        self.horizon = self.config.journey.horizon_days
+        self.single_observation_space = spaces.Box(0.0, 1.0, shape=(N_OBS,), dtype=np.float32)
+        self.single_action_space = spaces.Discrete(N_ACTIONS)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.state: JourneyState | None = None
+        self.last_outcome: StepOutcome | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(seed)
+        self.state = reset_batch(self.config, self.num_envs, self.np_random)
+        return observe(self.state, self.horizon), {"action_mask": legal_mask(self.state)}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        state, outcome = step_batch(self.state, np.asarray(actions), self.np_random, self.tables)
+        self.last_outcome = outcome
+        truncated = state.day >= self.horizon
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        info: dict[str, Any] = {"illegal_action": outcome.illegal}
+        if truncated.any():
+            final = observe(state, self.horizon)
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            for idx in np.flatnonzero(truncated):
+                final_obs[idx] = final[idx]
+            info["final_obs"], info["_final_obs"] = final_obs, truncated.copy()
+            state = reset_batch(self.config, self.num_envs, self.np_random) if truncated.all() else _masked_reset(
+                self.config, state, truncated, self.np_random
+            )
+        self.state = state
+        info["action_mask"] = legal_mask(state)
+        return observe(state, self.horizon), outcome.reward, terminated, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """(N, 6) legal actions now."""
+        if self.state is None:
+            return np.ones((self.num_envs, N_ACTIONS), dtype=bool)
+        return legal_mask(self.state)
+
+
+def _masked_reset(config: MarketConfig, state: JourneyState, mask: np.ndarray, rng: np.random.Generator) -> JourneyState:
+    from environment.dynamics import where_state
+
+    return where_state(mask, reset_batch(config, len(state), rng), state)
+
+
+class SB3VecEnvAdapter(VecEnv):
+    """Presents a same-step-autoreset gymnasium ``VectorEnv`` as an SB3 ``VecEnv`` (``terminal_observation`` in
+    ``infos``), so stable-baselines3 trains on the numpy batch directly."""
+
+    def __init__(self, venv: VectorEnv) -> None:
+        if venv.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
+            raise ValueError("SB3VecEnvAdapter needs a vector env with autoreset_mode SAME_STEP")
+        self.venv = venv
+        self._actions: np.ndarray | None = None
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+
+    def reset(self) -> VecEnvObs:
+        seed = self._seeds[0]
+        obs, _ = self.venv.reset(seed=seed)
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            final_obs = info["final_obs"]
+            for idx in np.flatnonzero(dones):
+                infos[idx]["terminal_observation"] = final_obs[idx]
+                infos[idx]["TimeLimit.truncated"] = bool(truncated[idx] and not terminated[idx])
+        return obs, np.asarray(rewards, dtype=np.float32), dones, infos
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        value = getattr(self.venv, attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self.venv, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **kwargs: Any) -> list[Any]:
+        result = getattr(self.venv, method_name)(*method_args, **kwargs)
+        idx = list(self._get_indices(indices))
+        if isinstance(result, np.ndarray) and result.shape[:1] == (self.num_envs,):
+            return [result[i] for i in idx]  # per-env results, such as action_masks
+        return [result for _ in idx]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    def _get_indices(self, indices: VecEnvIndices) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)
