@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     warehouse: str = Field("", description="Warehouse URL: duckdb:///path or bigquery://project/dataset.")
 
     append_batch_size: int = Field(1_000, ge=1, le=100_000, description="Events per append transaction.")
-    read_batch_size: int = Field(20_000, ge=1, le=1_000_000, description="Events per consumer batch.")
+    read_batch_size: int = Field(50_000, ge=1, le=1_000_000, description="Events per consumer batch.")
     snapshot_every: int = Field(
         500_000, ge=0, description="Write a projection snapshot every N events (0 disables snapshots)."
     )

@@ -1,0 +1,32 @@
+"""The root of the ``ame`` command line. Each area defines its sub-app next to its code; this file only
+composes them, so it is the one place that may import from every top-level package."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from data.cli import events_app, log_app, profile_app
+from data.demo import demo_command
+from policies.cli import models_app, train_app
+
+app = typer.Typer(
+    name="ame",
+    help="Autonomous Marketing Engine: an event-sourced agent system on Ray.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEBUG level.")) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+app.command("demo")(demo_command)
+app.add_typer(events_app, name="events")
+app.add_typer(log_app, name="log")
+app.add_typer(profile_app, name="profile")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks [--quick] [AREA ...]`` runs every ``bench_*.py`` and prints one table."""

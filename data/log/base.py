@@ -1,0 +1,203 @@
+"""The event log's interface: what every backend (embedded SQLite, Pub/Sub) offers."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
+
+import orjson
+
+from data.events import EVENT_ADAPTER, EventBase
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the Unix epoch of a timezone-aware datetime (the log's time unit)."""
+    return (moment - EPOCH) // ONE_MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+class LogError(RuntimeError):
+    """Base of the event log's own errors."""
+
+
+class LogUnavailable(LogError):
+    """The backend cannot be reached or opened."""
+
+
+class UnsupportedBackend(LogError):
+    """The URL names a backend that this build does not know."""
+
+
+class StoredEvent(NamedTuple):
+    """An event as the log holds it: its position, the envelope's columns and the properties as JSON.
+
+    Readers on hot paths use the columns directly; :meth:`to_event` gives the validated pydantic model.
+    (A named tuple, not a dataclass: replays build millions of them, and tuples are built fastest.)
+    """
+
+    position: int
+    event_id: str
+    event_type: str
+    customer_id: str
+    occurred_at_us: int
+    recorded_at_us: int
+    source: str
+    schema_version: int
+    causation_id: str | None
+    properties_json: str
+
+    @property
+    def occurred_at(self) -> datetime:
+        return from_micros(self.occurred_at_us)
+
+    @property
+    def recorded_at(self) -> datetime:
+        return from_micros(self.recorded_at_us)
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return orjson.loads(self.properties_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data, in the shape producers send it."""
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "customer_id": self.customer_id,
+            "occurred_at": self.occurred_at.isoformat().replace("+00:00", "Z"),
+            "recorded_at": self.recorded_at.isoformat().replace("+00:00", "Z"),
+            "source": self.source,
+            "schema_version": self.schema_version,
+            "causation_id": self.causation_id,
+            "properties": self.properties,
+        }
+
+    def to_event(self) -> EventBase:
+        return EVENT_ADAPTER.validate_python(self.to_dict())
+
+
+class ReplayEvent(NamedTuple):
+    """The columns a fold reads, and nothing else: what :meth:`EventLog.replay` returns. ``properties_json``
+    is filled only for the event types the reader asked properties of, and is None for the others."""
+
+    position: int
+    event_type: str
+    customer_id: str
+    occurred_at_us: int
+    properties_json: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What one append did: how many events were new and how many were already in the log."""
+
+    appended: int
+    duplicates: int
+    last_position: int
+
+
+E = TypeVar("E", StoredEvent, ReplayEvent)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBatch(Generic[E]):
+    """Events read after a position; ``next_after`` is where the next read starts (it moves past
+    positions that were scanned but filtered out, so a consumer never rescans them)."""
+
+    events: list[E]
+    next_after: int
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Input that failed validation, kept with its raw bytes, the reason and where it came from."""
+
+    id: int
+    received_at: datetime
+    source: str
+    line: int | None
+    raw: bytes
+    reason: str
+    status: str  # pending | redriven
+    times_seen: int
+    event_id: str | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedInput:
+    """One input to send to the dead-letter store."""
+
+    raw: bytes
+    reason: str
+    source: str
+    line: int | None = None
+    event_id: str | None = None
+
+
+@dataclass(slots=True)
+class LogStats:
+    events: int
+    first_position: int
+    last_position: int
+    by_type: dict[str, int] = field(default_factory=dict)
+    dead_letters_pending: int = 0
+    dead_letters_redriven: int = 0
+    size_bytes: int | None = None
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """An append-only, idempotent log of events with a dead-letter store."""
+
+    url: str
+
+    def append(self, events: Iterable[EventBase | Mapping[str, Any]]) -> AppendResult:
+        """Append a batch in one transaction; events whose event_id is already stored are skipped."""
+        ...
+
+    def read(
+        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None
+    ) -> ReadBatch[StoredEvent]:
+        """Up to ``limit`` events with position > ``after``, in position order, optionally of some types."""
+        ...
+
+    def replay(
+        self,
+        after: int = 0,
+        limit: int = 1000,
+        event_types: Sequence[str] | None = None,
+        properties_of: Collection[str] = (),
+    ) -> ReadBatch[ReplayEvent]:
+        """Like :meth:`read`, but only the columns a fold needs, with properties only for ``properties_of``."""
+        ...
+
+    def head(self) -> int:
+        """The last position written (0 for an empty log)."""
+        ...
+
+    def dead_letter(self, rejected: Sequence[RejectedInput]) -> int:
+        """Store rejected input; the same raw bytes twice are kept once (and counted)."""
+        ...
+
+    def dead_letters(self, status: str | None = "pending", limit: int = 1000) -> list[DeadLetter]: ...
+
+    def mark_redriven(self, letter_id: int, position: int | None) -> None: ...
+
+    def update_dead_letter(self, letter_id: int, raw: bytes, reason: str) -> None: ...
+
+    def stats(self) -> LogStats: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,145 @@
+"""The event log contract, run against every backend (the embedded SQLite log here; Pub/Sub joins later)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from data.events import EventValidationError
+from data.log import EventLog, UnsupportedBackend, open_log
+from data.log.base import RejectedInput
+from data.log.ingest import ingest_lines, redrive
+from data.log.sqlite import sqlite_path
+from data.synthetic import synthetic_dicts, synthetic_events
+
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
+    url = {"sqlite": f"sqlite:///{tmp_path / 'events.db'}"}[request.param]
+    opened = open_log(url)
+    yield opened
+    opened.close()
+
+
+def test_append_is_idempotent_on_event_id(log: EventLog) -> None:
+    events = synthetic_events(300, 20, seed=1)
+    first = log.append(events)
+    assert (first.appended, first.duplicates, first.last_position) == (300, 0, 300)
+    again = log.append(events[100:] + synthetic_events(5, 20, seed=2))
+    assert (again.appended, again.duplicates) == (5, 200)
+    assert log.head() == 305
+
+
+def test_reads_by_position_in_order(log: EventLog) -> None:
+    events = synthetic_events(250, 20, seed=3)
+    log.append(events)
+    batch = log.read(after=100, limit=50)
+    assert [e.position for e in batch.events] == list(range(101, 151))
+    assert batch.next_after == 150
+    assert [e.event_id for e in batch.events] == [e.event_id for e in events[100:150]]
+    assert batch.events[0].to_event() == events[100].model_copy(update={"recorded_at": batch.events[0].to_event().recorded_at})
+    assert log.read(after=250).events == [] and log.read(after=250).next_after == 250
+
+
+def test_filtered_read_skips_other_types_and_moves_on(log: EventLog) -> None:
+    log.append(synthetic_events(2_000, 50, seed=4))
+    purchases, after = [], 0
+    while True:
+        batch = log.read(after, 7, ["purchase", "unsubscribe"])
+        if batch.next_after == after:
+            break
+        assert all(e.event_type in ("purchase", "unsubscribe") for e in batch.events)
+        purchases += batch.events
+        after = batch.next_after
+    everything = log.read(0, 10_000).events
+    assert [e.position for e in purchases] == [e.position for e in everything if e.event_type in ("purchase", "unsubscribe")]
+    assert after == 2_000
+
+
+def test_replay_returns_only_the_columns_a_fold_needs(log: EventLog) -> None:
+    log.append(synthetic_events(400, 20, seed=5))
+    full = log.read(0, 400).events
+    lean = log.replay(0, 400, properties_of=["purchase"]).events
+    assert [(e.position, e.event_type, e.customer_id, e.occurred_at_us) for e in full] == [tuple(e[:4]) for e in lean]
+    for f, r in zip(full, lean):
+        assert r.properties_json == (f.properties_json if f.event_type == "purchase" else None)
+
+
+def test_append_of_an_invalid_dict_writes_nothing(log: EventLog) -> None:
+    good = list(synthetic_dicts(3, 5, seed=6))
+    bad = dict(good[1], properties={"nope": 1})
+    with pytest.raises(EventValidationError, match="properties"):
+        log.append([good[0], bad, good[2]])
+    assert log.head() == 0
+
+
+def test_dead_letters_are_kept_once_and_counted(log: EventLog) -> None:
+    rejected = [RejectedInput(raw=b"{oops", reason="line 3: not valid JSON", source="f.jsonl", line=3)]
+    assert log.dead_letter(rejected) == 1
+    assert log.dead_letter(rejected) == 0
+    [letter] = log.dead_letters()
+    assert (letter.line, letter.raw, letter.times_seen, letter.status) == (3, b"{oops", 2, "pending")
+
+
+def test_redrive_after_a_fix(log: EventLog) -> None:
+    good = list(synthetic_dicts(1, 1, seed=7))[0]
+    import orjson
+
+    bad = orjson.dumps(dict(good, properties={**good["properties"], "unexpected": True}))
+    report = ingest_lines(log, [bad], source="upstream.jsonl")
+    assert report.appended == 0 and len(report.rejected) == 1
+    [letter] = log.dead_letters()
+    [still_bad] = redrive(log)
+    assert not still_bad.ok and log.dead_letters()[0].status == "pending"
+    [fixed] = redrive(log, [letter.id], replacement=orjson.dumps(good))
+    assert fixed.ok and log.head() == 1
+    assert log.dead_letters() == []
+    [done] = log.dead_letters(status="redriven")
+    assert done.position == 1
+
+
+def test_stats(log: EventLog) -> None:
+    log.append(synthetic_events(500, 20, seed=8))
+    stats = log.stats()
+    assert stats.events == 500 and stats.last_position == 500 and sum(stats.by_type.values()) == 500
+
+
+def test_urls() -> None:
+    assert sqlite_path("sqlite:///.ame/events.db") == Path(".ame/events.db")
+    assert sqlite_path("sqlite:////tmp/x.db") == Path("/tmp/x.db")
+    with pytest.raises(UnsupportedBackend, match="expected sqlite:///path or pubsub://project/topic"):
+        open_log("kafka://broker/topic")
+
+
+def _append_many(url: str, seed: int, n: int, start: mp.synchronize.Barrier) -> None:
+    log = open_log(url)
+    events = synthetic_events(n, 1_000, seed=seed, source=f"writer-{seed}")
+    start.wait()
+    for i in range(0, n, 1_000):
+        log.append(events[i : i + 1_000])
+    log.close()
+
+
+@pytest.mark.parametrize("n", [50_000])
+def test_two_processes_append_at_once(tmp_path: Path, n: int) -> None:
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    open_log(url).close()
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    writers = [ctx.Process(target=_append_many, args=(url, seed, n, barrier)) for seed in (1, 2)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(timeout=240)
+    assert [w.exitcode for w in writers] == [0, 0]
+    log = open_log(url)
+    assert log.stats().events == 2 * n
+    ids = {e.event_id for e in log.read(0, 3 * n).events}
+    assert len(ids) == 2 * n
+    positions = [e.position for e in log.read(0, 3 * n).events]
+    assert positions == list(range(1, 2 * n + 1))  # no gaps, no reuse
