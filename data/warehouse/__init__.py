@@ -1,0 +1,42 @@
+"""The warehouse: raw events from the log, then staging and marts built by SQLMesh (DuckDB or BigQuery)."""
+
+from __future__ import annotations
+
+from data.warehouse.base import (
+    BuildFailed,
+    BuildReport,
+    LoadResult,
+    QueryResult,
+    UnsupportedWarehouse,
+    Warehouse,
+    WarehouseError,
+    WarehouseUnavailable,
+)
+
+__all__ = [
+    "BuildFailed",
+    "BuildReport",
+    "LoadResult",
+    "QueryResult",
+    "UnsupportedWarehouse",
+    "Warehouse",
+    "WarehouseError",
+    "WarehouseUnavailable",
+    "open_warehouse",
+]
+
+
+def open_warehouse(url: str | None = None) -> Warehouse:
+    """Open the warehouse at ``url`` (default: ``AME_WAREHOUSE``, else ``duckdb:///.ame/warehouse.duckdb``)."""
+    from data.settings import get_settings
+    from data.warehouse.project import parse_warehouse_url
+
+    url = url or get_settings().warehouse_url()
+    target = parse_warehouse_url(url)
+    if target.engine == "duckdb":
+        from data.warehouse.duckdb_backend import DuckDBWarehouse
+
+        return DuckDBWarehouse(url, dataset=target.dataset)
+    from data.warehouse.bigquery_backend import BigQueryWarehouse
+
+    return BigQueryWarehouse(url)

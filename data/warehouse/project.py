@@ -1,0 +1,108 @@
+"""The SQLMesh project: its configuration (two gateways, DuckDB and BigQuery) built from a warehouse URL.
+
+The SQL models live in ``data/warehouse/sqlmesh/models``; they are written once in the DuckDB dialect and
+SQLGlot transpiles them for BigQuery. Model names use ``@{dataset}``, a gateway variable, so the same
+files build ``ame.*`` in the DuckDB file and ``<dataset>.*`` in the BigQuery project.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent / "sqlmesh"
+DEFAULT_DATASET = "ame"
+DEFAULT_START = "2020-01-01"
+MODEL_NAMES: tuple[str, ...] = (
+    "staging_events_all",
+    "staging_customers_profiles",
+    "staging_customers_identity",
+    "staging_web_sessions",
+    "marts_marketing_customer_360",
+    "marts_marketing_campaign_performance",
+    "marts_sales_lead_scores",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WarehouseTarget:
+    """Where a warehouse URL points: the engine, the DuckDB file or the BigQuery project, and the dataset."""
+
+    engine: str  # "duckdb" | "bigquery"
+    dataset: str
+    path: str | None = None
+    project: str | None = None
+
+
+def parse_warehouse_url(url: str) -> WarehouseTarget:
+    """``duckdb:///path`` or ``bigquery://project/dataset`` → a :class:`WarehouseTarget`."""
+    from data.warehouse.base import UnsupportedWarehouse
+
+    if url.startswith("duckdb://"):
+        from data.warehouse.duckdb_backend import duckdb_path
+
+        return WarehouseTarget("duckdb", DEFAULT_DATASET, path=str(duckdb_path(url)))
+    if url.startswith("bigquery://"):
+        parts = url.removeprefix("bigquery://").strip("/").split("/")
+        if len(parts) != 2 or not all(parts):
+            raise UnsupportedWarehouse(f"a BigQuery warehouse URL is bigquery://PROJECT/DATASET, got {url!r}")
+        return WarehouseTarget("bigquery", parts[1], project=parts[0])
+    raise UnsupportedWarehouse(
+        f"unknown warehouse URL {url!r}: use duckdb:///path.duckdb (embedded) or bigquery://project/dataset"
+    )
+
+
+def sqlmesh_config(url: str, start: str = DEFAULT_START, bigquery_location: str | None = None):  # -> Config
+    """The SQLMesh configuration for a warehouse URL: both gateways, the URL's one as default.
+
+    :param url: the warehouse URL.
+    :param start: the first day the incremental models cover.
+    :param bigquery_location: BigQuery location (for example ``EU``) for the production gateway.
+    """
+    from sqlmesh.core.config import (
+        BigQueryConnectionConfig,
+        Config,
+        DuckDBConnectionConfig,
+        GatewayConfig,
+        ModelDefaultsConfig,
+    )
+
+    target = parse_warehouse_url(url)
+    duck_path = target.path if target.engine == "duckdb" else str(Path(".ame") / "warehouse.duckdb")
+    gateways = {
+        "duckdb": GatewayConfig(
+            connection=DuckDBConnectionConfig(database=None if duck_path == ":memory:" else duck_path),
+            variables={"dataset": DEFAULT_DATASET, "engine": "duckdb"},
+        ),
+        "bigquery": GatewayConfig(
+            connection=BigQueryConnectionConfig(
+                project=target.project if target.engine == "bigquery" else None,
+                location=bigquery_location,
+                job_execution_timeout_seconds=3600,
+            ),
+            # SQLMesh's state (snapshots, intervals) belongs in a transactional database, not BigQuery.
+            state_connection=DuckDBConnectionConfig(database=str(Path(".ame") / "sqlmesh_state.duckdb")),
+            variables={
+                "dataset": target.dataset if target.engine == "bigquery" else DEFAULT_DATASET,
+                "engine": "bigquery",
+            },
+        ),
+    }
+    # Only the URL's gateway is handed to SQLMesh: it opens every gateway it is given, and the BigQuery
+    # one needs Google credentials even when the build targets DuckDB.
+    return Config(
+        gateways={target.engine: gateways[target.engine]},
+        default_gateway=target.engine,
+        model_defaults=ModelDefaultsConfig(dialect="duckdb", start=start, cron="@daily"),
+        variables={"attribution_window_days": 7, "churn_after_days": 180},
+        disable_anonymized_analytics=True,
+    )
+
+
+def config_from_environment():  # -> Config
+    """The configuration the plain ``sqlmesh`` CLI uses inside the project folder (reads ``AME_WAREHOUSE``)."""
+    os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
+    from data.settings import get_settings
+
+    return sqlmesh_config(get_settings().warehouse_url())

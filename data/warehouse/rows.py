@@ -1,0 +1,53 @@
+"""Turning a logged event into a ``raw_events`` row: the envelope, the JSON payload and the hot properties.
+
+The same function shapes the rows the loader writes and the messages a Pub/Sub BigQuery subscription
+would write, so both paths fill ``raw_events`` alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from data.events import CHANNEL_OF_EVENT
+from data.log.base import StoredEvent
+
+_STRING_PROPS = ("campaign_id", "creative_id", "anonymous_id", "session_id", "url")
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def hot_properties(event_type: str, props: dict[str, Any]) -> dict[str, Any]:
+    """The properties that staging reads at scale, as typed values (None where absent)."""
+    out: dict[str, Any] = {name: (str(props[name]) if props.get(name) is not None else None) for name in _STRING_PROPS}
+    out["amount"] = _number(props.get("amount")) if event_type == "purchase" else None
+    cost = props.get("price_paid") if event_type == "auction_result" else props.get("cost")
+    out["cost"] = _number(cost)
+    channel = props.get("channel") or CHANNEL_OF_EVENT.get(event_type)
+    out["channel"] = str(channel) if channel is not None else None
+    is_score = event_type == "score_updated"
+    out["score_model"] = props.get("model") if is_score else None
+    out["score"] = _number(props.get("score")) if is_score else None
+    return out
+
+
+def raw_row(event: StoredEvent, loaded_at_us: int) -> dict[str, Any]:
+    """One ``raw_events`` row; timestamps are integer microseconds since the epoch (UTC)."""
+    props = orjson.loads(event.properties_json)
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "customer_id": event.customer_id,
+        "occurred_at": event.occurred_at_us,
+        "recorded_at": event.recorded_at_us,
+        "source": event.source,
+        "schema_version": event.schema_version,
+        "causation_id": event.causation_id,
+        "properties": event.properties_json,
+        **hot_properties(event.event_type, props if isinstance(props, dict) else {}),
+        "log_position": event.position,
+        "loaded_at": loaded_at_us,
+    }

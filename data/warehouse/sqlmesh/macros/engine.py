@@ -1,0 +1,24 @@
+"""The one place where a model's SQL differs by engine. Each macro renders for the gateway's engine."""
+
+from __future__ import annotations
+
+from sqlglot import exp, parse_one
+
+from sqlmesh import macro
+from sqlmesh.core.macros import MacroEvaluator
+
+
+def _engine(evaluator: MacroEvaluator) -> str:
+    """The target engine, from the gateway variable ``engine`` (set by data/warehouse/project.py)."""
+    return str(evaluator.var("engine") or "duckdb")
+
+
+@macro()
+def json_string_array(evaluator: MacroEvaluator, column: exp.Expression, path: exp.Expression) -> exp.Expression:
+    """A JSON array of strings at ``path`` as an array of strings (for UNNEST).
+
+    DuckDB: ``CAST(json_extract(col, path) AS VARCHAR[])``; BigQuery: ``JSON_VALUE_ARRAY(col, path)``.
+    """
+    if _engine(evaluator) == "bigquery":
+        return exp.Anonymous(this="JSON_VALUE_ARRAY", expressions=[column, path])
+    return parse_one(f"CAST(json_extract({column.sql('duckdb')}, {path.sql('duckdb')}) AS VARCHAR[])", read="duckdb")

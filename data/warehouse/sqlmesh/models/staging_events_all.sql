@@ -1,0 +1,56 @@
+MODEL (
+  name @{dataset}.staging_events_all,
+  kind INCREMENTAL_BY_TIME_RANGE (time_column event_date),
+  partitioned_by (event_date),
+  clustered_by (customer_id),
+  grain (event_id),
+  audits (
+    not_null(columns := (event_id, event_type, customer_id, occurred_at, event_date)),
+    unique_values(columns := (event_id)),
+    accepted_event_types
+  ),
+  description 'Every event once (deduplicated on event_id), typed, one partition per event day.',
+  column_descriptions (
+    event_id = 'Idempotency key of the event.',
+    event_type = 'Event type, as in data/events.py.',
+    customer_id = 'Id the event was logged under (identity resolution maps it in staging_customers_identity).',
+    occurred_at = 'Event time, UTC.',
+    event_date = 'Day of occurred_at (UTC); the partition.',
+    recorded_at = 'Log time, UTC.',
+    source = 'Producer of the event.',
+    causation_id = 'The event that caused this one.',
+    campaign_id = 'Campaign the event belongs to, if any.',
+    creative_id = 'Creative shown or sent, if any.',
+    anonymous_id = 'Web or app visitor id carried by the event.',
+    session_id = 'Client session id carried by the event.',
+    url = 'Page or link URL.',
+    amount = 'Purchase revenue.',
+    cost = 'Media cost: ad cost, or the price paid in an auction.',
+    channel = 'Marketing channel (email, sms, push, ad).',
+    score_model = 'Model of a score_updated event (lead, churn, clv, conversion).',
+    score = 'Score of a score_updated event.'
+  )
+);
+
+SELECT
+  event_id::VARCHAR AS event_id,
+  event_type::VARCHAR AS event_type,
+  customer_id::VARCHAR AS customer_id,
+  occurred_at::TIMESTAMP AS occurred_at,
+  CAST(occurred_at AS DATE) AS event_date,
+  recorded_at::TIMESTAMP AS recorded_at,
+  source::VARCHAR AS source,
+  causation_id::VARCHAR AS causation_id,
+  campaign_id::VARCHAR AS campaign_id,
+  creative_id::VARCHAR AS creative_id,
+  anonymous_id::VARCHAR AS anonymous_id,
+  session_id::VARCHAR AS session_id,
+  url::VARCHAR AS url,
+  amount::DOUBLE AS amount,
+  cost::DOUBLE AS cost,
+  channel::VARCHAR AS channel,
+  score_model::VARCHAR AS score_model,
+  score::DOUBLE AS score
+FROM @{dataset}.raw_events
+WHERE occurred_at BETWEEN @start_dt AND @end_dt
+QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY recorded_at, log_position) = 1
