@@ -113,9 +113,9 @@ class JourneyModel(_Frozen):
     intent_conv_mult: list[Positive] = Field(default_factory=lambda: [0.6, 1.0, 1.8], min_length=3, max_length=3)
     conv_scale: Positive = 1.0
     other_click_conv_mult: Positive = Field(1.3, description="Click conversion multiplier for sms, push and ad.")
-    offer_conv_boost: Positive = 2.0
+    offer_conv_boost: Positive = 2.2
     offer_click_mult: Positive = 1.2
-    discount_pct: Annotated[float, Field(gt=0, le=100)] = 15.0
+    discount_pct: Annotated[float, Field(gt=0, le=100)] = 20.0
     margin_rate: Prob = Field(0.35, description="Revenue counted in the reward: the gross margin of a purchase.")
     basket_mean: Positive = 115.0
     basket_log_sigma: Positive = 0.8

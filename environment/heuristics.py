@@ -1,0 +1,223 @@
+"""Heuristic journey baselines, their evaluation and their grid search.
+
+Every policy implements SB3's ``predict(obs, state=None, episode_start=None, deterministic=False)`` on a batch
+of observations (N, 24) and reads only the observation (see :class:`~environment.journey.JourneyEnv`).
+The defaults are the grid-search winners on the calibrated market (``ame sim tune``, seed 0, 4,000 customers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from environment.config import MarketConfig, load_market_config
+from environment.population import EMAIL, OFFER, SMS, WAIT
+
+logger = logging.getLogger(__name__)
+
+# observation columns (JourneyEnv's table)
+_CONSENT_EMAIL, _CONSENT_SMS, _CAPPED, _DAY = 9, 10, 12, 13
+_SINCE_CONTACT, _SINCE_CLICK, _SINCE_VISIT, _SINCE_PURCHASE = 14, 16, 17, 18
+_DAYS = 30.0
+
+
+class Predictor(Protocol):
+    """SB3's predictor protocol: heuristics, the oracle and trained models are all scored the same way."""
+
+    def predict(
+        self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, Any]: ...
+
+
+def _days(obs: np.ndarray, column: int) -> np.ndarray:
+    return np.rint(obs[:, column] * _DAYS)
+
+
+def _can(obs: np.ndarray, consent_column: int | None = None) -> np.ndarray:
+    free = obs[:, _CAPPED] < 0.5
+    return free if consent_column is None else free & (obs[:, consent_column] > 0.5)
+
+
+def _batch(obs: np.ndarray) -> np.ndarray:
+    return obs[None, :] if obs.ndim == 1 else obs
+
+
+def _unbatch(actions: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    return actions[0] if obs.ndim == 1 else actions
+
+
+@dataclass(frozen=True, slots=True)
+class EmailEveryK:
+    """E-mail every ``k`` days (when consent and the cap allow); never anything else."""
+
+    k: int = 12
+    name: str = "email_every_k"
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        obs = _batch(np.asarray(observation))
+        send = _can(obs, _CONSENT_EMAIL) & (_days(obs, _SINCE_CONTACT) >= self.k)
+        return _unbatch(np.where(send, EMAIL, WAIT), observation), state
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementLadder:
+    """E-mail every ``k`` days; SMS to whoever clicked in the last ``click_window`` days; a discount offer to
+    "considering" customers (visited in the last ``visit_window`` days and not bought since)."""
+
+    k: int = 14
+    click_window: int = 3
+    visit_window: int = 7
+    name: str = "engagement_ladder"
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        obs = _batch(np.asarray(observation))
+        since_contact = _days(obs, _SINCE_CONTACT)
+        since_visit = _days(obs, _SINCE_VISIT)
+        considering = (since_visit <= self.visit_window) & (_days(obs, _SINCE_PURCHASE) > since_visit)
+        clicked = _days(obs, _SINCE_CLICK) <= self.click_window
+        email_ok = _can(obs, _CONSENT_EMAIL)
+        action = np.where(email_ok & (since_contact >= self.k), EMAIL, WAIT)
+        action = np.where(_can(obs, _CONSENT_SMS) & clicked & (since_contact >= 2), SMS, action)
+        action = np.where(email_ok & considering & (since_contact >= 2), OFFER, action)
+        return _unbatch(action, observation), state
+
+
+@dataclass(frozen=True, slots=True)
+class PropensityThreshold:
+    """Scores P(purchase in the next 7 days) with a logistic model of the observation, fitted on simulated
+    exploration data; sends an offer above ``offer_threshold``, an e-mail above ``email_threshold``, at most
+    every ``min_gap`` days."""
+
+    weights: tuple[float, ...]
+    email_threshold: float = 0.02
+    offer_threshold: float = 0.08
+    min_gap: int = 5
+    name: str = "propensity_threshold"
+
+    def score(self, obs: np.ndarray) -> np.ndarray:
+        w = np.asarray(self.weights)
+        return 1.0 / (1.0 + np.exp(-(w[0] + obs @ w[1:])))
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        obs = _batch(np.asarray(observation))
+        p = self.score(obs)
+        ok = _can(obs, _CONSENT_EMAIL) & (_days(obs, _SINCE_CONTACT) >= self.min_gap)
+        action = np.where(ok & (p >= self.email_threshold), EMAIL, WAIT)
+        action = np.where(ok & (p >= self.offer_threshold), OFFER, action)
+        return _unbatch(action, observation), state
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyScore:
+    """Mean return per customer over one episode, with its standard error."""
+
+    policy: str
+    mean: float
+    stderr: float
+    returns: np.ndarray
+
+
+def evaluate_journey(
+    policy: Predictor, config: MarketConfig | None = None, n_customers: int = 2_000, seed: int = 0
+) -> JourneyScore:
+    """Run ``policy`` for one episode on ``n_customers`` customers; the same seed gives the same customers."""
+    from environment.vector import JourneyVectorEnv
+
+    config = config or load_market_config()
+    env = JourneyVectorEnv(n_customers, config)
+    obs, _ = env.reset(seed=seed)
+    if hasattr(policy, "bind"):
+        policy.bind(env)
+    total = np.zeros(n_customers)
+    for day in range(env.horizon):
+        action, _ = policy.predict(obs, episode_start=np.full(n_customers, day == 0), deterministic=True)
+        obs, reward, _, _, _ = env.step(action)
+        total += reward
+    name = getattr(policy, "name", type(policy).__name__)
+    return JourneyScore(name, float(total.mean()), float(total.std(ddof=1) / np.sqrt(n_customers)), total)
+
+
+def fit_propensity_weights(config: MarketConfig | None = None, n_customers: int = 4_000, seed: int = 123) -> tuple[float, ...]:
+    """Fit the propensity model on exploration data: P(purchase within 7 days | observation), random policy."""
+    from environment.calibrate import _logistic_fit
+    from environment.vector import JourneyVectorEnv
+
+    config = config or load_market_config()
+    env = JourneyVectorEnv(n_customers, config)
+    obs, info = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    observations, purchases = [], []
+    for _ in range(env.horizon):
+        mask = info["action_mask"]
+        explore = np.where(rng.random(n_customers) < 0.15, rng.integers(1, 6, n_customers), WAIT)
+        action = np.where(mask[np.arange(n_customers), explore], explore, WAIT)
+        observations.append(obs)
+        obs, _, _, _, info = env.step(action)
+        purchases.append(env.last_outcome.purchased)
+    bought = np.array(purchases, dtype=np.float64)  # (days, N)
+    window = 7
+    future = np.array([bought[t : t + window].max(axis=0) for t in range(env.horizon - window)])
+    x = np.concatenate(observations[: env.horizon - window])
+    beta = _logistic_fit(x.astype(np.float64), future.reshape(-1), ridge=1.0)
+    return tuple(float(b) for b in beta)
+
+
+def grid_search(
+    make: Callable[..., Predictor], grid: dict[str, Iterable[Any]], config: MarketConfig, n_customers: int, seed: int
+) -> tuple[dict[str, Any], float]:
+    """The parameters of ``make`` with the best mean return on the simulator (same customers for each)."""
+    best: tuple[dict[str, Any], float] = ({}, -np.inf)
+    keys = list(grid)
+    for values in itertools.product(*(list(grid[k]) for k in keys)):
+        params = dict(zip(keys, values, strict=True))
+        score = evaluate_journey(make(**params), config, n_customers, seed).mean
+        logger.debug("%s %s -> %.4f", getattr(make, "__name__", make), params, score)
+        if score > best[1]:
+            best = (params, score)
+    return best
+
+
+def tune_journey_heuristics(
+    config: MarketConfig | None = None, n_customers: int = 4_000, seed: int = 0, quick: bool = False
+) -> dict[str, tuple[Predictor, float]]:
+    """Grid-search each heuristic's parameters; returns the tuned policies and their scores."""
+    config = config or load_market_config()
+    weights = fit_propensity_weights(config)
+    probe = PropensityThreshold(weights)
+    from environment.vector import JourneyVectorEnv
+
+    env = JourneyVectorEnv(n_customers, config)
+    obs, _ = env.reset(seed=seed + 1)
+    quantiles = np.quantile(probe.score(obs), [0.5, 0.7, 0.8, 0.9, 0.95, 0.98])
+    if quick:
+        grids = {
+            "email_every_k": {"k": [3, 7, 14]},
+            "engagement_ladder": {"k": [7, 14], "click_window": [3], "visit_window": [3, 7]},
+            "propensity_threshold": {"email_threshold": list(quantiles[[1, 3]]), "offer_threshold": [1.1, float(quantiles[5])], "min_gap": [7]},
+        }
+    else:
+        grids = {
+            "email_every_k": {"k": [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 18, 21, 30, 61]},
+            "engagement_ladder": {"k": [5, 7, 10, 14, 21, 61], "click_window": [1, 3, 7], "visit_window": [1, 3, 7, 14]},
+            "propensity_threshold": {
+                "email_threshold": [float(q) for q in quantiles],
+                "offer_threshold": [float(q) for q in quantiles[2:]] + [1.1],
+                "min_gap": [3, 5, 7, 10, 14],
+            },
+        }
+    makers: dict[str, Callable[..., Predictor]] = {
+        "email_every_k": EmailEveryK,
+        "engagement_ladder": EngagementLadder,
+        "propensity_threshold": lambda **p: PropensityThreshold(weights, **p),
+    }
+    tuned: dict[str, tuple[Predictor, float]] = {}
+    for name, grid in grids.items():
+        params, score = grid_search(makers[name], grid, config, n_customers, seed)
+        tuned[name] = (makers[name](**params), score)
+        logger.info("tuned %s: %s -> %.4f", name, params, score)
+    return tuned
