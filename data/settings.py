@@ -28,12 +28,23 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(64 * 1024, ge=256, description="Largest accepted event, as raw JSON bytes.")
     models_dir: Path = Field(Path("artifacts/models"), description="Registry of trained models: <kind>/<version>/.")
     model_threads: int = Field(0, ge=0, le=256, description="Threads for model training and batch scoring (0: all cores).")
+    pubsub_publish_timeout_s: float = Field(30.0, gt=0, description="Pub/Sub: how long append waits for its publishes.")
+    pubsub_batch_max_messages: int = Field(500, ge=1, le=1_000, description="Pub/Sub publisher: messages per batch.")
+    pubsub_batch_max_latency_s: float = Field(0.01, ge=0, description="Pub/Sub publisher: longest wait to fill a batch.")
+    pubsub_flow_max_messages: int = Field(1_000, ge=1, description="Pub/Sub subscriber: unacked messages held at most.")
+    pubsub_flow_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Pub/Sub subscriber: unacked bytes held at most.")
+    pubsub_ack_deadline_s: int = Field(60, ge=10, le=600, description="Pub/Sub subscription ack deadline.")
+    pubsub_max_delivery_attempts: int = Field(5, ge=5, le=100, description="Pub/Sub: deliveries before the dead-letter topic.")
+    pubsub_dead_letter_store: str = Field("", description="Pub/Sub: SQLite URL of the store of input rejected on append.")
 
     def event_log_url(self) -> str:
         return self.event_log or f"sqlite:///{self.home / 'events.db'}"
 
     def state_store_url(self) -> str:
         return self.state_store or f"sqlite:///{self.home / 'state.db'}"
+
+    def pubsub_dead_letter_store_url(self) -> str:
+        return self.pubsub_dead_letter_store or f"sqlite:///{self.home / 'pubsub-dead-letters.db'}"
 
     def warehouse_url(self) -> str:
         return self.warehouse or f"duckdb:///{self.home / 'warehouse.duckdb'}"
