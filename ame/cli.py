@@ -9,6 +9,7 @@ import typer
 
 from data.cli import events_app, log_app, profile_app
 from data.demo import demo_command
+from data.warehouse.cli import warehouse_app
 from policies.cli import models_app, train_app
 
 app = typer.Typer(
@@ -30,3 +31,4 @@ app.add_typer(log_app, name="log")
 app.add_typer(profile_app, name="profile")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
+app.add_typer(warehouse_app, name="warehouse")

@@ -26,7 +26,7 @@ agent has sent one, else from the transparent fallbacks described per column (sc
     total_revenue = 'Sum of purchase amounts.',
     last_purchase_date = 'Day of the latest purchase.',
     page_views = 'Number of page views.',
-    predicted_clv = 'Latest clv score, else average order value x purchases per year (tenure of at least 90 days) x 3 years x (1 - churn risk).'',
+    predicted_clv = 'Latest clv score, else average order value x purchases per year (tenure of at least 90 days) x 3 years x (1 - churn risk).',
     churn_risk_score = 'Latest churn score, else 1 - exp(-days since last seen / 90).',
     lead_score = 'Latest lead score, else 1 - exp(-(0.02 page views + 0.3 downloads + 0.2 email clicks + 0.5 if a form was filled in)).',
     score_source = 'model when all three scores come from score_updated events, mixed when some do, rule otherwise.',

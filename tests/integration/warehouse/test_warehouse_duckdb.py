@@ -1,0 +1,128 @@
+"""The warehouse end to end on the embedded backends: SQLite log → loader → DuckDB → SQLMesh models."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from data.log import open_log
+from data.warehouse import BuildFailed, open_warehouse
+from data.warehouse.build import WarehouseProject
+from data.warehouse.loader import load_events
+from tests.integration.warehouse.conftest import day_events
+
+
+def _load(paths: dict[str, str]) -> int:
+    log, wh = open_log(paths["log"]), open_warehouse(paths["warehouse"])
+    try:
+        return load_events(log, wh, batch_size=500).rows
+    finally:
+        wh.close()
+        log.close()
+
+
+def _append(paths: dict[str, str], events: list[dict]) -> None:
+    log = open_log(paths["log"])
+    try:
+        log.append(events)
+    finally:
+        log.close()
+
+
+def _scalar(paths: dict[str, str], sql: str):
+    wh = open_warehouse(paths["warehouse"])
+    try:
+        return wh.query(sql).rows[0][0]
+    finally:
+        wh.close()
+
+
+def test_loading_twice_adds_nothing_and_reconciles_with_the_log(paths):
+    _append(paths, day_events("2026-03-01", 1200, "d1"))
+    assert _load(paths) == 1200
+    assert _load(paths) == 0
+    _append(paths, day_events("2026-03-02", 300, "d2"))
+    assert _load(paths) == 300
+    assert _scalar(paths, "SELECT COUNT(*) FROM ame.raw_events") == 1500
+    assert _scalar(paths, "SELECT COUNT(DISTINCT event_id) FROM ame.raw_events") == 1500
+    assert _scalar(paths, "SELECT SUM(rows) FROM ame.raw_loads") == 1500
+    assert _scalar(paths, "SELECT position FROM ame.raw_load_state") == open_log(paths["log"]).head()
+    # hot properties are typed columns
+    assert _scalar(paths, "SELECT COUNT(*) FROM ame.raw_events WHERE event_type = 'purchase' AND amount > 0") == 300
+
+
+def test_second_build_after_one_new_day_recomputes_only_that_partition(paths):
+    _append(paths, day_events("2026-03-01", 500, "d1") + day_events("2026-03-02", 500, "d2"))
+    _load(paths)
+    project = WarehouseProject(paths["warehouse"])
+    first = project.build()
+    assert first.models["staging_events_all"].rows == 1000
+    _append(paths, day_events("2026-03-03", 250, "d3"))
+    _load(paths)
+    second = project.build()
+    staging = second.models["staging_events_all"]
+    assert staging.intervals == [("2026-03-03", "2026-03-03")]
+    assert staging.rows == 250  # the rows processed: the new day's events, nothing older
+    assert second.models["staging_web_sessions"].intervals == [("2026-03-03", "2026-03-03")]
+    assert second.models["marts_marketing_campaign_performance"].intervals == [("2026-03-03", "2026-03-03")]
+    # older partitions untouched, the new one complete
+    assert project.context.fetchdf(
+        "SELECT event_date, COUNT(*) AS n FROM ame.staging_events_all GROUP BY 1 ORDER BY 1"
+    )["n"].tolist() == [500, 500, 250]
+    third = project.build()
+    assert "staging_events_all" not in third.models  # nothing new: nothing recomputed
+    project.close()
+
+
+def test_late_events_restate_the_day_they_belong_to(paths):
+    _append(paths, day_events("2026-03-01", 200, "d1") + day_events("2026-03-02", 200, "d2"))
+    _load(paths)
+    project = WarehouseProject(paths["warehouse"])
+    project.build()
+    _append(paths, day_events("2026-03-01", 50, "late"))  # arrives after 2026-03-01 was built
+    _load(paths)
+    report = project.build()
+    assert report.restated
+    counts = project.context.fetchdf("SELECT event_date, COUNT(*) AS n FROM ame.staging_events_all GROUP BY 1 ORDER BY 1")
+    assert counts["n"].tolist() == [250, 200]
+    project.close()
+
+
+def test_an_injected_duplicate_key_fails_the_audit(paths):
+    _append(paths, day_events("2026-03-01", 300, "d1"))
+    _load(paths)
+    con = duckdb.connect(paths["warehouse"].removeprefix("duckdb:///"))
+    con.execute("INSERT INTO ame.raw_events SELECT * FROM ame.raw_events WHERE event_id = 'd1-7'")
+    con.close()
+    project = WarehouseProject(paths["warehouse"])
+    with pytest.raises(BuildFailed, match="raw_unique_event_id"):
+        project.build()
+    project.close()
+
+
+def test_an_injected_duplicate_key_in_a_model_fails_its_audit(paths):
+    """The model audits bite too: a duplicate customer in the identity map breaks customer_360's uniqueness."""
+    _append(paths, day_events("2026-03-01", 300, "d1"))
+    _load(paths)
+    project = WarehouseProject(paths["warehouse"])
+    project.build()
+    assert project.context.audit(start="2026-03-01", end="2026-03-01", models=iter(["ame.marts_marketing_customer_360"]))
+    identity = project.context.fetchdf(
+        "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables "
+        "WHERE table_name LIKE 'ame__staging_customers_identity__%'"
+    )["t"].tolist()[0]
+    project.context.engine_adapter.execute(
+        f"INSERT INTO {identity} SELECT customer_id, 'someone-else', 1, TRUE FROM {identity} LIMIT 1"
+    )
+    assert not project.context.audit(start="2026-03-01", end="2026-03-01",
+                                     models=iter(["ame.staging_customers_identity"]))
+    project.close()
+
+
+def test_sqlmesh_unit_tests_pass():
+    import io
+
+    project = WarehouseProject("duckdb:///:memory:")
+    result = project.context.test(stream=io.StringIO())
+    assert result.testsRun >= 3
+    assert result.wasSuccessful(), [f[1] for f in result.failures + result.errors]
