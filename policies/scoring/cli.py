@@ -94,6 +94,8 @@ def train_scoring(
     calibration: Annotated[str, typer.Option("--calibration", help="auto, isotonic or platt.")] = "auto",
     seed: Annotated[int, typer.Option("--seed")] = 7,
     max_rows: Annotated[int | None, typer.Option("--max-rows", help="Train on a random sample of this many rows (quick runs).")] = None,
+    features: Annotated[str | None, typer.Option("--features", help="profile: derive the inputs from profile rows (projection or customer_360) with the one feature function.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="With --features profile: when recency is measured (the label cut-off), ISO 8601.")] = None,
     warehouse: Annotated[str | None, typer.Option("--warehouse", help="Warehouse URL for --table (default: AME_WAREHOUSE).")] = None,
     registry: RegistryOption = None,
 ) -> None:
@@ -112,6 +114,7 @@ def train_scoring(
         args = TrainArgs(
             target=target, kind=kind, id_column=id_column, time_column=time_column, drop=_split_list(drop), positive=positive,
             calibration=calibration, seed=seed, n_threads=get_settings().model_threads, source=source,
+            feature_set=features, as_of=as_of,
         )
         with console.status(f"training the {kind} score on {len(frame):,} rows"):
             result = main(frame, args, ModelRegistry(registry))

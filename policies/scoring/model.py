@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,9 @@ import pandas as pd
 import xgboost as xgb
 
 from policies.scoring.calibration import Calibrator, ScoreScale
+from policies.scoring.errors import ScoringError
 from policies.scoring.explain import ReasonItem, contributions, group_starts, grouped_contributions, top_indices
+from policies.scoring.features import feature_frame, profile_features
 from policies.scoring.tabular import (
     RecordEncoder,
     TabularSpec,
@@ -116,6 +119,25 @@ class ScoringModel:
                 ReasonItem(self.spec.columns[j].name, float(c), self._record_value(record, int(j))) for j, c in zip(top[0], contrib[0])
             )
         return Score(probability=p, score=s, tier=self.scale.tier_of(s), reasons=reasons)
+
+    # ---- profiles (the feature function of policies.scoring.features) -------------------------------
+
+    def _require_profile_features(self) -> None:
+        if self.spec.feature_set is None:
+            raise ScoringError(
+                f"{self.kind} model {self.version} was trained on a table's own columns, not on profile features; "
+                "score it with score_one/score_frame, or retrain with `ame train scoring --features profile`"
+            )
+
+    def score_profile(self, profile: Mapping[str, Any] | Any, as_of: datetime, top_k: int = 0) -> Score:
+        """Online: one profile (projection record or customer_360 row) -> features -> score."""
+        self._require_profile_features()
+        return self.score_one(profile_features(profile, as_of), top_k=top_k)
+
+    def score_profiles(self, profiles: Iterable[Mapping[str, Any] | Any] | pd.DataFrame, as_of: datetime, top_k: int = 0) -> pd.DataFrame:
+        """Batch: many profiles -> the same feature function -> scores (rows in input order)."""
+        self._require_profile_features()
+        return self.score_frame(feature_frame(profiles, as_of), top_k=top_k)
 
     def _record_value(self, record: Mapping[str, Any], j: int) -> str | float | None:
         col = self.spec.columns[j]

@@ -49,6 +49,7 @@ class TabularSpec(BaseModel):
     columns: tuple[ColumnSpec, ...]
     dropped: dict[str, str] = Field(default_factory=dict, description="column -> why it was dropped")
     warnings: tuple[str, ...] = ()
+    feature_set: str | None = Field(None, description="set when the inputs come from policies.scoring.features")
 
     @property
     def feature_names(self) -> list[str]:

@@ -58,6 +58,8 @@ class TrainArgs:
     n_threads: int = 0
     importance_rows: int = 5_000
     source: str = "dataframe"
+    feature_set: str | None = None  # "profile": derive the inputs with policies.scoring.features first
+    as_of: str | None = None  # with feature_set: the moment recency is measured at (ISO 8601)
 
 
 @dataclass
@@ -136,15 +138,45 @@ def fit_booster(x: np.ndarray, y: np.ndarray, args: TrainArgs, rng: np.random.Ge
     return booster[:best]
 
 
+def profile_training_table(frame: pd.DataFrame, args: TrainArgs) -> pd.DataFrame:
+    """Profile rows (projection or customer_360) -> the feature columns of :mod:`features`, plus the
+    target, id and time columns carried over unchanged."""
+    from datetime import UTC, datetime
+
+    from policies.scoring.features import feature_frame
+
+    if args.as_of is None:
+        raise DataError("training on profile features needs --as-of: the moment recency is measured at (the label cut-off)")
+    try:
+        as_of = datetime.fromisoformat(args.as_of.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"--as-of {args.as_of!r} is not an ISO 8601 time") from None
+    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    if args.target not in frame.columns:
+        raise DataError(f"target column {args.target!r} is not in the table; its columns are {list(frame.columns)}")
+    features = feature_frame(frame, as_of)
+    for column in dict.fromkeys(c for c in (args.target, args.id_column, args.time_column) if c):
+        features[column] = frame[column].to_numpy()
+    return features
+
+
 def train_scoring(frame: pd.DataFrame, args: TrainArgs) -> TrainResult:
     """Fit, calibrate and evaluate a scoring model on ``frame`` (nothing is written)."""
     started = time.perf_counter()
     random.seed(args.seed)
     rng = np.random.default_rng(args.seed)
+    if args.feature_set == "profile":
+        frame = profile_training_table(frame, args)
+    elif args.feature_set is not None:
+        raise DataError(f"unknown feature set {args.feature_set!r}; use profile, or none for the table's own columns")
     spec = infer_spec(
         frame, args.target, id_column=args.id_column, time_column=args.time_column, drop=args.drop,
         positive=args.positive, max_categories=args.max_categories,
     )
+    if args.feature_set == "profile":
+        from policies.scoring.features import FEATURE_SET
+
+        spec = spec.model_copy(update={"feature_set": FEATURE_SET})
     frame = frame[frame[args.target].notna()].reset_index(drop=True)
     y = target_vector(spec, frame)
     x = transform_frame(spec, frame)
