@@ -51,11 +51,23 @@ def _unbatch(actions: np.ndarray, obs: np.ndarray) -> np.ndarray:
     return actions[0] if obs.ndim == 1 else actions
 
 
+TUNED_PROPENSITY_WEIGHTS = (
+    -6.7491, -1.6071, 0.7924, 0.8338, 0.5085, -0.6974, 0.2825, -0.1635, 0.0118, 0.1782, 0.9363, 0.1143, -0.0335,
+    -0.2051, 0.0315, 0.5963, -0.2753, -0.3247, -0.9763, 1.5060, -0.8206, -0.5082, -2.1941, 1.4738, -1.6570,
+)
+"""The propensity model fitted by :func:`fit_propensity_weights` on the calibrated market (intercept first)."""
+
+
+def journey_baselines() -> list[Predictor]:
+    """The tuned heuristic baselines (the grid-search winners of :func:`tune_journey_heuristics`)."""
+    return [EmailEveryK(), EngagementLadder(), PropensityThreshold()]
+
+
 @dataclass(frozen=True, slots=True)
 class EmailEveryK:
     """E-mail every ``k`` days (when consent and the cap allow); never anything else."""
 
-    k: int = 12
+    k: int = 3
     name: str = "email_every_k"
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
@@ -69,9 +81,9 @@ class EngagementLadder:
     """E-mail every ``k`` days; SMS to whoever clicked in the last ``click_window`` days; a discount offer to
     "considering" customers (visited in the last ``visit_window`` days and not bought since)."""
 
-    k: int = 14
-    click_window: int = 3
-    visit_window: int = 7
+    k: int = 7
+    click_window: int = 1
+    visit_window: int = 3
     name: str = "engagement_ladder"
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
@@ -93,14 +105,14 @@ class PropensityThreshold:
     exploration data; sends an offer above ``offer_threshold``, an e-mail above ``email_threshold``, at most
     every ``min_gap`` days."""
 
-    weights: tuple[float, ...]
-    email_threshold: float = 0.02
-    offer_threshold: float = 0.08
+    weights: tuple[float, ...] = ()
+    email_threshold: float = 0.0063
+    offer_threshold: float = 1.1  # the grid found offers not worth their discount for this score
     min_gap: int = 5
     name: str = "propensity_threshold"
 
     def score(self, obs: np.ndarray) -> np.ndarray:
-        w = np.asarray(self.weights)
+        w = np.asarray(self.weights or TUNED_PROPENSITY_WEIGHTS)
         return 1.0 / (1.0 + np.exp(-(w[0] + obs @ w[1:])))
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
