@@ -260,11 +260,12 @@ def models_drift(
     csv: Annotated[Path | None, typer.Option("--csv", help="Recent customers, as CSV.")] = None,
     table: Annotated[str | None, typer.Option("--table", help="Recent customers, from the warehouse.")] = None,
     version: Annotated[str | None, typer.Option("--version")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the PSI gauges as JSON (for the metrics exporter).")] = None,
     warehouse: Annotated[str | None, typer.Option("--warehouse")] = None,
     registry: RegistryOption = None,
 ) -> None:
     """Population stability index of the scores and the top features: recent table against training."""
-    from policies.scoring.drift import drift_report
+    from policies.scoring.drift import drift_metrics, drift_report
     from policies.scoring.registry import ModelRegistry
 
     try:
@@ -284,3 +285,6 @@ def models_drift(
         out.add_row(r.name, f"{r.psi:.4f}", f"[{colour[r.status]}]{r.status}[/]", f"{r.rows:,}")
     console.print(out)
     console.print("PSI < 0.1 stable, 0.1-0.25 moderate, > 0.25 major (retrain)")
+    if json_out is not None:
+        json_out.write_text(json.dumps(drift_metrics(kind, model.version, rows), indent=2))
+        console.print(f"wrote {json_out}")

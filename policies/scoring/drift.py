@@ -107,3 +107,8 @@ def drift_report(reference: dict[str, Any], frame: pd.DataFrame, scores: np.ndar
         value = psi(ref["shares"], shares)
         rows.append(DriftRow(name, value, status_of(value), len(frame)))
     return rows
+
+
+def drift_metrics(kind: str, version: str, rows: Sequence[DriftRow]) -> dict[str, float]:
+    """Flat gauges for the metrics layer (``ame_model_psi{model,version,input}``), keyed by their labels."""
+    return {f'ame_model_psi{{model="{kind}",version="{version}",input="{r.name}"}}': r.psi for r in rows}
