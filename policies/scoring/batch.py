@@ -94,3 +94,23 @@ def write_scores(log: EventLog, scores: pd.DataFrame, batch_size: int = 1_000) -
         result = log.append(batch)
         appended, duplicates, last = appended + result.appended, duplicates + result.duplicates, result.last_position
     return AppendResult(appended=appended, duplicates=duplicates, last_position=last)
+
+
+def clv_score_table(customers: pd.DataFrame, version: str, as_of: datetime | None = None) -> pd.DataFrame:
+    """Lifetime values of a CLV registry entry (its ``customers.csv``) in the shape of :func:`score_table`:
+    ``score`` is the discounted CLV (currency), ``probability`` is P(alive), there is no tier."""
+    as_of = as_of or datetime.now(UTC)
+    missing = [c for c in ("customer_id", "clv", "p_alive") if c not in customers.columns]
+    if missing:
+        raise DataError(f"the CLV table lacks column(s) {missing}; pass the customers.csv of a `ame train clv` entry")
+    return pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"].astype(str).to_numpy(),
+            "model": "clv",
+            "model_version": version,
+            "scored_at": pd.Timestamp(as_of),
+            "probability": customers["p_alive"].to_numpy(dtype=float),
+            "score": customers["clv"].to_numpy(dtype=float),
+            "tier": None,
+        }
+    )

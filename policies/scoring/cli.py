@@ -209,7 +209,7 @@ def models_show(
 
 
 def models_score(
-    kind: KindOption = "lead",
+    kind: Annotated[str, typer.Option("--kind", help="lead, churn or clv.")] = "lead",
     csv: Annotated[Path | None, typer.Option("--csv", help="Customers to score, as CSV.")] = None,
     table: Annotated[str | None, typer.Option("--table", help="Customers to score, from the warehouse.")] = None,
     id_column: Annotated[str | None, typer.Option("--id", help="Customer id column (default: the model's, else row numbers).")] = None,
@@ -222,19 +222,30 @@ def models_score(
     warehouse: Annotated[str | None, typer.Option("--warehouse")] = None,
     registry: RegistryOption = None,
 ) -> None:
-    """Batch-score a table with a registered model: score_updated events to the log, and optionally a CSV."""
-    from policies.scoring.batch import score_table, write_scores
+    """Batch-score a table with a registered model: score_updated events to the log, and optionally a CSV.
+    With ``--kind clv``, the customers of the CLV entry are sent (score = CLV, probability = P(alive))."""
+    from policies.scoring.batch import clv_score_table, score_table, write_scores
     from policies.scoring.registry import ModelRegistry
 
     try:
-        frame, _ = _load_table(csv, table, warehouse)
-        model = ModelRegistry(registry).load_scoring(kind, version)
         when = _parse_time(as_of)
-        scores = score_table(model, frame, id_column, top_k=reasons, as_of=when)
+        reg = ModelRegistry(registry)
+        if kind == "clv":
+            folder = reg.path("clv", version)
+            scores = clv_score_table(pd.read_csv(folder / "customers.csv", dtype={"customer_id": str}), folder.name, when)
+            model_version = folder.name
+        else:
+            frame, _ = _load_table(csv, table, warehouse)
+            model = reg.load_scoring(kind, version)
+            scores = score_table(model, frame, id_column, top_k=reasons, as_of=when)
+            model_version = model.version
     except ScoringError as error:
         raise _fail(error) from None
-    counts = scores["tier"].value_counts()
-    console.print(f"scored {len(scores):,} customers with {kind} {model.version}: " + ", ".join(f"{t} {counts.get(t, 0):,}" for t in ("High", "Medium", "Low")))
+    if kind == "clv":
+        console.print(f"{len(scores):,} lifetime values from clv {model_version}: mean {scores['score'].mean():,.2f}")
+    else:
+        counts = scores["tier"].value_counts()
+        console.print(f"scored {len(scores):,} customers with {kind} {model_version}: " + ", ".join(f"{t} {counts.get(t, 0):,}" for t in ("High", "Medium", "Low")))
     if out is not None:
         flat = scores.copy()
         if "reasons" in flat:

@@ -62,7 +62,7 @@ def test_hillstrom_leakage_guard_warns_when_spend_is_kept(shared_data: Path, tmp
     assert "leakage warning" in result.output and "--drop spend" in result.output
 
 
-def test_cdnow_clv_with_holdout(shared_data: Path, tmp_path: Path) -> None:
+def test_cdnow_clv_with_holdout(shared_data: Path, tmp_path: Path, log_url: str) -> None:
     result = invoke(train_app, ["clv", "--transactions", str(shared_data / "cdnow" / "CDNOW_sample.txt"),
                                 "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30", "--registry", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -75,6 +75,17 @@ def test_cdnow_clv_with_holdout(shared_data: Path, tmp_path: Path) -> None:
     assert "holdout 39 weeks" in result.output
     customers = pd.read_csv(entry / "customers.csv")
     assert len(customers) == 2_357 and (customers["clv"] >= 0).all()
+    sent = invoke(models_app, ["score", "--kind", "clv", "--registry", str(tmp_path), "--log", log_url, "--as-of", "2026-01-01T00:00:00Z"])
+    assert "appended 2,357 score_updated events" in sent.output
+
+    from data.log import open_log
+
+    log = open_log(log_url)
+    try:
+        event = log.read(after=0, limit=1).events[0].to_event()
+    finally:
+        log.close()
+    assert event.properties.model == "clv" and event.customer_id == "0001" and event.properties.score > 0
 
 
 def test_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
