@@ -1,0 +1,175 @@
+"""The supervisor: starts every agent's shards as named Ray actors, reports on them and stops them.
+
+Shard actors are named ``<agent>-<shard>of<N>`` in the Ray namespace (``ame`` by default), so another
+process (``ame agents status``) finds them by name. With ``detached=True`` they outlive the process that
+started them (on a running cluster, ``ray start --head``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time as dtime
+from pathlib import Path
+from typing import Any
+
+from agents.runtime import SYSTEM_CUSTOMER, Agent, ShardConfig, shard_actor_class, shard_of
+from data.events import DecisionMade, DecisionMadeProperties, derive_event_id
+from data.log import open_log
+
+log = logging.getLogger(__name__)
+
+TICK_ACTION = "daily_tick"
+
+
+class SupervisorError(RuntimeError):
+    """The agents cannot be found or started."""
+
+
+def actor_name(agent: str, shard: int, shards: int) -> str:
+    return f"{agent}-{shard}of{shards}"
+
+
+def tick_event(day: date) -> DecisionMade:
+    """The daily tick: one broadcast event per day (same id for the same day, so ticking twice is harmless)."""
+    at = datetime.combine(day, dtime(9, 0), tzinfo=UTC)
+    return DecisionMade(
+        event_id=derive_event_id("tick", day.isoformat(), at=at),
+        customer_id=SYSTEM_CUSTOMER,
+        occurred_at=at,
+        source="agent:scheduler",
+        properties=DecisionMadeProperties(agent="scheduler", action=TICK_ACTION, propensity=1.0, policy_name="calendar", policy_version="1"),
+    )
+
+
+class AgentSupervisor:
+    """Starts, watches and stops the shard actors of several agents.
+
+    :param log_url: the event log every shard reads and appends to.
+    :param state_dir: folder of the shards' state stores.
+    :param agents: the agents to run (each is pickled into its shards).
+    :param shards: shards per agent.
+    :param detached: let the actors outlive this process.
+    """
+
+    def __init__(
+        self,
+        log_url: str,
+        state_dir: Path,
+        agents: Sequence[Agent] = (),
+        shards: int = 2,
+        namespace: str = "ame",
+        detached: bool = False,
+        batch_size: int = 2_000,
+        poll_interval_s: float = 0.01,
+        max_restarts: int = -1,
+        snapshot_every: int = 0,
+    ) -> None:
+        self.log_url = log_url
+        self.state_dir = Path(state_dir)
+        self.agents = list(agents)
+        self.shards = shards
+        self.namespace = namespace
+        self.detached = detached
+        self.max_restarts = max_restarts
+        self.base = ShardConfig(
+            log_url=log_url, state_dir=self.state_dir, batch_size=batch_size, poll_interval_s=poll_interval_s, snapshot_every=snapshot_every
+        )
+        self.handles: dict[tuple[str, int], Any] = {}
+
+    def up(self) -> dict[tuple[str, int], Any]:
+        """Start every shard (idempotent: shards already running by that name are reused)."""
+        import ray
+
+        cls = shard_actor_class(self.max_restarts)
+        for agent in self.agents:
+            for shard in range(self.shards):
+                name = actor_name(agent.name, shard, self.shards)
+                config = self.base.model_copy(update={"shard": shard, "shards": self.shards})
+                options: dict[str, Any] = {"name": name, "namespace": self.namespace, "get_if_exists": True}
+                if self.detached:
+                    options["lifetime"] = "detached"
+                self.handles[(agent.name, shard)] = cls.options(**options).remote(agent, config)
+        ray.get([h.ping.remote() for h in self.handles.values()])
+        return self.handles
+
+    @classmethod
+    def attach(cls, namespace: str = "ame") -> AgentSupervisor:
+        """The supervisor of the shards already running in ``namespace`` (for ``status`` and ``down``)."""
+        import ray
+
+        sup = cls(log_url="", state_dir=Path("."), namespace=namespace)
+        for entry in ray.util.list_named_actors(all_namespaces=True):
+            if entry.get("namespace") != namespace:
+                continue
+            name = entry["name"]
+            agent, _, rest = name.rpartition("-")
+            if "of" not in rest or not agent:
+                continue
+            shard, _, shards = rest.partition("of")
+            sup.shards = int(shards)
+            sup.handles[(agent, int(shard))] = ray.get_actor(name, namespace=namespace)
+        return sup
+
+    def status(self, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+        """Every shard's status; a shard that does not answer in time (restarting) is reported as such."""
+        import ray
+
+        keys = sorted(self.handles)
+        refs = [self.handles[k].status.remote() for k in keys]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+        done = set(ready)
+        out: list[dict[str, Any]] = []
+        for key, ref in zip(keys, refs):
+            try:
+                if ref not in done:
+                    raise TimeoutError("no answer")
+                out.append(ray.get(ref))
+            except Exception as error:
+                out.append({"agent": key[0], "shard": key[1], "shards": self.shards, "running": False, "last_error": str(error)})
+        return out
+
+    def wait_caught_up(self, timeout_s: float = 60.0, settle_s: float = 0.2) -> bool:
+        """Wait until every shard has read up to the log's head and the head stopped moving."""
+        deadline = time.monotonic() + timeout_s
+        head = -1
+        log_ = open_log(self.log_url)
+        try:
+            while time.monotonic() < deadline:
+                now = log_.head()
+                states = self.status()
+                if now == head and all(s.get("running") and s.get("position") == now for s in states):
+                    return True
+                head = now
+                time.sleep(settle_s)
+            return False
+        finally:
+            log_.close()
+
+    def actor(self, agent: str, shard: int) -> Any:
+        return self.handles[(agent, shard)]
+
+    def bidding_state(self, campaign_id: str) -> Any:
+        """An ObjectRef of one campaign's budget and pacing record, from the bidding shard that owns it."""
+        return self.actor("bidding", shard_of(campaign_id, self.shards)).record.remote(campaign_id)
+
+    def tick(self, day: date) -> int:
+        """Append the daily tick for ``day`` (the journey agent re-decides for every customer)."""
+        log_ = open_log(self.log_url)
+        try:
+            return log_.append([tick_event(day)]).appended
+        finally:
+            log_.close()
+
+    def down(self) -> int:
+        """Stop the loops after their current batch and kill the actors (no restart). Returns shards stopped."""
+        import ray
+
+        refs = [h.stop.remote() for h in self.handles.values()]
+        ray.wait(refs, num_returns=len(refs), timeout=30)
+        for handle in self.handles.values():
+            ray.kill(handle, no_restart=True)
+        n = len(self.handles)
+        self.handles.clear()
+        return n
