@@ -144,14 +144,14 @@ class AuctionModel(_Frozen):
     segments: int = Field(16, ge=1, le=256)
     daily_budget: Positive = 150.0
     auction_type: str = Field("second_price", pattern="^(first_price|second_price)$")
-    reserve_price: Positive = Field(0.2, description="CPM-style reserve, in the same units as bids ($ per 1000).")
+    reserve_price: Positive = Field(0.002, description="The reserve price, $ per impression (bids are per impression).")
     value_per_conversion: Positive = 40.0
     base_ctr: Prob = 0.01
     base_cvr: Prob = 0.05
     ctr_log_sigma: Positive = 0.5
     cvr_log_sigma: Positive = 0.4
     estimate_log_sigma: Positive = Field(0.15, description="Noise of the bidder's pCTR*pCVR estimate.")
-    competition_log_mean: float = Field(0.0, description="log of the median competing bid ($ CPM) at factor 1.")
+    competition_log_mean: float = Field(-4.2, description="log of the median competing bid ($ per impression).")
     competition_log_sigma: Positive = 0.6
     competition_value_corr: float = Field(0.6, description="How much competing bids follow the impression's value.")
     daily_drift: Positive = Field(0.15, description="Std of the day-to-day log factors of volume, competition, CTR.")
@@ -160,7 +160,8 @@ class AuctionModel(_Frozen):
     competitor_target_win_rate: Prob = 0.15
     conversion_delay_slots: Positive = Field(8.0, description="Mean delay of a conversion, in slots.")
     max_multiplier: Positive = 10.0
-    max_bid: Positive = 200.0
+    max_bid: Positive = 5.0
+    segment_seed: int = Field(20240601, description="Seed of the fixed segment table (part of the market).")
 
 
 class MarketConfig(_Frozen):

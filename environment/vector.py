@@ -142,3 +142,64 @@ class SB3VecEnvAdapter(VecEnv):
         if isinstance(indices, int):
             return [indices]
         return list(indices)
+
+
+class AuctionVectorEnv(VectorEnv):
+    """E campaigns in independent auction markets, one slot per step, in the multiplier action mode of
+    :class:`~environment.auction.AuctionEnv` (same spaces, rewards and ``info`` keys, as (E,) arrays).
+    All campaigns end together; the episode autoresets in the same step (``final_obs`` in ``info``)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self, num_envs: int, config: MarketConfig | None = None, opportunities_per_day: int | None = None,
+        days: int | None = None, auction_type: str | None = None,
+    ) -> None:
+        from environment.auction_market import N_SLOT_OBS, AuctionMarket
+        from environment.config import AuctionModel
+
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        config = config or load_market_config()
+        update = {
+            k: v for k, v in
+            {"opportunities_per_day": opportunities_per_day, "days": days, "auction_type": auction_type}.items()
+            if v is not None
+        }
+        self.model = AuctionModel.model_validate(config.auction.model_dump() | update)
+        self.num_envs = num_envs
+        self.market = AuctionMarket(self.model, num_envs)
+        self.single_observation_space = spaces.Box(0.0, np.inf, shape=(N_SLOT_OBS,), dtype=np.float32)
+        self.single_action_space = spaces.Box(0.0, self.model.max_multiplier, shape=(1,), dtype=np.float32)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._started = False
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(seed)
+        self.market.reset(self.np_random)
+        self._started = True
+        return self.market.observe(), {}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        result = self.market.step_slot(np.asarray(actions, dtype=np.float64).reshape(self.num_envs), self.np_random)
+        info: dict[str, Any] = {
+            "expected_value": result.expected_value, "spend": result.spend, "wins": result.wins,
+            "opportunities": result.opportunities,
+        }
+        done = self.market.finished
+        truncated = np.full(self.num_envs, done)
+        obs = self.market.observe()
+        if done:
+            final_obs = np.empty(self.num_envs, dtype=object)
+            for idx in range(self.num_envs):
+                final_obs[idx] = obs[idx]
+            info["final_obs"], info["_final_obs"] = final_obs, truncated.copy()
+            self.market.reset(self.np_random)
+            obs = self.market.observe()
+        return obs, result.reward, np.zeros(self.num_envs, dtype=bool), truncated, info
