@@ -1,0 +1,108 @@
+"""The journey agent's decide() without Ray: consent, frequency caps, quiet hours, holdout, the tick."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from agents.journey import JourneyAgent, JourneyConfig
+from agents.runtime import StateView, in_holdout
+from agents.supervisor import tick_event
+from data.events import ConsentChanged, PageView, Unsubscribe
+from data.log.base import StoredEvent
+from data.log.sqlite import event_row
+
+T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)  # a Monday, 10:00 UTC
+
+
+def stored(event, position: int) -> StoredEvent:
+    row = event_row(event, 0)
+    return StoredEvent(position, *row[:8], row[8])
+
+
+class Always:
+    """A policy that always proposes one action."""
+
+    def __init__(self, action: int) -> None:
+        self.action, self.name, self.version = action, "always", "1"
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return np.array([self.action]), state
+
+
+def view() -> StateView:
+    return StateView({}, lambda keys: {}, lambda: [])
+
+
+def visits(cid: str, hours: list[float]) -> list:
+    return [PageView(event_id=f"{cid}-pv{i}", customer_id=cid, occurred_at=T0 + timedelta(hours=h), properties={"url": "/"})
+            for i, h in enumerate(hours)]
+
+
+def not_held_out(n: int = 1) -> list[str]:
+    return [c for c in (f"c{i}" for i in range(1000)) if not in_holdout(c, 0.05)][:n]
+
+
+def test_frequency_cap_and_quiet_hours() -> None:
+    agent = JourneyAgent(JourneyConfig(), policy=Always(1))
+    cid = not_held_out()[0]
+    events = [stored(e, i + 1) for i, e in enumerate(visits(cid, [0, 1, 12, 25]))]
+    out = agent.decide(events, view())
+    got = [(d.properties.action, (d.properties.context or {}).get("suppressed")) for d in out]
+    # 10:00 email; 11:00 capped; 22:00 capped (also quiet); next day 11:00 free again
+    assert got == [("email", None), ("wait", "frequency_cap"), ("wait", "frequency_cap"), ("email", None)]
+    assert all(d.properties.propensity == 1.0 and d.properties.policy_name == "always" for d in out)
+    assert all(d.properties.features_hash for d in out)
+
+
+def test_quiet_hours_suppress_a_free_contact() -> None:
+    agent = JourneyAgent(JourneyConfig(), policy=Always(1))
+    cid = not_held_out()[0]
+    out = agent.decide([stored(visits(cid, [13])[0], 1)], view())  # 23:00 UTC
+    assert out[0].properties.action == "wait" and out[0].properties.context["suppressed"] == "quiet_hours"
+
+
+def test_withdrawn_consent_is_respected() -> None:
+    agent = JourneyAgent(JourneyConfig(), policy=Always(2))  # sms
+    cid = not_held_out()[0]
+    unsub = Unsubscribe(event_id="u1", customer_id=cid, occurred_at=T0, properties={"channel": "sms"})
+    out = agent.decide([stored(unsub, 1), stored(visits(cid, [1])[0], 2)], view())
+    assert out[0].properties.action == "wait" and out[0].properties.context["suppressed"] == "consent"
+    regrant = ConsentChanged(event_id="g1", customer_id=cid, occurred_at=T0 + timedelta(hours=2), properties={"channel": "sms", "granted": True})
+    v = view()
+    out = agent.decide([stored(unsub, 1), stored(regrant, 2), stored(visits(cid, [3])[0], 3)], v)
+    assert out[-1].properties.action == "sms"
+
+
+def test_holdout_gets_the_baseline_policy_and_is_flagged() -> None:
+    agent = JourneyAgent(JourneyConfig(holdout_share=0.5, holdout_mode="no_contact"), policy=Always(1))
+    cids = [f"c{i}" for i in range(40)]
+    events = [stored(e, i + 1) for i, e in enumerate(ev for c in cids for ev in visits(c, [0]))]
+    out = agent.decide(events, view())
+    for d in out:
+        held = in_holdout(d.customer_id, 0.5)
+        assert d.properties.holdout == held
+        assert d.properties.action == ("wait" if held else "email")
+    assert 5 < sum(d.properties.holdout for d in out) < 35
+
+
+def test_daily_tick_decides_for_every_customer_once() -> None:
+    agent = JourneyAgent(JourneyConfig(holdout_share=0.0), policy=Always(0))
+    v = view()
+    agent.decide([stored(e, i + 1) for i, e in enumerate(visits("a", [0]) + visits("b", [0]))], v)
+    v._cache.update(v.changes)
+    v2 = StateView(v._cache, lambda keys: {}, lambda: list(v._cache))
+    tick = tick_event((T0 + timedelta(days=1)).date())
+    out = agent.decide([stored(tick, 10)], v2)
+    assert sorted(d.customer_id for d in out) == ["a", "b"]
+    assert len({d.event_id for d in out}) == 2 and all(d.causation_id == tick.event_id for d in out)
+
+
+def test_decisions_are_deterministic() -> None:
+    cid = not_held_out()[0]
+    events = [stored(e, i + 1) for i, e in enumerate(visits(cid, [0, 30, 60]))]
+    a = JourneyAgent().decide(events, view())
+    b = JourneyAgent().decide(events, view())
+    assert [e.model_dump() for e in a] == [e.model_dump() for e in b]
+    assert a[0].properties.policy_name == "engagement_ladder"
