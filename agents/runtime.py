@@ -419,6 +419,22 @@ def shard_actor_class(max_restarts: int = -1) -> Any:
     return ray.remote(max_restarts=max_restarts, max_task_retries=-1, num_cpus=0)(AgentShard)
 
 
+def read_records(state_dir: Path, agent: str, shards: int) -> dict[str, Record]:
+    """The committed state of every shard of an agent, read from their stores (actors may be down)."""
+    out: dict[str, Record] = {}
+    for shard in range(shards):
+        url = state_store_url(state_dir, agent, shard, shards)
+        if not Path(url[len("sqlite:///") :]).exists():
+            continue
+        store = SqliteStateStore(url)
+        try:
+            rows = store.read().execute("select key, record from agent_state where consumer = ?", (consumer_name(agent, shard, shards),))
+            out.update((k, orjson.loads(r)) for k, r in rows)
+        finally:
+            store.close()
+    return out
+
+
 def replay_serially(agent: Agent, log_url: str, state_dir: Path, batch_size: int = 5_000) -> tuple[dict[str, Record], int, int]:
     """Run ``agent`` as one shard over the whole log in this process (the reference run of the fault tests).
 
