@@ -125,3 +125,34 @@ def test_shard_kills_lose_nothing_and_duplicate_nothing(ray_cluster, tmp_path: P
 @pytest.mark.slow
 def test_shard_kills_during_100k_events(ray_cluster, tmp_path: Path) -> None:
     _run_with_kills(tmp_path, ray_cluster, n_events=100_000, customers=5_000, kill_every_s=3.0, chunk=1_000)
+
+
+def test_bidding_state_is_readable_by_campaign_and_status_shows_every_shard(ray_cluster, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agents.bidding import BiddingAgent, BiddingConfig
+    from agents.cli import agents_app
+    from data.events import AuctionResult
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    log = open_log(url)
+    results = [
+        AuctionResult(event_id=f"a{i}", customer_id=f"c{i % 7}", occurred_at=T0 + timedelta(minutes=i),
+                      properties={"campaign_id": f"cmp-{i % 3}", "auction_id": f"au{i}", "bid": 1.0, "won": i % 2 == 0, "price_paid": 0.5 if i % 2 == 0 else 0.0})
+        for i in range(30)
+    ]
+    log.append(results)
+    sup = AgentSupervisor(url, tmp_path / "state", [BiddingAgent(BiddingConfig(daily_budgets={"cmp-0": 4.0}))], shards=2, namespace="test-bidding")
+    sup.up()
+    try:
+        assert sup.wait_caught_up(30)
+        record = ray_cluster.get(sup.bidding_state("cmp-0"))
+        assert record["auctions_total"] == 10 and record["won_total"] == 5 and record["spend_today"] == 2.5
+        assert record["remaining_today"] == 1.5 and 0 <= record["pacing_multiplier"] <= 2
+        assert ray_cluster.get(sup.bidding_state("cmp-unknown")) is None
+        result = CliRunner().invoke(agents_app, ["status", "--namespace", "test-bidding", "--log", url], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert "bidding" in result.output and "0/2" in result.output and "1/2" in result.output
+        assert "lift" in result.output
+    finally:
+        sup.down()

@@ -106,3 +106,24 @@ def test_decisions_are_deterministic() -> None:
     b = JourneyAgent().decide(events, view())
     assert [e.model_dump() for e in a] == [e.model_dump() for e in b]
     assert a[0].properties.policy_name == "engagement_ladder"
+
+
+def test_lift_from_the_log(tmp_path) -> None:
+    from agents.lift import holdout_lift
+    from data.events import DecisionMade, Purchase
+    from data.log import open_log
+
+    log = open_log(f"sqlite:///{tmp_path / 'e.db'}")
+    events = []
+    for i in range(20):
+        held = i < 10
+        events.append(DecisionMade(event_id=f"d{i}", customer_id=f"c{i}", occurred_at=T0, properties={
+            "agent": "journey", "action": "email", "propensity": 1.0, "policy_name": "p", "policy_version": "1", "holdout": held}))
+    # treated: 5 of 10 buy; holdout: 2 of 10; one holdout purchase happened before the decision and does not count
+    events = [Purchase(event_id="early", customer_id="c3", occurred_at=T0, properties={"order_id": "o0", "amount": 50})] + events
+    events += [Purchase(event_id=f"p{i}", customer_id=f"c{i}", occurred_at=T0, properties={"order_id": f"o{i}", "amount": 10}) for i in (0, 1, 10, 11, 12, 13, 14)]
+    log.append(events)
+    report = holdout_lift(log)
+    assert (report.treated, report.holdout) == (10, 10)
+    assert report.treated_conversion == 0.5 and report.holdout_conversion == 0.2
+    assert abs(report.lift - 1.5) < 1e-9 and "lift vs holdout" in report.line()

@@ -1,0 +1,156 @@
+"""``ame agents up|status|down|tick``: run the agents as sharded Ray actors and watch them."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from agents.runtime import Agent
+
+console = Console()
+err = Console(stderr=True)
+
+agents_app = typer.Typer(help="The agents: sharded Ray actors that consume the log and append decisions.", no_args_is_help=True)
+
+LogOption = Annotated[str | None, typer.Option("--log", help="Event log URL (default: AME_EVENT_LOG).")]
+AddressOption = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster address (e.g. auto). Without it, `up` runs a local cluster in the foreground.")
+]
+NamespaceOption = Annotated[str, typer.Option("--namespace", help="Ray namespace of the shard actors.")]
+KNOWN = ("scoring", "journey", "bidding")
+
+
+def build_agents(names: list[str]) -> list[Agent]:
+    """The agents by name, with their default configuration (scoring uses the registry's models if any)."""
+    from agents.bidding import BiddingAgent
+    from agents.journey import JourneyAgent, JourneyConfig
+    from agents.scoring import ScoringAgent, load_scorer
+    from data.settings import get_settings
+
+    settings = get_settings()
+    out: list[Agent] = []
+    for name in names:
+        if name == "scoring":
+            out.append(ScoringAgent(scorer=load_scorer(settings.models_dir)))
+        elif name == "journey":
+            out.append(JourneyAgent(JourneyConfig(holdout_share=settings.agent_holdout_share)))
+        elif name == "bidding":
+            out.append(BiddingAgent())
+        else:
+            raise typer.BadParameter(f"unknown agent {name!r}; known: {', '.join(KNOWN)}")
+    return out
+
+
+def _ray_init(address: str | None, namespace: str) -> Any:
+    import ray
+
+    try:
+        ray.init(address=address, namespace=namespace, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    except ConnectionError as error:
+        err.print(f"[red]error:[/] no Ray cluster at {address!r} ({error}); start one with `ray start --head`, or run `ame agents up` without --address")
+        raise typer.Exit(2) from None
+    return ray
+
+
+def status_table(rows: list[dict[str, Any]], lift_line: str | None = None) -> Table:
+    table = Table(title="agents", caption=lift_line)
+    for col in ("agent", "shard", "position", "lag", "events/s", "events", "appended", "restarts", "errors", "state"):
+        table.add_column(col, justify="left" if col in ("agent", "state") else "right")
+    for s in sorted(rows, key=lambda r: (r["agent"], r["shard"])):
+        state = "running" if s.get("running") else f"[red]down[/] {s.get('last_error') or ''}"
+        table.add_row(
+            s["agent"], f"{s['shard']}/{s.get('shards', '?')}", f"{s.get('position', 0):,}", f"{s.get('lag', 0):,}",
+            f"{s.get('events_per_s', 0.0):,.0f}", f"{s.get('events', 0):,}", f"{s.get('appended', 0):,}",
+            str(s.get("restarts", "?")), str(s.get("errors", "?")), state,
+        )
+    return table
+
+
+def _lift_line(log_url: str | None) -> str | None:
+    from agents.lift import holdout_lift
+    from data.log import open_log
+
+    try:
+        log = open_log(log_url)
+        try:
+            return holdout_lift(log).line()
+        finally:
+            log.close()
+    except Exception as error:  # the table is still worth showing
+        return f"lift: unavailable ({error})"
+
+
+@agents_app.command("up")
+def up(
+    agents: Annotated[list[str], typer.Option("--agent", "-a", help="Agents to run (repeat).")] = ["scoring", "journey", "bidding"],  # noqa: B006
+    shards: Annotated[int | None, typer.Option(help="Shards per agent (default: AME_AGENT_SHARDS).")] = None,
+    log: LogOption = None,
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Folder of the shards' state (default: AME_HOME/agents).")] = None,
+    address: AddressOption = None,
+    namespace: NamespaceOption = "ame",
+) -> None:
+    """Start the shard actors. With --address they are detached and keep running; without, a local cluster runs
+    them in the foreground with a live status table until Ctrl-C."""
+    from agents.supervisor import AgentSupervisor
+    from data.settings import get_settings
+
+    settings = get_settings()
+    log_url = log or settings.event_log_url()
+    folder = (state_dir or settings.home / "agents").resolve()
+    ray = _ray_init(address, namespace)
+    sup = AgentSupervisor(log_url, folder, build_agents(agents), shards=shards or settings.agent_shards, namespace=namespace,
+                          detached=address is not None, batch_size=settings.agent_batch_size)
+    sup.up()
+    if address is not None:
+        console.print(f"started {len(sup.handles)} shard actors in namespace {namespace!r}; `ame agents status --address {address}`")
+        return
+    try:
+        with Live(status_table(sup.status()), console=console, refresh_per_second=1) as live:
+            while True:
+                time.sleep(2)
+                live.update(status_table(sup.status(), _lift_line(log_url)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print(f"stopped {sup.down()} shards")
+        ray.shutdown()
+
+
+@agents_app.command("status")
+def status(address: AddressOption = "auto", namespace: NamespaceOption = "ame", log: LogOption = None) -> None:
+    """Lag, events/s and restarts per shard, and the lift against the holdout."""
+    from agents.supervisor import AgentSupervisor
+
+    _ray_init(address, namespace)
+    sup = AgentSupervisor.attach(namespace)
+    if not sup.handles:
+        err.print(f"no agents running in namespace {namespace!r}; start them with `ame agents up --address {address}`")
+        raise typer.Exit(1)
+    console.print(status_table(sup.status(), _lift_line(log)))
+
+
+@agents_app.command("down")
+def down(address: AddressOption = "auto", namespace: NamespaceOption = "ame") -> None:
+    """Stop every shard after its current batch (their state and positions are committed)."""
+    from agents.supervisor import AgentSupervisor
+
+    _ray_init(address, namespace)
+    console.print(f"stopped {AgentSupervisor.attach(namespace).down()} shards")
+
+
+@agents_app.command("tick")
+def tick(day: Annotated[str | None, typer.Argument(help="YYYY-MM-DD (default: today, UTC).")] = None, log: LogOption = None) -> None:
+    """Append the daily tick: the journey agent asks its policy again for every customer."""
+    from agents.supervisor import tick_event
+    from data.log import open_log
+
+    when = date.fromisoformat(day) if day else datetime.now(UTC).date()
+    appended = open_log(log).append([tick_event(when)]).appended
+    console.print(f"tick for {when}: {'appended' if appended else 'already in the log'}")
