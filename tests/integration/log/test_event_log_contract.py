@@ -66,7 +66,7 @@ def test_replay_returns_only_the_columns_a_fold_needs(log: EventLog) -> None:
     full = log.read(0, 400).events
     lean = log.replay(0, 400, properties_of=["purchase"]).events
     assert [(e.position, e.event_type, e.customer_id, e.occurred_at_us) for e in full] == [tuple(e[:4]) for e in lean]
-    for f, r in zip(full, lean):
+    for f, r in zip(full, lean, strict=True):
         assert r.properties_json == (f.properties_json if f.event_type == "purchase" else None)
 
 

@@ -43,7 +43,7 @@ def digest(state: dict[str, CustomerProfile]) -> str:
 def fold_in_batches(events: list[ReplayEvent], cuts: list[int]) -> dict[str, CustomerProfile]:
     state: dict[str, CustomerProfile] = {}
     bounds = sorted({0, len(events), *(c % (len(events) + 1) for c in cuts)})
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         state.update(fold_profiles(state, events[lo:hi]))
     return state
 
