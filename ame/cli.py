@@ -7,6 +7,7 @@ import logging
 
 import typer
 
+from agents.cli import agents_app
 from data.cli import events_app, log_app, profile_app
 from data.demo import demo_command
 from data.warehouse.cli import warehouse_app
@@ -32,3 +33,4 @@ app.add_typer(profile_app, name="profile")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(warehouse_app, name="warehouse")
+app.add_typer(agents_app, name="agents")
