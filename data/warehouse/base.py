@@ -91,6 +91,7 @@ class ModelRun:
     rows: int | None = None
     audits_passed: int = 0
     audits_failed: int = 0
+    seconds: float = 0.0
 
 
 @dataclass(slots=True)

@@ -43,6 +43,7 @@ def _recording_console():  # -> Console
             run.intervals.append((_ms_to_day(start), _ms_to_day(end - 1)))
             run.audits_passed += num_audits_passed
             run.audits_failed += num_audits_failed
+            run.seconds += (duration_ms or 0) / 1000
 
         def log_error(self, message: str, *args: t.Any, **kwargs: t.Any) -> None:
             self.errors.append(message)

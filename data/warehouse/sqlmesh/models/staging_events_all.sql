@@ -32,6 +32,23 @@ MODEL (
   )
 );
 
+WITH window_rows AS (
+  SELECT * FROM @{dataset}.raw_events
+  WHERE occurred_at BETWEEN @start_dt AND @end_dt
+),
+-- At-least-once delivery (a Pub/Sub subscription) can write an event twice; only those ids pay for the
+-- window that keeps one copy, the others pass straight through.
+duplicate_ids AS (
+  SELECT event_id FROM window_rows GROUP BY event_id HAVING COUNT(*) > 1
+),
+deduplicated AS (
+  SELECT * FROM window_rows
+  WHERE event_id NOT IN (SELECT event_id FROM duplicate_ids)
+  UNION ALL
+  SELECT * FROM window_rows
+  WHERE event_id IN (SELECT event_id FROM duplicate_ids)
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY recorded_at, log_position, loaded_at) = 1
+)
 SELECT
   event_id::VARCHAR AS event_id,
   event_type::VARCHAR AS event_type,
@@ -51,6 +68,4 @@ SELECT
   channel::VARCHAR AS channel,
   score_model::VARCHAR AS score_model,
   score::DOUBLE AS score
-FROM @{dataset}.raw_events
-WHERE occurred_at BETWEEN @start_dt AND @end_dt
-QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY recorded_at, log_position) = 1
+FROM deduplicated

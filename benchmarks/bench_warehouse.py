@@ -1,0 +1,136 @@
+"""Warehouse benchmark: raw → marts full build on DuckDB in events/s, then the incremental build after 1%
+more data (one new day) as a fraction of the full build's time, both measured in the same run.
+
+The raw rows are generated with SQL inside DuckDB (the loader is not what is measured here). Timings are
+of ``WarehouseProject.build()`` with the SQLMesh project already loaded: plan, run, every model, every audit.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from benchmarks.common import BenchResult
+from data.warehouse.duckdb_backend import DuckDBWarehouse
+
+AREA = "warehouse"
+DAYS = 100
+CUSTOMERS_PER_MILLION = 20_000
+FIRST_DAY = "2026-01-01"
+
+# event type, cumulative share of the stream (mirrors data/synthetic.py's mix)
+_MIX = (
+    ("page_view", 0.34), ("email_sent", 0.52), ("email_open", 0.60), ("email_click", 0.63), ("sms_sent", 0.67),
+    ("push_sent", 0.71), ("push_open", 0.72), ("ad_impression", 0.88), ("ad_click", 0.90),
+    ("content_download", 0.92), ("purchase", 0.95), ("lead_created", 0.97), ("consent_changed", 0.98),
+    ("decision_made", 0.99), ("score_updated", 1.0),
+)
+
+
+def _type_case(u: str) -> str:
+    whens = " ".join(f"WHEN {u} < {share} THEN '{name}'" for name, share in _MIX[:-1])
+    return f"CASE {whens} ELSE '{_MIX[-1][0]}' END"
+
+
+def generate_raw(con: duckdb.DuckDBPyConnection, first: int, count: int, day0: int, days: int, customers: int) -> None:
+    """Append ``count`` synthetic raw rows (ids ``first``..) spread over ``days`` days from day ``day0``."""
+    con.execute(f"""
+    INSERT INTO ame.raw_events
+    WITH base AS (
+      SELECT i, hash(i) AS h, {_type_case('(hash(i * 7 + 1) % 10000) / 10000.0')} AS event_type,
+             (hash(i * 13 + 5) % {customers}) AS c
+      FROM range({first}, {first + count}) AS t(i)
+    )
+    SELECT
+      'e' || i AS event_id, event_type, 'cust-' || c AS customer_id,
+      TIMESTAMP '{FIRST_DAY}' + INTERVAL ({day0} + (i - {first}) * {days} // {count}) DAY
+        + to_microseconds(CAST(((i - {first}) * {days} % {count}) * 86400000000.0 / {count} AS BIGINT)) AS occurred_at,
+      NULL::TIMESTAMP AS recorded_at, 'bench' AS source, 1 AS schema_version, NULL AS causation_id,
+      CASE WHEN event_type = 'lead_created'
+           THEN '{{"email":"user' || c || '@example.com","first_name":"F' || c || '","acquisition_source":"organic"}}'
+           ELSE '{{}}' END::JSON AS properties,
+      CASE WHEN event_type IN ('page_view', 'content_download', 'purchase', 'consent_changed', 'decision_made',
+                               'score_updated', 'lead_created') THEN NULL ELSE 'cmp-' || (h % 12) END AS campaign_id,
+      NULL AS creative_id,
+      CASE WHEN event_type IN ('page_view', 'lead_created') THEN 'anon-' || c END AS anonymous_id,
+      NULL AS session_id,
+      CASE WHEN event_type = 'page_view' THEN '/p/' || (h % 500) END AS url,
+      CASE WHEN event_type = 'purchase' THEN 5 + (h % 20000) / 100.0 END AS amount,
+      CASE WHEN event_type = 'ad_impression' THEN 0.002 + (h % 100) / 10000.0
+           WHEN event_type = 'ad_click' THEN 0.2 + (h % 100) / 100.0 END AS cost,
+      CASE WHEN event_type LIKE 'email%' THEN 'email' WHEN event_type LIKE 'sms%' THEN 'sms'
+           WHEN event_type LIKE 'push%' THEN 'push' WHEN event_type LIKE 'ad%' THEN 'ad' END AS channel,
+      CASE WHEN event_type = 'score_updated' THEN 'lead' END AS score_model,
+      CASE WHEN event_type = 'score_updated' THEN (h % 1000) / 1000.0 END AS score,
+      i + 1 AS log_position, now()::TIMESTAMP AS loaded_at
+    FROM base
+    """)
+    con.execute(
+        "INSERT INTO ame.raw_loads VALUES ('bench', ?, ?, ?, NULL, NULL, now()::TIMESTAMP)",
+        [first, first + count, count],
+    )
+
+
+def measure(events: int, workdir: Path) -> tuple[float, float, int]:
+    """(full build seconds, incremental build seconds, incremental rows) for ``events`` raw events."""
+    from data.warehouse.build import WarehouseProject
+
+    url = f"duckdb:///{workdir / 'bench.duckdb'}"
+    customers = max(1_000, events * CUSTOMERS_PER_MILLION // 1_000_000)
+    wh = DuckDBWarehouse(url)
+    wh.ensure_raw()
+    generate_raw(wh.con, 0, events, 0, DAYS, customers)
+    wh.close()
+    project = WarehouseProject(url, start=FIRST_DAY)
+    gc.collect()
+    started = time.perf_counter()
+    project.build()
+    full = time.perf_counter() - started
+    extra = events // 100  # 1% more data: one new day
+    project.context.engine_adapter.execute("CHECKPOINT")
+    con = project.context.engine_adapter.connection
+    generate_raw(con, events, extra, DAYS, 1, customers)
+    gc.collect()
+    started = time.perf_counter()
+    report = project.build()
+    incremental = time.perf_counter() - started
+    project.close()
+    return full, incremental, report.models["staging_events_all"].rows or 0
+
+
+def run(quick: bool = False) -> list[BenchResult]:
+    """Full build of 10,000,000 events (1,000,000 with ``quick``) and the incremental build after 1% more."""
+    events = 1_000_000 if quick else 10_000_000
+    with tempfile.TemporaryDirectory(prefix="ame-bench-wh-") as tmp:
+        full, incremental, rows = measure(events, Path(tmp))
+    rate = events / full
+    ratio = incremental / full
+    return [
+        BenchResult(AREA, f"full build raw → marts, {events:,} events", rate, "events/s",
+                    "target", 1_000_000.0, ">= 1,000,000 events/s", rate >= 1_000_000,
+                    f"{full:.2f} s on {os.cpu_count()} cores"),
+        BenchResult(AREA, f"incremental build, +1% ({events // 100:,} events, one day)", ratio * 100, "% of full",
+                    "full build (s)", round(full, 2), "<= 5% of the full build", ratio <= 0.05,
+                    f"{incremental:.2f} s; staging processed {rows:,} rows"),
+    ]
+
+
+if __name__ == "__main__":
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    results = run(quick="--quick" in sys.argv)
+    table = Table(title="warehouse")
+    for column in ("name", "value", "unit", "baseline", "target", "met", "note"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.name, f"{r.value:,.1f}", r.unit, f"{r.baseline_name}: {r.baseline_value}", r.target,
+                      str(r.met), r.note)
+    Console().print(table)
