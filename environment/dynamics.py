@@ -210,13 +210,22 @@ def where_state(mask: np.ndarray, fresh: JourneyState, old: JourneyState) -> Jou
     return JourneyState(**values, resp=resp)
 
 
+def _legal_table() -> np.ndarray:
+    """(16, 6) bool: the legal actions for (consent bits * 2 + capped)."""
+    table = np.zeros((16, len(ACTION_CONSENT_BIT)), dtype=bool)
+    for consent in range(8):
+        need = ACTION_CONSENT_BIT
+        table[consent * 2] = (need == 0) | ((consent & need) != 0)
+    table[:, WAIT] = True
+    return table
+
+
+_LEGAL = _legal_table()
+
+
 def legal_mask(state: JourneyState) -> np.ndarray:
     """(N, 6) bool: which actions consent and the frequency cap allow (wait always)."""
-    free = state.cooldown == 0
-    need = ACTION_CONSENT_BIT[None, :]
-    mask = free[:, None] & ((need == 0) | ((state.consent[:, None] & need) != 0))
-    mask[:, WAIT] = True
-    return mask
+    return _LEGAL[state.consent * 2 + (state.cooldown > 0)]
 
 
 def observe(state: JourneyState, horizon: int) -> np.ndarray:
@@ -241,12 +250,12 @@ def step_batch(
     """Advance every customer one day under ``actions`` (ints in 0..5); pure apart from drawing from ``rng``."""
     n = len(state)
     requested = np.asarray(actions, dtype=np.int64).reshape(n)
-    legal = np.take_along_axis(legal_mask(state), requested[:, None], axis=1)[:, 0]
+    legal = _LEGAL[state.consent * 2 + (state.cooldown > 0), requested]
     a = np.where(legal, requested, WAIT)
     contact = a != WAIT
     k, i, f, c, g = state.stage, state.intent, state.fatigue, state.consent, state.cooldown
-    u = rng.random((10, n))
-    z = rng.standard_normal(n)
+    u = rng.random((10, n), dtype=np.float32)
+    z = rng.standard_normal(n, dtype=np.float32)
     rows = np.arange(n)
     resp = state.resp
 
