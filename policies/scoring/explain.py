@@ -36,6 +36,55 @@ def contributions(booster: xgb.Booster, matrix: np.ndarray, n_threads: int = 0) 
     return booster.predict(dmatrix, pred_contribs=True, validate_features=False)
 
 
+def split_edges(booster: xgb.Booster, width: int) -> list[np.ndarray]:
+    """Per matrix column, the sorted float32 thresholds the trees split it on (read from the model's JSON)."""
+    import json
+
+    model = json.loads(booster.save_raw(raw_format="json"))
+    edges: list[set[float]] = [set() for _ in range(width)]
+    for tree in model["learner"]["gradient_booster"]["model"]["trees"]:
+        for index, condition, left in zip(tree["split_indices"], tree["split_conditions"], tree["left_children"]):
+            if left != -1:
+                edges[index].add(condition)
+    return [np.sort(np.asarray(list(e), dtype=np.float32)) for e in edges]
+
+
+def split_signature(matrix: np.ndarray, edges: list[np.ndarray]) -> np.ndarray | None:
+    """One int64 key per row that is equal for two rows exactly when they fall on the same side of every
+    split of the model (and are missing in the same columns), or None when the key would overflow.
+    XGBoost sends ``x < threshold`` left, so the side pattern is the count of thresholds <= x."""
+    key = np.zeros(len(matrix), dtype=np.int64)
+    capacity = 1
+    for j, e in enumerate(edges):
+        if e.size == 0:  # never split on: it cannot change the prediction or any contribution
+            continue
+        radix = e.size + 2  # bins 0..size, plus one for missing
+        capacity *= radix
+        if capacity >= 2**62:
+            return None
+        column = matrix[:, j]
+        bins = np.searchsorted(e, column, side="right").astype(np.int64)
+        bins[np.isnan(column)] = e.size + 1
+        key = key * radix + bins
+    return key
+
+
+def exact_contributions(booster: xgb.Booster, matrix: np.ndarray, edges: list[np.ndarray] | None, n_threads: int = 0) -> np.ndarray:
+    """:func:`contributions`, computed once per distinct split pattern and copied to the rows that share it.
+
+    Exact (not an approximation): TreeSHAP of a row depends only on which side of each split it falls.
+    It pays when many rows share a pattern (coarse or categorical inputs); otherwise it falls back."""
+    if edges is None or len(matrix) < 64:
+        return contributions(booster, matrix, n_threads)
+    key = split_signature(matrix, edges)
+    if key is None:
+        return contributions(booster, matrix, n_threads)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    if len(first) > 0.9 * len(matrix):
+        return contributions(booster, matrix, n_threads)
+    return contributions(booster, matrix[first], n_threads)[inverse.ravel()]
+
+
 def grouped_contributions(contribs: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Sum one-hot columns back into their input column; the bias column is dropped. Shape (rows, inputs)."""
     return np.add.reduceat(contribs[:, :-1], starts, axis=1)
@@ -55,7 +104,7 @@ def top_indices(grouped: np.ndarray, k: int) -> np.ndarray:
 
 def global_importance(booster: xgb.Booster, spec: TabularSpec, matrix: np.ndarray) -> list[dict[str, float | str]]:
     """Mean |SHAP| per input column over ``matrix`` (pass a sample), with XGBoost's total gain beside it."""
-    grouped = grouped_contributions(contributions(booster, matrix), group_starts(spec))
+    grouped = grouped_contributions(exact_contributions(booster, matrix, split_edges(booster, matrix.shape[1])), group_starts(spec))
     mean_abs = np.abs(grouped).mean(axis=0)
     gain_by_feature = booster.get_score(importance_type="total_gain")
     gains = np.zeros(len(spec.feature_names))

@@ -133,3 +133,24 @@ def test_tiny_training_without_time_uses_stratified_split(tmp_path: Path) -> Non
     frame = lead_table(800, seed=9).drop(columns=["created"])
     result = train_scoring(frame, TrainArgs(target="won", id_column="lead_id", n_estimators=30, n_threads=1, calibration="platt"))
     assert result.metadata["split"]["method"] == "stratified" and result.metrics["calibration_method"] == "platt"
+
+
+def test_exact_contributions_share_work_without_changing_values(trained) -> None:
+    from policies.scoring.explain import exact_contributions, split_edges
+
+    frame, result, _ = trained
+    booster = result.model.booster
+    x = result.model.matrix(frame.head(400))
+    edges = split_edges(booster, x.shape[1])
+    # move every value to another point of the same split bin: TreeSHAP must not change at all
+    snapped = x.copy()
+    for j, e in enumerate(edges):
+        if e.size == 0:
+            continue
+        col = x[:, j]
+        bins = np.searchsorted(e, col, side="right")
+        rep = np.where(bins == 0, e[0] - np.float32(1), e[np.maximum(bins - 1, 0)])
+        snapped[:, j] = np.where(np.isnan(col), np.nan, rep)
+    np.testing.assert_array_equal(contributions(booster, snapped), contributions(booster, x))
+    tripled = np.vstack([x, snapped, x])
+    np.testing.assert_array_equal(exact_contributions(booster, tripled, edges), contributions(booster, tripled))
