@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
@@ -221,19 +222,20 @@ class AgentShard:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one batch at a time (the loop thread and direct step() calls)
         self._thread: threading.Thread | None = None
-        if start:
+        if start or self._reconstructed:  # a restarted shard resumes on its own
             self.start()
 
     def _count_restart(self, conn: sqlite3.Connection) -> int:
         reconstructed = False
-        try:
-            import ray
-
-            if ray.is_initialized():
-                reconstructed = ray.get_runtime_context().was_current_actor_reconstructed
-        except Exception:  # not in an actor
-            reconstructed = False
+        ray = sys.modules.get("ray")  # only inside a Ray worker; never import Ray for a plain shard
+        if ray is not None and ray.is_initialized():
+            try:
+                context = ray.get_runtime_context()
+                reconstructed = context.get_actor_id() is not None and context.was_current_actor_reconstructed
+            except Exception:  # not in an actor
+                reconstructed = False
         row = conn.execute("select restarts from agent_restarts where consumer = ?", (self.consumer,)).fetchone()
+        self._reconstructed = reconstructed
         restarts = (row[0] if row else 0) + (1 if reconstructed else 0)
         conn.execute("insert or replace into agent_restarts (consumer, restarts) values (?, ?)", (self.consumer, restarts))
         return restarts

@@ -78,8 +78,9 @@ class AgentSupervisor:
         )
         self.handles: dict[tuple[str, int], Any] = {}
 
-    def up(self) -> dict[tuple[str, int], Any]:
-        """Start every shard (idempotent: shards already running by that name are reused)."""
+    def up(self, start: bool = True) -> dict[tuple[str, int], Any]:
+        """Start every shard (idempotent: shards already running by that name are reused). With
+        ``start=False`` the actors wait for :meth:`start` (benchmarks start them all at once)."""
         import ray
 
         cls = shard_actor_class(self.max_restarts)
@@ -90,7 +91,7 @@ class AgentSupervisor:
                 options: dict[str, Any] = {"name": name, "namespace": self.namespace, "get_if_exists": True}
                 if self.detached:
                     options["lifetime"] = "detached"
-                self.handles[(agent.name, shard)] = cls.options(**options).remote(agent, config)
+                self.handles[(agent.name, shard)] = cls.options(**options).remote(agent, config, start)
         ray.get([h.ping.remote() for h in self.handles.values()])
         return self.handles
 
@@ -146,6 +147,12 @@ class AgentSupervisor:
             return False
         finally:
             log_.close()
+
+    def start(self) -> None:
+        """Start the loops of shards made with ``up(start=False)``."""
+        import ray
+
+        ray.get([h.start.remote() for h in self.handles.values()])
 
     def actor(self, agent: str, shard: int) -> Any:
         return self.handles[(agent, shard)]
