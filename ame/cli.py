@@ -10,6 +10,7 @@ import typer
 from agents.cli import agents_app
 from data.cli import events_app, log_app, profile_app
 from data.demo import demo_command
+from environment.cli import sim_app
 from data.warehouse.cli import warehouse_app
 from policies.cli import models_app, train_app
 
@@ -34,3 +35,4 @@ app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(agents_app, name="agents")
+app.add_typer(sim_app, name="sim")
