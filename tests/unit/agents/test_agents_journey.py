@@ -127,3 +127,25 @@ def test_lift_from_the_log(tmp_path) -> None:
     assert (report.treated, report.holdout) == (10, 10)
     assert report.treated_conversion == 0.5 and report.holdout_conversion == 0.2
     assert abs(report.lift - 1.5) < 1e-9 and "lift vs holdout" in report.line()
+
+
+def test_decisions_validate_against_the_schema() -> None:
+    from data.events import validate_event
+
+    cid = not_held_out()[0]
+    unsub = Unsubscribe(event_id="u1", customer_id=cid, occurred_at=T0, properties={"channel": "email"})
+    events = [stored(unsub, 1)] + [stored(e, i + 2) for i, e in enumerate(visits(cid, [0, 30, 60]) + visits("zz", [1, 40]))]
+    for d in JourneyAgent(policy=Always(1)).decide(events, view()):
+        again = validate_event(d.model_dump(mode="json"))
+        assert again == d
+
+
+def test_batched_decisions_equal_event_by_event() -> None:
+    cids = [f"c{i}" for i in range(30)]
+    evs = [ev for h in (0, 2, 26, 50) for c in cids for ev in visits(c, [h])]
+    events = [stored(e.model_copy(update={"event_id": f"{e.event_id}-{k}"}), k + 1) for k, e in enumerate(evs)]
+    whole = JourneyAgent().decide(events, view())
+    v = view()
+    one_by_one = [d for e in events for d in JourneyAgent().decide([e], v)]
+    assert [d.event_id for d in whole] == [d.event_id for d in one_by_one]
+    assert [d.properties.action for d in whole] == [d.properties.action for d in one_by_one]
