@@ -71,8 +71,9 @@ def generate_raw(con: duckdb.DuckDBPyConnection, first: int, count: int, day0: i
     FROM base
     """)
     con.execute(
-        "INSERT INTO ame.raw_loads VALUES ('bench', ?, ?, ?, NULL, NULL, now()::TIMESTAMP)",
-        [first, first + count, count],
+        "INSERT INTO ame.raw_loads SELECT 'bench', ?, ?, ?, MIN(occurred_at), MAX(occurred_at), now()::TIMESTAMP"
+        " FROM ame.raw_events WHERE log_position > ?",
+        [first, first + count, count, first],
     )
 
 

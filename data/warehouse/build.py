@@ -92,10 +92,13 @@ class WarehouseProject:
             return None
         return row[0] if row and row[0] is not None else None
 
-    def _built_through(self) -> date | None:
-        self.context.engine_adapter.execute(
-            f"CREATE TABLE IF NOT EXISTS {self.dataset}.warehouse_build_state (built_through DATE, last_loaded_at TIMESTAMP,"
-            " built_at TIMESTAMP)"
+    def _last_build(self) -> date | None:
+        """The last day built, from ``warehouse_build_state`` (None before the first build)."""
+        adapter = self.context.engine_adapter
+        adapter.execute(f"CREATE SCHEMA IF NOT EXISTS {self.dataset}")
+        adapter.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.dataset}.warehouse_build_state (built_through DATE,"
+            " last_loaded_at TIMESTAMP, built_at TIMESTAMP)"
         )
         row = self._fetch_one(
             f"SELECT built_through FROM {self.dataset}.warehouse_build_state ORDER BY built_at DESC LIMIT 1"
@@ -126,8 +129,9 @@ class WarehouseProject:
             )
         execution_time = datetime.combine(through + timedelta(days=1), datetime.min.time())
         report = BuildReport(execution_time=execution_time.isoformat())
-        built_through = self._built_through()
+        built_through = self._last_build()
         try:
+            # plan applies model changes and backfills them; run then computes every missing interval
             self.context.plan(auto_apply=True, no_prompts=True, execution_time=execution_time, skip_tests=True,
                               no_diff=True)
             if built_through is not None:
