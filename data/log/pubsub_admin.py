@@ -80,20 +80,28 @@ def ensure_subscription(
     dead_letter_topic_path: str | None = None,
     max_delivery_attempts: int = 5,
     ack_deadline_s: int = 60,
+    retry_backoff_s: tuple[float, float] | None = (1.0, 60.0),
+    ordered: bool = True,
 ) -> None:
     """Create the subscription unless it exists: ordered by key, filtered by event type, with a dead-letter
-    policy. An existing subscription is left as it is (filter and ordering cannot change after creation)."""
+    policy. An existing subscription is left as it is (filter and ordering cannot change after creation).
+
+    :param retry_backoff_s: (minimum, maximum) redelivery backoff after a nack; None redelivers at once.
+    :param ordered: deliver each ordering key (customer) in publish order. Keep it on in production; the
+        emulator drops dead-lettered messages of ordered subscriptions instead of forwarding them (docs/pubsub.md)."""
     request: dict[str, object] = {
         "name": subscription_path,
         "topic": topic_path,
         "ack_deadline_seconds": ack_deadline_s,
-        "enable_message_ordering": True,
+        "enable_message_ordering": ordered,
         "filter": event_type_filter(event_types),
-        "retry_policy": {
-            "minimum_backoff": duration_pb2.Duration(seconds=1),
-            "maximum_backoff": duration_pb2.Duration(seconds=60),
-        },
     }
+    if retry_backoff_s is not None:
+        low, high = retry_backoff_s
+        request["retry_policy"] = {
+            "minimum_backoff": duration_pb2.Duration(seconds=int(low), nanos=int(low % 1 * 1e9)),
+            "maximum_backoff": duration_pb2.Duration(seconds=int(high), nanos=int(high % 1 * 1e9)),
+        }
     if dead_letter_topic_path:
         request["dead_letter_policy"] = pubsub_v1.types.DeadLetterPolicy(
             dead_letter_topic=dead_letter_topic_path, max_delivery_attempts=max_delivery_attempts
@@ -113,6 +121,8 @@ def ensure_consumer_resources(
     event_types: Sequence[str] | None = None,
     max_delivery_attempts: int = 5,
     ack_deadline_s: int = 60,
+    retry_backoff_s: tuple[float, float] | None = (1.0, 60.0),
+    ordered: bool = True,
 ) -> str:
     """Create the log's topic, its dead-letter topic (with a subscription ``<topic>-dead-letter-audit`` so dead
     letters are kept, not dropped) and the consumer's subscription ``<topic>-<consumer>``. Returns the
@@ -130,7 +140,8 @@ def ensure_consumer_resources(
         ensure_subscription(subscriber, ref.subscription_path(f"{ref.dead_letter.topic}-audit"), ref.dead_letter.path)
         path = ref.subscription_path(f"{ref.topic}-{consumer}")
         ensure_subscription(
-            subscriber, path, ref.path, event_types, ref.dead_letter.path, max_delivery_attempts, ack_deadline_s
+            subscriber, path, ref.path, event_types, ref.dead_letter.path, max_delivery_attempts, ack_deadline_s,
+            retry_backoff_s, ordered,
         )
     finally:
         subscriber.close()
