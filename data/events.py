@@ -331,6 +331,24 @@ class TaskCreated(EventBase):
     properties: TaskCreatedProperties
 
 
+# ---- identity -----------------------------------------------------------------------------------------
+
+
+class IdentityMergedProperties(Properties):
+    """Ids found to be one customer (see data/identity.py); the event's customer_id is the canonical id."""
+
+    merged_ids: list[Identifier] = Field(min_length=1, max_length=1000, description="Ids merged into customer_id.")
+    identifiers: list[Annotated[str, StringConstraints(max_length=300)]] = Field(
+        default_factory=list, max_length=1000, description="The shared identifiers that linked them, as kind:value."
+    )
+    rule: ShortText = "connected_components"
+
+
+class IdentityMerged(EventBase):
+    event_type: Literal["identity_merged"] = "identity_merged"
+    properties: IdentityMergedProperties
+
+
 Event = Annotated[
     Union[
         LeadCreated,
@@ -354,6 +372,7 @@ Event = Annotated[
         ScoreUpdated,
         DecisionMade,
         TaskCreated,
+        IdentityMerged,
     ],
     Field(discriminator="event_type"),
 ]
