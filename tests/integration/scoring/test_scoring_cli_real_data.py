@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from policies.cli import models_app, train_app
+from policies.scoring.report import has_matplotlib
 
 runner = CliRunner()
 
@@ -31,7 +32,7 @@ def test_hillstrom_lead_score_end_to_end(shared_data: Path, tmp_path: Path, log_
     assert metrics["test"]["roc_auc"] > 0.57  # conversion is rare (0.9%) and weakly predictable
     assert metrics["test"]["lift_top_decile"] > 1.3
     assert metrics["test"]["rows"] == 12_800
-    assert (entry / "report.png").exists() or "matplotlib" not in str(metrics)
+    assert (entry / "report.png").exists() == has_matplotlib()  # the plot is optional (matplotlib)
 
     sample = tmp_path / "recent.csv"
     pd.read_csv(csv).head(3_000).to_csv(sample, index=False)
