@@ -45,8 +45,8 @@ def render_for_bigquery(project: str, dataset: str, start: str, end: str, execut
         query = context.render(model, start=start, end=end, execution_time=execution_time)
         for table in query.find_all(exp.Table):
             if table.db:
-                table.set("catalog", exp.to_identifier(project))
-                table.set("db", exp.to_identifier(dataset))
+                table.set("catalog", exp.to_identifier(project, quoted=True))
+                table.set("db", exp.to_identifier(dataset, quoted=True))
         name = model.name.split(".")[-1]
         rendered.append(RenderedModel(name, str(model.kind.name), query.sql(dialect="bigquery")))
     context.close()

@@ -126,3 +126,48 @@ def test_sqlmesh_unit_tests_pass():
     result = project.context.test(stream=io.StringIO())
     assert result.testsRun >= 3
     assert result.wasSuccessful(), [f[1] for f in result.failures + result.errors]
+
+
+def test_anonymous_page_views_join_the_lead_profile_and_sql_agrees_with_python(paths):
+    """A visitor browses anonymously, then fills in a form: the earlier page views join the lead's profile.
+    A recorded identity_merged event links two more ids. The SQL model and data/identity.py agree."""
+    from data.identity import identity_links, resolve_identities
+
+    story = [
+        {"event_id": "s1", "event_type": "page_view", "customer_id": "anon-7", "occurred_at": "2026-03-01T09:00:00Z",
+         "properties": {"url": "/pricing", "anonymous_id": "anon-7"}},
+        {"event_id": "s2", "event_type": "page_view", "customer_id": "anon-7", "occurred_at": "2026-03-01T09:04:00Z",
+         "properties": {"url": "/demo", "anonymous_id": "anon-7"}},
+        {"event_id": "s3", "event_type": "lead_created", "customer_id": "lead-7", "occurred_at": "2026-03-02T10:00:00Z",
+         "properties": {"email": "ann@example.com", "first_name": "Ann", "anonymous_id": "anon-7"}},
+        {"event_id": "s4", "event_type": "purchase", "customer_id": "crm-77", "occurred_at": "2026-03-02T11:00:00Z",
+         "properties": {"order_id": "o-7", "amount": 30.0}},
+        {"event_id": "s5", "event_type": "identity_merged", "customer_id": "lead-7",
+         "occurred_at": "2026-03-02T12:00:00Z", "properties": {"merged_ids": ["crm-77"]}},
+    ]
+    events = day_events("2026-03-01", 200, "d1") + day_events("2026-03-02", 200, "d2") + story
+    _append(paths, events)
+    _load(paths)
+    project = WarehouseProject(paths["warehouse"])
+    project.build()
+    lead = project.context.fetchdf(
+        "SELECT page_views, total_purchases, email, merged_ids, lifecycle_stage FROM ame.marts_marketing_customer_360"
+        " WHERE customer_id = 'lead-7'"
+    ).iloc[0]
+    assert (lead.page_views, lead.total_purchases, lead.email, lead.merged_ids) == (2, 1, "ann@example.com", 3)
+    assert project.context.fetchdf(
+        "SELECT COUNT(*) AS n FROM ame.marts_marketing_customer_360 WHERE customer_id IN ('anon-7', 'crm-77')"
+    )["n"][0] == 0
+    sql_mapping = dict(project.context.engine_adapter.fetchall(
+        "SELECT customer_id, canonical_customer_id FROM ame.staging_customers_identity"
+    ))
+    links = [link for e in events for link in identity_links(e["event_type"], e["customer_id"], e["properties"])]
+    created = {e["customer_id"]: e["occurred_at"] for e in events if e["event_type"] == "lead_created"}
+    assert resolve_identities(links, {k: _ts(v) for k, v in created.items()}) == sql_mapping
+    project.close()
+
+
+def _ts(iso: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))

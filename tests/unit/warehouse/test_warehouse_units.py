@@ -1,0 +1,88 @@
+"""Fast checks of the warehouse's pieces: URLs, raw rows, the audit lists, the SQLMesh project's own tests."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import orjson
+import pytest
+
+from data.events import EVENT_TYPES
+from data.log.base import StoredEvent
+from data.warehouse.base import RAW_COLUMN_NAMES, UnsupportedWarehouse
+from data.warehouse.project import PROJECT_DIR, parse_warehouse_url
+from data.warehouse.rows import raw_row
+
+
+def test_urls_choose_the_backend():
+    assert parse_warehouse_url("duckdb:///.ame/warehouse.duckdb").path == ".ame/warehouse.duckdb"
+    assert parse_warehouse_url("duckdb:////tmp/w.duckdb").path == "/tmp/w.duckdb"
+    bq = parse_warehouse_url("bigquery://my-project/marketing")
+    assert (bq.engine, bq.project, bq.dataset) == ("bigquery", "my-project", "marketing")
+    for bad in ("postgres://x/y", "bigquery://only-project", "duckdb:///"):
+        with pytest.raises(UnsupportedWarehouse):
+            parse_warehouse_url(bad)
+
+
+def _stored(event_type: str, props: dict) -> StoredEvent:
+    return StoredEvent(7, "e-7", event_type, "c-1", 1_772_323_200_000_000, 1_772_323_200_000_001, "api", 1, None,
+                       orjson.dumps(props).decode())
+
+
+def test_raw_rows_carry_the_hot_properties_typed():
+    row = raw_row(_stored("purchase", {"order_id": "o1", "amount": 12.5, "campaign_id": "cmp-1"}), 5)
+    assert tuple(row) == RAW_COLUMN_NAMES
+    assert (row["amount"], row["campaign_id"], row["cost"], row["log_position"]) == (12.5, "cmp-1", None, 7)
+    auction = raw_row(_stored("auction_result", {"campaign_id": "c", "auction_id": "a", "bid": 1, "won": True,
+                                                 "price_paid": 0.7}), 5)
+    assert auction["cost"] == 0.7 and auction["amount"] is None
+    click = raw_row(_stored("email_click", {"campaign_id": "c"}), 5)
+    assert click["channel"] == "email"
+    score = raw_row(_stored("score_updated", {"model": "lead", "score": 0.8, "model_version": "1"}), 5)
+    assert (score["score_model"], score["score"]) == ("lead", 0.8)
+
+
+def test_the_accepted_event_types_audit_lists_every_event_type():
+    sql = (PROJECT_DIR / "audits" / "accepted_event_types.sql").read_text()
+    listed = set(re.findall(r"'([a-z_]+)'", sql.split("NOT IN", 1)[1]))
+    assert listed == set(EVENT_TYPES)
+
+
+def test_every_model_of_the_design_exists_and_is_documented_column_by_column():
+    from data.warehouse.build import WarehouseProject
+    from data.warehouse.project import MODEL_NAMES
+
+    project = WarehouseProject("duckdb:///:memory:")
+    models = {name.split(".")[-1].strip('"'): model for name, model in project.context.models.items()}
+    assert set(MODEL_NAMES) <= set(models)
+    for name in MODEL_NAMES:
+        model = models[name]
+        assert model.description, name
+        missing = set(model.columns_to_types or {}) - set(model.column_descriptions)
+        assert not missing, f"{name}: undocumented columns {missing}"
+    c360 = models["marts_marketing_customer_360"].columns_to_types
+    for field in ("customer_id", "email", "first_name", "last_name", "acquisition_date", "acquisition_source",
+                  "total_purchases", "total_revenue", "last_purchase_date", "predicted_clv", "churn_risk_score",
+                  "lead_score", "preferred_channel", "lifecycle_stage", "customer_segment"):
+        assert field in c360, field
+    project.close()
+
+
+def test_sqlmesh_unit_tests_pass():
+    from data.warehouse.build import WarehouseProject
+
+    project = WarehouseProject("duckdb:///:memory:")
+    result = project.context.test(stream=io.StringIO())
+    assert result.testsRun >= 3
+    assert result.wasSuccessful(), [f[1] for f in result.failures + result.errors]
+    project.close()
+
+
+def test_the_models_render_in_bigquery_sql():
+    from data.warehouse.bigquery_sql import render_for_bigquery
+
+    rendered = {m.name: m.sql for m in render_for_bigquery("p", "marketing", "2026-03-01", "2026-03-01", "2026-03-02")}
+    assert "JSON_VALUE_ARRAY" in rendered["staging_customers_identity"]  # the one engine-specific macro
+    assert "`p`.`marketing`.`raw_events`" in rendered["staging_events_all"]
+    assert "DATE_DIFF(" in rendered["staging_web_sessions"]
