@@ -321,7 +321,7 @@ class PubSubSubscriber:
         event_types: Collection[str] | None = None,
         flow_control: pubsub_v1.types.FlowControl | None = None,
         max_batch: int = 500,
-        max_wait_s: float = 0.05,
+        max_wait_s: float = 0.005,
         before_ack: Callable[[Sequence[str]], None] | None = None,
         client: pubsub_v1.SubscriberClient | None = None,
     ) -> None:
