@@ -29,6 +29,12 @@ def _iso(micros: int | None) -> str | None:
     return datetime.fromtimestamp(micros / 1e6, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def bigquery_json_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A raw row as BigQuery takes it in JSON: timestamps as UTC strings, properties as a JSON object (a JSON
+    string would be stored as a JSON string, not an object). Load jobs and Pub/Sub messages use it alike."""
+    return {k: (_iso(v) if k in _TIMESTAMPS else orjson.loads(v) if k == "properties" and v else v) for k, v in row.items()}
+
+
 def raw_schema():  # -> list[bigquery.SchemaField]
     from google.cloud import bigquery
 
@@ -127,11 +133,7 @@ class BigQueryWarehouse:
         if to_position <= from_position:
             return 0
         batch = self._table(f"_raw_batch_{uuid.uuid4().hex[:12]}")
-        # Timestamps as ISO strings; the payload as a JSON object (a JSON string would load as a JSON string).
-        payload = [
-            {k: (_iso(v) if k in _TIMESTAMPS else orjson.loads(v) if k == "properties" and v else v) for k, v in row.items()}
-            for row in rows
-        ]
+        payload = [bigquery_json_row(row) for row in rows]
         config = bigquery.LoadJobConfig(
             schema=raw_schema(), write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
             source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
