@@ -166,7 +166,7 @@ class PubSubEventLog:
                     event_id=event.event_id,
                     schema_version=str(event.schema_version),
                 ))
-        except Exception as error:  # the client refuses at once, e.g. a key paused by an earlier failure
+        except Exception as error:  # noqa: BLE001 - the client refuses at once, e.g. a key paused by an earlier failure
             self._resume(keys)
             raise LogUnavailable(f"cannot publish to {self.topic_path}: {error}") from None
         done, pending = concurrent.futures.wait(futures, timeout=self.publish_timeout_s)
@@ -446,7 +446,7 @@ class PubSubSubscriber:
                 continue
             try:
                 self._process(batch)
-            except BaseException as error:  # noqa: BLE001 - keep the consumer alive; the batch is redelivered
+            except BaseException as error:  # keep the consumer alive; the batch is redelivered
                 log.exception("consumer %s: batch failed, nacking %d messages", self.consumer, len(batch))
                 self.error = error
                 for m in batch:
@@ -478,7 +478,7 @@ class PubSubSubscriber:
             for m, _ in wanted:
                 m.nack()
             return
-        except Exception:  # noqa: BLE001 - isolate the failing message(s)
+        except Exception:  # isolate the failing message(s)
             if len(wanted) == 1:
                 log.exception("consumer %s: handler failed on %s", self.consumer, wanted[0][1].event_id)
                 wanted[0][0].nack()
@@ -492,7 +492,7 @@ class PubSubSubscriber:
             self._apply([item])
         except _Crash:
             item[0].nack()
-        except Exception:  # noqa: BLE001
+        except Exception:  # isolate the failing message(s)
             log.exception("consumer %s: handler failed on %s", self.consumer, item[1].event_id)
             item[0].nack()
             self.stats.failed_nacked += 1
@@ -530,7 +530,7 @@ class PubSubSubscriber:
         if self.before_ack is not None:
             try:
                 self.before_ack(ids)
-            except Exception as error:  # noqa: BLE001 - the seam simulates a crash between commit and ack
+            except Exception as error:  # the seam simulates a crash between commit and ack
                 raise _Crash(str(error)) from error
         for m, _ in items:
             m.ack()

@@ -14,6 +14,7 @@ import pytest
 from google.cloud import pubsub_v1
 
 from data.events import EventBase
+from data.log.base import LogUnavailable
 from data.log.pubsub import PubSubEventLog, PubSubSubscriber, projection_handler
 from data.log.pubsub_admin import (
     ensure_consumer_resources,
@@ -21,7 +22,6 @@ from data.log.pubsub_admin import (
     ensure_topic,
     parse_pubsub_url,
 )
-from data.log.base import LogUnavailable
 from data.log.sqlite import SqliteEventLog
 from data.projections.base import Projector
 from data.projections.profile import CustomerProfile, ProfileProjection

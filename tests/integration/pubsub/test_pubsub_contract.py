@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -16,8 +15,18 @@ from data.events import EventError, EventValidationError
 from data.log import EventLog, open_log
 from data.log.base import RejectedInput
 from data.log.ingest import ingest_lines, redrive
-from data.log.pubsub import PositionsUnsupported, PubSubEventLog, decode_message, encode_event
-from data.log.pubsub_admin import ensure_subscription, ensure_topic, event_type_filter, parse_pubsub_url
+from data.log.pubsub import (
+    PositionsUnsupported,
+    PubSubEventLog,
+    decode_message,
+    encode_event,
+)
+from data.log.pubsub_admin import (
+    ensure_subscription,
+    ensure_topic,
+    event_type_filter,
+    parse_pubsub_url,
+)
 from data.synthetic import synthetic_dicts, synthetic_events
 
 
@@ -102,7 +111,7 @@ def test_dead_letters_are_kept_once_and_counted(log: EventLog) -> None:
 
 @pytest.mark.emulator
 def test_redrive_after_a_fix_publishes(log: EventLog, topic: tuple[str, str]) -> None:
-    good = list(synthetic_dicts(1, 1, seed=7))[0]
+    good = next(iter(synthetic_dicts(1, 1, seed=7)))
     bad = orjson.dumps(dict(good, properties={**good["properties"], "unexpected": True}))
     report = ingest_lines(log, [bad], source="upstream.jsonl")
     assert report.appended == 0 and len(report.rejected) == 1
