@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(60_000, ge=0, description="How long a writer waits for the SQLite lock.")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="Largest accepted event, as raw JSON bytes.")
     models_dir: Path = Field(Path("artifacts/models"), description="Registry of trained models: <kind>/<version>/.")
+    policies_dir: Path = Field(Path("artifacts/policies"), description="Registry of trained RL policies: <name>/<version>/, PROMOTED.")
     model_threads: int = Field(0, ge=0, le=256, description="Threads for model training and batch scoring (0: all cores).")
     agent_shards: int = Field(2, ge=1, le=1024, description="Shard actors per agent type (hash of customer_id mod N).")
     agent_batch_size: int = Field(2_000, ge=1, le=100_000, description="Most events an agent shard reads per batch.")
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
     pubsub_ack_deadline_s: int = Field(60, ge=10, le=600, description="Pub/Sub subscription ack deadline.")
     pubsub_max_delivery_attempts: int = Field(5, ge=5, le=100, description="Pub/Sub: deliveries before the dead-letter topic.")
     pubsub_dead_letter_store: str = Field("", description="Pub/Sub: SQLite URL of the store of input rejected on append.")
+    creative_store: str = Field("", description="Creatives: SQLite URL of the variants, approvals and bandit posteriors.")
+    creative_generator: str = Field("template", description="Creatives: 'template' (embedded, offline) or 'gemini' (Vertex AI).")
+    gemini_model: str = Field("gemini-2.5-flash", description="Creatives: the Gemini model name on Vertex AI.")
+    gcp_project: str = Field("", description="Creatives: Google Cloud project of the Vertex AI client.")
+    gcp_location: str = Field("us-central1", description="Creatives: Vertex AI location.")
 
     def event_log_url(self) -> str:
         return self.event_log or f"sqlite:///{self.home / 'events.db'}"
@@ -48,6 +54,9 @@ class Settings(BaseSettings):
 
     def pubsub_dead_letter_store_url(self) -> str:
         return self.pubsub_dead_letter_store or f"sqlite:///{self.home / 'pubsub-dead-letters.db'}"
+
+    def creative_store_url(self) -> str:
+        return self.creative_store or f"sqlite:///{self.home / 'creatives.db'}"
 
     def warehouse_url(self) -> str:
         return self.warehouse or f"duckdb:///{self.home / 'warehouse.duckdb'}"
