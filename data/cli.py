@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
 
 import orjson
 import typer
@@ -22,6 +24,8 @@ from data.projections.profile import CustomerProfile, ProfileProjection
 from data.projections.store import open_state_store
 from data.settings import get_settings
 
+P = ParamSpec("P")
+R = TypeVar("R")
 console = Console()
 err = Console(stderr=True)
 
@@ -41,6 +45,21 @@ def _open(url: str | None) -> EventLog:
     except (LogError, ValueError) as error:
         err.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
+
+
+def exits_on_log_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Print a log error (an unreachable backend, a backend without positions) as one clear line and exit 2,
+    instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except LogError as error:
+            err.print(f"[red]error:[/] {error}")
+            raise typer.Exit(2) from None
+
+    return wrapped
 
 
 def _progress() -> Progress:
@@ -76,6 +95,7 @@ def print_ingest_report(report: IngestReport, seconds: float) -> None:
 
 
 @events_app.command("append")
+@exits_on_log_errors
 def append_command(
     file: Annotated[Path, typer.Argument(help="JSON lines, one event per line; '-' reads standard input.")],
     log_url: LogOption = None,
@@ -126,6 +146,7 @@ def _event_table(events: list[StoredEvent], title: str) -> Table:
 
 
 @events_app.command("tail")
+@exits_on_log_errors
 def tail_command(
     log_url: LogOption = None,
     n: Annotated[int, typer.Option("-n", min=1, help="How many of the last events.")] = 20,
@@ -166,6 +187,7 @@ def tail_command(
 
 
 @dlq_app.command("list")
+@exits_on_log_errors
 def dlq_list_command(
     log_url: LogOption = None,
     status: Annotated[str, typer.Option(help="pending, redriven or all.")] = "pending",
@@ -188,6 +210,7 @@ def dlq_list_command(
 
 
 @dlq_app.command("redrive")
+@exits_on_log_errors
 def dlq_redrive_command(
     ids: Annotated[list[int] | None, typer.Argument(help="Dead-letter ids (default: every pending one).")] = None,
     log_url: LogOption = None,
@@ -217,6 +240,7 @@ def dlq_redrive_command(
 
 
 @log_app.command("stats")
+@exits_on_log_errors
 def stats_command(log_url: LogOption = None, state_url: StateOption = None) -> None:
     """Events by type, positions, dead letters, size, and every consumer's committed position and lag."""
     log = _open(log_url)
@@ -281,6 +305,7 @@ def profile_table(p: CustomerProfile, as_of: datetime) -> Table:
 
 
 @profile_app.command("show")
+@exits_on_log_errors
 def profile_show_command(
     customer_id: str,
     log_url: LogOption = None,
@@ -305,6 +330,7 @@ def profile_show_command(
 
 
 @profile_app.command("rebuild")
+@exits_on_log_errors
 def profile_rebuild_command(
     log_url: LogOption = None,
     state_url: StateOption = None,
@@ -324,6 +350,7 @@ def profile_rebuild_command(
 
 
 @profile_app.command("hash")
+@exits_on_log_errors
 def profile_hash_command(log_url: LogOption = None, state_url: StateOption = None) -> None:
     """Catch up, then print the projection's position and state hash (equal to a clean replay's)."""
     log = _open(log_url)
@@ -334,6 +361,7 @@ def profile_hash_command(log_url: LogOption = None, state_url: StateOption = Non
 
 
 @profile_app.command("snapshot")
+@exits_on_log_errors
 def profile_snapshot_command(log_url: LogOption = None, state_url: StateOption = None) -> None:
     """Catch up, then write a snapshot of the whole projection (replays can start from it)."""
     log = _open(log_url)

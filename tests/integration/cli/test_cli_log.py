@@ -102,3 +102,11 @@ def test_demo_runs_end_to_end() -> None:
     result = runner.invoke(app, ["demo", "--events", "3000", "--customers", "200"])
     assert result.exit_code == 0, result.output
     assert "identical" in result.output and "rejected" in result.output
+
+
+def test_a_backend_error_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    result = runner.invoke(app, ["events", "tail", "--log", "pubsub://ame-test/customer-events"])
+    assert result.exit_code == 2
+    assert "error:" in result.output and "Traceback" not in result.output

@@ -15,7 +15,8 @@ from google.cloud import pubsub_v1
 
 from data.events import EventBase
 from data.log.base import LogUnavailable
-from data.log.pubsub import PubSubEventLog, PubSubSubscriber, projection_handler
+from data.log.pubsub import PubSubEventLog
+from data.log.pubsub_subscriber import PubSubSubscriber, projection_handler
 from data.log.pubsub_admin import (
     ensure_consumer_resources,
     ensure_subscription,
