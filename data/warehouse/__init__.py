@@ -31,7 +31,8 @@ def open_warehouse(url: str | None = None) -> Warehouse:
     from data.settings import get_settings
     from data.warehouse.project import parse_warehouse_url
 
-    url = url or get_settings().warehouse_url()
+    settings = get_settings()
+    url = url or settings.warehouse_url()
     target = parse_warehouse_url(url)
     if target.engine == "duckdb":
         from data.warehouse.duckdb_backend import DuckDBWarehouse
@@ -39,4 +40,4 @@ def open_warehouse(url: str | None = None) -> Warehouse:
         return DuckDBWarehouse(url, dataset=target.dataset)
     from data.warehouse.bigquery_backend import BigQueryWarehouse
 
-    return BigQueryWarehouse(url)
+    return BigQueryWarehouse(url, location=settings.warehouse_bigquery_location or None)

@@ -13,7 +13,11 @@ import typing as t
 from datetime import date, datetime, timedelta
 
 from data.warehouse.base import BuildFailed, BuildReport, ModelRun
-from data.warehouse.project import DEFAULT_START, PROJECT_DIR, parse_warehouse_url, sqlmesh_config
+from data.warehouse.project import (
+    PROJECT_DIR,
+    parse_warehouse_url,
+    sqlmesh_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +70,24 @@ class WarehouseProject:
     """A SQLMesh context over the project for one warehouse URL.
 
     :param url: the warehouse URL.
-    :param start: the first day incremental models cover.
+    :param start: the first day incremental models cover (default: ``AME_WAREHOUSE_START``).
     """
 
-    def __init__(self, url: str, start: str = DEFAULT_START) -> None:
+    def __init__(self, url: str, start: str | None = None) -> None:
         from sqlmesh import Context
         from sqlmesh.core.console import set_console
+
+        from data.settings import get_settings
+
+        settings = get_settings()
 
         self.url = url
         self.target = parse_warehouse_url(url)
         self.console = _recording_console()
         set_console(self.console)
-        self.context = Context(paths=str(PROJECT_DIR), config=sqlmesh_config(url, start=start))
+        config = sqlmesh_config(url, start=start or settings.warehouse_start,
+                                bigquery_location=settings.warehouse_bigquery_location or None)
+        self.context = Context(paths=str(PROJECT_DIR), config=config)
         self.dataset = self.target.dataset
 
     # -- what to build ------------------------------------------------------------------------------

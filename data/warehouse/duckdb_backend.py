@@ -10,7 +10,12 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from data.warehouse.base import RAW_COLUMNS, QueryResult, UnsupportedWarehouse, WarehouseUnavailable
+from data.warehouse.base import (
+    RAW_COLUMNS,
+    QueryResult,
+    UnsupportedWarehouse,
+    WarehouseUnavailable,
+)
 
 log = logging.getLogger(__name__)
 

@@ -105,4 +105,6 @@ def config_from_environment():  # -> Config
     os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
     from data.settings import get_settings
 
-    return sqlmesh_config(get_settings().warehouse_url())
+    settings = get_settings()
+    return sqlmesh_config(settings.warehouse_url(), start=settings.warehouse_start,
+                          bigquery_location=settings.warehouse_bigquery_location or None)

@@ -170,4 +170,4 @@ def test_anonymous_page_views_join_the_lead_profile_and_sql_agrees_with_python(p
 def _ts(iso: str):
     from datetime import datetime
 
-    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return datetime.fromisoformat(iso)

@@ -6,7 +6,11 @@ import orjson
 
 from data.log.base import StoredEvent
 from data.warehouse.base import RAW_COLUMN_NAMES
-from data.warehouse.streaming import create_raw_events_subscription, raw_event_message, raw_events_subscription_request
+from data.warehouse.streaming import (
+    create_raw_events_subscription,
+    raw_event_message,
+    raw_events_subscription_request,
+)
 
 
 def test_the_subscription_writes_raw_events_with_the_table_schema_and_a_dead_letter_topic():

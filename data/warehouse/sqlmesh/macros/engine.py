@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sqlglot import exp, parse_one
-
 from sqlmesh import macro
 from sqlmesh.core.macros import MacroEvaluator
 
