@@ -16,9 +16,10 @@ import pytest
 
 from data.log import open_log
 from data.warehouse.loader import load_events
-from tests.integration.warehouse.conftest import day_events
+from tests.integration.warehouse.warehouse_events import day_events
 
-pytestmark = pytest.mark.emulator
+# SQLMesh's models still use pydantic's json_encoders
+pytestmark = [pytest.mark.emulator, pytest.mark.filterwarnings("ignore:.*json_encoders.*")]
 PROJECT = "test-proj"
 TIMEOUT = 30.0
 
