@@ -53,13 +53,21 @@ def parse_warehouse_url(url: str) -> WarehouseTarget:
     )
 
 
-def sqlmesh_config(url: str, start: str = DEFAULT_START, bigquery_location: str | None = None):  # -> Config
+def sqlmesh_config(
+    url: str, start: str = DEFAULT_START, bigquery_location: str | None = None, cache_dir: Path | None = None
+):  # -> Config
     """The SQLMesh configuration for a warehouse URL: both gateways, the URL's one as default.
 
     :param url: the warehouse URL.
     :param start: the first day the incremental models cover.
     :param bigquery_location: BigQuery location (for example ``EU``) for the production gateway.
+    :param cache_dir: where SQLMesh caches parsed models (default: ``<AME_HOME>/sqlmesh_cache``, never the
+        package folder, which may be read-only once installed).
     """
+    if cache_dir is None:
+        from data.settings import get_settings
+
+        cache_dir = get_settings().home / "sqlmesh_cache"
     from sqlmesh.core.config import (
         BigQueryConnectionConfig,
         Config,
@@ -97,6 +105,7 @@ def sqlmesh_config(url: str, start: str = DEFAULT_START, bigquery_location: str 
         model_defaults=ModelDefaultsConfig(dialect="duckdb", start=start, cron="@daily"),
         variables={"attribution_window_days": 7, "churn_after_days": 180},
         disable_anonymized_analytics=True,
+        cache_dir=str(Path(cache_dir).resolve()),
     )
 
 
