@@ -1,0 +1,190 @@
+"""``ame creatives …``: generate variants, review the critical ones, list them, watch the tests, and the report."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from policies.creative.models import KINDS, CreativeError, Status
+
+creatives_app = typer.Typer(help="Creatives: generate, guardrails, approve critical variants, bandit tests per segment.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+StoreOption = Annotated[str | None, typer.Option("--store", help="Creative store URL (default: AME_CREATIVE_STORE).")]
+
+
+def _store(url: str | None):  # noqa: ANN202
+    from policies.creative.store import open_store
+
+    return open_store(url)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@creatives_app.command("generate")
+def generate(
+    segment: Annotated[str, typer.Option("--segment", help="Customer segment (new, loyal, lapsed, vip, or your own).")],
+    kind: Annotated[str, typer.Option("--kind", help=f"One of {', '.join(KINDS)}.")] = "email_subject",
+    n: Annotated[int, typer.Option("--n", min=1, max=50, help="Variants to generate.")] = 10,
+    top: Annotated[int, typer.Option("--top", min=1, max=10, help="Best passing variants entered into the test.")] = 3,
+    product: Annotated[str | None, typer.Option("--product", help="A catalog product id (default: all).")] = None,
+    generator: Annotated[str | None, typer.Option("--generator", help="template or gemini (default: AME_CREATIVE_GENERATOR).")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Generate N variants, run the guardrails, enter the top ones into the segment's test (critical ones wait)."""
+    from data.settings import get_settings
+    from policies.creative.generators import GeminiConfig, GeminiGenerator, TemplateGenerator, default_generator
+    from policies.creative.pipeline import generate_for_test
+
+    if kind not in KINDS:
+        _fail(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
+    try:
+        if generator == "template":
+            gen = TemplateGenerator()
+        elif generator == "gemini":
+            s = get_settings()
+            if not s.gcp_project:
+                _fail("--generator gemini needs AME_GCP_PROJECT (and AME_GCP_LOCATION, AME_GEMINI_MODEL)")
+            gen = GeminiGenerator(GeminiConfig(project=s.gcp_project, location=s.gcp_location, model=s.gemini_model))
+        else:
+            gen = default_generator()
+        stored = generate_for_test(gen, _store(store), kind, segment, n=n, top=top, product=product)
+    except (CreativeError, ValueError, FileNotFoundError) as error:
+        _fail(str(error))
+    table = Table(title=f"{len(stored)} {kind} variants for {segment} ({gen.name})")
+    for col in ("id", "status", "test", "score", "text", "reasons"):
+        table.add_column(col, no_wrap=col == "id")
+    for s in stored:
+        table.add_row(s.variant.variant_id, s.status.value, "yes" if s.in_test else "", f"{s.verdict.score:.2f}", s.variant.text, "; ".join(s.verdict.reasons))
+    console.print(table)
+
+
+def _list_table(items: list, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("id", "segment", "kind", "status", "critical", "test", "score", "text", "by / reasons"):
+        table.add_column(col, no_wrap=col in ("id", "status"))
+    for s in items:
+        extra = "; ".join(s.verdict.reasons) if s.status is Status.FAILED else (s.decided_by or "")
+        table.add_row(
+            s.variant.variant_id, s.variant.segment, s.variant.kind, s.status.value, "yes" if s.variant.critical else "",
+            "yes" if s.in_test else "", f"{s.verdict.score:.2f}", s.variant.text, extra,
+        )
+    return table
+
+
+@creatives_app.command("pending")
+def pending(store: StoreOption = None) -> None:
+    """Critical variants waiting for a human's approval."""
+    items = _store(store).list(status=Status.PENDING)
+    console.print(_list_table(items, f"{len(items)} pending variants (approve or reject them by id)"))
+
+
+@creatives_app.command("list")
+def list_(
+    status: Annotated[Status | None, typer.Option("--status", help="Only this status.")] = None,
+    segment: Annotated[str | None, typer.Option("--segment")] = None,
+    kind: Annotated[str | None, typer.Option("--kind")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Every stored variant (filtered)."""
+    items = _store(store).list(status=status, segment=segment, kind=kind)
+    console.print(_list_table(items, f"{len(items)} variants"))
+
+
+def _decide(variant_id: str, approve: bool, by: str | None, note: str | None, store: str | None) -> None:
+    try:
+        s = _store(store).decide(variant_id, approve=approve, by=by or getpass.getuser(), note=note)
+    except (CreativeError, ValueError) as error:
+        _fail(str(error).strip('"'))
+    console.print(f"{s.variant.variant_id}: {s.status.value} by {s.decided_by}")
+
+
+@creatives_app.command("approve")
+def approve(
+    variant_id: str,
+    by: Annotated[str | None, typer.Option("--by", help="Reviewer (default: the OS user).")] = None,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Approve a pending variant: it can be served from now on."""
+    _decide(variant_id, True, by, note, store)
+
+
+@creatives_app.command("reject")
+def reject(
+    variant_id: str,
+    by: Annotated[str | None, typer.Option("--by", help="Reviewer (default: the OS user).")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why.")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Reject a variant: it is never served."""
+    _decide(variant_id, False, by, note, store)
+
+
+@creatives_app.command("stats")
+def stats(store: StoreOption = None, seed: int = 0) -> None:
+    """Per test (segment, kind): each servable arm's impressions, clicks, CTR, P(best) and the promotion."""
+    from policies.creative.bandit import win_probabilities
+    from policies.creative.serving import PRIOR
+
+    st = _store(store)
+    table = Table(title="creative tests")
+    for col in ("segment", "kind", "variant", "impressions", "clicks", "conversions", "CTR", "P(best)", "promoted"):
+        table.add_column(col, justify="right" if col in ("impressions", "clicks", "conversions", "CTR", "P(best)") else "left", no_wrap=col == "variant")
+    for segment, kind in st.tests():
+        arms = st.arms(segment, kind)
+        if not arms:
+            table.add_row(segment, kind, "(no approved variant)", "", "", "", "", "", "")
+            continue
+        a = np.array([PRIOR[0] + c.clicks for _, c in arms])
+        b = np.array([PRIOR[1] + c.impressions - c.clicks for _, c in arms])
+        p_best = win_probabilities(a, b, np.random.default_rng(seed), 20_000)
+        promoted = st.promotion(segment, kind)
+        for (v, c), p in zip(arms, p_best, strict=True):
+            ctr = f"{c.clicks / c.impressions:.2%}" if c.impressions else "-"
+            mark = "yes" if promoted and promoted.variant_id == v.variant_id else ""
+            table.add_row(segment, kind, v.variant_id, f"{c.impressions:,}", f"{c.clicks:,}", f"{c.conversions:,}", ctr, f"{p:.3f}", mark)
+    console.print(table)
+
+
+@creatives_app.command("report")
+def report(
+    data: Annotated[Path | None, typer.Option("--data", help="Folder of the Open Bandit sample (default: ../shared/data/open_bandit).")] = None,
+    reps: Annotated[int, typer.Option("--reps", min=10, help="Simulator replications.")] = 500,
+    seed: int = 0,
+) -> None:
+    """The Open Bandit table (learned policy by IPS/SNIPS/DR vs random and bts) and the simulator's figures."""
+    from policies.creative.obd import obd_report
+    from policies.creative.simulate import DEFAULT_CTRS, simulate_tests
+
+    root = data or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "open_bandit"
+    if (root / "random").is_dir():
+        table = Table(title=f"Open Bandit sample (ZOZOTOWN, all campaign): click rate per impression, 95% bootstrap CI ({root})")
+        for col in ("policy", "method", "CTR", "95% CI", "n", "note"):
+            table.add_column(col)
+        for r in obd_report(root, seed=seed):
+            table.add_row(r.policy, r.method, f"{r.value:.4f}", f"[{r.ci_low:.4f}, {r.ci_high:.4f}]", f"{r.n:,}", r.note)
+        console.print(table)
+    else:
+        err.print(f"[yellow]no Open Bandit sample at {root}; pass --data[/yellow]")
+    sim = simulate_tests(reps=reps, seed=seed)
+    n95 = sim.impressions_for(0.95)
+    table = Table(title=f"simulator: {len(DEFAULT_CTRS)} variants, CTRs {DEFAULT_CTRS[0]:.1%}..{DEFAULT_CTRS[-2]:.1%} and best {DEFAULT_CTRS[-1]:.1%}, {reps} seeded tests")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("impressions by which 95% of tests promoted the best", f"{n95:,}" if n95 else f"> {sim.horizon:,}")
+    table.add_row(f"tests that promoted the best within {sim.horizon:,}", f"{sim.found_best_by(sim.horizon):.1%}")
+    table.add_row("tests that promoted a wrong variant", f"{sim.wrong_promotions:.1%}")
+    table.add_row(f"regret (clicks lost) over {sim.horizon:,}, Thompson + promotion", f"{sim.regret_ts.mean():,.0f}")
+    table.add_row(f"regret over {sim.horizon:,}, uniform A/B split", f"{sim.regret_uniform:,.0f}")
+    console.print(table)
