@@ -15,7 +15,13 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from policies.creative.models import KINDS, GenerationError, Variant, make_variant, normalize_text
+from policies.creative.models import (
+    KINDS,
+    GenerationError,
+    Variant,
+    make_variant,
+    normalize_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +188,7 @@ class GeminiGenerator:
             response = self.client.models.generate_content(model=self.config.model, contents=prompt, config=config)
         except errors.APIError as error:
             raise GenerationError(f"Vertex AI answered {error.code} for model {self.config.model!r}: {error.message}") from None
-        except Exception as error:  # transport errors (httpx), auth errors
+        except Exception as error:  # noqa: BLE001  (transport errors from httpx, auth errors)
             raise GenerationError(
                 f"cannot reach Vertex AI ({type(error).__name__}: {error}); check AME_GCP_PROJECT, AME_GCP_LOCATION and "
                 "your application default credentials, or use the template generator (AME_CREATIVE_GENERATOR=template)"

@@ -7,10 +7,16 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from policies.creative.generators import DISCLOSURE, GeminiConfig, GeminiGenerator, TemplateGenerator
+from policies.creative.generators import (
+    DISCLOSURE,
+    GeminiConfig,
+    GeminiGenerator,
+    TemplateGenerator,
+)
 from policies.creative.guardrails import Guardrails, is_critical, pii_found
 from policies.creative.models import KINDS, GenerationError, Status, make_variant
 from policies.creative.pipeline import generate_for_test
@@ -88,11 +94,11 @@ def test_generate_10_test_top_3(tmp_path: Path) -> None:
 
 
 class _Stub(BaseHTTPRequestHandler):
-    requests: list[tuple[str, dict, str | None]] = []
+    requests: ClassVar[list[tuple[str, dict, str | None]]] = []
     reply: object = None
     status = 200
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
         type(self).requests.append((self.path, body, self.headers.get("Authorization")))
         text = json.dumps(type(self).reply) if not isinstance(type(self).reply, str) else type(self).reply

@@ -91,7 +91,7 @@ def test_no_creative_raises_with_a_fix(store: CreativeStore) -> None:
 def test_exposure_event_is_a_valid_decision(store: CreativeStore) -> None:
     from datetime import UTC, datetime
 
-    plain, _ = _seed(store)
+    _seed(store)
     variant, p = select_creative("vip", store=store, rng=np.random.default_rng(0))
     event = exposure_event(variant, p, "cust-1", datetime(2025, 1, 1, tzinfo=UTC), "req-1")
     assert event.properties.action == variant.variant_id and event.properties.propensity == p
