@@ -71,13 +71,17 @@ def build_command(warehouse: WarehouseOption = None) -> None:
         report = project.build()
     except WarehouseError as error:
         raise _fail(error) from None
-    table = Table(title=f"build through {report.execution_time[:10]} (exclusive)")
-    for column in ("model", "kind", "intervals", "rows", "audits passed", "audits failed"):
-        table.add_column(column, overflow="fold",
-                         justify="right" if column in ("rows", "audits passed", "audits failed") else "left")
+    table = Table(title=f"built through {report.execution_time[:10]} (exclusive)")
+    table.add_column("model", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("days computed", overflow="fold")
+    table.add_column("rows", justify="right")
+    table.add_column("audits", justify="right")
     for run in report.models.values():
-        intervals = ", ".join(f"{a}..{b}" if a != b else a for a, b in run.intervals)
-        table.add_row(run.model, run.kind, intervals, f"{run.rows or 0:,}", str(run.audits_passed), str(run.audits_failed))
+        kind = "incremental" if "INCREMENTAL" in run.kind.upper() else run.kind.lower()
+        days = ", ".join(f"{a}..{b}" if a != b else a for a, b in run.intervals) if kind == "incremental" else "all"
+        audits = f"{run.audits_passed} ok" + (f", {run.audits_failed} FAILED" if run.audits_failed else "")
+        table.add_row(run.model, kind, days, f"{run.rows or 0:,}", audits)
     console.print(table)
     if report.restated:
         console.print(f"restated (late events): {', '.join(report.restated)}")

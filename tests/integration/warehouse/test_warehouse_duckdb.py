@@ -174,3 +174,26 @@ def _ts(iso: str):
     from datetime import datetime
 
     return datetime.fromisoformat(iso)
+
+
+def test_the_cli_loads_builds_queries_and_documents(paths, tmp_path):
+    from typer.testing import CliRunner
+
+    from data.warehouse.cli import warehouse_app
+
+    _append(paths, day_events("2026-03-01", 150, "d1"))
+    runner = CliRunner()
+    wh = ["--warehouse", paths["warehouse"]]
+    loaded = runner.invoke(warehouse_app, ["load", "--log", paths["log"], *wh])
+    assert loaded.exit_code == 0 and "150" in loaded.output, loaded.output
+    built = runner.invoke(warehouse_app, ["build", *wh])
+    assert built.exit_code == 0 and "staging_events_all" in built.output, built.output
+    queried = runner.invoke(warehouse_app, ["query", "SELECT COUNT(*) AS n FROM ame.staging_events_all", *wh])
+    assert queried.exit_code == 0 and "150" in queried.output, queried.output
+    bad = runner.invoke(warehouse_app, ["query", "SELECT * FROM ame.no_such_table", *wh])
+    assert bad.exit_code == 1 and "the query failed" in bad.output
+    docs = tmp_path / "warehouse.md"
+    assert runner.invoke(warehouse_app, ["docs", "-o", str(docs), *wh]).exit_code == 0
+    assert "marts_marketing_customer_360" in docs.read_text() and "## Lineage" in docs.read_text()
+    unknown = runner.invoke(warehouse_app, ["query", "SELECT 1", "--warehouse", "postgres://x/y"])
+    assert unknown.exit_code == 1 and "duckdb:///" in unknown.output
