@@ -1,0 +1,142 @@
+"""The evaluation harness: every policy (heuristic, oracle, trained) scored on the same simulated customers
+and auction days, over several seeds, with 95% confidence intervals across seeds.
+
+- Journey: profit per customer, conversion rate, cost per customer, unsubscribe rate, % of the oracle (the
+  exact DP value of the same customers), gap closed over the best heuristic.
+- Bidding: value won, spend (share of budget), % of the hindsight LP, at budgets set as a fraction of the
+  spend that would win every auction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["JourneyMetrics", "run_journey", "oracle_value", "mean_ci", "BiddingMetrics", "run_bidding", "win_all_spend"]
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyMetrics:
+    """One policy on one seed's customers (per customer over the 60-day horizon)."""
+
+    policy: str
+    seed: int
+    profit: float
+    conversion_rate: float  # share of customers who bought at least once
+    cost: float  # channel cost plus discounts given, per customer
+    unsubscribe_rate: float  # share of customers who unsubscribed from at least one channel
+    oracle: float  # the oracle's expected profit per customer on the same customers
+
+    @property
+    def oracle_share(self) -> float:
+        return self.profit / self.oracle if self.oracle > 0 else float("nan")
+
+
+def oracle_value(config: Any, n_customers: int, seed: int) -> float:
+    """The exact expected return per customer of the DP oracle on the customers of ``seed``."""
+    from environment.bounds import OraclePolicy
+    from environment.vector import JourneyVectorEnv
+
+    env = JourneyVectorEnv(n_customers, config)
+    env.reset(seed=seed)
+    return float(OraclePolicy(env).expected_value().mean())
+
+
+def run_journey(policy: Any, config: Any = None, n_customers: int = 2_000, seed: int = 0, oracle: float = float("nan")) -> JourneyMetrics:
+    """One 60-day episode of ``policy`` on the customers of ``seed`` (deterministic actions)."""
+    from environment.config import load_market_config
+    from environment.vector import JourneyVectorEnv
+
+    config = config or load_market_config()
+    env = JourneyVectorEnv(n_customers, config)
+    obs, _ = env.reset(seed=seed)
+    if hasattr(policy, "bind"):
+        policy.bind(env)
+    cost_table = np.asarray(config.journey.cost)
+    profit, cost = np.zeros(n_customers), np.zeros(n_customers)
+    bought, unsub = np.zeros(n_customers, bool), np.zeros(n_customers, bool)
+    for day in range(env.horizon):
+        action, _ = policy.predict(obs, episode_start=np.full(n_customers, day == 0), deterministic=True)
+        obs, reward, _, _, _ = env.step(np.asarray(action).reshape(n_customers))
+        out = env.last_outcome
+        profit += reward
+        cost += cost_table[out.action] + out.discount
+        bought |= out.purchased.astype(bool)
+        unsub |= out.unsubscribed.astype(bool)
+    name = getattr(policy, "name", type(policy).__name__)
+    return JourneyMetrics(name, seed, float(profit.mean()), float(bought.mean()), float(cost.mean()), float(unsub.mean()), oracle)
+
+
+def mean_ci(values: list[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of its t confidence interval across seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 2:
+        return float(v.mean()) if v.size else float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+    return float(v.mean()), float(half)
+
+
+# ---- bidding ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BiddingMetrics:
+    """One bidder on one seed's market at one budget (averaged over campaigns, whole episode)."""
+
+    policy: str
+    seed: int
+    budget_fraction: float
+    auction_type: str
+    value: float
+    hindsight: float
+    spend: float
+    budget: float  # total budget over the episode
+    overspent: bool
+
+    @property
+    def lp_share(self) -> float:
+        return self.value / self.hindsight if self.hindsight > 0 else float("nan")
+
+    @property
+    def spend_share(self) -> float:
+        return self.spend / self.budget if self.budget > 0 else float("nan")
+
+
+def win_all_spend(config: Any, n_campaigns: int, seed: int, **overrides: Any) -> float:
+    """The daily spend that would win every auction of a campaign (mean over campaigns, day 1 of ``seed``):
+    the sum of max(competing bid, reserve)."""
+    from environment.vector import AuctionVectorEnv
+
+    env = AuctionVectorEnv(n_campaigns, config, **overrides)
+    env.reset(seed=seed)
+    day, model = env.market.day_data, env.model
+    price = np.maximum(day.competing, model.reserve_price)
+    return float(np.bincount(day.env, weights=price, minlength=n_campaigns).mean())
+
+
+def budget_config(config: Any, daily_budget: float, auction_type: str | None = None) -> Any:
+    """``config`` with the auction's daily budget (and optionally auction type) replaced."""
+    update: dict[str, Any] = {"daily_budget": float(daily_budget)}
+    if auction_type:
+        update["auction_type"] = auction_type
+    auction = config.auction.model_validate(config.auction.model_dump() | update)
+    return config.model_copy(update={"auction": auction})
+
+
+def run_bidding(policy: Any, config: Any, n_campaigns: int, seed: int, budget_fraction: float, **overrides: Any) -> BiddingMetrics:
+    """One episode of a bidder; the budget in ``config`` is used as is (see :func:`budget_config`)."""
+    from environment.bidding import evaluate_bidding
+
+    score = evaluate_bidding(policy, config, n_campaigns=n_campaigns, seed=seed, **overrides)
+    days = overrides.get("days") or config.auction.days
+    budget = config.auction.daily_budget * days
+    return BiddingMetrics(
+        score.policy, seed, budget_fraction, config.auction.auction_type, score.expected_value, score.hindsight, score.spend,
+        budget, bool(score.spend > budget * (1 + 1e-9)),
+    )
