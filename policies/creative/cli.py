@@ -20,7 +20,7 @@ err = Console(stderr=True)
 StoreOption = Annotated[str | None, typer.Option("--store", help="Creative store URL (default: AME_CREATIVE_STORE).")]
 
 
-def _store(url: str | None):  # noqa: ANN202
+def _store(url: str | None):
     from policies.creative.store import open_store
 
     return open_store(url)
@@ -43,7 +43,12 @@ def generate(
 ) -> None:
     """Generate N variants, run the guardrails, enter the top ones into the segment's test (critical ones wait)."""
     from data.settings import get_settings
-    from policies.creative.generators import GeminiConfig, GeminiGenerator, TemplateGenerator, default_generator
+    from policies.creative.generators import (
+        GeminiConfig,
+        GeminiGenerator,
+        TemplateGenerator,
+        default_generator,
+    )
     from policies.creative.pipeline import generate_for_test
 
     if kind not in KINDS:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.creative.bandit import promotable, selection_probabilities, thompson_select, win_probabilities
+from policies.creative.bandit import (
+    promotable,
+    selection_probabilities,
+    thompson_select,
+    win_probabilities,
+)
 from policies.creative.simulate import simulate_tests
 
 

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policies.creative.obd import ObdLogs, item_ctr, obd_report, position_frequencies, top_k_policy
+from policies.creative.obd import (
+    ObdLogs,
+    item_ctr,
+    obd_report,
+    position_frequencies,
+    top_k_policy,
+)
 
 SHARED = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 
