@@ -24,12 +24,13 @@ AddressOption = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (e.g. auto). Without it, `up` runs a local cluster in the foreground.")
 ]
 NamespaceOption = Annotated[str, typer.Option("--namespace", help="Ray namespace of the shard actors.")]
-KNOWN = ("scoring", "journey", "bidding")
+KNOWN = ("scoring", "journey", "bidding", "creative")
 
 
 def build_agents(names: list[str]) -> list[Agent]:
     """The agents by name, with their default configuration (scoring uses the registry's models if any)."""
     from agents.bidding import BiddingAgent
+    from agents.creative import CreativeAgent
     from agents.journey import JourneyAgent, JourneyConfig
     from agents.scoring import ScoringAgent, load_scorer
     from data.settings import get_settings
@@ -43,6 +44,8 @@ def build_agents(names: list[str]) -> list[Agent]:
             out.append(JourneyAgent(JourneyConfig(holdout_share=settings.agent_holdout_share)))
         elif name == "bidding":
             out.append(BiddingAgent())
+        elif name == "creative":
+            out.append(CreativeAgent())
         else:
             raise typer.BadParameter(f"unknown agent {name!r}; known: {', '.join(KNOWN)}")
     return out

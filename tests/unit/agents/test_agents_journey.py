@@ -149,3 +149,9 @@ def test_batched_decisions_equal_event_by_event() -> None:
     one_by_one = [d for e in events for d in JourneyAgent().decide([e], v)]
     assert [d.event_id for d in whole] == [d.event_id for d in one_by_one]
     assert [d.properties.action for d in whole] == [d.properties.action for d in one_by_one]
+
+
+def test_every_known_agent_can_be_built() -> None:
+    from agents.cli import KNOWN, build_agents
+
+    assert [a.name for a in build_agents(list(KNOWN))] == list(KNOWN)
