@@ -12,7 +12,7 @@ import os
 import typing as t
 from datetime import date, datetime, timedelta
 
-from data.warehouse.base import BuildFailed, BuildReport, ModelRun
+from data.warehouse.base import BuildFailed, BuildReport, ModelRun, WarehouseUnavailable
 from data.warehouse.project import (
     PROJECT_DIR,
     parse_warehouse_url,
@@ -87,7 +87,13 @@ class WarehouseProject:
         set_console(self.console)
         config = sqlmesh_config(url, start=start or settings.warehouse_start,
                                 bigquery_location=settings.warehouse_bigquery_location or None)
-        self.context = Context(paths=str(PROJECT_DIR), config=config)
+        try:
+            self.context = Context(paths=str(PROJECT_DIR), config=config)
+        except Exception as error:  # noqa: BLE001 - a locked file, bad credentials, a model that does not parse
+            raise WarehouseUnavailable(
+                f"cannot open the SQLMesh project on {url}: {error}. If the DuckDB file is in use, wait for the "
+                "other process (one writer at a time); for BigQuery, check the credentials and the project."
+            ) from None
         self.dataset = self.target.dataset
 
     # -- what to build ------------------------------------------------------------------------------
@@ -98,8 +104,11 @@ class WarehouseProject:
         """The last day that has events in raw_events (None when it is empty or missing)."""
         try:
             row = self._fetch_one(f"SELECT CAST(MAX(occurred_at) AS DATE) FROM {self.dataset}.raw_events")
-        except Exception:  # noqa: BLE001 - a missing table means there is nothing to build
-            return None
+        except Exception as error:  # noqa: BLE001 - a missing table means there is nothing to build
+            message = str(error)
+            if "does not exist" in message or "Not found" in message:
+                return None
+            raise WarehouseUnavailable(f"cannot read {self.dataset}.raw_events in {self.url}: {message}") from None
         return row[0] if row and row[0] is not None else None
 
     def _last_build(self) -> date | None:
@@ -183,11 +192,14 @@ class WarehouseProject:
 
     def _failure_message(self, error: BaseException | None) -> str:
         details = "\n".join(dict.fromkeys(self.console.errors)) or (str(error) if error else "unknown error")
-        return (
-            f"the warehouse build failed ({self.url}):\n{details}\n"
-            "An audit failure means the data broke a rule (a duplicate key, a null key, an unknown value): "
-            "find the rows with `ame warehouse query`, fix the input, then build again."
-        )
+        if "audit" in details.lower():
+            hint = ("An audit failed: the data broke a rule (a duplicate key, a null key, an unknown value). Find "
+                    "the rows with `ame warehouse query`, fix the input, then build again.")
+        elif "lock" in details.lower():
+            hint = "Another process holds the DuckDB file (one writer at a time): wait for it, then build again."
+        else:
+            hint = "Fix the cause above, then build again; `ame -v warehouse build` logs more."
+        return f"the warehouse build failed ({self.url}):\n{details}\n{hint}"
 
     # -- checks and docs ----------------------------------------------------------------------------
     def test(self) -> t.Any:
