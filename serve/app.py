@@ -1,0 +1,473 @@
+"""The decision API: a FastAPI app served by one Ray Serve ingress deployment.
+
+Decisions are made **in the ingress replica** (one hop: proxy -> replica): the policies are loaded in the
+replica (hot-swapped by :mod:`serve.policies`), bidding state comes from a cache refreshed in batches, and
+decisions go to the log through a background batcher (:mod:`serve.decision_log`). The handlers validate,
+call a policy and log; nothing else.
+
+``serve run serve.app:build_app`` or ``serve deploy serve/config.yaml``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from data.events import EventError, new_event_id, validate_event
+from data.log.base import EventLog, RejectedInput
+from serve.auth import ApiKey, AuthError, KeyStore, token_of
+from serve.decide import BidConfig, NextBestAction, PacingCache, bid_prices
+from serve.decision_log import DecisionLogger, DecisionRecord
+from serve.metrics import EdgeMiddleware, ServeMetrics
+from serve.policies import PolicyNotLoaded, PolicySlot, PolicyWatcher, RegistrySource
+from serve.schemas import (
+    BidRequest,
+    CreativeSelectIn,
+    CreativeSelectOut,
+    CustomerOut,
+    EventsIn,
+    EventsOut,
+    ItemError,
+    NextBestActionIn,
+    NextBestActionOut,
+)
+
+logger = logging.getLogger(__name__)
+
+_CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
+
+
+class ServeArgs(BaseModel):
+    """What ``build_app`` takes (the ``args:`` of serve/config.yaml). Empty values fall back to ``AME_*`` settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    event_log: str = ""
+    state_store: str = ""
+    policies_dir: str = ""
+    models_dir: str = ""
+    creative_store: str = ""
+    api_keys_file: str = Field("", description="JSON file of hashed keys (serve/auth.py); AME_SERVE_API_KEYS_FILE.")
+    api_keys: list[ApiKey] = Field(default_factory=list, description="Hashed keys given inline (tests, small installs).")
+    max_body_bytes: int = Field(1_048_576, ge=1_024, le=64 * 1_048_576)
+    pacing_from_agents: bool = Field(True, description="Read campaign pacing from the bidding agent's actors.")
+
+
+class BiddingTunables(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    default_value: float = Field(2.0, gt=0)
+    max_bid: float = Field(50.0, gt=0)
+    min_tmax_ms: int = Field(10, ge=0)
+
+
+class Tunables(BaseModel):
+    """The deployment's ``user_config``, applied by ``reconfigure`` without a restart."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    policies: dict[str, str] = Field(default_factory=dict, description="Pinned versions (name -> version); unpinned follow PROMOTED.")
+    poll_interval_s: float = Field(1.0, gt=0, le=300)
+    bidding: BiddingTunables = BiddingTunables()
+    decision_batch_size: int = Field(512, ge=1, le=100_000)
+    decision_flush_interval_s: float = Field(0.05, gt=0, le=10)
+    score_reasons: int = Field(3, ge=0, le=20)
+
+
+def _builtin_journey() -> Any:
+    from policies.baselines import journey_baseline
+
+    return journey_baseline()
+
+
+def _builtin_bidding() -> Any:
+    from environment.bidding import ConstantMultiplier
+
+    return ConstantMultiplier(0.4)
+
+
+BUILTINS = {"journey": _builtin_journey, "bidding": _builtin_bidding}
+
+
+class Engine:
+    """Everything one replica's handlers use, built once in the replica (``__init__`` loads the policies)."""
+
+    def __init__(self, args: ServeArgs, tunables: Tunables | None = None, source: Any = None,
+                 pacing: PacingCache | None = None) -> None:
+        from data.log import open_log
+        from data.projections.store import open_state_store
+        from data.settings import get_settings
+
+        settings = get_settings()
+        self.args = args
+        self.tunables = tunables or Tunables()
+        self.log_url = args.event_log or settings.event_log_url()
+        self.max_event_bytes = settings.max_event_bytes
+        self.keys = self._keys(args, settings)
+        self.metrics = ServeMetrics()
+        self.log: EventLog = open_log(self.log_url)
+        self.state = open_state_store(args.state_store or settings.state_store_url())
+        from data.projections.profile import ProfileProjection
+
+        with self.state.transaction() as conn:
+            ProfileProjection().create_tables(conn)  # an empty projection reads as "no such customer", not 500
+        self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="serve-io")
+        self.decisions = DecisionLogger(lambda: open_log(self.log_url), self.tunables.decision_batch_size,
+                                        self.tunables.decision_flush_interval_s)
+        policies_dir = Path(args.policies_dir or getattr(settings, "policies_dir", "artifacts/policies"))
+        self.source = source or RegistrySource(policies_dir, BUILTINS)
+        self.slots = {name: PolicySlot(name, self.source, self.tunables.policies.get(name)) for name in BUILTINS}
+        for slot in self.slots.values():
+            slot.on_swap = lambda loaded: self.metrics.policy_swaps.labels(loaded.name, self.metrics.replica).inc()
+            slot.refresh()
+        self.watcher = PolicyWatcher(self.slots, self.tunables.poll_interval_s)
+        self.pacing = pacing or (PacingCache() if args.pacing_from_agents else PacingCache(lambda c: {}))
+        self.nba = NextBestAction()
+        self.bid_config = BidConfig(**self.tunables.bidding.model_dump())
+        self._models: dict[str, Any] | None = None
+        self._creatives: Any = None
+        self.closed = False
+
+    @staticmethod
+    def _keys(args: ServeArgs, settings: Any) -> KeyStore:
+        keys = list(args.api_keys)
+        path = args.api_keys_file or getattr(settings, "serve_api_keys_file", "") or ""
+        if path:
+            keys += list(KeyStore.from_file(path)._by_hash.values())
+        if not keys:
+            logger.warning("no API keys configured: every route except /healthz, /metrics and /docs answers 401")
+        return KeyStore(keys)
+
+    # -- tunables and health ---------------------------------------------------------------------------
+
+    def apply(self, tunables: Tunables) -> None:
+        """Apply a new ``user_config``: pins (a swap where they change), poll interval, bidder, batcher."""
+        self.tunables = tunables
+        self.bid_config = BidConfig(**tunables.bidding.model_dump())
+        self.watcher.interval_s = tunables.poll_interval_s
+        self.decisions.batch_size = tunables.decision_batch_size
+        self.decisions.flush_interval_s = tunables.decision_flush_interval_s
+        for name, slot in self.slots.items():
+            slot.pinned = tunables.policies.get(name)
+            slot.refresh()
+
+    def check_health(self) -> None:
+        for slot in self.slots.values():
+            slot.current  # raises PolicyNotLoaded  # noqa: B018
+        if self.closed:
+            raise RuntimeError("the engine is shut down")
+
+    def close(self) -> None:
+        """Stop the background threads and append every queued decision (graceful shutdown)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.watcher.stop()
+        self.pacing.stop()
+        self.decisions.close()
+        self.io.shutdown(wait=True)
+        self.log.close()
+
+    # -- collaborators loaded on first use --------------------------------------------------------------
+
+    def scoring_models(self) -> dict[str, Any]:
+        if self._models is None:
+            from policies.scoring.registry import ModelRegistry
+
+            registry = ModelRegistry(self.args.models_dir or None)
+            models: dict[str, Any] = {}
+            for kind in ("lead", "churn"):
+                try:
+                    models[kind] = registry.load_scoring(kind)
+                except Exception as error:  # noqa: BLE001 - a kind without a trained model is simply not scored
+                    logger.info("no %s scoring model served: %s", kind, error)
+            self._models = models
+        return self._models
+
+    def creative_store(self) -> Any:
+        if self._creatives is None:
+            from policies.creative.store import open_store
+
+            self._creatives = open_store(self.args.creative_store or None)
+        return self._creatives
+
+    async def run_io(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
+
+    def event_lag(self) -> int:
+        return max(0, self.log.head() - self.state.position("profile"))
+
+
+# ---- the FastAPI app -------------------------------------------------------------------------------------
+
+
+def engine_of(request: Request) -> Engine:
+    engine = getattr(request.app.state, "engine", None)
+    if engine is None:
+        raise HTTPException(503, "the API is starting: no engine yet")
+    return engine
+
+
+def require(scope: str) -> Any:
+    """A dependency that authenticates the caller and checks ``scope``."""
+
+    def check(request: Request) -> ApiKey:
+        engine = engine_of(request)
+        headers = request.headers
+        try:
+            return engine.keys.authenticate(token_of(headers.get("authorization"), headers.get("x-api-key")), scope)
+        except AuthError as error:
+            extra = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+            raise HTTPException(error.status, str(error), headers=extra) from None
+
+    return Depends(check)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in error.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        out.append({"field": ".".join(loc) or "(body)", "message": str(err.get("msg")), "rule": str(err.get("type"))})
+    return out
+
+
+def build_api(engine: Engine | None = None) -> FastAPI:
+    """The FastAPI app (routes, 422 with field names, size limit, metrics). ``engine`` may be set later on
+    ``app.state.engine`` (the Serve replica does so in ``__init__``)."""
+    app = FastAPI(title="Autonomous Marketing Engine: decision API", version="1", docs_url="/docs")
+    app.state.engine = engine
+    app.add_middleware(
+        EdgeMiddleware,
+        metrics=lambda: app.state.engine.metrics if app.state.engine is not None else None,
+        max_body_bytes=lambda: app.state.engine.args.max_body_bytes if app.state.engine is not None else 1_048_576,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _unprocessable(request: Request, error: RequestValidationError) -> Response:
+        fields = _field_errors(error)
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+        return _json({"detail": f"invalid request: {summary}", "errors": fields}, 422)
+
+    @app.exception_handler(PolicyNotLoaded)
+    async def _not_loaded(request: Request, error: PolicyNotLoaded) -> Response:
+        return _json({"detail": str(error)}, 503)
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> Response:
+        engine = engine_of(request)
+        try:
+            engine.check_health()
+        except Exception as error:  # noqa: BLE001
+            return _json({"status": "unavailable", "detail": str(error)}, 503)
+        return _json({"status": "ok", "policies": {n: s.current.version for n, s in engine.slots.items()},
+                      "decision_log_pending": engine.decisions.pending})
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        engine = engine_of(request)
+        m = engine.metrics
+        try:
+            m.event_lag.labels(m.replica).set(await engine.run_io(engine.event_lag))
+        except Exception:  # noqa: BLE001 - a busy log must not break the scrape
+            logger.debug("event lag unavailable", exc_info=True)
+        m.decision_log_pending.labels(m.replica).set(engine.decisions.pending)
+        return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.post("/v1/events", status_code=202, response_model=EventsOut)
+    async def ingest(body: EventsIn, request: Request, key: ApiKey = require("ingest")) -> Response:
+        engine = engine_of(request)
+        valid, rejects, errors = [], [], []
+        for i, item in enumerate(body.events):
+            raw = orjson.dumps(item)
+            try:
+                if len(raw) > engine.max_event_bytes:
+                    raise EventError(f"the event is {len(raw):,} bytes; the limit is {engine.max_event_bytes:,}")
+                valid.append(validate_event(item))
+            except EventError as error:
+                event_id = item.get("event_id") if isinstance(item.get("event_id"), str) else None
+                errors.append(ItemError(index=i, event_id=event_id, error=str(error)))
+                rejects.append(RejectedInput(raw=raw, reason=f"item {i}: {error}", source=f"api:{key.name}:{body.source}",
+                                             line=i, event_id=event_id))
+
+        def write() -> tuple[int, int]:
+            appended = duplicates = 0
+            if valid:
+                result = engine.log.append(valid)
+                appended, duplicates = result.appended, result.duplicates
+            if rejects:
+                engine.log.dead_letter(rejects)
+            return appended, duplicates
+
+        appended, duplicates = await engine.run_io(write)
+        out = EventsOut(accepted=len(valid), appended=appended, duplicates=duplicates, rejected=len(errors), errors=errors)
+        return _json(out.model_dump(), 202)
+
+    @app.get("/v1/customers/{customer_id}", response_model=CustomerOut)
+    async def customer(customer_id: str, request: Request, key: ApiKey = require("decide")) -> Response:
+        engine = engine_of(request)
+        profile = await engine.run_io(_load_profile, engine, customer_id)
+        if profile is None:
+            raise HTTPException(404, f"no customer {customer_id!r} in the profile projection (is the projector caught up?)")
+        scores = await engine.run_io(_scores, engine, profile)
+        return _json({"customer_id": customer_id, "profile": profile.to_dict(), "scores": scores})
+
+    @app.post("/v1/next-best-action", response_model=NextBestActionOut)
+    async def next_best_action(body: NextBestActionIn, request: Request, key: ApiKey = require("decide")) -> Response:
+        engine = engine_of(request)
+        loaded = engine.slots["journey"].current
+        profile = _load_profile(engine, body.customer_id)
+        now = datetime.now(UTC)
+        choice = engine.nba.decide(loaded.policy, profile, int(now.timestamp() * 1_000_000))
+        decision_id = new_event_id(now)
+        engine.decisions.submit(DecisionRecord(
+            event_id=decision_id, customer_id=body.customer_id, agent="serve:nba", action=choice.action,
+            channel=choice.channel, propensity=choice.propensity, policy_name=loaded.name, policy_version=loaded.version,
+            features_hash=choice.features_hash, at=now))
+        engine.metrics.decided("next_best_action", loaded.name, loaded.version)
+        return _json({"decision_id": decision_id, "customer_id": body.customer_id, "action": choice.action,
+                      "channel": choice.channel, "propensity": choice.propensity, "policy_name": loaded.name,
+                      "policy_version": loaded.version, "reason": choice.reason})
+
+    @app.post("/v1/bid", responses={204: {"description": "No bid."}})
+    async def bid(body: BidRequest, request: Request, key: ApiKey = require("decide")) -> Response:
+        engine = engine_of(request)
+        loaded = engine.slots["bidding"].current
+        ext = body.ext or {}
+        campaign = str(ext.get("campaign_id", "default"))
+        prices: list[float | None]
+        if body.tmax is not None and body.tmax < engine.bid_config.min_tmax_ms:
+            prices = [None] * len(body.imp)
+        else:
+            prices = bid_prices(loaded.policy, body.imp, engine.pacing.get(campaign), engine.bid_config)
+        bids = [{"id": f"{body.id}-{imp.id}", "impid": imp.id, "price": p} for imp, p in zip(body.imp, prices, strict=True)
+                if p is not None]
+        user_id = body.user.id if body.user is not None and body.user.id else "anonymous"
+        engine.decisions.submit(DecisionRecord(
+            event_id=new_event_id(), customer_id=user_id if _CUSTOMER_ID.match(user_id) else "anonymous",
+            agent="serve:bid", action="bid" if bids else "no_bid", channel="ad", propensity=1.0,
+            policy_name=loaded.name, policy_version=loaded.version,
+            context={"request_id": body.id[:128], "campaign_id": campaign[:128],
+                     "price": max((b["price"] for b in bids), default=0.0)}))
+        engine.metrics.decided("bid", loaded.name, loaded.version)
+        if not bids:
+            return Response(status_code=204)
+        return _json({"id": body.id, "seatbid": [{"bid": bids}], "cur": "USD",
+                      "ext": {"policy": loaded.name, "policy_version": loaded.version}})
+
+    @app.post("/v1/creatives/select", response_model=CreativeSelectOut)
+    async def select_creative(body: CreativeSelectIn, request: Request, key: ApiKey = require("decide")) -> Response:
+        from policies.creative.models import NoCreativeAvailable
+        from policies.creative.serving import POLICY_NAME, POLICY_VERSION, exposure_event
+        from policies.creative.serving import select_creative as choose
+
+        engine = engine_of(request)
+        try:
+            variant, propensity = await engine.run_io(lambda: choose(body.segment, body.kind, store=engine.creative_store()))
+        except NoCreativeAvailable as error:
+            raise HTTPException(404, str(error)) from None
+        now = datetime.now(UTC)
+        request_id = body.request_id or new_event_id(now)
+        event = exposure_event(variant, propensity, body.customer_id, now, request_id)
+        engine.decisions.submit(event)
+        engine.metrics.decided("creative", POLICY_NAME, POLICY_VERSION)
+        return _json({"decision_id": event.event_id, "customer_id": body.customer_id, "variant_id": variant.variant_id,
+                      "kind": variant.kind, "segment": variant.segment, "text": variant.text, "propensity": propensity,
+                      "policy_name": POLICY_NAME, "policy_version": POLICY_VERSION})
+
+    return app
+
+
+def _load_profile(engine: Engine, customer_id: str) -> Any:
+    from data.projections.profile import ProfileProjection
+
+    return ProfileProjection().get(engine.state.read(), customer_id)
+
+
+def _scores(engine: Engine, profile: Any) -> list[dict[str, Any]]:
+    from policies.scoring.errors import ScoringError
+
+    out = []
+    now = datetime.now(UTC)
+    for kind, model in engine.scoring_models().items():
+        try:
+            s = model.score_profile(profile, now, top_k=engine.tunables.score_reasons)
+        except ScoringError as error:
+            logger.info("%s model not served on profiles: %s", kind, error)
+            continue
+        out.append({"model": kind, "model_version": model.version, "score": round(s.score, 2),
+                    "probability": round(s.probability, 6), "tier": s.tier,
+                    "reasons": [{"feature": r.feature, "contribution": r.contribution, "value": r.value} for r in s.reasons]})
+    return out
+
+
+# ---- Ray Serve -------------------------------------------------------------------------------------------
+
+api = build_api()
+"""The app the Serve ingress serves (one per replica process; ``DecisionApi.__init__`` sets its engine)."""
+
+
+def _deployment() -> Any:
+    from ray import serve
+
+    @serve.deployment(
+        name="DecisionApi",
+        ray_actor_options={"num_cpus": 0.5},
+        max_ongoing_requests=256,
+        health_check_period_s=2,
+        graceful_shutdown_timeout_s=30,
+        autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 32},
+    )
+    @serve.ingress(api)
+    class DecisionApi:
+        """The ingress: ``__init__`` loads the policies; ``reconfigure`` applies ``user_config``."""
+
+        def __init__(self, args: dict[str, Any] | None = None) -> None:
+            self.engine = Engine(ServeArgs.model_validate(args or {}))
+            api.state.engine = self.engine
+
+        def reconfigure(self, config: dict[str, Any]) -> None:
+            self.engine.apply(Tunables.model_validate(config or {}))
+
+        def check_health(self) -> None:
+            self.engine.check_health()
+
+        def __del__(self) -> None:
+            engine = getattr(self, "engine", None)
+            if engine is not None:
+                engine.close()
+
+    return DecisionApi
+
+
+DecisionApi = None  # built lazily: importing this module must not need Ray Serve's controller
+
+
+def decision_api(**options: Any) -> Any:
+    """The ``DecisionApi`` deployment, with Serve ``options`` (``num_replicas``, ``user_config``, ...) applied."""
+    global DecisionApi
+    if DecisionApi is None:
+        DecisionApi = _deployment()
+    if options.get("num_replicas") is not None:
+        options.setdefault("autoscaling_config", None)
+    return DecisionApi.options(**options) if options else DecisionApi
+
+
+def build_app(args: dict[str, Any] | None = None, **options: Any) -> Any:
+    """The Serve application (``serve run serve.app:build_app``; ``import_path`` in serve/config.yaml).
+
+    :param args: :class:`ServeArgs` fields (validated here, so a typo fails the deploy, not a request).
+    :param options: Serve deployment options for tests and benchmarks (the config file sets them in production).
+    """
+    parsed = ServeArgs.model_validate(args or {})
+    return decision_api(**options).bind(parsed.model_dump(mode="json"))
