@@ -33,9 +33,10 @@ fi
 if [ ! -x "$VENV/bin/bqemulator" ]; then
   echo "installing bqemulator into $VENV"
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
+  quiet() { { grep -v '^WARNING: Location' || true; }; }  # this machine's pip config warns per package
+  "$VENV/bin/pip" install -q --upgrade pip 2>&1 | quiet
   "$VENV/bin/pip" install -q bqemulator "duckdb==$DUCKDB_VERSION" "duckdb-extension-spatial==$DUCKDB_VERSION" \
-    "duckdb-extension-avro==$DUCKDB_VERSION" numpy
+    "duckdb-extension-avro==$DUCKDB_VERSION" numpy 2>&1 | quiet
 fi
 
 mkdir -p "$DIR/home" "$DIR/data"
