@@ -1,0 +1,258 @@
+"""Off-policy evaluation on data: logged ``decision_made`` events, the simulator, and the Hillstrom experiment.
+
+- :func:`ope_from_log`: estimate a registered policy's value from ``decision_made`` events that carry the
+  behaviour propensity, the observed ``reward`` and the observation in ``properties.context`` as ``x0..x{d-1}``
+  (what :func:`simulated_decision_events` writes). Events missing any of these are counted and skipped.
+- :func:`simulator_ope`: a contextual bandit cut from the journey simulator (the day-0 action of each customer;
+  then a fixed continuation policy for the rest of the 60 days; reward = the customer's 60-day return), logged by a
+  uniform-random behaviour policy; estimates a target's value and compares it with its on-policy value.
+- :func:`hillstrom_ope`: learn a personalized arm policy (men's e-mail / women's e-mail / none) on one half of
+  Hillstrom, estimate its spend per customer on the other half by SNIPS and DR with bootstrap CIs.
+
+Reward models for DM/DR are per-action ridge regressions, cross-fitted (2 folds) on the evaluation data.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies import ope
+
+logger = logging.getLogger(__name__)
+
+ACTIONS = ("wait", "email", "sms", "push", "ad", "offer")
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, lam: float = 1.0) -> np.ndarray:
+    xb = np.column_stack([np.ones(len(x)), x])
+    reg = lam * np.eye(xb.shape[1])
+    reg[0, 0] = 0.0
+    return np.linalg.solve(xb.T @ xb + reg, xb.T @ y)
+
+
+def cross_fit_action_models(x: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_actions: int, seed: int = 0) -> np.ndarray:
+    """(n, n_actions) predicted reward of every action per row, from per-action ridge models fitted on the other fold."""
+    n = len(x)
+    fold = np.random.default_rng(seed).integers(0, 2, n)
+    q = np.zeros((n, n_actions))
+    for f in (0, 1):
+        train, test = fold != f, fold == f
+        for a in range(n_actions):
+            rows = train & (actions == a)
+            if rows.sum() < x.shape[1] + 2:
+                q[test, a] = rewards[train].mean() if train.any() else 0.0
+                continue
+            beta = _ridge(x[rows], rewards[rows])
+            q[test, a] = beta[0] + x[test] @ beta[1:]
+    return q
+
+
+def estimate(
+    rewards: np.ndarray, propensities: np.ndarray, actions: np.ndarray, target_probs_all: np.ndarray, q_all: np.ndarray,
+    n_boot: int = 1000, seed: int = 0,
+) -> dict[str, ope.Estimate]:
+    """All four estimators from the per-row target distribution ``(n, k)`` and reward predictions ``(n, k)``."""
+    rows = np.arange(len(rewards))
+    return ope.evaluate(
+        rewards, propensities, target_probs_all[rows, actions], q_all[rows, actions], (target_probs_all * q_all).sum(axis=1),
+        n_boot=n_boot, seed=seed,
+    )
+
+
+# ---- the simulator ------------------------------------------------------------------------------------
+
+
+def _first_action_episode(
+    config: Any, n: int, seed: int, first: Any, continuation: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Day 0 by ``first(obs, mask) -> actions``, then ``continuation``; returns obs0, mask0, actions0, returns."""
+    from environment.vector import JourneyVectorEnv
+
+    env = JourneyVectorEnv(n, config)
+    obs, info = env.reset(seed=seed)
+    obs0, mask0 = obs.copy(), info["action_mask"].copy()
+    a0 = np.asarray(first(obs0, mask0)).reshape(n)
+    total = np.zeros(n)
+    obs, r, *_ = env.step(a0)
+    total += r
+    for _ in range(1, env.horizon):
+        a, _ = continuation.predict(obs, deterministic=True)
+        obs, r, *_ = env.step(a)
+        total += r
+    return obs0, mask0, a0, total
+
+
+def _target_distribution(target: Any, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    if hasattr(target, "action_probabilities"):
+        return np.asarray(target.action_probabilities(obs, mask), dtype=np.float64)
+    a, _ = target.predict(obs, deterministic=True)
+    return np.eye(mask.shape[1])[np.asarray(a).reshape(-1)]
+
+
+def simulator_ope(
+    target: Any, n_customers: int = 200_000, seed: int = 0, continuation: Any = None, config: Any = None, n_boot: int = 500
+) -> dict[str, Any]:
+    """Logs of a uniform-random day-0 behaviour vs the target's on-policy value on fresh customers.
+
+    :param target: a predictor (``action_probabilities`` used when present, else its deterministic action).
+    :param n_customers: logged customers (and on-policy customers).
+    :param seed: the logged customers' seed; the on-policy run uses ``seed + 1``.
+    :param continuation: the policy after day 0 (default: the tuned engagement ladder).
+    :return: ``{"true": float, "true_stderr": float, "estimates": {name: Estimate}, "behaviour": float}``.
+    """
+    from environment.config import load_market_config
+    from environment.heuristics import EngagementLadder
+
+    config = config or load_market_config()
+    continuation = continuation or EngagementLadder()
+    rng = np.random.default_rng(seed)
+
+    def uniform(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        g = rng.random(mask.shape) * mask
+        return g.argmax(axis=1)
+
+    obs, mask, actions, returns = _first_action_episode(config, n_customers, seed, uniform, continuation)
+    propensity = 1.0 / mask.sum(axis=1)
+    probs = _target_distribution(target, obs, mask)
+    q = cross_fit_action_models(obs.astype(np.float64), actions, returns, mask.shape[1], seed)
+    est = estimate(returns, propensity, actions, probs, q, n_boot=n_boot, seed=seed)
+
+    def on_policy(o: np.ndarray, m: np.ndarray) -> np.ndarray:
+        p = _target_distribution(target, o, m)
+        u = rng.random((len(o), 1))
+        return np.minimum((p.cumsum(axis=1) < u).sum(axis=1), p.shape[1] - 1)
+
+    *_, true_returns = _first_action_episode(config, n_customers, seed + 1, on_policy, continuation)
+    return {
+        "true": float(true_returns.mean()), "true_stderr": float(true_returns.std(ddof=1) / np.sqrt(n_customers)),
+        "behaviour": float(returns.mean()), "estimates": est,
+    }
+
+
+# ---- Hillstrom ----------------------------------------------------------------------------------------
+
+HILLSTROM_ARMS = ("Mens E-Mail", "Womens E-Mail", "No E-Mail")
+
+
+def hillstrom_features(df: Any) -> np.ndarray:
+    """Numeric features of Hillstrom's pre-treatment columns."""
+    cols = [
+        df["recency"].to_numpy(float) / 12.0,
+        np.log(df["history"].to_numpy(float)) / 8.2,
+        df["mens"].to_numpy(float),
+        df["womens"].to_numpy(float),
+        df["newbie"].to_numpy(float),
+    ]
+    for zone in ("Urban", "Surburban"):
+        cols.append((df["zip_code"] == zone).to_numpy(float))
+    for ch in ("Web", "Phone"):
+        cols.append((df["channel"] == ch).to_numpy(float))
+    return np.column_stack(cols)
+
+
+def hillstrom_ope(path: str | Path, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+    """Personalized arm policy learned on a random half (per-arm gradient-boosted spend models, argmax), valued
+    on the other half by SNIPS and DR (reward model: the training half's models) with bootstrap CIs, beside
+    each single arm's SNIPS value on the same half. Propensity 1/3 per arm (the randomized design)."""
+    import pandas as pd
+    import xgboost as xgb
+
+    df = pd.read_csv(path)
+    x = hillstrom_features(df)
+    arm = df["segment"].map({a: i for i, a in enumerate(HILLSTROM_ARMS)}).to_numpy()
+    if np.any(pd.isna(arm)):
+        raise ValueError(f"{path}: unknown segment values; expected {HILLSTROM_ARMS}")
+    arm = arm.astype(np.int64)
+    spend = df["spend"].to_numpy(float)
+    half = np.random.default_rng(seed).permutation(len(df)) < len(df) // 2
+    train, test = half, ~half
+
+    q_test = np.zeros((test.sum(), 3))
+    for a in range(3):
+        rows = train & (arm == a)
+        params = {"max_depth": 3, "eta": 0.03, "subsample": 0.8, "min_child_weight": 50, "lambda": 10.0, "nthread": 2, "seed": seed}
+        booster = xgb.train(params, xgb.DMatrix(x[rows], label=spend[rows]), num_boost_round=200)
+        q_test[:, a] = booster.predict(xgb.DMatrix(x[test]))
+    choice = q_test.argmax(axis=1)
+    probs = np.eye(3)[choice]
+    r, a_t = spend[test], arm[test]
+    p = np.full(len(r), 1 / 3)
+    est = estimate(r, p, a_t, probs, q_test, n_boot=n_boot, seed=seed)
+    single = {HILLSTROM_ARMS[k]: ope.evaluate(r, p, (a_t == k).astype(float), estimators=("snips",), n_boot=n_boot, seed=seed)["snips"]
+              for k in range(3)}
+    shares = {HILLSTROM_ARMS[k]: float((choice == k).mean()) for k in range(3)}
+    return {"estimates": est, "single_arms": single, "arm_shares": shares, "n_test": int(test.sum())}
+
+
+# ---- the event log ------------------------------------------------------------------------------------
+
+
+def simulated_decision_events(n_customers: int = 2_000, seed: int = 0, policy_name: str = "uniform", config: Any = None) -> list[Any]:
+    """``decision_made`` events of a uniform-random day-0 behaviour on the journey simulator (continuation: the
+    engagement ladder), each with its propensity, the 60-day return as reward, and the observation as context."""
+    from datetime import datetime, timezone
+
+    from data.events import DecisionMade, DecisionMadeProperties, new_event_id
+    from environment.config import load_market_config
+    from environment.heuristics import EngagementLadder
+
+    config = config or load_market_config()
+    rng = np.random.default_rng(seed)
+    obs, mask, actions, returns = _first_action_episode(
+        config, n_customers, seed, lambda o, m: (rng.random(m.shape) * m).argmax(axis=1), EngagementLadder()
+    )
+    now = datetime.now(timezone.utc)
+    events = []
+    for i in range(n_customers):
+        props = DecisionMadeProperties(
+            agent="journey", action=ACTIONS[int(actions[i])], propensity=float(1.0 / mask[i].sum()), policy_name=policy_name,
+            policy_version="1", reward=float(returns[i]), context={f"x{j}": float(v) for j, v in enumerate(obs[i])},
+        )
+        events.append(DecisionMade(event_id=new_event_id(), customer_id=f"sim-{seed}-{i}", occurred_at=now, source="simulator", properties=props))
+    return events
+
+
+def read_decisions(log: Any, agent: str | None = None, batch: int = 50_000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """(observations, action indices, propensities, rewards, skipped) from a log's ``decision_made`` events
+    with a reward and ``x0..`` context."""
+    obs, acts, props, rewards = [], [], [], []
+    skipped, after = 0, 0
+    while True:
+        page = log.read(after=after, limit=batch, event_types=["decision_made"])
+        items = list(page.events) if hasattr(page, "events") else list(page)
+        if not items:
+            break
+        for ev in items:
+            p = ev.event.properties if hasattr(ev, "event") else ev.properties
+            ctx = p.context or {}
+            if agent and p.agent != agent or p.reward is None or "x0" not in ctx or p.action not in ACTIONS or p.holdout:
+                skipped += 1
+                continue
+            obs.append([float(ctx[f"x{j}"]) for j in range(sum(1 for k in ctx if k.startswith("x") and k[1:].isdigit()))])
+            acts.append(ACTIONS.index(p.action))
+            props.append(p.propensity)
+            rewards.append(p.reward)
+        nxt = getattr(page, "next_after", None)
+        after = nxt if nxt is not None else after + len(items)
+    return np.asarray(obs, np.float32), np.asarray(acts, np.int64), np.asarray(props), np.asarray(rewards), skipped
+
+
+def ope_from_log(log: Any, policy: Any, n_boot: int = 1000, seed: int = 0) -> tuple[dict[str, ope.Estimate], int, float]:
+    """Estimates of ``policy`` (an :class:`~policies.registry.ExportedPolicy`) from ``log``'s decisions;
+    returns (estimates, skipped events, the logged behaviour's mean reward)."""
+    obs, acts, props, rewards, skipped = read_decisions(log)
+    if len(rewards) == 0:
+        raise ope.OPEError(
+            f"no usable decision_made events ({skipped} skipped): each needs properties.reward, a propensity and the "
+            "observation as context x0..x23 (see policies.ope_data.simulated_decision_events)"
+        )
+    from policies.registry import journey_action_mask
+
+    mask = journey_action_mask(obs)
+    probs = _target_distribution(policy, obs, mask)
+    q = cross_fit_action_models(obs.astype(np.float64), acts, rewards, probs.shape[1], seed)
+    return estimate(rewards, props, acts, probs, q, n_boot=n_boot, seed=seed), skipped, float(rewards.mean())
