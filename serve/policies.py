@@ -6,7 +6,7 @@ swap never breaks a request in flight: the new version is loaded **beside** the 
 thread or in ``reconfigure``) and only then is the reference replaced.
 
 Where versions come from is a :class:`PolicySource`: the policy registry (``artifacts/policies/<name>/``,
-its ``PROMOTED`` pointer written by ``ame policies promote NAME VERSION``) or the built-in baselines. A
+its ``PROMOTED`` pointer written atomically by ``ame policies promote NAME VERSION``) or the built-in baselines. A
 replica learns of a promotion in two ways: it polls the pointer every ``poll_interval_s`` (a file stat), and
 ``reconfigure`` (a Serve ``user_config`` update) can pin a version explicitly.
 """
@@ -90,29 +90,12 @@ class RegistrySource:
 
 
 def _registry_loader(root: Path) -> Callable[[str, str], Any]:
-    """``policies.registry``'s loader (issue 4), imported lazily so serving starts without torch when no trained
-    policy is promoted."""
-    try:
-        from policies import registry  # type: ignore[attr-defined]
-    except ImportError as error:
-        raise PolicyNotLoaded(
-            f"a policy version is promoted under {root} but policies.registry is not importable ({error})"
-        ) from None
-    for attr in ("load_policy", "load"):
-        fn = getattr(registry, attr, None)
-        if callable(fn):
-            return lambda name, version: _call_loader(fn, root, name, version)
-    cls = getattr(registry, "PolicyRegistry", None)
-    if cls is not None:
-        return lambda name, version: cls(root).load(name, version)
-    raise PolicyNotLoaded("policies.registry offers no load_policy(name, version) or PolicyRegistry(root).load")
+    """``policies.registry.PolicyRegistry(root).load`` (an SB3-free TorchScript predictor), imported lazily so a
+    replica that serves only the built-in baselines never imports torch."""
+    from policies.registry import PolicyRegistry
 
-
-def _call_loader(fn: Callable[..., Any], root: Path, name: str, version: str) -> Any:
-    try:
-        return fn(name, version, root=root)
-    except TypeError:
-        return fn(name, version)
+    registry = PolicyRegistry(root)
+    return registry.load
 
 
 class PolicySlot:
