@@ -45,6 +45,7 @@ class BiddingAgent(Agent):
 
     name: ClassVar[str] = "bidding"
     event_types: ClassVar[frozenset[str]] = frozenset({"auction_result"})
+    keyed_by_customer = False  # keyed by campaign, so shards filter after the read
 
     def __init__(self, config: BiddingConfig | None = None) -> None:
         self.config = config or BiddingConfig()

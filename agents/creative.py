@@ -48,6 +48,7 @@ class CreativeAgent(Agent):
 
     name: ClassVar[str] = "creative"
     event_types: ClassVar[frozenset[str]] = frozenset({"decision_made", "purchase"}) | CLICK_TYPES
+    keyed_by_customer = False  # keyed by variant, so shards filter after the read
 
     def __init__(self, config: CreativeConfig | None = None) -> None:
         self.config = config or CreativeConfig()

@@ -35,10 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from data.events import EventBase
 from data.log import EventLog, StoredEvent, open_log
 from data.projections.store import SqliteStateStore
+from data.sharding import BROADCAST_CUSTOMER, Shard, shard_of, stable_hash
 
 log = logging.getLogger(__name__)
 
-SYSTEM_CUSTOMER = "system"
+SYSTEM_CUSTOMER = BROADCAST_CUSTOMER
 """The customer id of broadcast events (the daily tick): every shard of an agent handles them."""
 
 Record = dict[str, Any]
@@ -59,16 +60,6 @@ create table if not exists agent_restarts (
 
 
 # ---- stable hashing -----------------------------------------------------------------------------------
-
-
-def stable_hash(key: str, salt: str = "") -> int:
-    """A 64-bit hash of ``key`` that is the same in every process and every run (unlike ``hash()``)."""
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8, person=salt.encode()[:16]).digest())
-
-
-def shard_of(key: str, shards: int) -> int:
-    """The shard that owns ``key``: its stable hash mod ``shards``."""
-    return stable_hash(key, "ame-shard") % shards
 
 
 def in_holdout(customer_id: str, share: float) -> bool:
@@ -118,6 +109,8 @@ class Agent:
 
     name: ClassVar[str] = "agent"
     event_types: ClassVar[frozenset[str]] = frozenset()
+    keyed_by_customer: ClassVar[bool] = True
+    """True when :meth:`key_of` is the customer id, so the log itself can filter a shard's events."""
 
     def key_of(self, event: StoredEvent) -> str:
         """The key whose state this event changes (the shard key): the customer by default."""
@@ -219,6 +212,9 @@ class AgentShard:
         self._last_error: str | None = None
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
         self._types = sorted(agent.event_types) if agent.event_types else None
+        self._log_shard = (  # the log filters this shard's customers itself (they keep their hash in the log)
+            Shard(config.shard, config.shards) if config.shards > 1 and agent.keyed_by_customer else None
+        )
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one batch at a time (the loop thread and direct step() calls)
         self._thread: threading.Thread | None = None
@@ -274,7 +270,7 @@ class AgentShard:
 
     def _mine(self, events: Iterable[StoredEvent]) -> list[StoredEvent]:
         agent, shard, shards = self.agent, self.config.shard, self.config.shards
-        if shards == 1:
+        if shards == 1 or self._log_shard is not None:
             return list(events)
         return [e for e in events if agent.is_broadcast(e) or shard_of(agent.key_of(e), shards) == shard]
 
@@ -285,7 +281,7 @@ class AgentShard:
 
     def _step(self) -> int:
         position = self.store.position(self.consumer)
-        batch = self.log.read(position, self.config.batch_size, self._types)
+        batch = self.log.read(position, self.config.batch_size, self._types, self._log_shard)
         self._head = max(self._head, batch.next_after)
         if batch.next_after == position:
             self._position = position

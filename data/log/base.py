@@ -10,6 +10,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkabl
 import orjson
 
 from data.events import EVENT_ADAPTER, EventBase
+from data.sharding import Shard
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -168,9 +169,10 @@ class EventLog(Protocol):
         ...
 
     def read(
-        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None
+        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None, shard: Shard | None = None
     ) -> ReadBatch[StoredEvent]:
-        """Up to ``limit`` events with position > ``after``, in position order, optionally of some types."""
+        """Up to ``limit`` events with position > ``after``, in position order, optionally of some types and
+        of one shard's customers (plus broadcast events)."""
         ...
 
     def replay(
@@ -179,6 +181,7 @@ class EventLog(Protocol):
         limit: int = 1000,
         event_types: Sequence[str] | None = None,
         properties_of: Collection[str] = (),
+        shard: Shard | None = None,
     ) -> ReadBatch[ReplayEvent]:
         """Like :meth:`read`, but only the columns a fold needs, with properties only for ``properties_of``."""
         ...

@@ -41,6 +41,7 @@ from data.log.base import (
 )
 from data.log.pubsub_admin import TopicRef, parse_pubsub_url
 from data.log.sqlite import SqliteEventLog, properties_json
+from data.sharding import Shard
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class PubSubEventLog:
         )
 
     def read(
-        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None
+        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None, shard: Shard | None = None
     ) -> ReadBatch[StoredEvent]:
         raise self._no_positions("read(after=...)")
 
@@ -205,6 +206,7 @@ class PubSubEventLog:
         limit: int = 1000,
         event_types: Sequence[str] | None = None,
         properties_of: Collection[str] = (),
+        shard: Shard | None = None,
     ) -> ReadBatch[ReplayEvent]:
         raise self._no_positions("replay(after=...)")
 

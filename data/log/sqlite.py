@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from data.events import EventBase, validate_event
+from data.sharding import BROADCAST_CUSTOMER, Shard, customer_hash
 from data.log.base import (
     AppendResult,
     DeadLetter,
@@ -38,7 +39,8 @@ create table if not exists events (
     source          text    not null,
     schema_version  integer not null,
     causation_id    text,
-    properties      text    not null
+    properties      text    not null,
+    customer_hash   integer not null
 );
 create unique index if not exists ux_events_event_id on events(event_id);
 create table if not exists dead_letters (
@@ -60,13 +62,14 @@ create table if not exists dead_letters (
 create index if not exists ix_dead_letters_status on dead_letters(status, id);
 """
 
+_SHARD_FILTER = "(customer_hash % ? = ? or customer_id = ?)"
 _COLUMNS = (
     "position, event_id, event_type, customer_id, occurred_at_us, recorded_at_us, "
     "source, schema_version, causation_id, properties"
 )
 _INSERT = (
     "insert or ignore into events (event_id, event_type, customer_id, occurred_at_us, recorded_at_us, "
-    "source, schema_version, causation_id, properties) values (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "source, schema_version, causation_id, properties, customer_hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _make_event = StoredEvent._make
 _make_replay_event = ReplayEvent._make
@@ -123,6 +126,7 @@ def event_row(event: EventBase, recorded_at_us: int) -> tuple[Any, ...]:
         event.schema_version,
         event.causation_id,
         properties_json(event),
+        customer_hash(event.customer_id),
     )
 
 
@@ -144,10 +148,22 @@ class SqliteEventLog:
                 self._conn.execute("begin immediate")
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self._conn.execute(statement)
+                self._add_customer_hash()
                 self._conn.execute("commit")
             except sqlite3.Error as error:
                 self._rollback()
                 raise LogUnavailable(f"cannot create the event log schema in {self.path}: {error}") from None
+
+    def _add_customer_hash(self) -> None:
+        """Upgrade a log written before events carried their shard hash (inside the schema transaction)."""
+        columns = {row[1] for row in self._conn.execute("pragma table_info(events)")}
+        if "customer_hash" in columns:
+            return
+        self._conn.execute("alter table events add column customer_hash integer not null default 0")
+        customers = [row[0] for row in self._conn.execute("select distinct customer_id from events")]
+        self._conn.executemany(
+            "update events set customer_hash = ? where customer_id = ?", [(customer_hash(c), c) for c in customers]
+        )
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:
@@ -195,9 +211,9 @@ class SqliteEventLog:
         return AppendResult(appended=appended, duplicates=len(rows) - appended, last_position=last)
 
     def read(
-        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None
+        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None, shard: Shard | None = None
     ) -> ReadBatch[StoredEvent]:
-        return self._select(_COLUMNS, (), _make_event, after, limit, event_types)
+        return self._select(_COLUMNS, (), _make_event, after, limit, event_types, shard)
 
     def replay(
         self,
@@ -205,11 +221,12 @@ class SqliteEventLog:
         limit: int = 1000,
         event_types: Sequence[str] | None = None,
         properties_of: Collection[str] = (),
+        shard: Shard | None = None,
     ) -> ReadBatch[ReplayEvent]:
         wanted = sorted(set(properties_of))
         props = f"case when event_type in ({','.join('?' * len(wanted))}) then properties end" if wanted else "null"
         columns = f"position, event_type, customer_id, occurred_at_us, {props}"
-        return self._select(columns, tuple(wanted), _make_replay_event, after, limit, event_types)
+        return self._select(columns, tuple(wanted), _make_replay_event, after, limit, event_types, shard)
 
     def _select(
         self,
@@ -219,25 +236,34 @@ class SqliteEventLog:
         after: int,
         limit: int,
         event_types: Sequence[str] | None,
+        shard: Shard | None = None,
     ) -> ReadBatch[E]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
+        if shard is not None and not 0 <= shard.index < shard.count:
+            raise ValueError(f"shard index {shard.index} is outside 0..{shard.count - 1}")
         with self._lock:
-            if not event_types:
+            if not event_types and shard is None:
                 rows = self._conn.execute(
                     f"select {columns} from events where position > ? order by position limit ?",
                     (*column_args, after, limit),
                 ).fetchall()
                 return ReadBatch(list(map(make, rows)), rows[-1][0] if rows else after)
-            types = sorted(set(event_types))
+            where, args = "", []
+            if event_types:
+                types = sorted(set(event_types))
+                where += f" and event_type in ({','.join('?' * len(types))})"
+                args += types
+            if shard is not None:
+                where += f" and {_SHARD_FILTER}"
+                args += [shard.count, shard.index, BROADCAST_CUSTOMER]
             self._conn.execute("begin")
             try:
                 head = self._conn.execute("select coalesce(max(position), 0) from events").fetchone()[0]
                 upper = min(after + limit * _SCAN_FACTOR, head)
                 rows = self._conn.execute(
-                    f"select {columns} from events where position > ? and position <= ? "
-                    f"and event_type in ({','.join('?' * len(types))}) order by position limit ?",
-                    (*column_args, after, upper, *types, limit),
+                    f"select {columns} from events where position > ? and position <= ?{where} order by position limit ?",
+                    (*column_args, after, upper, *args, limit),
                 ).fetchall()
             finally:
                 self._conn.execute("commit")

@@ -143,3 +143,50 @@ def test_two_processes_append_at_once(tmp_path: Path, n: int) -> None:
     assert len(ids) == 2 * n
     positions = [e.position for e in log.read(0, 3 * n).events]
     assert positions == list(range(1, 2 * n + 1))  # no gaps, no reuse
+
+
+def test_a_shard_reads_only_its_customers_and_broadcasts(log: EventLog) -> None:
+    from data.events import validate_event
+    from data.sharding import BROADCAST_CUSTOMER, Shard, shard_of
+
+    events = synthetic_events(3_000, 200, seed=13)
+    tick = validate_event({"event_id": "tick-1", "event_type": "decision_made", "customer_id": BROADCAST_CUSTOMER,
+                           "occurred_at": "2026-01-02T00:00:00Z", "properties": {"agent": "scheduler", "action": "tick",
+                           "propensity": 1, "policy_name": "clock", "policy_version": "1"}})
+    log.append([*events[:1_500], tick, *events[1_500:]])
+    seen: list[int] = []
+    for index in range(3):
+        shard, after = Shard(index, 3), 0
+        while True:
+            batch = log.read(after, 50, shard=shard)
+            if batch.next_after == after:
+                break
+            assert all(e.customer_id == BROADCAST_CUSTOMER or shard_of(e.customer_id, 3) == index for e in batch.events)
+            seen += [e.position for e in batch.events if e.customer_id != BROADCAST_CUSTOMER]
+            after = batch.next_after
+        ticks = [e for e in log.read(0, 10_000, shard=shard).events if e.customer_id == BROADCAST_CUSTOMER]
+        assert len(ticks) == 1
+    assert sorted(seen) == [p for p in range(1, 3_002) if p != 1_501]
+    typed = log.read(0, 10_000, ["purchase"], shard=Shard(1, 3)).events
+    assert typed and all(e.event_type == "purchase" and shard_of(e.customer_id, 3) == 1 for e in typed)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        log.read(0, 10, shard=Shard(3, 3))
+
+
+def test_an_older_log_gains_the_customer_hash(tmp_path: Path) -> None:
+    import sqlite3
+
+    from data.sharding import customer_hash
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("create table events (position integer primary key, event_id text not null, event_type text not null,"
+                 " customer_id text not null, occurred_at_us integer not null, recorded_at_us integer not null,"
+                 " source text not null, schema_version integer not null, causation_id text, properties text not null)")
+    conn.execute("insert into events values (1, 'e1', 'page_view', 'cust-9', 0, 0, 'x', 1, null, '{\"url\": \"/\"}')")
+    conn.commit()
+    conn.close()
+    log = open_log(f"sqlite:///{path}")
+    assert sqlite3.connect(path).execute("select customer_hash from events").fetchone()[0] == customer_hash("cust-9")
+    log.append(synthetic_events(10, 5, seed=14))
+    assert log.head() == 11
