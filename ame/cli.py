@@ -13,6 +13,7 @@ from data.demo import demo_command
 from environment.cli import sim_app
 from data.warehouse.cli import warehouse_app
 from policies.cli import models_app, train_app
+from policies.cli_policies import evaluate_app, ope_command, policies_app
 from policies.creative.cli import creatives_app
 
 app = typer.Typer(
@@ -37,4 +38,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(agents_app, name="agents")
 app.add_typer(sim_app, name="sim")
+app.add_typer(policies_app, name="policies")
+app.add_typer(evaluate_app, name="evaluate")
+app.command("ope")(ope_command)
 app.add_typer(creatives_app, name="creatives")

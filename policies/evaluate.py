@@ -140,3 +140,101 @@ def run_bidding(policy: Any, config: Any, n_campaigns: int, seed: int, budget_fr
         score.policy, seed, budget_fraction, config.auction.auction_type, score.expected_value, score.hindsight, score.spend,
         budget, bool(score.spend > budget * (1 + 1e-9)),
     )
+
+
+# ---- suites over seeds (what ``ame evaluate`` and the benchmark run) ----------------------------------
+
+JOURNEY_HEURISTICS = ("email_every_k", "engagement_ladder", "propensity_threshold")
+BIDDING_BASELINES = ("linear_previous_day", "linear_hindsight", "dual_pacing")
+
+
+def resolve_policy(name: str, registry: str | None = None) -> Any:
+    """A heuristic or baseline by name, or a registered policy as ``name`` or ``name@version`` (its export)."""
+    from environment import bidding, heuristics
+
+    makers = {
+        "email_every_k": heuristics.EmailEveryK, "engagement_ladder": heuristics.EngagementLadder,
+        "propensity_threshold": heuristics.PropensityThreshold, "linear_previous_day": bidding.LinearPreviousDay,
+        "linear_hindsight": bidding.LinearHindsight, "dual_pacing": bidding.DualPacing,
+    }
+    if name in makers:
+        return makers[name]()
+    from policies.registry import PolicyRegistry
+
+    base, _, version = name.partition("@")
+    policy = PolicyRegistry(registry).load(base, version or None)
+    policy.name = base
+    return policy
+
+
+def journey_suite(
+    names: list[str], seeds: int = 10, n_customers: int = 2_000, registry: str | None = None, config: Any = None, first_seed: int = 10_000
+) -> dict[str, list[JourneyMetrics]]:
+    """Every named policy on the customers of seeds ``first_seed .. first_seed + seeds - 1`` (never the
+    training seeds), each metric beside the oracle's exact value on the same customers."""
+    from environment.config import load_market_config
+
+    config = config or load_market_config()
+    policies = {n: resolve_policy(n, registry) for n in names}
+    out: dict[str, list[JourneyMetrics]] = {n: [] for n in names}
+    for seed in range(first_seed, first_seed + seeds):
+        bound = oracle_value(config, n_customers, seed)
+        for n, p in policies.items():
+            m = run_journey(p, config, n_customers, seed, bound)
+            out[n].append(JourneyMetrics(n, *[getattr(m, f) for f in ("seed", "profit", "conversion_rate", "cost", "unsubscribe_rate", "oracle")]))
+    return out
+
+
+def bidding_suite(
+    names: list[str], seeds: int = 10, budgets: tuple[float, ...] = (1 / 2, 1 / 8, 1 / 32), auction_type: str = "second_price",
+    n_campaigns: int = 4, opportunities_per_day: int = 100_000, days: int = 7, registry: str | None = None, config: Any = None,
+    first_seed: int = 10_000,
+) -> dict[tuple[str, float], list[BiddingMetrics]]:
+    """Every bidder at every budget fraction (of the spend that wins everything) on the same seeded markets."""
+    from environment.config import load_market_config
+
+    base = config or load_market_config()
+    over = {"opportunities_per_day": opportunities_per_day, "days": days, "auction_type": auction_type}
+    out: dict[tuple[str, float], list[BiddingMetrics]] = {}
+    for seed in range(first_seed, first_seed + seeds):
+        spend_all = win_all_spend(base, n_campaigns, seed, **over)
+        for frac in budgets:
+            cfg = budget_config(base, frac * spend_all, auction_type)
+            for n in names:
+                m = run_bidding(resolve_policy(n, registry), cfg, n_campaigns, seed, frac, **over)
+                out.setdefault((n, frac), []).append(m)
+    return out
+
+
+def plot_journey(results: dict[str, list[JourneyMetrics]], path: Any, curves: dict[str, Any] | None = None) -> None:
+    """PNG: profit per customer with 95% CIs (and the oracle line), and the learning curves when given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = 2 if curves else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
+    ax = axes[0, 0]
+    names = list(results)
+    stats_ = [mean_ci([m.profit for m in results[n]]) for n in names]
+    ax.bar(names, [s[0] for s in stats_], yerr=[s[1] for s in stats_], capsize=4, color="tab:blue")
+    ax.axhline(np.mean([m.oracle for m in results[names[0]]]), color="tab:red", linestyle="--", label="oracle")
+    ax.set_ylabel("profit per customer (60 days)")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend()
+    if curves:
+        import pandas as pd
+
+        ax2 = axes[0, 1]
+        for n, csv in curves.items():
+            df = pd.read_csv(csv)
+            col = "rollout/episode_return"
+            if col in df:
+                ax2.plot(df["time/total_timesteps"], df[col], label=n)
+        ax2.set_xlabel("timesteps")
+        ax2.set_ylabel("training return per customer")
+        ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,246 @@
+"""``ame train journey|bidding``, ``ame policies list|show|promote``, ``ame evaluate journey|bidding``, ``ame ope``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+policies_app = typer.Typer(help="The registry of trained RL policies: list, show, promote.", no_args_is_help=True)
+evaluate_app = typer.Typer(help="Compare policies over seeds with 95% CIs, beside baselines and bounds.", no_args_is_help=True)
+
+_REGISTRY = typer.Option(None, "--registry", help="Registry root (default AME_POLICIES_DIR, artifacts/policies).")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+# ---- train ----
+
+
+def train_journey(
+    algo: str = typer.Option("ppo", help="ppo (MaskablePPO) | a2c | dqn"),
+    timesteps: int = typer.Option(3_000_000, min=1),
+    seed: int = typer.Option(0),
+    config: Path = typer.Option(None, "--config", help="Market YAML (default: the shipped calibrated market)."),
+    name: str = typer.Option(None, help="Registry name (default journey-<algo>)."),
+    num_envs: int = typer.Option(512, min=1, help="Customers stepped together."),
+    registry: str = _REGISTRY,
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train a journey policy on the vectorized simulator, evaluate it, register it."""
+    from policies.train_journey import JourneyArgs, main
+
+    if algo not in ("ppo", "a2c", "dqn"):
+        _fail(f"unknown algo {algo!r}; choose ppo, a2c or dqn")
+    args = JourneyArgs(algo=algo, timesteps=timesteps, seed=seed, config=str(config) if config else None, name=name,
+                       num_envs=num_envs, batch_size=max(num_envs * 15, 64), registry=registry, progress=progress)
+    _report(main(args))
+
+
+def train_bidding(
+    algo: str = typer.Option("sac", help="sac | ppo"),
+    timesteps: int = typer.Option(200_000, min=1),
+    seed: int = typer.Option(0),
+    config: Path = typer.Option(None, "--config"),
+    name: str = typer.Option(None, help="Registry name (default bidding-<algo>-b<1/fraction>)."),
+    budget_fraction: float = typer.Option(0.125, min=1e-4, max=1.0, help="Daily budget / spend that wins everything."),
+    auction_type: str = typer.Option("second_price", help="second_price | first_price"),
+    registry: str = _REGISTRY,
+    progress: bool = typer.Option(True),
+) -> None:
+    """Train a budget-pacing bidder (multiplier per slot) on the auction simulator, evaluate it, register it."""
+    from policies.train_bidding import BiddingArgs, main
+
+    if algo not in ("sac", "ppo"):
+        _fail(f"unknown algo {algo!r}; choose sac or ppo")
+    if auction_type not in ("second_price", "first_price"):
+        _fail("--auction-type must be second_price or first_price")
+    args = BiddingArgs(algo=algo, timesteps=timesteps, seed=seed, config=str(config) if config else None, name=name,
+                       budget_fraction=budget_fraction, auction_type=auction_type, registry=registry, progress=progress)
+    _report(main(args))
+
+
+def _report(path: Path) -> None:
+    meta = json.loads((path / "metadata.json").read_text())
+    table = Table(title=f"{meta['name']} {meta['version']} ({meta['algo']}, {meta['timesteps']:,} steps, {meta['train_seconds']:.0f} s)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in meta["metrics"].items():
+        table.add_row(k, f"{v:.4f}")
+    console.print(table)
+    console.print(f"registered at {path}; promote with `ame policies promote {meta['name']} {meta['version']}`")
+
+
+# ---- registry ----
+
+
+@policies_app.command("list")
+def policies_list(registry: str = _REGISTRY) -> None:
+    """Every registered policy: versions, the promoted one, the headline metric."""
+    from policies.registry import PolicyRegistry
+
+    reg = PolicyRegistry(registry)
+    table = Table(title=f"policies in {reg.root}")
+    for col in ("name", "version", "promoted", "algo", "task", "steps", "metrics"):
+        table.add_column(col)
+    for name in reg.names():
+        promoted = reg.promoted_version(name)
+        for v in reg.versions(name):
+            m = reg.metadata(name, v)
+            headline = ", ".join(f"{k}={val:.3g}" for k, val in list(m.metrics.items())[:3])
+            table.add_row(name, v, "*" if v == promoted else "", m.algo, m.task, f"{m.timesteps:,}", headline)
+    console.print(table)
+
+
+@policies_app.command("show")
+def policies_show(name: str, version: str = typer.Argument(None), registry: str = _REGISTRY) -> None:
+    """The metadata of a version (default: promoted, else latest)."""
+    from policies.registry import PolicyRegistry, RegistryError
+
+    try:
+        meta = PolicyRegistry(registry).metadata(name, version)
+    except RegistryError as exc:
+        _fail(str(exc))
+    console.print_json(meta.model_dump_json())
+
+
+@policies_app.command("promote")
+def policies_promote(name: str, version: str = typer.Argument(None), registry: str = _REGISTRY) -> None:
+    """Point NAME's PROMOTED at VERSION (default: the latest); serving picks it up."""
+    from policies.registry import PolicyRegistry, RegistryError
+
+    try:
+        v = PolicyRegistry(registry).promote(name, version)
+    except RegistryError as exc:
+        _fail(str(exc))
+    console.print(f"promoted {name} {v}")
+
+
+# ---- evaluate ----
+
+
+def _ci(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
+    from policies.evaluate import mean_ci
+
+    m, h = mean_ci(values)
+    return f"{m * scale:.{digits}f} ± {h * scale:.{digits}f}"
+
+
+@evaluate_app.command("journey")
+def evaluate_journey_cmd(
+    policies: str = typer.Option("email_every_k,engagement_ladder,propensity_threshold", help="Comma-separated: heuristics and/or registry names (name or name@version)."),
+    seeds: int = typer.Option(10, min=1),
+    customers: int = typer.Option(2_000, min=10),
+    out: Path = typer.Option(Path("reports/policies"), help="Folder of the PNG and the JSON results."),
+    registry: str = _REGISTRY,
+) -> None:
+    """Profit, conversion, cost, unsubscribes and % of oracle per policy, with 95% CIs across seeds."""
+    from policies.evaluate import JOURNEY_HEURISTICS, journey_suite, plot_journey
+    from policies.registry import PolicyRegistry, RegistryError
+
+    names = [n.strip() for n in policies.split(",") if n.strip()]
+    try:
+        results = journey_suite(names, seeds, customers, registry)
+    except RegistryError as exc:
+        _fail(str(exc))
+    table = Table(title=f"journey, {seeds} seeds x {customers:,} customers (mean ± 95% CI)")
+    for col in ("policy", "profit/customer", "conversion %", "cost/customer", "unsubscribe %", "% of oracle", "gap closed"):
+        table.add_column(col, justify="right")
+    heur = [n for n in names if n in JOURNEY_HEURISTICS]
+    best = max(heur, key=lambda n: sum(m.profit for m in results[n])) if heur else None
+    for n, ms in results.items():
+        gap = ""
+        if best and n != best:
+            g = [(m.profit - b.profit) / (m.oracle - b.profit) for m, b in zip(ms, results[best], strict=True)]
+            gap = _ci(g, 100, 1)
+        table.add_row(n + (" (best heuristic)" if n == best else ""), _ci([m.profit for m in ms]), _ci([m.conversion_rate for m in ms], 100, 2),
+                      _ci([m.cost for m in ms]), _ci([m.unsubscribe_rate for m in ms], 100, 2), _ci([m.oracle_share for m in ms], 100, 1), gap)
+    table.add_row("oracle (DP, latent state)", _ci([m.oracle for m in next(iter(results.values()))]), "", "", "", "100", "")
+    console.print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    reg = PolicyRegistry(registry)
+    curves = {}
+    for n in names:
+        if n not in JOURNEY_HEURISTICS:
+            base, _, v = n.partition("@")
+            csv = reg.path(base, v or reg.promoted_version(base) or reg.latest(base)) / "progress.csv"
+            if csv.is_file():
+                curves[n] = csv
+    plot_journey(results, out / "journey.png", curves)
+    (out / "journey.json").write_text(json.dumps({n: [m.__dict__ if hasattr(m, "__dict__") else _row(m) for m in ms] for n, ms in results.items()}, indent=1))
+    console.print(f"wrote {out / 'journey.png'} and {out / 'journey.json'}")
+
+
+def _row(m: object) -> dict[str, object]:
+    return {f: getattr(m, f) for f in m.__slots__}  # type: ignore[attr-defined]
+
+
+@evaluate_app.command("bidding")
+def evaluate_bidding_cmd(
+    policies: str = typer.Option("linear_previous_day,linear_hindsight,dual_pacing", help="Comma-separated baselines and/or registry names."),
+    seeds: int = typer.Option(10, min=1),
+    budgets: str = typer.Option("0.5,0.125,0.03125", help="Budget fractions of the spend that wins everything."),
+    auction_type: str = typer.Option("second_price", help="second_price | first_price"),
+    opportunities: int = typer.Option(100_000, min=96),
+    days: int = typer.Option(7, min=1),
+    out: Path = typer.Option(Path("reports/policies")),
+    registry: str = _REGISTRY,
+) -> None:
+    """Value won as % of the hindsight LP, and spend as % of budget, per bidder and budget, with 95% CIs."""
+    from policies.evaluate import bidding_suite
+
+    names = [n.strip() for n in policies.split(",") if n.strip()]
+    fracs = tuple(float(b) for b in budgets.split(","))
+    results = bidding_suite(names, seeds, fracs, auction_type, opportunities_per_day=opportunities, days=days, registry=registry)
+    table = Table(title=f"bidding ({auction_type}), {seeds} seeds x 4 campaigns x {days} days (mean ± 95% CI)")
+    for col in ("budget", "policy", "% of hindsight LP", "spend % of budget", "overspent runs"):
+        table.add_column(col, justify="right")
+    for (n, frac), ms in results.items():
+        table.add_row(f"1/{round(1 / frac)}", n, _ci([m.lp_share for m in ms], 100, 1), _ci([m.spend_share for m in ms], 100, 1), str(sum(m.overspent for m in ms)))
+    console.print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"bidding_{auction_type}.json").write_text(json.dumps([_row(m) for ms in results.values() for m in ms], indent=1))
+
+
+# ---- OPE ----
+
+
+def ope_command(
+    policy: str = typer.Option(..., "--policy", help="Registered policy name (or name@version) to evaluate."),
+    log: str = typer.Option(None, "--log", help="Event log URL (default AME_EVENT_LOG)."),
+    registry: str = _REGISTRY,
+    n_boot: int = typer.Option(1000, min=0),
+    simulate: int = typer.Option(0, min=0, help="First append N simulated uniform-random decisions to the log (a demo)."),
+) -> None:
+    """Off-policy value of POLICY from logged decision_made events (IPS, SNIPS, DM, DR with bootstrap CIs)."""
+    from data.log import open_log
+    from policies.ope import OPEError
+    from policies.ope_data import ope_from_log, simulated_decision_events
+    from policies.registry import PolicyRegistry, RegistryError
+
+    try:
+        base, _, version = policy.partition("@")
+        target = PolicyRegistry(registry).load(base, version or None)
+    except RegistryError as exc:
+        _fail(str(exc))
+    event_log = open_log(log)
+    if simulate:
+        event_log.append(simulated_decision_events(simulate))
+    try:
+        estimates, skipped, behaviour = ope_from_log(event_log, target, n_boot=n_boot)
+    except OPEError as exc:
+        _fail(str(exc))
+    table = Table(title=f"OPE of {target.name} ({skipped} events skipped; behaviour's mean reward {behaviour:.3f})")
+    for col in ("estimator", "value", "95% CI", "n", "effective n"):
+        table.add_column(col, justify="right")
+    for e in estimates.values():
+        table.add_row(e.estimator, f"{e.value:.4f}", f"[{e.ci_low:.4f}, {e.ci_high:.4f}]", f"{e.n:,}", f"{e.effective_sample_size:,.0f}")
+    console.print(table)
