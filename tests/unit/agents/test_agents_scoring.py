@@ -106,3 +106,17 @@ def test_crash_before_commit_re_derives_the_same_ids(tmp_path: Path) -> None:
     assert len(ids) == len(set(ids))
     assert sum(e.event_type == "task_created" for e in events) == 2
     again.close()
+
+
+def test_every_output_validates_against_its_schema() -> None:
+    """Outputs are built without re-validation on the hot path, so check them here, over a mixed stream."""
+    from data.events import validate_event
+    from data.synthetic import synthetic_events
+
+    agent = ScoringAgent()
+    view = StateView({}, lambda keys: {}, lambda: [])
+    events = [stored(e, i + 1) for i, e in enumerate([*warm_lead(), *synthetic_events(3_000, 50, seed=3)])]
+    out = agent.decide(events, view)
+    assert {e.event_type for e in out} >= {"score_updated", "task_created"}
+    for e in out:
+        assert validate_event(e.model_dump(mode="json")) == e
