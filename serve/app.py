@@ -208,8 +208,18 @@ class Engine:
 # ---- the FastAPI app -------------------------------------------------------------------------------------
 
 
+_ENGINE: Engine | None = None
+"""The replica's engine (set by ``DecisionApi.__init__``; Serve may serve a copy of ``api``, so the handlers
+fall back to this module global)."""
+
+
+def set_replica_engine(engine: Engine | None) -> None:
+    global _ENGINE
+    _ENGINE = engine
+
+
 def engine_of(request: Request) -> Engine:
-    engine = getattr(request.app.state, "engine", None)
+    engine = getattr(request.app.state, "engine", None) or _ENGINE
     if engine is None:
         raise HTTPException(503, "the API is starting: no engine yet")
     return engine
@@ -249,8 +259,8 @@ def build_api(engine: Engine | None = None) -> FastAPI:
     app.state.engine = engine
     app.add_middleware(
         EdgeMiddleware,
-        metrics=lambda: app.state.engine.metrics if app.state.engine is not None else None,
-        max_body_bytes=lambda: app.state.engine.args.max_body_bytes if app.state.engine is not None else 1_048_576,
+        metrics=lambda: _engine_or_none(app).metrics if _engine_or_none(app) is not None else None,
+        max_body_bytes=lambda: _engine_or_none(app).args.max_body_bytes if _engine_or_none(app) is not None else 1_048_576,
     )
 
     @app.exception_handler(RequestValidationError)
@@ -388,6 +398,10 @@ def build_api(engine: Engine | None = None) -> FastAPI:
     return app
 
 
+def _engine_or_none(app: FastAPI) -> Engine | None:
+    return getattr(app.state, "engine", None) or _ENGINE
+
+
 def _load_profile(engine: Engine, customer_id: str) -> Any:
     from data.projections.profile import ProfileProjection
 
@@ -433,8 +447,10 @@ def _deployment() -> Any:
         """The ingress: ``__init__`` loads the policies; ``reconfigure`` applies ``user_config``."""
 
         def __init__(self, args: dict[str, Any] | None = None) -> None:
+            import importlib
+
             self.engine = Engine(ServeArgs.model_validate(args or {}))
-            api.state.engine = self.engine
+            importlib.import_module("serve.app").set_replica_engine(self.engine)
 
         def reconfigure(self, config: dict[str, Any]) -> None:
             self.engine.apply(Tunables.model_validate(config or {}))
