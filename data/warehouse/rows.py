@@ -30,8 +30,23 @@ def hot_properties(event_type: str, props: dict[str, Any]) -> dict[str, Any]:
     out["channel"] = str(channel) if channel is not None else None
     is_score = event_type == "score_updated"
     out["score_model"] = props.get("model") if is_score else None
-    out["score"] = _number(props.get("score")) if is_score else None
+    out["score"] = score_value(props) if is_score else None
     return out
+
+
+PROBABILITY_MODELS = frozenset({"lead", "churn", "conversion"})
+
+
+def score_value(props: dict[str, Any]) -> float | None:
+    """The score as the marts read it: a probability in [0, 1] for the classifiers (the event's calibrated
+    ``probability``, else its 0-100 ``score`` / 100), and the value itself for lifetime value."""
+    if props.get("model") not in PROBABILITY_MODELS:
+        return _number(props.get("score"))
+    probability = _number(props.get("probability"))
+    if probability is not None:
+        return probability
+    score = _number(props.get("score"))
+    return None if score is None else min(max(score / 100.0, 0.0), 1.0)
 
 
 def raw_row(event: StoredEvent, loaded_at_us: int) -> dict[str, Any]:

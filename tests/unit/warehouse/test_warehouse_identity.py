@@ -87,3 +87,14 @@ def test_merges_are_recorded_as_deterministic_identity_merged_events_and_replay_
         identity_links("identity_merged", "lead-1", merges[0].properties.model_dump()), {"lead-1": T0}
     )
     assert replayed == {"anon-1": "lead-1", "lead-1": "lead-1"}
+
+
+def test_scores_reach_raw_as_probabilities_for_classifiers() -> None:
+    from data.warehouse.rows import hot_properties
+
+    lead = hot_properties("score_updated", {"model": "lead", "score": 86.0, "probability": 0.31, "model_version": "1"})
+    assert (lead["score_model"], lead["score"]) == ("lead", 0.31)
+    churn = hot_properties("score_updated", {"model": "churn", "score": 72.0, "model_version": "rules"})
+    assert churn["score"] == 0.72
+    clv = hot_properties("score_updated", {"model": "clv", "score": 412.5, "model_version": "1"})
+    assert clv["score"] == 412.5

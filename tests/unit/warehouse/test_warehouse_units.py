@@ -42,7 +42,7 @@ def test_raw_rows_carry_the_hot_properties_typed():
     assert auction["cost"] == 0.7 and auction["amount"] is None
     click = raw_row(_stored("email_click", {"campaign_id": "c"}), 5)
     assert click["channel"] == "email"
-    score = raw_row(_stored("score_updated", {"model": "lead", "score": 0.8, "model_version": "1"}), 5)
+    score = raw_row(_stored("score_updated", {"model": "lead", "score": 80.0, "model_version": "1"}), 5)
     assert (score["score_model"], score["score"]) == ("lead", 0.8)
 
 
