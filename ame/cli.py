@@ -15,6 +15,7 @@ from data.warehouse.cli import warehouse_app
 from policies.cli import models_app, train_app
 from policies.cli_policies import evaluate_app, ope_command, policies_app
 from policies.creative.cli import creatives_app
+from serve.cli import serve_app
 
 app = typer.Typer(
     name="ame",
@@ -42,3 +43,4 @@ app.add_typer(policies_app, name="policies")
 app.add_typer(evaluate_app, name="evaluate")
 app.command("ope")(ope_command)
 app.add_typer(creatives_app, name="creatives")
+app.add_typer(serve_app, name="serve")

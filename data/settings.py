@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     pubsub_max_delivery_attempts: int = Field(5, ge=5, le=100, description="Pub/Sub: deliveries before the dead-letter topic.")
     pubsub_dead_letter_store: str = Field("", description="Pub/Sub: SQLite URL of the store of input rejected on append.")
     creative_store: str = Field("", description="Creatives: SQLite URL of the variants, approvals and bandit posteriors.")
+    serve_api_keys_file: str = Field("", description="Serve: JSON file of hashed API keys with scopes (ame serve keys new).")
     creative_generator: str = Field("template", description="Creatives: 'template' (embedded, offline) or 'gemini' (Vertex AI).")
     gemini_model: str = Field("gemini-2.5-flash", description="Creatives: the Gemini model name on Vertex AI.")
     gcp_project: str = Field("", description="Creatives: Google Cloud project of the Vertex AI client.")
