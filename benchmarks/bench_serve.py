@@ -1,0 +1,316 @@
+"""Serve benchmark: closed-loop HTTP clients at concurrency 1, 8, 32 against ``/v1/bid`` and
+``/v1/next-best-action``, and an open-loop steady 200 req/s on ``/v1/bid``; p50, p99 and req/s for each Ray Serve
+configuration, beside the same FastAPI app (``serve.app.build_api``) on plain uvicorn, all in one run.
+
+Each server runs in its own process tree (``python -m benchmarks.bench_serve --server NAME --port P``); Serve
+configurations get their environment variables before ``ray.init`` so every Ray process sees them. The load
+generator is a raw HTTP/1.1 keep-alive client on uvloop in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from benchmarks.common import BenchResult
+
+log = logging.getLogger(__name__)
+AREA = "serve"
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN_ENV = "AME_BENCH_SERVE_TOKEN"
+
+BID = orjson.dumps({"id": "bench", "imp": [{"id": "1", "bidfloor": 0.05}], "user": {"id": "cust-1"},
+                    "device": {"ua": "bench"}, "tmax": 100, "ext": {"campaign_id": "c1"}})
+NBA = orjson.dumps({"customer_id": "cust-1"})
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    kind: str  # uvicorn | serve
+    env: dict[str, str] = field(default_factory=dict)
+    replicas: int = 1
+    needs: str | None = None  # a binary that must be on PATH
+
+
+CONFIGS = [
+    Config("plain uvicorn (baseline)", "uvicorn"),
+    Config("serve default", "serve"),
+    Config("serve THROUGHPUT_OPTIMIZED", "serve", {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
+    Config("serve HAProxy + THROUGHPUT_OPTIMIZED", "serve",
+           {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, needs="haproxy"),
+    Config("serve HAProxy + THROUGHPUT_OPTIMIZED, 2 replicas", "serve",
+           {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}, replicas=2, needs="haproxy"),
+]
+
+
+# ---- the servers (run in a child process) -------------------------------------------------------------------
+
+
+def _args(folder: Path) -> dict[str, Any]:
+    from serve.auth import hash_key
+
+    key = {"name": "bench", "sha256": hash_key(os.environ[TOKEN_ENV]), "scopes": ["admin"]}
+    return {"event_log": f"sqlite:///{folder / 'events.db'}", "state_store": f"sqlite:///{folder / 'state.db'}",
+            "policies_dir": str(folder / "policies"), "creative_store": f"sqlite:///{folder / 'creatives.db'}",
+            "api_keys": [key], "pacing_from_agents": False}
+
+
+def _run_uvicorn(port: int, folder: Path) -> None:
+    import uvicorn
+
+    from serve.app import Engine, ServeArgs, build_api
+
+    app = build_api(Engine(ServeArgs.model_validate(_args(folder))))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop", http="httptools")
+
+
+def _run_serve(port: int, folder: Path, replicas: int) -> None:
+    import ray
+    from ray import serve
+
+    from serve.app import build_app
+
+    import signal
+
+    def stop(*_: Any) -> None:
+        serve.shutdown()
+        ray.shutdown()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(_args(folder), num_replicas=replicas), name="bench", route_prefix="/")
+    while True:
+        time.sleep(3600)
+
+
+# ---- the load generator -------------------------------------------------------------------------------------
+
+
+def _request(path: str, body: bytes, port: int, token: str) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _closed_loop(port: int, raw: bytes, concurrency: int, seconds: float, warmup: float) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= stop_at:
+                break
+            try:
+                status = await _one(reader, writer, raw)
+            except (OSError, asyncio.IncompleteReadError):
+                errors += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            t1 = time.perf_counter()
+            if t0 >= measure_from:
+                latencies.append(t1 - t0)
+                errors += status not in (200, 204)
+        writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors, seconds
+
+
+async def _open_loop(port: int, raw: bytes, rate: float, seconds: float) -> tuple[list[float], int]:
+    """Requests sent on a fixed schedule (a pool of connections), latency measured from the scheduled time."""
+    pool: asyncio.Queue = asyncio.Queue()
+    for _ in range(32):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    latencies: list[float] = []
+    errors = 0
+    start = time.perf_counter() + 0.2
+
+    async def fire(at: float) -> None:
+        nonlocal errors
+        reader, writer = await pool.get()
+        try:
+            status = await _one(reader, writer, raw)
+            latencies.append(time.perf_counter() - at)
+            errors += status not in (200, 204)
+        finally:
+            pool.put_nowait((reader, writer))
+
+    tasks = []
+    for i in range(int(rate * seconds)):
+        at = start + i / rate
+        delay = at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(fire(at)))
+    await asyncio.gather(*tasks)
+    return latencies, errors
+
+
+def _stats(latencies: list[float], seconds: float) -> tuple[float, float, float]:
+    if not latencies:
+        return float("nan"), float("nan"), 0.0
+    arr = np.asarray(latencies) * 1000
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 99)), len(arr) / seconds
+
+
+def _wait_ready(port: int, token: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    raw = _request("/v1/bid", BID, port, token)
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(raw)
+                if s.recv(64)[9:12] in (b"200", b"204"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the server on port {port} did not answer /v1/bid within {timeout_s:.0f} s")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measure(config: Config, quick: bool) -> dict[str, Any]:
+    """Start one server, load it, stop it; the figures by route and concurrency."""
+    import secrets
+
+    token = "ame_" + secrets.token_urlsafe(24)
+    folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    port = _free_port()
+    env = {**os.environ, **config.env, TOKEN_ENV: token, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "benchmarks.bench_serve", "--server", config.kind, "--port", str(port),
+           "--folder", str(folder), "--replicas", str(config.replicas)]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    seconds, warmup = (2.0, 0.5) if quick else (4.0, 1.0)
+    out: dict[str, Any] = {"config": config.name}
+    try:
+        _wait_ready(port, token, 120)
+        for route, body in (("/v1/bid", BID), ("/v1/next-best-action", NBA)):
+            raw = _request(route, body, port, token)
+            for c in (1, 8, 32):
+                lat, errors, secs = asyncio.run(_closed_loop(port, raw, c, seconds, warmup))
+                out[(route, c)] = (*_stats(lat, secs), errors)
+        lat, errors = asyncio.run(_open_loop(port, _request("/v1/bid", BID, port, token), 200.0, seconds))
+        p50, p99, _ = _stats(lat, seconds)
+        out[("/v1/bid", "200/s")] = (p50, p99, len(lat) / seconds, errors)
+    finally:
+        try:
+            os.killpg(proc.pid, 15)
+            proc.wait(30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, 9)
+        try:  # whatever of the server's process group is still there (Ray's raylet, workers)
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def run(quick: bool = False) -> list[BenchResult]:
+    """Every configuration of CONFIGS (skipping those whose binary is missing), then the rows."""
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    measured = []
+    for config in CONFIGS:
+        if config.needs and shutil.which(config.needs) is None:
+            log.warning("skipping %s: %s is not installed (apt-get install %s)", config.name, config.needs, config.needs)
+            continue
+        log.info("measuring %s", config.name)
+        measured.append(measure(config, quick))
+    return rows(measured)
+
+
+def rows(measured: list[dict[str, Any]]) -> list[BenchResult]:
+    base = measured[0]
+    results = []
+    load = os.getloadavg()[0]
+    for m in measured[1:] if len(measured) > 1 else measured:
+        for key, value in m.items():
+            if key == "config":
+                continue
+            p50, p99, rps, errors = value
+            route, level = key
+            bp50, bp99, brps, _ = base[key]
+            name = f"{m['config']}: {route} @ {'c=' + str(level) if isinstance(level, int) else level}"
+            note = f"p50 {p50:.2f} ms (uvicorn {bp50:.2f}), p99 {p99:.2f} ms (uvicorn {bp99:.2f}), errors {errors}; load {load:.1f}"
+            if level == "200/s":
+                results.append(BenchResult(AREA, name + " p99", p99, "ms", "plain uvicorn p99", bp99, "<= 15 ms",
+                                           p99 <= 15 if route == "/v1/bid" else None, note))
+            else:
+                target = ">= 1,500 req/s" if (route, level) == ("/v1/bid", 32) else ""
+                results.append(BenchResult(AREA, name, rps, "req/s", "plain uvicorn", brps, target,
+                                           (rps >= 1500) if target else None, note))
+    return results
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", choices=("uvicorn", "serve"))
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--folder", type=Path)
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", help="Only configurations whose name contains one of these.")
+    args = parser.parse_args()
+    if args.server == "uvicorn":
+        _run_uvicorn(args.port, args.folder)
+        return
+    if args.server == "serve":
+        _run_serve(args.port, args.folder, args.replicas)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.only:
+        CONFIGS[:] = [CONFIGS[0]] + [c for c in CONFIGS[1:] if any(o in c.name for o in args.only)]
+    from benchmarks.__main__ import print_results
+
+    print_results(run(quick=args.quick))
+
+
+if __name__ == "__main__":
+    _main()
