@@ -89,8 +89,9 @@ def policies_list(registry: str = _REGISTRY) -> None:
 
     reg = PolicyRegistry(registry)
     table = Table(title=f"policies in {reg.root}")
-    for col in ("name", "version", "promoted", "algo", "task", "steps", "metrics"):
-        table.add_column(col)
+    for col in ("name", "version", "promoted", "algo", "task", "steps"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("metrics")
     for name in reg.names():
         promoted = reg.promoted_version(name)
         for v in reg.versions(name):

@@ -227,15 +227,16 @@ def read_decisions(log: Any, agent: str | None = None, batch: int = 50_000) -> t
         if not items:
             break
         for ev in items:
-            p = ev.event.properties if hasattr(ev, "event") else ev.properties
-            ctx = p.context or {}
-            if agent and p.agent != agent or p.reward is None or "x0" not in ctx or p.action not in ACTIONS or p.holdout:
+            p = ev.properties  # a dict (StoredEvent) or a pydantic model
+            p = p if isinstance(p, dict) else p.model_dump()
+            ctx = p.get("context") or {}
+            if (agent and p.get("agent") != agent) or p.get("reward") is None or "x0" not in ctx or p.get("action") not in ACTIONS or p.get("holdout"):
                 skipped += 1
                 continue
             obs.append([float(ctx[f"x{j}"]) for j in range(sum(1 for k in ctx if k.startswith("x") and k[1:].isdigit()))])
-            acts.append(ACTIONS.index(p.action))
-            props.append(p.propensity)
-            rewards.append(p.reward)
+            acts.append(ACTIONS.index(p["action"]))
+            props.append(float(p["propensity"]))
+            rewards.append(float(p["reward"]))
         nxt = getattr(page, "next_after", None)
         after = nxt if nxt is not None else after + len(items)
     return np.asarray(obs, np.float32), np.asarray(acts, np.int64), np.asarray(props), np.asarray(rewards), skipped

@@ -1,0 +1,83 @@
+"""Tiny trainings through the entry points and the CLI: they register, evaluate and export correctly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ame.cli import app
+
+
+def test_train_journey_tiny_registers_a_policy(tmp_path: Path) -> None:
+    from policies.train_journey import JourneyArgs, main
+
+    path = main(JourneyArgs(timesteps=512, num_envs=16, batch_size=240, eval_customers=100, registry=str(tmp_path / "reg"),
+                            run_dir=str(tmp_path / "run"), progress=False, checkpoint_every=256))
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["algo"] == "MaskablePPO" and meta["masked"] and meta["timesteps"] == 512
+    assert {"profit_per_customer", "best_heuristic_profit", "unsubscribe_rate"} <= set(meta["metrics"])
+    assert (path / "progress.csv").is_file() and list((tmp_path / "run" / "checkpoints").glob("*.zip"))
+
+
+@pytest.mark.parametrize("algo", ["a2c", "dqn"])
+def test_train_journey_other_algorithms(tmp_path: Path, algo: str) -> None:
+    from policies.train_journey import JourneyArgs, main
+
+    path = main(JourneyArgs(algo=algo, timesteps=400, num_envs=8, eval_customers=50, registry=str(tmp_path),
+                            run_dir=str(tmp_path / "run"), progress=False))
+    assert json.loads((path / "metadata.json").read_text())["masked"] is False
+
+
+def test_train_bidding_tiny(tmp_path: Path) -> None:
+    from policies.train_bidding import BiddingArgs, main
+
+    path = main(BiddingArgs(algo="ppo", timesteps=400, num_envs=2, opportunities_per_day=2_000, days=2, eval_campaigns=2,
+                            eval_opportunities=2_000, registry=str(tmp_path), run_dir=str(tmp_path / "run"), progress=False))
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["export_kind"] == "continuous" and 0 <= meta["metrics"]["spend_share"] <= 1.0 + 1e-9
+
+
+def test_cli_policies_evaluate_and_ope(tmp_path: Path) -> None:
+    from policies.train_journey import JourneyArgs, main
+
+    reg = str(tmp_path / "reg")
+    main(JourneyArgs(timesteps=256, num_envs=16, batch_size=240, eval_customers=50, registry=reg, run_dir=str(tmp_path / "run"), progress=False))
+    runner = CliRunner()
+    result = runner.invoke(app, ["policies", "list", "--registry", reg])
+    assert result.exit_code == 0 and "journey-ppo" in result.output
+    result = runner.invoke(app, ["policies", "promote", "journey-ppo", "--registry", reg])
+    assert result.exit_code == 0 and "v0001" in result.output
+    result = runner.invoke(app, ["policies", "show", "journey-ppo", "--registry", reg])
+    assert result.exit_code == 0 and "env_config_hash" in result.output
+    result = runner.invoke(app, ["policies", "promote", "nope", "--registry", reg])
+    assert result.exit_code == 2 and "ame train" in result.output
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["evaluate", "journey", "--policies", "email_every_k,journey-ppo", "--seeds", "2", "--customers", "100",
+                                 "--out", str(out), "--registry", reg])
+    assert result.exit_code == 0, result.output
+    assert (out / "journey.png").stat().st_size > 1000 and "oracle" in result.output
+    log = f"sqlite:///{tmp_path / 'events.db'}"
+    result = runner.invoke(app, ["ope", "--policy", "journey-ppo", "--log", log, "--registry", reg, "--simulate", "300", "--n-boot", "50"])
+    assert result.exit_code == 0, result.output
+    assert "snips" in result.output and "dr" in result.output
+
+
+def test_evaluate_bidding_suite_small() -> None:
+    from policies.evaluate import bidding_suite
+
+    res = bidding_suite(["dual_pacing", "linear_previous_day"], seeds=2, budgets=(0.125,), opportunities_per_day=2_000, days=2, n_campaigns=2)
+    for ms in res.values():
+        assert len(ms) == 2
+        for m in ms:
+            assert not m.overspent and 0 < m.lp_share <= 1.0 + 1e-9
+
+
+def test_mean_ci() -> None:
+    from policies.evaluate import mean_ci
+
+    m, h = mean_ci([1.0, 2.0, 3.0])
+    assert m == 2.0 and h == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-3)
