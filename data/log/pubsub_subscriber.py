@@ -21,7 +21,7 @@ from typing import Any
 from google.cloud import pubsub_v1
 
 from data.events import EventBase, EventError
-from data.log.base import ReplayEvent, to_micros
+from data.log.base import ReplayEvent, StoredEvent, to_micros
 from data.log.pubsub import decode_message
 from data.log.sqlite import properties_json
 from data.projections.base import KeyedProjection
@@ -29,10 +29,10 @@ from data.projections.store import SqliteStateStore
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[sqlite3.Connection, Sequence[ReplayEvent]], None]
+BatchHandler = Callable[[sqlite3.Connection, Sequence[Any]], None]
 """Writes the state derived from a batch on the given connection, inside the subscriber's transaction. Events
-carry consumer-local positions (1, 2, ... in the order this consumer applied them), in delivery order, which
-is publish order for each customer (ordering key)."""
+(``ReplayEvent``, or ``StoredEvent`` with ``full_events=True``) carry consumer-local positions (1, 2, ... in the
+order this consumer applied them), in delivery order, which is publish order for each customer (ordering key)."""
 
 _PROCESSED_SCHEMA = """
 create table if not exists processed_events (
@@ -95,13 +95,16 @@ class PubSubSubscriber:
         max_wait_s: float = 0.005,
         before_ack: Callable[[Sequence[str]], None] | None = None,
         client: pubsub_v1.SubscriberClient | None = None,
+        full_events: bool = False,
     ) -> None:
         """:param subscription_path: ``projects/<p>/subscriptions/<s>`` (see :mod:`data.log.pubsub_admin`).
         :param consumer: the name under which positions and processed event ids are kept.
         :param event_types: the types to apply; others are acked and skipped (the emulator ignores filters).
         :param flow_control: default: ``AME_PUBSUB_FLOW_MAX_MESSAGES`` / ``AME_PUBSUB_FLOW_MAX_BYTES``.
         :param before_ack: called with the batch's event ids after the commit and before the ack (a seam for
-            crash tests: if it raises, the batch is nacked, as a crashed process's leases would expire)."""
+            crash tests: if it raises, the batch is nacked, as a crashed process's leases would expire).
+        :param full_events: hand the handler whole :class:`StoredEvent` s (ids, causation, source: what agents
+            need) instead of the lean :class:`ReplayEvent` s a fold needs."""
         from data.settings import get_settings
 
         settings = get_settings()
@@ -116,6 +119,7 @@ class PubSubSubscriber:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.before_ack = before_ack
+        self.full_events = full_events
         self._client = client or pubsub_v1.SubscriberClient()
         self._owns_client = client is None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.flow_control.max_messages + 1)
@@ -287,8 +291,13 @@ class PubSubSubscriber:
                     continue
                 seen.add(e.event_id)
                 position += 1
-                fresh.append(ReplayEvent(position, e.event_type, e.customer_id, to_micros(e.occurred_at),
-                                         properties_json(e)))
+                if self.full_events:
+                    recorded = to_micros(e.recorded_at) if e.recorded_at is not None else now
+                    fresh.append(StoredEvent(position, e.event_id, e.event_type, e.customer_id, to_micros(e.occurred_at),
+                                             recorded, e.source, e.schema_version, e.causation_id, properties_json(e)))
+                else:
+                    fresh.append(ReplayEvent(position, e.event_type, e.customer_id, to_micros(e.occurred_at),
+                                             properties_json(e)))
                 rows.append((self.consumer, e.event_id, position, now))
             if fresh:
                 self.handler(conn, fresh)

@@ -1,0 +1,120 @@
+"""An agent shard on the production backend: it consumes a Pub/Sub subscription instead of reading the
+embedded log by position.
+
+Pub/Sub has no positions, so the exactly-once machinery moves into the subscriber
+(:class:`data.log.pubsub_subscriber.PubSubSubscriber`): each batch is de-duplicated on ``event_id``, decided,
+its outputs published (their ids are derived from the triggering event, so a redelivered batch publishes the
+same ids and every consumer downstream drops the copies), and the agent's state, the processed ids and the
+consumer's position commit in one transaction before the ack. :class:`PubSubAgentShard` is a plain class;
+:func:`pubsub_shard_actor_class` wraps it for Ray like the embedded shards.
+
+Sharding: every shard has its own subscription (``<topic>-agent-<name>-<i>of<n>``) and keeps the customers
+whose hash mod n is i (broadcast events go to all); it acks the others unprocessed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from agents.runtime import (
+    _STATE_SCHEMA,
+    Agent,
+    Record,
+    StateView,
+    consumer_name,
+    state_store_url,
+)
+from data.log import open_log
+from data.log.base import StoredEvent
+from data.log.pubsub_admin import ensure_consumer_resources
+from data.log.pubsub_subscriber import PubSubSubscriber
+from data.projections.store import SqliteStateStore
+from data.sharding import Shard
+
+
+class PubSubAgentShard:
+    """One shard of one agent consuming a Pub/Sub topic, effectively once.
+
+    :param agent: the concrete agent (the same class that runs on the embedded log).
+    :param log_url: ``pubsub://project/topic``: where inputs come from and outputs are published.
+    :param state_dir: folder of the shard's SQLite state store.
+    """
+
+    def __init__(self, agent: Agent, log_url: str, state_dir: Path, shard: int = 0, shards: int = 1,
+                 start: bool = True) -> None:
+        self.agent = agent
+        self.shard = Shard(shard, shards)
+        self.consumer = consumer_name(agent.name, shard, shards)
+        self.log = open_log(log_url)
+        self.store = SqliteStateStore(state_store_url(state_dir, agent.name, shard, shards))
+        with self.store.transaction() as conn:
+            for statement in filter(str.strip, _STATE_SCHEMA.split(";")):
+                conn.execute(statement)
+        types = sorted(agent.event_types) if agent.event_types else None
+        subscription = ensure_consumer_resources(log_url, f"agent-{agent.name}-{shard}of{shards}", types)
+        self.subscriber = PubSubSubscriber(subscription, self.store, self.consumer, self._handle, types,
+                                           full_events=True)
+        self.appended = 0
+        if start:
+            self.subscriber.start()
+
+    def _handle(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+        """Inside the subscriber's transaction: decide, publish the outputs, write the changed records."""
+        keyed = self.agent.keyed_by_customer
+        mine = [e for e in events if self.agent.is_broadcast(e) or
+                (self.shard.owns(e.customer_id) if keyed else self.shard.owns(self.agent.key_of(e)))]
+        if not mine:
+            return
+
+        def load(keys: Sequence[str]) -> dict[str, Record]:
+            out: dict[str, Record] = {}
+            for i in range(0, len(keys), 500):
+                chunk = list(keys[i : i + 500])
+                rows = conn.execute(
+                    f"select key, record from agent_state where consumer = ? and key in ({','.join('?' * len(chunk))})",
+                    (self.consumer, *chunk),
+                )
+                out.update((k, orjson.loads(r)) for k, r in rows)
+            return out
+
+        def all_keys() -> list[str]:
+            return [r[0] for r in conn.execute("select key from agent_state where consumer = ?", (self.consumer,))]
+
+        view = StateView({}, load, all_keys)  # no cache across batches: the transaction may still roll back
+        outputs = self.agent.decide(mine, view)
+        if outputs:
+            self.appended += self.log.append(outputs).appended  # before the commit: a retry republishes the same ids
+        conn.executemany(
+            "insert or replace into agent_state (consumer, key, record) values (?, ?, ?)",
+            [(self.consumer, k, orjson.dumps(r, option=orjson.OPT_SORT_KEYS)) for k, r in view.changes.items()],
+        )
+
+    def start(self) -> None:
+        self.subscriber.start()
+
+    def status(self) -> dict[str, Any]:
+        stats = self.subscriber.stats
+        return {"agent": self.agent.name, "shard": self.shard.index, "shards": self.shard.count,
+                "received": stats.received, "applied": stats.applied, "duplicates": stats.duplicates,
+                "published": self.appended, "error": repr(self.subscriber.error) if self.subscriber.error else None}
+
+    def records(self) -> dict[str, Record]:
+        rows = self.store.read().execute("select key, record from agent_state where consumer = ?", (self.consumer,))
+        return {k: orjson.loads(r) for k, r in rows}
+
+    def stop(self) -> None:
+        self.subscriber.stop()
+        self.log.close()
+        self.store.close()
+
+
+def pubsub_shard_actor_class(max_restarts: int = -1) -> Any:
+    """:class:`PubSubAgentShard` as a Ray actor: restarted on failure; unacked messages are redelivered to it."""
+    import ray
+
+    return ray.remote(max_restarts=max_restarts, max_task_retries=-1, num_cpus=0)(PubSubAgentShard)
