@@ -62,7 +62,8 @@ def run_journey(policy: Any, config: Any = None, n_customers: int = 2_000, seed:
     profit, cost = np.zeros(n_customers), np.zeros(n_customers)
     bought, unsub = np.zeros(n_customers, bool), np.zeros(n_customers, bool)
     for day in range(env.horizon):
-        action, _ = policy.predict(obs, episode_start=np.full(n_customers, day == 0), deterministic=True)
+        deterministic = not getattr(policy, "stochastic", False)
+        action, _ = policy.predict(obs, episode_start=np.full(n_customers, day == 0), deterministic=deterministic)
         obs, reward, _, _, _ = env.step(np.asarray(action).reshape(n_customers))
         out = env.last_outcome
         profit += reward
@@ -164,6 +165,9 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
     base, _, version = name.partition("@")
     policy = PolicyRegistry(registry).load(base, version or None)
     policy.name = base
+    # a discrete RL policy acts by sampling its action distribution (as served, with the propensity logged):
+    # under partial observability its argmax is a different, worse policy (it mostly waits)
+    policy.stochastic = policy.metadata.export_kind == "discrete"
     return policy
 
 
@@ -180,6 +184,8 @@ def journey_suite(
     for seed in range(first_seed, first_seed + seeds):
         bound = oracle_value(config, n_customers, seed)
         for n, p in policies.items():
+            if hasattr(p, "_rng"):
+                p._rng = np.random.default_rng(seed)
             m = run_journey(p, config, n_customers, seed, bound)
             out[n].append(JourneyMetrics(n, *[getattr(m, f) for f in ("seed", "profit", "conversion_rate", "cost", "unsubscribe_rate", "oracle")]))
     return out

@@ -101,11 +101,13 @@ def main(args: JourneyArgs) -> Path:
     # evaluate on held-out customers against the tuned heuristics (same customers for each)
     from policies.registry import journey_action_mask
 
-    class _Trained:
-        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+    class _Trained:  # samples its distribution, as served (see policies.evaluate.resolve_policy)
+        stochastic = args.algo != "dqn"
+
+        def predict(self, obs, state=None, episode_start=None, deterministic=False):
             if args.algo == "ppo":
-                return model.predict(obs, deterministic=True, action_masks=journey_action_mask(obs))
-            return model.predict(obs, deterministic=True)
+                return model.predict(obs, deterministic=deterministic, action_masks=journey_action_mask(obs))
+            return model.predict(obs, deterministic=deterministic)
 
     ours = run_journey(_Trained(), config, args.eval_customers, args.eval_seed)
     best = max((run_journey(h, config, args.eval_customers, args.eval_seed) for h in journey_baselines()), key=lambda m: m.profit)
