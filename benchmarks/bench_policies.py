@@ -1,0 +1,101 @@
+"""Policy benchmarks (issue 4): the trained journey policy against the best tuned heuristic and the oracle, the
+bidders against the hindsight LP, and off-policy evaluation against on-policy truth (simulator) and on Hillstrom.
+
+The journey rows need a registered policy (``AME_BENCH_JOURNEY_POLICY``, default ``journey-ppo``, trained with
+``ame train journey``); without one they are skipped with a note. Bidding rows use the baselines and, when
+registered, ``AME_BENCH_BIDDING_POLICY``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import BenchResult
+
+logger = logging.getLogger(__name__)
+AREA = "policies"
+
+
+def _journey(quick: bool) -> list[BenchResult]:
+    from policies.evaluate import JOURNEY_HEURISTICS, journey_suite, mean_ci
+    from policies.registry import PolicyRegistry
+
+    name = os.environ.get("AME_BENCH_JOURNEY_POLICY", "journey-ppo")
+    if name not in PolicyRegistry().names():
+        return [BenchResult(AREA, "journey policy profit/customer", float("nan"), "$", "best heuristic", None, ">= +10%", None,
+                            f"no registered {name!r}: run `ame train journey` first")]
+    seeds, n = (2, 500) if quick else (10, 1_000)
+    res = journey_suite([*JOURNEY_HEURISTICS, name], seeds, n)
+    best = max(JOURNEY_HEURISTICS, key=lambda h: np.mean([m.profit for m in res[h]]))
+    ours, base = res[name], res[best]
+    p, hp = np.mean([m.profit for m in ours]), np.mean([m.profit for m in base])
+    u, hu = np.mean([m.unsubscribe_rate for m in ours]), np.mean([m.unsubscribe_rate for m in base])
+    share, ci = mean_ci([m.oracle_share for m in ours])
+    gap = np.mean([(a.profit - b.profit) / (a.oracle - b.profit) for a, b in zip(ours, base, strict=True)])
+    note = f"{seeds} seeds x {n} customers; best heuristic {best}"
+    return [
+        BenchResult(AREA, "journey profit/customer", float(p), "$", best, float(hp), ">= +10%", bool(p >= 1.1 * hp), note),
+        BenchResult(AREA, "journey unsubscribe rate", float(u), "share", best, float(hu), "<= heuristic", bool(u <= hu), note),
+        BenchResult(AREA, "journey % of oracle", float(share), "share", "oracle", 1.0, ">= 0.85", bool(share >= 0.85), f"± {ci:.3f}"),
+        BenchResult(AREA, "journey gap closed", float(gap), "share", best, 0.0, "", None, "(policy-heur)/(oracle-heur)"),
+    ]
+
+
+def _bidding(quick: bool) -> list[BenchResult]:
+    from policies.evaluate import BIDDING_BASELINES, bidding_suite
+    from policies.registry import PolicyRegistry
+
+    names = list(BIDDING_BASELINES)
+    rl = os.environ.get("AME_BENCH_BIDDING_POLICY", "bidding-sac-b32")
+    if rl in PolicyRegistry().names():
+        names.append(rl)
+    seeds, opp = (1, 20_000) if quick else (3, 100_000)
+    out = []
+    for auction in ("second_price", "first_price"):
+        res = bidding_suite(names, seeds, (1 / 2, 1 / 8, 1 / 32), auction, opportunities_per_day=opp)
+        for (n, frac), ms in res.items():
+            if n == "linear_previous_day":
+                continue
+            share = float(np.mean([m.lp_share for m in ms]))
+            base = float(np.mean([m.lp_share for m in res[("linear_previous_day", frac)]]))
+            spend = float(np.mean([m.spend_share for m in ms]))
+            out.append(BenchResult(AREA, f"bidding {auction} 1/{round(1 / frac)} {n}", share, "of LP", "linear_previous_day", base, "",
+                                   None, f"spend {spend:.1%} of budget, overspent runs {sum(m.overspent for m in ms)}"))
+    return out
+
+
+def _ope(quick: bool) -> list[BenchResult]:
+    from environment.heuristics import EmailEveryK
+    from policies.ope_data import hillstrom_ope, simulator_ope
+
+    sim = simulator_ope(EmailEveryK(), n_customers=30_000 if quick else 200_000, seed=0, n_boot=200)
+    out = []
+    for k in ("snips", "dr"):
+        e = sim["estimates"][k]
+        out.append(BenchResult(AREA, f"OPE simulator {k}", e.value, "$/customer", "on-policy value", sim["true"], "within 5%",
+                               bool(abs(e.value / sim["true"] - 1) <= 0.05), f"CI [{e.ci_low:.3f}, {e.ci_high:.3f}]"))
+    path = Path(os.environ.get("AME_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")) / "hillstrom" / "hillstrom.csv"
+    if path.is_file():
+        h = hillstrom_ope(path, seed=0, n_boot=200 if quick else 1000)
+        mens = h["single_arms"]["Mens E-Mail"].value
+        none = h["single_arms"]["No E-Mail"].value
+        for k in ("snips", "dr"):
+            e = h["estimates"][k]
+            out.append(BenchResult(AREA, f"OPE Hillstrom personalized {k}", e.value, "$/customer", "best single arm (mens), same half", mens, "",
+                                   None, f"CI [{e.ci_low:.2f}, {e.ci_high:.2f}]; no e-mail {none:.2f}; full-data mens 1.42, none 0.65"))
+    return out
+
+
+def run(quick: bool = False) -> list[BenchResult]:
+    """Journey, bidding and OPE figures, each beside its baseline."""
+    return _journey(quick) + _bidding(quick) + _ope(quick)
+
+
+if __name__ == "__main__":
+    for r in run(quick="--quick" in __import__("sys").argv):
+        logger.warning("%s", r)
+        __import__("sys").stdout.write(f"{r.name:55s} {r.value:10.4f} {r.unit:10s} vs {r.baseline_name} {r.baseline_value} {r.target} {r.met} {r.note}\n")
