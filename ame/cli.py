@@ -8,6 +8,7 @@ import logging
 import typer
 
 from agents.cli import agents_app
+from data.activation.cli import activate_app
 from data.cli import events_app, log_app, profile_app
 from data.demo import demo_command
 from environment.cli import sim_app
@@ -44,3 +45,4 @@ app.add_typer(evaluate_app, name="evaluate")
 app.command("ope")(ope_command)
 app.add_typer(creatives_app, name="creatives")
 app.add_typer(serve_app, name="serve")
+app.add_typer(activate_app, name="activate")

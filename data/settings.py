@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     gemini_model: str = Field("gemini-2.5-flash", description="Creatives: the Gemini model name on Vertex AI.")
     gcp_project: str = Field("", description="Creatives: Google Cloud project of the Vertex AI client.")
     gcp_location: str = Field("us-central1", description="Creatives: Vertex AI location.")
+    activation_config: Path = Field(Path("syncs.yaml"), description="Activation: the sync YAML file (see data/activation/syncs.example.yaml).")
 
     def event_log_url(self) -> str:
         return self.event_log or f"sqlite:///{self.home / 'events.db'}"
