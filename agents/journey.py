@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.runtime import SYSTEM_CUSTOMER, Agent, Record, StateView, in_holdout
 from agents.scoring import RETENTION_ACTION
-from data.events import Channel, DecisionMade, DecisionMadeProperties, EventBase, derive_event_id
+from data.events import DecisionMade, EventBase, derive_event_id
 from data.log.base import StoredEvent, from_micros
 from policies.baselines import ACTIONS, JourneyPolicy, NoContact, holdout_baseline, journey_baseline
 
@@ -242,27 +242,23 @@ class JourneyAgent(Agent):
         context: dict[str, Any] = {"trigger": why, "journey": rec["journey"]}
         if suppressed:
             context.update(suppressed=suppressed, proposed=action)
-        # built without re-validation: every field comes from this code (a unit test validates the result)
-        props = DecisionMadeProperties.model_construct(
-            agent=self.name,
-            action=logged,
-            channel=None if ACTION_CHANNEL[logged] is None else Channel(ACTION_CHANNEL[logged]),
-            propensity=1.0,
-            policy_name=getattr(policy, "name", type(policy).__name__),
-            policy_version=str(getattr(policy, "version", "1")),
-            features_hash=hashlib.blake2b(obs.tobytes(), digest_size=8).hexdigest(),
-            holdout=holdout,
-            context=context,
-            reward=None,
-        )
-        return DecisionMade.model_construct(
-            event_id=derive_event_id(trigger.event_id, self.name, cid, at=trigger.occurred_at),
-            event_type="decision_made",
-            customer_id=cid,
-            occurred_at=from_micros(now),
-            recorded_at=None,
-            source="agent:journey",
-            schema_version=1,
-            causation_id=trigger.event_id,
-            properties=props,
-        )
+        # validated from a plain dict: pydantic-core does that faster than model_construct() builds a model
+        at = from_micros(now)
+        return DecisionMade.model_validate({
+            "event_id": derive_event_id(trigger.event_id, self.name, cid, at=at),
+            "customer_id": cid,
+            "occurred_at": at,
+            "source": "agent:journey",
+            "causation_id": trigger.event_id,
+            "properties": {
+                "agent": self.name,
+                "action": logged,
+                "channel": ACTION_CHANNEL[logged],
+                "propensity": 1.0,
+                "policy_name": getattr(policy, "name", type(policy).__name__),
+                "policy_version": str(getattr(policy, "version", "1")),
+                "features_hash": hashlib.blake2b(obs.tobytes(), digest_size=8).hexdigest(),
+                "holdout": holdout,
+                "context": context,
+            },
+        })

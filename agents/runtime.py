@@ -84,13 +84,15 @@ class StateView:
         if key in self.changes:
             return self.changes[key]
         if key not in self._cache:
-            self._cache.update(self._load([key]))
+            self.prefetch([key])
         return self._cache.get(key)
 
     def prefetch(self, keys: Iterable[str]) -> None:
         missing = [k for k in set(keys) if k not in self._cache and k not in self.changes]
         if missing:
-            self._cache.update(self._load(missing))
+            found = self._load(missing)
+            self._cache.update(dict.fromkeys(missing))  # remember the keys that have no record yet (None)
+            self._cache.update(found)
 
     def put(self, key: str, record: Record) -> None:
         self.changes[key] = record
