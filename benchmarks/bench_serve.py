@@ -109,6 +109,10 @@ def _request(path: str, body: bytes, port: int, token: str) -> bytes:
 
 
 async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    return await asyncio.wait_for(_exchange(reader, writer, raw), 10.0)
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
     writer.write(raw)
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
@@ -137,7 +141,7 @@ async def _closed_loop(port: int, raw: bytes, concurrency: int, seconds: float, 
                 break
             try:
                 status = await _one(reader, writer, raw)
-            except (OSError, asyncio.IncompleteReadError):
+            except (OSError, asyncio.IncompleteReadError, TimeoutError):
                 errors += 1
                 writer.close()
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -168,6 +172,8 @@ async def _open_loop(port: int, raw: bytes, rate: float, seconds: float) -> tupl
             status = await _one(reader, writer, raw)
             latencies.append(time.perf_counter() - at)
             errors += status not in (200, 204)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            errors += 1
         finally:
             pool.put_nowait((reader, writer))
 
@@ -210,6 +216,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _haproxy_pids() -> set[int]:
+    """HAProxy processes on this machine (Serve's HAProxy ingress outlives the Ray session it came from)."""
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"haproxy" in (proc / "cmdline").read_bytes().split(b"\0")[0]:
+                    pids.add(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
 def measure(config: Config, quick: bool) -> dict[str, Any]:
     """Start one server, load it, stop it; the figures by route and concurrency."""
     import secrets
@@ -220,8 +239,9 @@ def measure(config: Config, quick: bool) -> dict[str, Any]:
     env = {**os.environ, **config.env, TOKEN_ENV: token, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "benchmarks.bench_serve", "--server", config.kind, "--port", str(port),
            "--folder", str(folder), "--replicas", str(config.replicas)]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    haproxy_before = _haproxy_pids()
+    server_log = open(Path(tempfile.gettempdir()) / f"bench-serve-{config.kind}-{port}.log", "wb")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
     seconds, warmup = (2.0, 0.5) if quick else (4.0, 1.0)
     out: dict[str, Any] = {"config": config.name}
     try:
@@ -244,6 +264,11 @@ def measure(config: Config, quick: bool) -> dict[str, Any]:
             os.killpg(proc.pid, 9)
         except ProcessLookupError:
             pass
+        for pid in _haproxy_pids() - haproxy_before:  # only the HAProxy this configuration started
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
         shutil.rmtree(folder, ignore_errors=True)
     return out
 
@@ -262,7 +287,14 @@ def run(quick: bool = False) -> list[BenchResult]:
             log.warning("skipping %s: %s is not installed (apt-get install %s)", config.name, config.needs, config.needs)
             continue
         log.info("measuring %s", config.name)
-        measured.append(measure(config, quick))
+        try:
+            m = measure(config, quick)
+        except Exception as error:  # noqa: BLE001 - one broken configuration must not lose the others' figures
+            log.warning("%s failed: %s", config.name, error)
+            continue
+        measured.append(m)
+        for key, (p50, p99, rps, errors) in ((k, v) for k, v in m.items() if k != "config"):
+            log.info("  %-22s %-6s p50 %7.2f ms  p99 %7.2f ms  %8.0f req/s  errors %d", key[0], key[1], p50, p99, rps, errors)
     return rows(measured)
 
 
