@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -39,9 +39,15 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 """The input columns, in order. ``last_channel`` is categorical; the rest are numbers (NaN when unknown)."""
 
-# customer_360 column -> profile field
+# customer_360 column -> profile field. The mart's other columns carry the profile's names: events_total, the
+# per-type counts (page_views, email_opens, ...), first_seen_at / last_seen_at / last_purchase_at (exact times),
+# last_channel (latest inbound engagement, as the fold) and consent_<channel> (true / false / null).
+# An alias never overrides a column of the profile's name: preferred_channel (most engagement) stands in for
+# last_channel only in rows shaped before the mart carried last_channel.
 ALIASES = {"total_purchases": "purchases", "total_revenue": "revenue", "preferred_channel": "last_channel"}
 NAN = float("nan")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
 
 def _micros(value: Any) -> float | None:
@@ -59,7 +65,7 @@ def _micros(value: Any) -> float | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return value.timestamp() * 1e6
+        return float((value - _EPOCH) // _ONE_US)  # exact integer micros (timestamp() * 1e6 rounds)
     raise TypeError(f"cannot read {value!r} as a time")
 
 
@@ -78,10 +84,14 @@ def _days_between(later_us: float, earlier: Any) -> float:
     return NAN if earlier_us is None else (later_us - earlier_us) / US_PER_DAY
 
 
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
 def _first(record: Mapping[str, Any], *names: str) -> Any:
     for name in names:
         value = record.get(name)
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+        if not _missing(value):
             return value
     return None
 
@@ -94,7 +104,7 @@ def profile_features(record: Mapping[str, Any] | Any, as_of: datetime) -> dict[s
     """
     if not isinstance(record, Mapping):
         record = record.to_dict()  # a CustomerProfile
-    record = {ALIASES.get(k, k): v for k, v in record.items()}
+    record = {**{ALIASES[k]: v for k, v in record.items() if k in ALIASES}, **record}
     if not isinstance(as_of, datetime):
         raise TypeError(f"as_of must be a datetime, got {type(as_of).__name__}")
     now_us = _micros(as_of)
@@ -103,26 +113,30 @@ def profile_features(record: Mapping[str, Any] | Any, as_of: datetime) -> dict[s
     counts = record.get("event_counts")
     counts = counts if isinstance(counts, Mapping) else {}
     purchases = _number(record.get("purchases"))
-    revenue = _number(record.get("revenue"))
+    # to the cent: the projection sums amounts in log order, SQL in any order, and float sums differ in the last bit
+    revenue = round(_number(record.get("revenue")), 2)
     features: dict[str, float | str | None] = {
         "events_total": _number(record.get("events_total")),
         "purchases": purchases,
         "revenue": revenue,
         "avg_order_value": revenue / purchases if purchases and purchases > 0 and not math.isnan(revenue) else NAN,
         "days_since_seen": _days_between(now_us, _first(record, "last_seen_us", "last_seen_at")),
-        "days_since_purchase": _days_between(now_us, _first(record, "last_purchase_us", "last_purchase_date")),
+        "days_since_purchase": _days_between(
+            now_us, _first(record, "last_purchase_us", "last_purchase_at", "last_purchase_date")),
         "tenure_days": _days_between(now_us, _first(record, "first_seen_us", "first_seen_at")),
     }
     for name, event_type in EVENT_COUNT_FEATURES.items():
         features[name] = _number(counts[event_type]) if event_type in counts else _number(record.get(name)) if name in record else (0.0 if counts else NAN)
     channel = record.get("last_channel")
-    features["last_channel"] = None if channel is None or (isinstance(channel, float) and math.isnan(channel)) else str(channel)
+    features["last_channel"] = None if _missing(channel) else str(channel)
     consent = record.get("consent")
-    consent = consent if isinstance(consent, Mapping) else {}
     for channel_name in CHANNELS:
-        state = consent.get(channel_name)
-        granted = state[0] if isinstance(state, (list, tuple)) else getattr(state, "granted", None)
-        features[f"consent_{channel_name}"] = NAN if granted is None else float(bool(granted))
+        if isinstance(consent, Mapping):  # the projection: channel -> ConsentState or [granted, at_us, position]
+            state = consent.get(channel_name)
+            granted = state[0] if isinstance(state, (list, tuple)) else getattr(state, "granted", None)
+        else:  # a customer_360 row: consent_<channel> is true, false or null
+            granted = record.get(f"consent_{channel_name}")
+        features[f"consent_{channel_name}"] = NAN if _missing(granted) else float(bool(granted))
     return features
 
 

@@ -26,6 +26,25 @@ agent has sent one, else from the transparent fallbacks described per column (sc
     total_revenue = 'Sum of purchase amounts.',
     last_purchase_date = 'Day of the latest purchase.',
     page_views = 'Number of page views.',
+    events_total = 'Number of events of any type (the profile projection''s events_total).',
+    content_downloads = 'Number of content_download events.',
+    email_opens = 'Number of email_open events.',
+    email_clicks = 'Number of email_click events.',
+    sms_clicks = 'Number of sms_click events.',
+    push_opens = 'Number of push_open events.',
+    ad_clicks = 'Number of ad_click events.',
+    offers_received = 'Number of offer_sent events.',
+    support_tickets = 'Number of support_ticket events.',
+    last_purchase_at = 'Time of the latest purchase (event time).',
+    last_channel = 'Channel of the latest inbound engagement in event time, ties broken by log position, as the
+profile projection folds it (data/projections/profile.py ENGAGEMENT_CHANNEL): email_open/email_click email,
+sms_click sms, push_open push, ad_click ad, page_view/content_download web.',
+    consent_email = 'Latest consent_changed or unsubscribe on email in event time (ties: log position): true if
+granted, false if withdrawn (an unsubscribe withdraws), null if the customer never said.',
+    consent_sms = 'As consent_email, for sms.',
+    consent_push = 'As consent_email, for push.',
+    consent_ad = 'As consent_email, for ad.',
+    lead_model_tier = 'tier (High, Medium, Low) of the latest lead score_updated event, null without one.',
     predicted_clv = 'Latest clv score, else average order value x purchases per year (tenure of at least 90 days) x 3 years x (1 - churn risk).',
     churn_risk_score = 'Latest churn score, else 1 - exp(-days since last seen / 90).',
     lead_score = 'Latest lead score, else 1 - exp(-(0.02 page views + 0.3 downloads + 0.2 email clicks + 0.5 if a form was filled in)).',
@@ -48,10 +67,18 @@ per_id AS (
     MIN_BY(source, occurred_at) AS first_source,
     SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases,
     SUM(CASE WHEN event_type = 'purchase' THEN amount ELSE 0 END) AS revenue,
-    MAX(CASE WHEN event_type = 'purchase' THEN event_date END) AS last_purchase_date,
+    MAX(CASE WHEN event_type = 'purchase' THEN occurred_at END) AS last_purchase_at,
+    MAX(CASE WHEN event_type IN ('email_open', 'email_click', 'sms_click', 'push_open', 'ad_click', 'page_view', 'content_download') THEN occurred_at END) AS last_engaged_at,
+    COUNT(*) AS events_total,
     SUM(CASE WHEN event_type = 'page_view' THEN 1 ELSE 0 END) AS page_views,
     SUM(CASE WHEN event_type = 'content_download' THEN 1 ELSE 0 END) AS downloads,
+    SUM(CASE WHEN event_type = 'email_open' THEN 1 ELSE 0 END) AS email_opens,
     SUM(CASE WHEN event_type = 'email_click' THEN 1 ELSE 0 END) AS email_clicks,
+    SUM(CASE WHEN event_type = 'sms_click' THEN 1 ELSE 0 END) AS sms_clicks,
+    SUM(CASE WHEN event_type = 'push_open' THEN 1 ELSE 0 END) AS push_opens,
+    SUM(CASE WHEN event_type = 'ad_click' THEN 1 ELSE 0 END) AS ad_clicks,
+    SUM(CASE WHEN event_type = 'offer_sent' THEN 1 ELSE 0 END) AS offers_received,
+    SUM(CASE WHEN event_type = 'support_ticket' THEN 1 ELSE 0 END) AS support_tickets,
     SUM(CASE WHEN event_type IN ('email_open', 'email_click') THEN 1 ELSE 0 END) AS email_engagement,
     SUM(CASE WHEN event_type = 'sms_click' THEN 1 ELSE 0 END) AS sms_engagement,
     SUM(CASE WHEN event_type = 'push_open' THEN 1 ELSE 0 END) AS push_engagement,
@@ -67,10 +94,17 @@ per_customer AS (
     MIN_BY(p.first_source, p.first_seen_at) AS first_source,
     SUM(p.purchases) AS total_purchases,
     SUM(p.revenue) AS total_revenue,
-    MAX(p.last_purchase_date) AS last_purchase_date,
+    MAX(p.last_purchase_at) AS last_purchase_at,
+    SUM(p.events_total) AS events_total,
     SUM(p.page_views) AS page_views,
     SUM(p.downloads) AS downloads,
+    SUM(p.email_opens) AS email_opens,
     SUM(p.email_clicks) AS email_clicks,
+    SUM(p.sms_clicks) AS sms_clicks,
+    SUM(p.push_opens) AS push_opens,
+    SUM(p.ad_clicks) AS ad_clicks,
+    SUM(p.offers_received) AS offers_received,
+    SUM(p.support_tickets) AS support_tickets,
     SUM(p.email_engagement) AS email_engagement,
     SUM(p.sms_engagement) AS sms_engagement,
     SUM(p.push_engagement) AS push_engagement,
@@ -92,16 +126,81 @@ profiles AS (
   LEFT JOIN ids AS i ON p.customer_id = i.customer_id
   GROUP BY COALESCE(i.canonical_customer_id, p.customer_id)
 ),
-scores AS (
+-- The latest inbound engagement of each logged id: among its engagement events at last_engaged_at, the
+-- one latest in the log (raw_events keeps log_position; a redelivered copy is the same event).
+id_engagement AS (
   SELECT
-    COALESCE(i.canonical_customer_id, s.customer_id) AS customer_id,
-    s.score_model,
-    s.score
-  FROM @{dataset}.staging_events_all AS s
-  LEFT JOIN ids AS i ON s.customer_id = i.customer_id
-  WHERE s.event_type = 'score_updated'
+    r.customer_id,
+    r.occurred_at AS engaged_at,
+    COALESCE(r.log_position, -1) AS engaged_position,
+    r.event_id AS engaged_event_id,
+    CASE
+      WHEN r.event_type IN ('email_open', 'email_click') THEN 'email'
+      WHEN r.event_type = 'sms_click' THEN 'sms'
+      WHEN r.event_type = 'push_open' THEN 'push'
+      WHEN r.event_type = 'ad_click' THEN 'ad'
+      ELSE 'web'
+    END AS last_channel
+  FROM @{dataset}.raw_events AS r
+  JOIN per_id AS p ON r.customer_id = p.customer_id AND r.occurred_at = p.last_engaged_at
+  WHERE r.event_type IN ('email_open', 'email_click', 'sms_click', 'push_open', 'ad_click', 'page_view', 'content_download')
   QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY COALESCE(i.canonical_customer_id, s.customer_id), s.score_model ORDER BY s.occurred_at DESC, s.event_id DESC
+    PARTITION BY r.customer_id ORDER BY COALESCE(r.log_position, -1) DESC, r.event_id DESC
+  ) = 1
+),
+engagement AS (
+  SELECT COALESCE(i.canonical_customer_id, e.customer_id) AS customer_id, e.last_channel
+  FROM id_engagement AS e
+  LEFT JOIN ids AS i ON e.customer_id = i.customer_id
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY COALESCE(i.canonical_customer_id, e.customer_id)
+    ORDER BY e.engaged_at DESC, e.engaged_position DESC, e.engaged_event_id DESC
+  ) = 1
+),
+-- Consent and scores live in the JSON payload (granted, tier): only these few event types are read from raw.
+payload_events AS (
+  SELECT
+    COALESCE(i.canonical_customer_id, r.customer_id) AS customer_id,
+    r.event_type,
+    r.occurred_at,
+    COALESCE(r.log_position, -1) AS log_position,
+    r.event_id,
+    r.channel,
+    r.score_model,
+    r.score,
+    CASE
+      WHEN r.event_type = 'consent_changed' THEN COALESCE(json_extract_string(r.properties, '$.granted') = 'true', FALSE)
+      ELSE FALSE
+    END AS granted,
+    CASE WHEN r.event_type = 'score_updated' THEN json_extract_string(r.properties, '$.tier') END AS score_tier
+  FROM @{dataset}.raw_events AS r
+  LEFT JOIN ids AS i ON r.customer_id = i.customer_id
+  WHERE r.event_type IN ('consent_changed', 'unsubscribe', 'score_updated')
+),
+consents AS (
+  SELECT customer_id, channel, granted
+  FROM payload_events
+  WHERE event_type IN ('consent_changed', 'unsubscribe')
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY customer_id, channel ORDER BY occurred_at DESC, log_position DESC, event_id DESC
+  ) = 1
+),
+consent AS (
+  SELECT
+    customer_id,
+    MAX(CASE WHEN channel = 'email' THEN granted END) AS consent_email,
+    MAX(CASE WHEN channel = 'sms' THEN granted END) AS consent_sms,
+    MAX(CASE WHEN channel = 'push' THEN granted END) AS consent_push,
+    MAX(CASE WHEN channel = 'ad' THEN granted END) AS consent_ad
+  FROM consents
+  GROUP BY customer_id
+),
+scores AS (
+  SELECT customer_id, score_model, score, score_tier
+  FROM payload_events
+  WHERE event_type = 'score_updated'
+  QUALIFY ROW_NUMBER() OVER (
+    PARTITION BY customer_id, score_model ORDER BY occurred_at DESC, log_position DESC, event_id DESC
   ) = 1
 ),
 latest AS (
@@ -109,7 +208,8 @@ latest AS (
     customer_id,
     MAX(CASE WHEN score_model = 'clv' THEN score END) AS clv,
     MAX(CASE WHEN score_model = 'churn' THEN score END) AS churn,
-    MAX(CASE WHEN score_model = 'lead' THEN score END) AS lead
+    MAX(CASE WHEN score_model = 'lead' THEN score END) AS lead,
+    MAX(CASE WHEN score_model = 'lead' THEN score_tier END) AS lead_tier
   FROM scores
   GROUP BY customer_id
 ),
@@ -125,10 +225,18 @@ features AS (
     GREATEST(DATE_DIFF('day', CAST(c.first_seen_at AS DATE), CAST(@execution_ds AS DATE)) - 1, 90) AS tenure_days,
     l.clv AS clv_model,
     l.churn AS churn_model,
-    l.lead AS lead_model
+    l.lead AS lead_model,
+    l.lead_tier AS lead_model_tier,
+    g.last_channel,
+    k.consent_email,
+    k.consent_sms,
+    k.consent_push,
+    k.consent_ad
   FROM per_customer AS c
   LEFT JOIN profiles AS pr ON pr.customer_id = c.customer_id
   LEFT JOIN latest AS l ON l.customer_id = c.customer_id
+  LEFT JOIN engagement AS g ON g.customer_id = c.customer_id
+  LEFT JOIN consent AS k ON k.customer_id = c.customer_id
 ),
 scored AS (
   SELECT
@@ -151,8 +259,24 @@ SELECT
   last_seen_at::TIMESTAMP AS last_seen_at,
   total_purchases::BIGINT AS total_purchases,
   total_revenue::DOUBLE AS total_revenue,
-  last_purchase_date::DATE AS last_purchase_date,
+  CAST(last_purchase_at AS DATE) AS last_purchase_date,
   page_views::BIGINT AS page_views,
+  events_total::BIGINT AS events_total,
+  downloads::BIGINT AS content_downloads,
+  email_opens::BIGINT AS email_opens,
+  email_clicks::BIGINT AS email_clicks,
+  sms_clicks::BIGINT AS sms_clicks,
+  push_opens::BIGINT AS push_opens,
+  ad_clicks::BIGINT AS ad_clicks,
+  offers_received::BIGINT AS offers_received,
+  support_tickets::BIGINT AS support_tickets,
+  last_purchase_at::TIMESTAMP AS last_purchase_at,
+  last_channel::VARCHAR AS last_channel,
+  consent_email::BOOLEAN AS consent_email,
+  consent_sms::BOOLEAN AS consent_sms,
+  consent_push::BOOLEAN AS consent_push,
+  consent_ad::BOOLEAN AS consent_ad,
+  lead_model_tier::VARCHAR AS lead_model_tier,
   COALESCE(
     clv_model,
     CASE WHEN total_purchases > 0

@@ -16,8 +16,10 @@ score, with the engagement behind the score.',
     email = 'Email to reach the lead.',
     first_name = 'First name.',
     last_name = 'Last name.',
-    lead_score = 'Probability-like score in [0, 1] (customer_360.lead_score).',
-    lead_tier = 'High (>= 0.7), Medium (>= 0.4) or Low.',
+    lead_score = 'Probability-like score in [0, 1] (customer_360.lead_score): the lead model''s calibrated
+probability when a score_updated event exists, else the rule.',
+    lead_tier = 'The tier of the latest lead score_updated event (the model''s own cut on its 0-100 score) when
+there is one; else from the score: High (>= 0.7), Medium (>= 0.4) or Low.',
     score_rank = 'Rank by lead score, 1 = best.',
     score_source = 'model or rule (see customer_360).',
     page_views = 'Page views.',
@@ -32,7 +34,12 @@ SELECT
   first_name::VARCHAR AS first_name,
   last_name::VARCHAR AS last_name,
   LEAST(GREATEST(lead_score, 0), 1)::DOUBLE AS lead_score,
-  CASE WHEN lead_score >= 0.7 THEN 'High' WHEN lead_score >= 0.4 THEN 'Medium' ELSE 'Low' END::VARCHAR AS lead_tier,
+  CASE
+    WHEN lead_model_tier IN ('High', 'Medium', 'Low') THEN lead_model_tier
+    WHEN lead_score >= 0.7 THEN 'High'
+    WHEN lead_score >= 0.4 THEN 'Medium'
+    ELSE 'Low'
+  END::VARCHAR AS lead_tier,
   ROW_NUMBER() OVER (ORDER BY lead_score DESC, customer_id)::BIGINT AS score_rank,
   score_source::VARCHAR AS score_source,
   page_views::BIGINT AS page_views,
