@@ -71,7 +71,8 @@ def run_command(
     table = Table(title="activation runs")
     for column in ("sync", "destination", "status", "model rows", "unchanged", "upserts", "deletes", "ok",
                    "failed", "retries", "seconds"):
-        table.add_column(column, justify="left" if column in ("sync", "destination", "status") else "right")
+        text = column in ("sync", "destination", "status")
+        table.add_column(column, justify="left" if text else "right", no_wrap=text, min_width=7 if text else None)
     reports = []
     try:
         for s in syncs:
@@ -123,7 +124,8 @@ def list_command(config: ConfigOption = None) -> None:
 
 @activate_app.command("status")
 def status_command(sync: Annotated[str | None, typer.Argument(help="One sync (default: all).")] = None,
-                   state: StateOption = None, limit: Annotated[int, typer.Option(min=1)] = 20) -> None:
+                   state: StateOption = None, limit: Annotated[int, typer.Option(min=1)] = 20,
+                   as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False) -> None:
     """The latest runs with their counts, and how many rows each destination holds."""
     store = _state(state)
     try:
@@ -131,6 +133,11 @@ def status_command(sync: Annotated[str | None, typer.Argument(help="One sync (de
         held = {r.sync: store.held(r.sync) for r in runs}
     finally:
         store.close()
+    if as_json:
+        console.print_json(json.dumps([
+                                       {**{f: getattr(r, f) for f in r.__slots__}, "held": held[r.sync]}
+                                       for r in runs]))
+        return
     if not runs:
         console.print("no activation runs yet: `ame activate run`")
         return
