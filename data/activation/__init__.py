@@ -9,7 +9,12 @@ changed since the last successful one (:mod:`data.activation.diff`, state in the
 from __future__ import annotations
 
 from data.activation.config import SyncConfig, SyncFile, load_syncs, parse_syncs
-from data.activation.errors import ActivationError, DestinationError, MissingSecret, SyncConfigError
+from data.activation.errors import (
+    ActivationError,
+    DestinationError,
+    MissingSecret,
+    SyncConfigError,
+)
 from data.activation.runner import SyncReport, WarehouseSource, run_sync
 
 __all__ = [

@@ -24,7 +24,7 @@ SyncOption = Annotated[list[str] | None, typer.Option("--sync", "-s", help="Only
 StateOption = Annotated[str | None, typer.Option("--state", help="State store URL (default: AME_STATE_STORE).")]
 
 
-def _load(config: Path | None, only: list[str] | None):  # noqa: ANN202
+def _load(config: Path | None, only: list[str] | None):
     from data.activation.config import load_syncs
     from data.settings import get_settings
 
@@ -37,7 +37,7 @@ def _load(config: Path | None, only: list[str] | None):  # noqa: ANN202
     return syncs
 
 
-def _state(url: str | None):  # noqa: ANN202
+def _state(url: str | None):
     from data.activation.state import SyncState
     from data.settings import get_settings
 

@@ -159,7 +159,7 @@ class HttpTransport:
     def _once(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]) -> HttpResponse:
         request = urllib.request.Request(url, data=body, method=method, headers=dict(headers))
         try:
-            with urllib.request.urlopen(request, timeout=self.retry.timeout_s) as response:  # noqa: S310 (http/https only, validated)
+            with urllib.request.urlopen(request, timeout=self.retry.timeout_s) as response:
                 return HttpResponse(response.status, dict(response.headers.items()), response.read())
         except urllib.error.HTTPError as error:
             return HttpResponse(error.code, dict(error.headers.items()) if error.headers else {}, error.read() or b"")

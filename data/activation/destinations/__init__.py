@@ -11,7 +11,13 @@ from data.activation.config import (
     SyncConfig,
     WebhookDestination,
 )
-from data.activation.destinations.base import BatchOutcome, Destination, Operation, Record, RunInfo
+from data.activation.destinations.base import (
+    BatchOutcome,
+    Destination,
+    Operation,
+    Record,
+    RunInfo,
+)
 from data.activation.transport import HttpTransport
 
 __all__ = ["BatchOutcome", "Destination", "Operation", "Record", "RunInfo", "build_destination"]

@@ -8,8 +8,17 @@ from email.utils import formatdate
 import pytest
 
 from data.activation.config import RetryPolicy
-from data.activation.destinations.google_ads import normalize_email, normalize_phone, sha256_hex
-from data.activation.transport import FakeClock, TokenBucket, backoff_delay, retry_after_seconds
+from data.activation.destinations.google_ads import (
+    normalize_email,
+    normalize_phone,
+    sha256_hex,
+)
+from data.activation.transport import (
+    FakeClock,
+    TokenBucket,
+    backoff_delay,
+    retry_after_seconds,
+)
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:
