@@ -68,23 +68,23 @@ def run_command(
         raise typer.Exit(2) from None
     report_dir = get_settings().home / "activation" / "reports"
     source = WarehouseSource(warehouse)
-    table = Table(title="activation runs")
-    for column in ("sync", "destination", "status", "model rows", "unchanged", "upserts", "deletes", "ok",
-                   "failed", "retries", "seconds"):
-        text = column in ("sync", "destination", "status")
-        table.add_column(column, justify="left" if text else "right", no_wrap=text, min_width=7 if text else None)
+    table = Table(title="activation runs (rows: in the model; same: unchanged; sent: upserts; del: deletes)")
+    table.add_column("sync", overflow="fold", min_width=18)
+    table.add_column("status", no_wrap=True, min_width=7)
+    for column in ("rows", "same", "sent", "del", "ok", "fail"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=4)
     reports = []
     try:
         for s in syncs:
             if due and not is_due(s.schedule, store.last_success(s.name)):
-                table.add_row(s.name, s.destination.type, "[dim]not due[/]", *["-"] * 8)
+                table.add_row(s.name, "[dim]not due[/]", *["-"] * 6)
                 continue
             r = run_sync(s, source, store, report_dir=report_dir)
             reports.append(r.to_json())
             colour = {"ok": "green", "partial": "yellow"}.get(r.status, "red")
-            table.add_row(s.name, r.destination, f"[{colour}]{r.status}[/]", f"{r.model_rows:,}", f"{r.unchanged:,}",
-                          f"{r.upserts_sent:,}", f"{r.deletes_sent:,}", f"{r.succeeded:,}", f"{r.failed:,}",
-                          str(r.retries), f"{r.seconds:.2f}")
+            table.add_row(f"{s.name} [dim]→ {r.destination}[/]", f"[{colour}]{r.status}[/]", f"{r.model_rows:,}",
+                          f"{r.unchanged:,}", f"{r.upserts_sent:,}", f"{r.deletes_sent:,}", f"{r.succeeded:,}",
+                          f"{r.failed:,}")
     finally:
         store.close()
     console.print(table)
