@@ -111,8 +111,9 @@ class SyncReport:
 
 
 def new_run_id(now: float | None = None) -> str:
-    stamp = datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{stamp}-{secrets.token_hex(3)}"
+    """A run id that sorts by time (microseconds, UTC), so report and file names list in run order."""
+    stamp = datetime.fromtimestamp(now if now is not None else time.time(), UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-{secrets.token_hex(2)}"
 
 
 def _send_all(sync: SyncConfig, dest: Destination, plan_items: Sequence[tuple[str, Sequence[Record]]],
