@@ -349,6 +349,36 @@ class IdentityMerged(EventBase):
     properties: IdentityMergedProperties
 
 
+# ---- privacy ------------------------------------------------------------------------------------------
+
+
+class CustomerErasedProperties(Properties):
+    """A right-to-erasure request carried out (data/privacy): the customer's key is deleted, so every encrypted
+    property of theirs reads as erased. Holds no personal data."""
+
+    requested_by: ShortText
+    reason: ShortText | None = None
+    key_deleted: bool = True
+
+
+class CustomerErased(EventBase):
+    event_type: Literal["customer_erased"] = "customer_erased"
+    properties: CustomerErasedProperties
+
+
+class DataAccessedProperties(Properties):
+    """The audit record of a read of one customer's data (who, through what, which part)."""
+
+    accessor: ShortText = Field(description="The API key name or CLI user that read the data.")
+    resource: ShortText = Field(description="The route or command, e.g. GET /v1/customers/{customer_id}.")
+    purpose: ShortText | None = None
+
+
+class DataAccessed(EventBase):
+    event_type: Literal["data_accessed"] = "data_accessed"
+    properties: DataAccessedProperties
+
+
 Event = Annotated[
     Union[
         LeadCreated,
@@ -373,6 +403,8 @@ Event = Annotated[
         DecisionMade,
         TaskCreated,
         IdentityMerged,
+        CustomerErased,
+        DataAccessed,
     ],
     Field(discriminator="event_type"),
 ]

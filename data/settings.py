@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     gemini_model: str = Field("gemini-2.5-flash", description="Creatives: the Gemini model name on Vertex AI.")
     gcp_project: str = Field("", description="Creatives: Google Cloud project of the Vertex AI client.")
     gcp_location: str = Field("us-central1", description="Creatives: Vertex AI location.")
+    key_store: str = Field("", description="Privacy: SQLite URL of the per-customer keys (default: beside the log, events.keys.db).")
+    privacy_encrypt: bool = Field(True, description="Privacy: encrypt PII properties with per-customer keys on append.")
     activation_config: Path = Field(Path("syncs.yaml"), description="Activation: the sync YAML file (see data/activation/syncs.example.yaml).")
 
     def event_log_url(self) -> str:

@@ -115,7 +115,8 @@ def properties_json(event: EventBase) -> str:
     return orjson.dumps(event.properties.__dict__, default=_properties_default).decode()
 
 
-def event_row(event: EventBase, recorded_at_us: int) -> tuple[Any, ...]:
+def event_row(event: EventBase, recorded_at_us: int, properties: str | None = None) -> tuple[Any, ...]:
+    """The stored row of an event; ``properties`` replaces its JSON (the log passes the encrypted form)."""
     return (
         event.event_id,
         event.event_type,
@@ -125,7 +126,7 @@ def event_row(event: EventBase, recorded_at_us: int) -> tuple[Any, ...]:
         event.source,
         event.schema_version,
         event.causation_id,
-        properties_json(event),
+        properties_json(event) if properties is None else properties,
         customer_hash(event.customer_id),
     )
 
@@ -138,6 +139,7 @@ class SqliteEventLog:
         self.path = sqlite_path(url)
         self._conn = connect(self.path, busy_timeout_ms)
         self._lock = threading.Lock()
+        self._codec: Any = None  # data.privacy's FieldCodec, opened on the first PII event (see _pii_codec)
         self._ensure_schema()
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -194,13 +196,41 @@ class SqliteEventLog:
     def _write(self) -> SqliteEventLog._Write:
         return SqliteEventLog._Write(self)
 
+    # -- personal data (data/privacy): encrypted on append, decrypted on read ----------------------------
+
+    def _pii_codec(self) -> Any:
+        if self._codec is None:
+            from data.privacy.codec import codec_for_log
+
+            self._codec = codec_for_log(self.url)
+        return self._codec
+
+    def _protected_properties(self, events: Sequence[EventBase]) -> dict[int, str]:
+        """The encrypted properties JSON of the events that carry PII, by index (empty for most batches)."""
+        from data.privacy.registry import PII_EVENT_TYPES
+
+        todo = [i for i, e in enumerate(events) if e.event_type in PII_EVENT_TYPES]
+        if not todo:
+            return {}
+        props = [orjson.loads(properties_json(events[i])) for i in todo]
+        self._pii_codec().protect([events[i] for i in todo], props)
+        return {i: orjson.dumps(p).decode() for i, p in zip(todo, props, strict=True)}
+
+    def _revealed(self, rows: list[Any], type_at: int, customer_at: int, props_at: int) -> list[Any]:
+        from data.privacy.registry import PII_EVENT_TYPES, TOKEN_PREFIX
+
+        mark = '"' + TOKEN_PREFIX
+        if not any(r[type_at] in PII_EVENT_TYPES and r[props_at] and mark in r[props_at] for r in rows):
+            return rows
+        return self._pii_codec().reveal_rows(rows, type_at, customer_at, props_at)
+
     # -- events -----------------------------------------------------------------------------------------
 
     def append(self, events: Iterable[EventBase | Mapping[str, Any]]) -> AppendResult:
         now = time.time_ns() // 1000
-        rows = [
-            event_row(e if isinstance(e, EventBase) else validate_event(dict(e)), now) for e in events
-        ]
+        validated = [e if isinstance(e, EventBase) else validate_event(dict(e)) for e in events]
+        protected = self._protected_properties(validated)
+        rows = [event_row(e, now, protected.get(i)) for i, e in enumerate(validated)]
         if not rows:
             return AppendResult(appended=0, duplicates=0, last_position=self.head())
         with self._write() as conn:
@@ -213,7 +243,7 @@ class SqliteEventLog:
     def read(
         self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None, shard: Shard | None = None
     ) -> ReadBatch[StoredEvent]:
-        return self._select(_COLUMNS, (), _make_event, after, limit, event_types, shard)
+        return self._select(_COLUMNS, (), _make_event, after, limit, event_types, shard, reveal_at=(2, 3, 9))
 
     def replay(
         self,
@@ -226,7 +256,8 @@ class SqliteEventLog:
         wanted = sorted(set(properties_of))
         props = f"case when event_type in ({','.join('?' * len(wanted))}) then properties end" if wanted else "null"
         columns = f"position, event_type, customer_id, occurred_at_us, {props}"
-        return self._select(columns, tuple(wanted), _make_replay_event, after, limit, event_types, shard)
+        return self._select(columns, tuple(wanted), _make_replay_event, after, limit, event_types, shard,
+                            reveal_at=(1, 2, 4) if wanted else None)
 
     def _select(
         self,
@@ -237,6 +268,7 @@ class SqliteEventLog:
         limit: int,
         event_types: Sequence[str] | None,
         shard: Shard | None = None,
+        reveal_at: tuple[int, int, int] | None = None,
     ) -> ReadBatch[E]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
@@ -248,6 +280,8 @@ class SqliteEventLog:
                     f"select {columns} from events where position > ? order by position limit ?",
                     (*column_args, after, limit),
                 ).fetchall()
+                if reveal_at is not None:
+                    rows = self._revealed(rows, *reveal_at)
                 return ReadBatch(list(map(make, rows)), rows[-1][0] if rows else after)
             where, args = "", []
             if event_types:
@@ -267,6 +301,8 @@ class SqliteEventLog:
                 ).fetchall()
             finally:
                 self._conn.execute("commit")
+        if reveal_at is not None:
+            rows = self._revealed(rows, *reveal_at)
         events = list(map(make, rows))
         next_after = rows[-1][0] if len(rows) == limit else max(upper, after)
         return ReadBatch(events, next_after)
@@ -278,7 +314,7 @@ class SqliteEventLog:
     def get(self, event_id: str) -> StoredEvent | None:
         with self._lock:
             row = self._conn.execute(f"select {_COLUMNS} from events where event_id = ?", (event_id,)).fetchone()
-        return _make_event(row) if row else None
+        return _make_event(self._revealed([row], 2, 3, 9)[0]) if row else None
 
     # -- dead letters -----------------------------------------------------------------------------------
 
@@ -354,6 +390,8 @@ class SqliteEventLog:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._codec is not None:
+                self._codec.keys.close()
 
     def __enter__(self) -> SqliteEventLog:
         return self

@@ -1,0 +1,1 @@
+"""Personal data: the PII registry, per-customer keys, field encryption, erasure, export, activation hashing."""
