@@ -10,7 +10,7 @@ import typer
 from agents.cli import agents_app
 from data.activation.cli import activate_app
 from data.cli import events_app, log_app, profile_app
-from data.demo import demo_command
+from ame.demo import demo_command
 from environment.cli import sim_app
 from data.warehouse.cli import warehouse_app
 from policies.cli import models_app, train_app

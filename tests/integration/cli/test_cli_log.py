@@ -99,7 +99,7 @@ def test_rebuild_prints_the_same_hash_as_incremental(thousand_lines: Path, log_u
 
 
 def test_demo_runs_end_to_end() -> None:
-    result = runner.invoke(app, ["demo", "--events", "3000", "--customers", "200"])
+    result = runner.invoke(app, ["log", "demo", "--events", "3000", "--customers", "200"])
     assert result.exit_code == 0, result.output
     assert "identical" in result.output and "rejected" in result.output
 
