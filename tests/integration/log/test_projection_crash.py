@@ -54,7 +54,7 @@ def test_sigkill_inside_a_batch_then_restart_equals_clean_replay(filled_log: str
 
 
 def test_sigkill_at_a_random_moment(filled_log: str, state_url: str, tmp_path: Path) -> None:
-    slow = run_worker(filled_log, state_url, "--batch", "300", "--sleep", "0.02")
+    slow = run_worker(filled_log, state_url, "--batch", "200", "--sleep", "0.05")  # at least 5 s in all
     store = open_state_store(state_url)
     deadline = time.monotonic() + 60
     while store.position("profile") < 3_000 and time.monotonic() < deadline:
