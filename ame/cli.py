@@ -10,6 +10,7 @@ import typer
 from agents.cli import agents_app
 from data.activation.cli import activate_app
 from data.cli import events_app, log_app, profile_app
+from data.privacy.cli import privacy_app
 from ame.demo import demo_command
 from environment.cli import sim_app
 from data.warehouse.cli import warehouse_app
@@ -46,3 +47,4 @@ app.command("ope")(ope_command)
 app.add_typer(creatives_app, name="creatives")
 app.add_typer(serve_app, name="serve")
 app.add_typer(activate_app, name="activate")
+app.add_typer(privacy_app, name="privacy")

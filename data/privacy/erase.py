@@ -1,0 +1,172 @@
+"""Right to erasure and right of access for one customer.
+
+Erasure is crypto-shredding plus a sweep of the copies: the ``customer_erased`` event is appended, the
+customer's key is deleted (every encrypted property of theirs in the log now reads as erased, in every replay),
+and the plaintext that reached other files is removed: the log's dead letters and legacy rows, the state store,
+and the warehouse, whose rows are anonymized, not deleted, so counts and revenue still reconcile.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from data.events import CustomerErased, CustomerErasedProperties, DataAccessed, DataAccessedProperties, new_event_id
+from data.log.sqlite import sqlite_path
+from data.privacy.codec import FieldCodec, codec_for_log
+from data.privacy.errors import UnsupportedForErasure
+from data.privacy.registry import ERASED, PII_EVENT_TYPES, pii_fields
+from data.privacy.scrub import PiiValues, ScrubCount, scrub_duckdb, scrub_sqlite
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """What one erasure did, file by file (no personal data in it)."""
+
+    customer_id: str
+    event_id: str
+    key_deleted: bool
+    pii_values: int
+    log: ScrubCount
+    state: ScrubCount
+    warehouse: ScrubCount | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def scrub(s: ScrubCount | None) -> dict[str, Any] | None:
+            return None if s is None else {"cells": s.cells, "rows_redacted": s.rows_redacted, "wal_truncated": s.wal_truncated}
+
+        return {"customer_id": self.customer_id, "event_id": self.event_id, "key_deleted": self.key_deleted,
+                "pii_values": self.pii_values, "log": scrub(self.log), "state": scrub(self.state),
+                "warehouse": scrub(self.warehouse)}
+
+
+def _log_file(log_url: str) -> Path:
+    if not log_url.startswith("sqlite:///"):
+        raise UnsupportedForErasure(
+            f"erasure reaches the embedded SQLite log only; {log_url!r} is not one. On Pub/Sub, erase in the "
+            "warehouse raw table (the replay source) and delete the key in the key store."
+        )
+    return sqlite_path(log_url)
+
+
+def customer_rows(log_url: str, customer_id: str, pii_only: bool = False) -> list[tuple]:
+    """The customer's stored rows (position, event_id, event_type, occurred_at_us, source, properties), by scan."""
+    path = _log_file(log_url)
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+    try:
+        where = f" and event_type in ({','.join('?' * len(PII_EVENT_TYPES))})" if pii_only else ""
+        return conn.execute(
+            "select position, event_id, event_type, occurred_at_us, source, properties, recorded_at_us, causation_id"
+            f" from events where customer_id = ?{where} order by position",
+            (customer_id, *(sorted(PII_EVENT_TYPES) if pii_only else ())),
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def gather_pii(log_url: str, customer_id: str, codec: FieldCodec) -> PiiValues:
+    """The customer's plaintext PII values (decrypted while the key still exists), to sweep copies with."""
+    fields: list[tuple[str, Any]] = []
+    for row in customer_rows(log_url, customer_id, pii_only=True):
+        props = codec.reveal(row[2], customer_id, orjson.loads(row[5]), erased=None)
+        fields += [(name, props.get(name)) for name in pii_fields(row[2])]
+    return PiiValues.of(fields)
+
+
+def erase_customer(
+    customer_id: str,
+    log_url: str,
+    state_url: str | None = None,
+    warehouse_url: str | None = None,
+    requested_by: str | None = None,
+    reason: str | None = None,
+) -> ErasureReport:
+    """Erase one customer (see the module docstring); safe to run again.
+
+    :param customer_id: the customer.
+    :param log_url: the SQLite event log.
+    :param state_url: the state store (``sqlite:///``), swept for copies; None: skipped.
+    :param warehouse_url: the DuckDB warehouse, anonymized and rewritten; None: skipped. Nothing else may hold
+        the DuckDB file open.
+    :param requested_by: who asked (recorded on the event).
+    :param reason: why (recorded on the event; no personal data).
+    """
+    from data.log.sqlite import SqliteEventLog
+
+    log_path = _log_file(log_url)
+    codec = codec_for_log(log_url)
+    try:
+        values = gather_pii(log_url, customer_id, codec)
+        had_key = codec.keys.keys([customer_id], create=False).get(customer_id) is not None
+        requested_by = requested_by or f"cli:{getpass.getuser()}"
+        event = CustomerErased(
+            event_id=new_event_id(), customer_id=customer_id, occurred_at=datetime.now(UTC), source="privacy",
+            properties=CustomerErasedProperties(requested_by=requested_by[:256], reason=(reason or None) and reason[:256],
+                                                key_deleted=had_key))
+        with SqliteEventLog(log_url) as event_log:
+            event_log.append([event])
+        codec.keys.erase(customer_id, event.event_id, requested_by)
+    finally:
+        codec.keys.close()
+    log_scrub = scrub_sqlite(log_path, customer_id, values)
+    state_scrub = scrub_sqlite(sqlite_path(state_url), customer_id, values) if state_url else ScrubCount()
+    warehouse_scrub = None
+    if warehouse_url:
+        if not warehouse_url.startswith("duckdb:///"):
+            raise UnsupportedForErasure(
+                f"erasure rewrites DuckDB warehouses only; for {warehouse_url!r} run the UPDATE of docs/privacy.md")
+        from data.warehouse.duckdb_backend import duckdb_path
+
+        warehouse_scrub = scrub_duckdb(duckdb_path(warehouse_url), customer_id, values)
+    return ErasureReport(customer_id, event.event_id, had_key, len(values.all), log_scrub, state_scrub, warehouse_scrub)
+
+
+def export_customer(customer_id: str, log_url: str, state_url: str | None = None, accessor: str | None = None) -> dict[str, Any]:
+    """Everything the engine holds about one customer, as JSON-ready data (access and portability), with
+    erased values as ``[erased]``; the read itself is recorded as a ``data_accessed`` event."""
+    from data.log.base import from_micros
+    from data.log.sqlite import SqliteEventLog
+
+    codec = codec_for_log(log_url)
+    try:
+        erased = codec.keys.is_erased(customer_id)
+        events = []
+        for position, event_id, event_type, at_us, source, properties, recorded_us, causation in customer_rows(log_url, customer_id):
+            props = orjson.loads(properties)
+            if event_type in PII_EVENT_TYPES:
+                props = codec.reveal(event_type, customer_id, props, erased=ERASED)
+                if erased:
+                    props = {k: (ERASED if k in pii_fields(event_type) and v is None else v) for k, v in props.items()}
+            events.append({"position": position, "event_id": event_id, "event_type": event_type,
+                           "occurred_at": from_micros(at_us).isoformat(), "recorded_at": from_micros(recorded_us).isoformat(),
+                           "source": source, "causation_id": causation, "properties": props})
+    finally:
+        codec.keys.close()
+    profile = None
+    if state_url and sqlite_path(state_url).exists():
+        from data.projections.profile import ProfileProjection
+        from data.projections.store import open_state_store
+
+        store = open_state_store(state_url)
+        try:
+            with store.transaction() as conn:
+                ProfileProjection().create_tables(conn)
+            found = ProfileProjection().get(store.read(), customer_id)
+            profile = found.to_dict() if found is not None else None
+        finally:
+            store.close()
+    accessor = accessor or f"cli:{getpass.getuser()}"
+    with SqliteEventLog(log_url) as event_log:
+        event_log.append([DataAccessed(
+            event_id=new_event_id(), customer_id=customer_id, occurred_at=datetime.now(UTC), source="privacy",
+            properties=DataAccessedProperties(accessor=accessor[:256], resource="ame privacy export", purpose="access request"))])
+    return {"customer_id": customer_id, "erased": erased, "exported_at": datetime.now(UTC).isoformat(),
+            "profile": profile, "events": events}
