@@ -29,7 +29,13 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from ame.report import (
@@ -52,7 +58,7 @@ APP_NAME = "ame-demo"
 NAMESPACE = "ame"  # the Serve replica's pacing cache finds the bidding agent's shards here
 AGENTS = ("scoring", "journey", "bidding")
 BASELINE = "email_every_k"  # the agents' holdout policy: what the others are compared with
-AUDIENCE_SYNC = "demo_buyers_csv"
+AUDIENCE_SYNC = "demo_engaged_csv"
 
 
 class DemoError(RuntimeError):
@@ -208,7 +214,7 @@ def stop_serve() -> None:
 
         serve.delete(APP_NAME)
         serve.shutdown()
-    except Exception:  # noqa: BLE001 - shutting down what may not have started
+    except Exception:
         logger.debug("serve shutdown", exc_info=True)
 
 
@@ -296,7 +302,7 @@ def build_warehouse(log: Any, warehouse_url: str) -> dict[str, int]:
 
 
 def activate_audience(folder: Path, warehouse_url: str, state_url: str) -> tuple[Any, Path | None]:
-    """The buyers of the demo, with their segment and scores, to a CSV file (the file destination)."""
+    """The engaged audience (buyers and clickers), with segment and scores, to a CSV file (the file destination)."""
     from data.activation.config import parse_syncs
     from data.activation.runner import WarehouseSource, run_sync
     from data.activation.state import SyncState
@@ -304,7 +310,7 @@ def activate_audience(folder: Path, warehouse_url: str, state_url: str) -> tuple
     out = folder / "exports" / "audiences"
     syncs = parse_syncs({"syncs": [{
         "name": AUDIENCE_SYNC, "model": "marts_marketing_customer_360", "identity_key": "customer_id",
-        "filter": "total_purchases > 0",
+        "filter": "total_purchases > 0 OR email_clicks > 0 OR sms_clicks > 0 OR ad_clicks > 0",
         "mapping": {"customer_id": "customer_id", "segment": "customer_segment", "revenue": "total_revenue",
                     "lead_score": "lead_score", "churn_risk": "churn_risk_score", "clv": "predicted_clv"},
         "mode": "mirror", "schedule": "0 6 * * *", "destination": {"type": "csv", "path": str(out)},
@@ -469,32 +475,34 @@ def pacing_over_a_day(config: DemoConfig) -> tuple[dict[str, np.ndarray], str]:
 
 
 def score_samples(warehouse_url: str, days: int) -> tuple[list[ScoreSample], str]:
-    """Scores of score_updated events (0-100) in the first half of the simulated days against the second half."""
+    """Each customer's latest score (0-100) at the middle of the simulated days against at the end, per model."""
     from data.warehouse import open_warehouse
     from policies.scoring.drift import numeric_bins, numeric_shares, psi, status_of
 
-    split = START + timedelta(days=max(days // 2, 1))
+    half = max(days // 2, 1)
+    split = (START + timedelta(days=half)).strftime("%Y-%m-%d %H:%M:%S")
     store = open_warehouse(warehouse_url)
+    score = "TRY_CAST(json_extract_string(properties, '$.score') AS DOUBLE)"
+    latest = ("SELECT score_model, arg_max({score}, occurred_at) AS score FROM {ds}.raw_events "
+              "WHERE event_type = 'score_updated' {where} GROUP BY score_model, customer_id")
     try:
-        rows = store.query(
-            f"SELECT score_model, occurred_at < TIMESTAMP '{split.strftime('%Y-%m-%d %H:%M:%S')}' AS early, "
-            f"TRY_CAST(json_extract_string(properties, '$.score') AS DOUBLE) AS score "
-            f"FROM {store.dataset}.raw_events WHERE event_type = 'score_updated'").rows
+        early = store.query(latest.format(score=score, ds=store.dataset, where=f"AND occurred_at < TIMESTAMP '{split}'")).rows
+        end = store.query(latest.format(score=score, ds=store.dataset, where="")).rows
     finally:
         store.close()
     out = []
-    for model in sorted({r[0] for r in rows if r[0]}):
-        ref = np.array([r[2] for r in rows if r[0] == model and r[1] and r[2] is not None], dtype=np.float64)
-        rec = np.array([r[2] for r in rows if r[0] == model and not r[1] and r[2] is not None], dtype=np.float64)
+    for model in sorted({r[0] for r in end if r[0]}):
+        ref = np.array([r[1] for r in early if r[0] == model and r[1] is not None], dtype=np.float64)
+        rec = np.array([r[1] for r in end if r[0] == model and r[1] is not None], dtype=np.float64)
         if ref.size < 10 or rec.size < 10:
             continue
         edges = numeric_bins(ref)
         value = psi(numeric_shares(ref, edges), numeric_shares(rec, edges))
-        out.append(ScoreSample(model, ref, rec, value, status_of(value), f"days 1-{days // 2}",
-                               f"days {days // 2 + 1}-{days}"))
-    note = ("Scores from the scoring agent's score_updated events in the warehouse; PSI over the reference window's "
-            "deciles (< 0.1 stable, 0.1-0.25 moderate, > 0.25 major; policies/scoring/drift.py). A score event is "
-            "emitted when a score moves, so early windows hold the first scores of new leads.")
+        out.append(ScoreSample(model, ref, rec, value, status_of(value), f"after day {half}", f"after day {days}"))
+    note = ("Each customer's latest score from the scoring agent's score_updated events (in the warehouse), after the "
+            "first half of the simulated days against at the end; PSI over the first distribution's deciles "
+            "(< 0.1 stable, 0.1-0.25 moderate, > 0.25 major; policies/scoring/drift.py). Models with fewer than 10 "
+            "scored customers in a window are left out.")
     return out, note
 
 
@@ -523,7 +531,8 @@ def _cell(value: Any) -> str:
 def summary_table(rows: list[PolicyRow]) -> Table:
     table = Table(title="policies against the baseline (per 1,000 customers; profit per customer)")
     for h in COMPARISON_HEADERS:
-        table.add_column(h, justify="left" if h in ("policy", "source", "vs baseline") else "right")
+        table.add_column(h, justify="left" if h in ("policy", "source", "vs baseline") else "right",
+                         no_wrap=h in ("policy", "source"))
     for row in comparison_rows(rows):
         table.add_row(*[_cell(v) for v in row])
     return table
@@ -605,18 +614,19 @@ def run_demo(config: DemoConfig) -> DemoResult:
             result.marts = build_warehouse(log, warehouse_url)
             console.print(", ".join(f"{k} {v:,} rows" for k, v in result.marts.items()))
 
-        with _step(result, "activation", "5. activation: the buyers' audience to a CSV file"):
+        with _step(result, "activation", "5. activation: the engaged audience (buyers, clickers) to a CSV file"):
             sync, result.activation_file = activate_audience(folder, warehouse_url, state_url)
             if sync.status != "ok":
                 raise DemoError(f"the activation run failed: {sync.fatal or sync.errors[:3]}")
-            console.print(f"{sync.succeeded:,} of {sync.model_rows:,} rows sent to {result.activation_file}")
+            console.print(f"{sync.succeeded:,} of {sync.model_rows:,} rows sent to {result.activation_file}"
+                          if result.activation_file else "the audience is empty: no file written")
 
         with _step(result, "evaluate", "6. the policies in the seeded simulator, and the live stream"):
             with _progress() as progress:
                 rows, note = evaluate_policies(config, progress)
             rows.append(live_row(warehouse_url, report, config.customers, config.days))
             result.comparison = rows
-            console.print(summary_table(rows))
+            console.print(summary_table(rows), width=None if console.is_terminal else 140)
             console.print(note + " Live row: revenue, purchases and unsubscribed customers from "
                           "marts_marketing_customer_360, media spend from marts_marketing_campaign_performance plus "
                           "the stream's channel costs and discounts.", style="dim", highlight=False)
