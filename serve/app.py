@@ -23,7 +23,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from data.events import EventError, new_event_id, validate_event
+from data.events import DataAccessed, DataAccessedProperties, EventError, new_event_id, validate_event
 from data.log.base import EventLog, RejectedInput
 from serve.auth import ApiKey, AuthError, KeyStore, token_of
 from serve.decide import BidConfig, NextBestAction, PacingCache, bid_prices
@@ -330,6 +330,9 @@ def build_api(engine: Engine | None = None) -> FastAPI:
         if profile is None:
             raise HTTPException(404, f"no customer {customer_id!r} in the profile projection (is the projector caught up?)")
         scores = await engine.run_io(_scores, engine, profile)
+        engine.decisions.submit(DataAccessed(  # the audit log: who read which customer's data (data/privacy)
+            event_id=new_event_id(), customer_id=profile.customer_id, occurred_at=datetime.now(UTC), source="serve",
+            properties=DataAccessedProperties(accessor=f"api:{key.name}"[:256], resource="GET /v1/customers/{customer_id}")))
         return _json({"customer_id": customer_id, "profile": profile.to_dict(), "scores": scores})
 
     @app.post("/v1/next-best-action", response_model=NextBestActionOut)
@@ -356,13 +359,14 @@ def build_api(engine: Engine | None = None) -> FastAPI:
         ext = body.ext or {}
         campaign = str(ext.get("campaign_id", "default"))
         prices: list[float | None]
-        if body.tmax is not None and body.tmax < engine.bid_config.min_tmax_ms:
-            prices = [None] * len(body.imp)
+        user_id = body.user.id if body.user is not None and body.user.id else "anonymous"
+        opted_out = _CUSTOMER_ID.match(user_id) is not None and _opted_out(engine, user_id, "ad")
+        if opted_out or (body.tmax is not None and body.tmax < engine.bid_config.min_tmax_ms):
+            prices = [None] * len(body.imp)  # no ad to a customer who withdrew consent on the ad channel
         else:
             prices = bid_prices(loaded.policy, body.imp, engine.pacing.get(campaign), engine.bid_config)
         bids = [{"id": f"{body.id}-{imp.id}", "impid": imp.id, "price": p} for imp, p in zip(body.imp, prices, strict=True)
                 if p is not None]
-        user_id = body.user.id if body.user is not None and body.user.id else "anonymous"
         engine.decisions.submit(DecisionRecord(
             event_id=new_event_id(), customer_id=user_id if _CUSTOMER_ID.match(user_id) else "anonymous",
             agent="serve:bid", action="bid" if bids else "no_bid", channel="ad", propensity=1.0,
@@ -406,6 +410,12 @@ def _load_profile(engine: Engine, customer_id: str) -> Any:
     from data.projections.profile import ProfileProjection
 
     return ProfileProjection().get(engine.state.read(), customer_id)
+
+
+def _opted_out(engine: Engine, customer_id: str, channel: str) -> bool:
+    """True where the customer's latest consent_changed or unsubscribe on ``channel`` withdrew consent."""
+    profile = _load_profile(engine, customer_id)
+    return profile is not None and profile.consent_for(channel) is False
 
 
 def _scores(engine: Engine, profile: Any) -> list[dict[str, Any]]:
