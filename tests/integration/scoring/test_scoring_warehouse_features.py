@@ -120,7 +120,7 @@ def test_profile_and_customer_360_give_identical_features(built) -> None:
 
 
 def test_the_mart_columns_carry_the_fold_semantics(built) -> None:
-    profiles, rows = built
+    _, rows = built
     as_of = START + timedelta(days=3)
     a, b, c, d = (profile_features(rows[k], as_of) for k in ("edge-a", "edge-b", "edge-c", "edge-d"))
     assert a["last_channel"] == "sms" and a["consent_email"] == 0.0 and a["consent_push"] == 0.0 and math.isnan(a["consent_sms"])
