@@ -626,7 +626,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
                 rows, note = evaluate_policies(config, progress)
             rows.append(live_row(warehouse_url, report, config.customers, config.days))
             result.comparison = rows
-            console.print(summary_table(rows), width=None if console.is_terminal else 140)
+            (console if console.is_terminal else Console(width=140)).print(summary_table(rows))
             console.print(note + " Live row: revenue, purchases and unsubscribed customers from "
                           "marts_marketing_customer_360, media spend from marts_marketing_campaign_performance plus "
                           "the stream's channel costs and discounts.", style="dim", highlight=False)
