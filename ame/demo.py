@@ -650,8 +650,11 @@ def run_demo(config: DemoConfig) -> DemoResult:
                       f"({', '.join(f'{k} {v:.0f} s' for k, v in result.seconds.items() if k != 'total')})")
         if config.keep_serving:
             console.print(f"the API stays up on http://127.0.0.1:{config.port}; Ctrl-C to stop")
-            while True:
-                time.sleep(1)
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                console.print("stopping")
         return result
     finally:
         log.close()
