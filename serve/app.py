@@ -299,8 +299,12 @@ def build_api(engine: Engine | None = None) -> FastAPI:
         engine = engine_of(request)
         valid, rejects, errors = [], [], []
         for i, item in enumerate(body.events):
-            raw = orjson.dumps(item)
             try:
+                try:
+                    raw = orjson.dumps(item)
+                except TypeError:  # an integer beyond 64 bits: refused (and kept, as text, in the dead letters)
+                    raw = repr(item).encode("utf-8", "backslashreplace")[: engine.max_event_bytes]
+                    raise EventError("a number in the event is out of range (integers must fit in 64 bits)") from None
                 if len(raw) > engine.max_event_bytes:
                     raise EventError(f"the event is {len(raw):,} bytes; the limit is {engine.max_event_bytes:,}")
                 valid.append(validate_event(item))
