@@ -10,6 +10,7 @@ import typer
 from agents.cli import agents_app
 from data.activation.cli import activate_app
 from data.cli import events_app, log_app, profile_app
+from data.demo import demo_command as log_demo_command
 from data.privacy.cli import privacy_app
 from ame.demo import demo_command
 from environment.cli import sim_app
@@ -34,6 +35,7 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DEB
 
 app.command("demo")(demo_command)
 app.add_typer(events_app, name="events")
+log_app.command("demo")(log_demo_command)
 app.add_typer(log_app, name="log")
 app.add_typer(profile_app, name="profile")
 app.add_typer(train_app, name="train")

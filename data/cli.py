@@ -371,5 +371,3 @@ def profile_snapshot_command(log_url: LogOption = None, state_url: StateOption =
     console.print(f"snapshot at position {projector.position():,}: {digest}")
     log.close()
 
-
-log_app.command("demo")(__import__("data.demo", fromlist=["demo_command"]).demo_command)  # last: data.demo imports this module

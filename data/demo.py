@@ -1,8 +1,8 @@
-"""``ame demo``: a short end-to-end run on the embedded defaults.
+"""``ame log demo``: the event log end to end, on its own.
 
-Until the simulator and the agents join it, the demo exercises the event log end to end: a synthetic
-stream (with one malformed line and one invalid event in it) is appended from JSON lines, the bad lines go to
-the dead-letter store, the profile projection catches up, and a replay proves the state is a pure fold.
+A synthetic stream (with one malformed line and one invalid event in it) is appended from JSON lines, the bad
+lines go to the dead-letter store, the profile projection catches up, and a replay proves the state is a pure
+fold. (``ame demo`` runs the whole engine.)
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def demo_command(
     customers: Annotated[int, typer.Option(min=1, help="Customers in the synthetic stream.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic stream.")] = 7,
 ) -> None:
-    """Run the engine end to end on the embedded defaults (today: the event log and the profile projection)."""
+    """A short end-to-end run of the event log alone: append a stream with bad lines, project it, replay it."""
     settings = get_settings()
     stream = settings.home / "demo" / f"events-{events}-{customers}-{seed}.jsonl"
     if not stream.exists():
