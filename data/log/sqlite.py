@@ -13,20 +13,21 @@ from typing import Any
 import orjson
 
 from data.events import EventBase, validate_event
-from data.sharding import BROADCAST_CUSTOMER, Shard, customer_hash
 from data.log.base import (
     AppendResult,
     DeadLetter,
+    E,
     LogStats,
     LogUnavailable,
     ReadBatch,
     RejectedInput,
     ReplayEvent,
     StoredEvent,
-    E,
     from_micros,
     to_micros,
 )
+from data.privacy.registry import PII_EVENT_TYPES
+from data.sharding import BROADCAST_CUSTOMER, Shard, customer_hash
 
 _SCHEMA = """
 create table if not exists events (
@@ -86,13 +87,27 @@ def sqlite_path(url: str) -> Path:
     return Path(rest)  # "sqlite:////abs" leaves "/abs", "sqlite:///rel" leaves "rel"
 
 
+def enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Switch a new file to WAL mode. Two processes opening the same new file race for the exclusive lock this
+    needs, and SQLite answers the loser "database is locked" at once (no busy wait), so retry, bounded."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            conn.execute("pragma journal_mode = wal")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     """A connection in WAL mode with the pragmas every writer and reader of our files shares."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000)
         conn.execute(f"pragma busy_timeout = {int(busy_timeout_ms)}")
-        conn.execute("pragma journal_mode = wal")
+        enable_wal(conn, busy_timeout_ms)
         conn.execute("pragma synchronous = normal")
         conn.execute("pragma cache_size = -131072")
         conn.execute("pragma wal_autocheckpoint = 20000")
@@ -257,7 +272,7 @@ class SqliteEventLog:
         props = f"case when event_type in ({','.join('?' * len(wanted))}) then properties end" if wanted else "null"
         columns = f"position, event_type, customer_id, occurred_at_us, {props}"
         return self._select(columns, tuple(wanted), _make_replay_event, after, limit, event_types, shard,
-                            reveal_at=(1, 2, 4) if wanted else None)
+                            reveal_at=(1, 2, 4) if PII_EVENT_TYPES.intersection(wanted) else None)
 
     def _select(
         self,

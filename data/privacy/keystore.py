@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from data.log.sqlite import enable_wal
 from data.privacy.errors import KeyStoreUnavailable
 
 _SCHEMA = (
@@ -50,7 +51,7 @@ class KeyStore:
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                          timeout=busy_timeout_ms / 1000)
             self._conn.execute(f"pragma busy_timeout = {int(busy_timeout_ms)}")
-            self._conn.execute("pragma journal_mode = wal")
+            enable_wal(self._conn, busy_timeout_ms)
             self._conn.execute("pragma secure_delete = on")
             for statement in _SCHEMA:
                 self._conn.execute(statement)
