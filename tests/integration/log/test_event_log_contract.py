@@ -190,3 +190,11 @@ def test_an_older_log_gains_the_customer_hash(tmp_path: Path) -> None:
     assert sqlite3.connect(path).execute("select customer_hash from events").fetchone()[0] == customer_hash("cust-9")
     log.append(synthetic_events(10, 5, seed=14))
     assert log.head() == 11
+
+
+def test_the_batch_row_builder_equals_the_single_one() -> None:
+    from data.log.sqlite import event_row, event_rows
+
+    events = synthetic_events(500, 50, seed=15)
+    assert event_rows(events, 7, {}) == [event_row(e, 7) for e in events]
+    assert event_rows(events[:2], 7, {1: '{"x": 1}'})[1][8] == '{"x": 1}'
