@@ -25,7 +25,6 @@ from data.events import (
     DecisionMadeProperties,
     EventBase,
     ScoreUpdated,
-    ScoreUpdatedProperties,
     TaskCreated,
     TaskCreatedProperties,
     derive_event_id,
@@ -215,16 +214,17 @@ class ScoringAgent(Agent):
         return out
 
     def _score_event(self, trigger: StoredEvent, model: str, s: ScoreOut) -> ScoreUpdated:
-        return ScoreUpdated(
-            event_id=derive_event_id(trigger.event_id, self.name, "score", model, at=trigger.occurred_at),
-            customer_id=trigger.customer_id,
-            occurred_at=trigger.occurred_at,
-            source="agent:scoring",
-            causation_id=trigger.event_id,
-            properties=ScoreUpdatedProperties(
-                model=model, score=s.score, probability=s.probability, tier=s.tier, model_version=self.scorer.version
-            ),
-        )
+        # validated from one plain dict: a single pass of pydantic-core (the hottest output of the agents)
+        at = trigger.occurred_at
+        return ScoreUpdated.model_validate({
+            "event_id": derive_event_id(trigger.event_id, self.name, "score", model, at=at),
+            "customer_id": trigger.customer_id,
+            "occurred_at": at,
+            "source": "agent:scoring",
+            "causation_id": trigger.event_id,
+            "properties": {"model": model, "score": s.score, "probability": s.probability, "tier": s.tier,
+                           "model_version": self.scorer.version},
+        })
 
     def _task_event(self, trigger: StoredEvent, s: ScoreOut) -> TaskCreated:
         return TaskCreated(
