@@ -88,7 +88,7 @@ def ensure_subscription(
 
     :param retry_backoff_s: (minimum, maximum) redelivery backoff after a nack; None redelivers at once.
     :param ordered: deliver each ordering key (customer) in publish order. Keep it on in production; the
-        emulator drops dead-lettered messages of ordered subscriptions instead of forwarding them (docs/pubsub.md)."""
+        emulator drops dead-lettered messages of ordered subscriptions instead of forwarding them (README: The Pub/Sub backend)."""
     request: dict[str, object] = {
         "name": subscription_path,
         "topic": topic_path,
@@ -129,7 +129,7 @@ def ensure_consumer_resources(
     subscription's path.
 
     In production the dead-letter topic also needs the Pub/Sub service agent to hold
-    ``roles/pubsub.publisher`` on it and ``roles/pubsub.subscriber`` on the source subscription (docs/pubsub.md).
+    ``roles/pubsub.publisher`` on it and ``roles/pubsub.subscriber`` on the source subscription (README: The Pub/Sub backend).
     """
     ref = parse_pubsub_url(url)
     publisher = pubsub_v1.PublisherClient()

@@ -122,7 +122,7 @@ def erase_customer(
     if warehouse_url:
         if not warehouse_url.startswith("duckdb:///"):
             raise UnsupportedForErasure(
-                f"erasure rewrites DuckDB warehouses only; for {warehouse_url!r} run the UPDATE of docs/privacy.md")
+                f"erasure rewrites DuckDB warehouses only; for {warehouse_url!r} run the UPDATE in the README (Privacy)")
         from data.warehouse.duckdb_backend import duckdb_path
 
         warehouse_scrub = scrub_duckdb(duckdb_path(warehouse_url), customer_id, values)

@@ -96,7 +96,7 @@ class BigQueryWarehouse:
         raw = bigquery.Table(self._table("raw_events"), schema=raw_schema())
         raw.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="occurred_at")
         raw.clustering_fields = ["event_type", "customer_id"]
-        raw.description = "Every event of the log, one row per event (see docs/warehouse.md)."
+        raw.description = "Every event of the log, one row per event (see the README, Warehouse)."
         self.client.create_table(raw, exists_ok=True, timeout=self.timeout)
         state = bigquery.Table(self._table("raw_load_state"), schema=[
             bigquery.SchemaField("stream", "STRING", mode="REQUIRED"),
