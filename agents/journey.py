@@ -12,17 +12,31 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.runtime import SYSTEM_CUSTOMER, Agent, Record, StateView, in_holdout
+from agents.runtime import (
+    SYSTEM_CUSTOMER,
+    Agent,
+    Record,
+    StateView,
+    in_holdout,
+    stable_hash,
+)
 from agents.scoring import RETENTION_ACTION
 from data.events import DecisionMade, EventBase, derive_event_id
 from data.log.base import StoredEvent, from_micros
-from policies.baselines import ACTIONS, JourneyPolicy, NoContact, holdout_baseline, journey_baseline
+from policies.baselines import (
+    ACTIONS,
+    JourneyPolicy,
+    NoContact,
+    holdout_baseline,
+    journey_baseline,
+)
 
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
@@ -47,6 +61,10 @@ class JourneyConfig(BaseModel):
     holdout_share: float = Field(0.05, ge=0, le=0.5, description="Share of customers held out (stable hash of customer_id).")
     holdout_mode: Literal["baseline", "no_contact"] = Field("baseline", description="What the holdout gets.")
     log_waits: bool = Field(True, description="Log wait decisions too (off-policy evaluation needs them).")
+    registry_policy: str | None = Field(
+        None, description="Serve the promoted version of this registry policy (e.g. 'journey') when there is one; "
+        "the baseline otherwise. Loaded lazily inside the actor.")
+    policies_dir: Path | None = Field(None, description="The policy registry (default: AME_POLICIES_DIR).")
 
 
 def _decay(value: float, since_us: int, now_us: int) -> float:
@@ -69,7 +87,8 @@ class JourneyAgent(Agent):
 
     def __init__(self, config: JourneyConfig | None = None, policy: JourneyPolicy | None = None, holdout_policy: JourneyPolicy | None = None) -> None:
         self.config = config or JourneyConfig()
-        self.policy = policy or journey_baseline()
+        self._given_policy = policy
+        self._policy: JourneyPolicy | None = policy
         self.holdout_policy = holdout_policy or (NoContact() if self.config.holdout_mode == "no_contact" else holdout_baseline())
         self._types = frozenset(ENGAGEMENT) | CONTACT_TYPES | self.config.decide_on | {
             "purchase", "consent_changed", "unsubscribe", "decision_made"}
@@ -77,6 +96,30 @@ class JourneyAgent(Agent):
     @property
     def event_types(self) -> frozenset[str]:  # type: ignore[override]
         return self._types
+
+    @property
+    def policy(self) -> JourneyPolicy:
+        """The treated customers' policy: the given one, else the registry's promoted ``registry_policy``, else
+        the baseline. Resolved on first use, so a trained model is loaded inside the actor, never pickled."""
+        if self._policy is None:
+            self._policy = self._registry_policy() or journey_baseline()
+        return self._policy
+
+    def _registry_policy(self) -> JourneyPolicy | None:
+        name = self.config.registry_policy
+        if name is None:
+            return None
+        from policies.registry import PolicyRegistry, load_promoted
+
+        registry = PolicyRegistry(self.config.policies_dir)
+        if registry.promoted_version(name) is None:
+            return None
+        return load_promoted(name, self.config.policies_dir)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_policy"] = self._given_policy  # a loaded registry model is reloaded where the agent runs
+        return state
 
     # -- the fold ---------------------------------------------------------------------------------------
 
@@ -211,17 +254,29 @@ class JourneyAgent(Agent):
         obs = np.stack([self.observation(recs[cid], trigger.occurred_at_us) for cid, trigger, _ in points])  # type: ignore[arg-type]
         held = np.array([in_holdout(cid, self.config.holdout_share) for cid, _, _ in points], dtype=bool)
         actions = np.zeros(len(points), dtype=np.int64)
+        propensity = np.ones(len(points))
         for mask, policy in ((~held, self.policy), (held, self.holdout_policy)):
-            if mask.any():
+            if not mask.any():
+                continue
+            if hasattr(policy, "action_probabilities"):  # a trained, stochastic policy: sample it, as it was trained
+                probs = np.asarray(policy.action_probabilities(obs[mask]))
+                draws = np.array([stable_hash(f"{trigger.event_id}:{cid}", "ame-journey-draw") / 2**63
+                                  for (cid, trigger, _), m in zip(points, mask, strict=True) if m])
+                chosen = np.minimum((probs.cumsum(axis=1) < draws[:, None]).sum(axis=1), probs.shape[1] - 1)
+                actions[mask] = chosen
+                propensity[mask] = np.maximum(probs[np.arange(len(chosen)), chosen], 1e-6)
+            else:
                 actions[mask] = np.asarray(policy.predict(obs[mask], deterministic=True)[0]).reshape(-1)
         out = []
         for k, (cid, trigger, why) in enumerate(points):
-            event = self._logged(cid, recs[cid], trigger, why, ACTIONS[int(actions[k])], bool(held[k]), obs[k])  # type: ignore[arg-type]
+            event = self._logged(cid, recs[cid], trigger, why, ACTIONS[int(actions[k])], bool(held[k]), obs[k],  # type: ignore[arg-type]
+                                 float(propensity[k]))
             if event is not None:
                 out.append((trigger.position, cid, event))
         return out
 
-    def _logged(self, cid: str, rec: Record, trigger: StoredEvent, why: str, action: str, holdout: bool, obs: np.ndarray) -> EventBase | None:
+    def _logged(self, cid: str, rec: Record, trigger: StoredEvent, why: str, action: str, holdout: bool, obs: np.ndarray,
+                propensity: float = 1.0) -> EventBase | None:
         """Apply the guardrails to the policy's action, update ``rec`` with the contact, and build the decision."""
         now = trigger.occurred_at_us
         policy = self.holdout_policy if holdout else self.policy
@@ -254,7 +309,7 @@ class JourneyAgent(Agent):
                 "agent": self.name,
                 "action": logged,
                 "channel": ACTION_CHANNEL[logged],
-                "propensity": 1.0,
+                "propensity": propensity,  # of the policy's proposal (a suppressed one is logged as wait)
                 "policy_name": getattr(policy, "name", type(policy).__name__),
                 "policy_version": str(getattr(policy, "version", "1")),
                 "features_hash": hashlib.blake2b(obs.tobytes(), digest_size=8).hexdigest(),

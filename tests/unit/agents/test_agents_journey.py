@@ -155,3 +155,48 @@ def test_every_known_agent_can_be_built() -> None:
     from agents.cli import KNOWN, build_agents
 
     assert [a.name for a in build_agents(list(KNOWN))] == list(KNOWN)
+
+
+class _Stochastic:
+    """A trained-policy stand-in: fixed action probabilities, as an exported registry policy offers them."""
+
+    name, version = "stub-ppo", "v0001"
+
+    def action_probabilities(self, obs):
+        import numpy as np
+
+        probs = np.zeros((len(obs), 6))
+        probs[:, 0], probs[:, 1] = 0.3, 0.7  # wait, email
+        return probs
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        raise AssertionError("a stochastic policy is sampled through action_probabilities, not predict")
+
+
+def test_a_stochastic_policy_is_sampled_deterministically_and_logs_its_propensity() -> None:
+    from agents.journey import JourneyAgent, JourneyConfig
+    from agents.runtime import StateView
+    from data.synthetic import synthetic_events
+
+    def run():
+        agent = JourneyAgent(JourneyConfig(holdout_share=0.0, quiet_hours=(0, 0)), policy=_Stochastic())
+        events = [stored(e, i + 1) for i, e in enumerate(synthetic_events(2_000, 100, seed=4))]
+        return agent.decide(events, StateView({}, lambda keys: {}, lambda: []))
+
+    first, second = run(), run()
+    assert [e.model_dump() for e in first] == [e.model_dump() for e in second]  # replays re-derive the same draws
+    proposals = [e.properties for e in first if e.properties.policy_name == "stub-ppo"]
+    assert proposals and {round(p.propensity, 6) for p in proposals} <= {0.3, 0.7}
+    share = sum(p.propensity == 0.7 for p in proposals) / len(proposals)
+    assert 0.55 < share < 0.85  # about 70% of the proposals are e-mails
+
+
+def test_the_registry_policy_is_resolved_lazily_and_not_pickled(tmp_path) -> None:
+    import pickle
+
+    from agents.journey import JourneyAgent, JourneyConfig
+
+    agent = JourneyAgent(JourneyConfig(registry_policy="journey", policies_dir=tmp_path))
+    assert agent.policy.name == "engagement_ladder"  # nothing promoted: the baseline
+    again = pickle.loads(pickle.dumps(agent))
+    assert again._policy is None and again.policy.name == "engagement_ladder"
