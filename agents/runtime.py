@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from data.events import EventBase
 from data.log import EventLog, StoredEvent, open_log
+from data.projections.base import cyclic_gc_paused
 from data.projections.store import SqliteStateStore
 from data.sharding import BROADCAST_CUSTOMER, Shard, shard_of, stable_hash
 
@@ -277,8 +278,10 @@ class AgentShard:
         return [e for e in events if agent.is_broadcast(e) or shard_of(agent.key_of(e), shards) == shard]
 
     def step(self) -> int:
-        """Process one batch; returns the positions it moved past (0 when caught up)."""
-        with self._lock:
+        """Process one batch; returns the positions it moved past (0 when caught up). The cyclic garbage
+        collector waits while a batch is decided (it allocates thousands of acyclic objects, and each
+        generation-2 pass would walk every cached record); it runs between batches."""
+        with self._lock, cyclic_gc_paused():
             return self._step()
 
     def _step(self) -> int:
