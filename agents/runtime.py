@@ -33,8 +33,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from data.events import EventBase
+from data.hotpath import cyclic_gc_paused
 from data.log import EventLog, StoredEvent, open_log
-from data.projections.base import cyclic_gc_paused
 from data.projections.store import SqliteStateStore
 from data.sharding import BROADCAST_CUSTOMER, Shard, shard_of, stable_hash
 

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from data.events import EventBase, validate_event
+from data.hotpath import cyclic_gc_paused
 from data.log.base import (
     EPOCH,
     ONE_MICROSECOND,
@@ -264,7 +265,8 @@ class SqliteEventLog:
         now = time.time_ns() // 1000
         validated = [e if isinstance(e, EventBase) else validate_event(dict(e)) for e in events]
         protected = self._protected_properties(validated)
-        rows = event_rows(validated, now, protected)
+        with cyclic_gc_paused():
+            rows = event_rows(validated, now, protected)
         if not rows:
             return AppendResult(appended=0, duplicates=0, last_position=self.head())
         with self._write() as conn:

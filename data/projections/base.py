@@ -6,14 +6,13 @@ around it and writes the changed records and the new position in one transaction
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
 
+from data.hotpath import cyclic_gc_paused
 from data.log.base import EventLog, ReplayEvent
 from data.projections.store import SqliteStateStore
 
@@ -71,17 +70,6 @@ def state_hash(projection: KeyedProjection[S], records: Mapping[str, S]) -> str:
 Progress = Callable[[int], None]
 
 
-@contextmanager
-def cyclic_gc_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while folding: folds make millions of small acyclic objects,
-    and each generation-2 pass would walk the whole state again. Reference counting still frees them."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class Projector(Generic[S]):
