@@ -6,7 +6,8 @@ import hashlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,25 @@ def enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+@contextmanager
+def write_transaction(conn: sqlite3.Connection, lock: AbstractContextManager[Any], what: str) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction on ``conn`` under ``lock``: everything done inside commits together, or
+    not at all. A lock still held by another process after the busy timeout is a :class:`LogUnavailable`."""
+    with lock:
+        try:
+            conn.execute("begin immediate")
+        except sqlite3.OperationalError as error:
+            raise LogUnavailable(f"{what} is locked: {error}") from None
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("rollback")
+            raise
+        else:
+            conn.execute("commit")
 
 
 def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -242,8 +262,6 @@ class SqliteEventLog:
 
     def _protected_properties(self, events: Sequence[EventBase]) -> dict[int, str]:
         """The encrypted properties JSON of the events that carry PII, by index (empty for most batches)."""
-        from data.privacy.registry import PII_EVENT_TYPES
-
         todo = [i for i, e in enumerate(events) if e.event_type in PII_EVENT_TYPES]
         if not todo:
             return {}
@@ -252,7 +270,7 @@ class SqliteEventLog:
         return {i: orjson.dumps(p).decode() for i, p in zip(todo, props, strict=True)}
 
     def _revealed(self, rows: list[Any], type_at: int, customer_at: int, props_at: int) -> list[Any]:
-        from data.privacy.registry import PII_EVENT_TYPES, TOKEN_PREFIX
+        from data.privacy.registry import TOKEN_PREFIX
 
         mark = '"' + TOKEN_PREFIX
         if not any(r[type_at] in PII_EVENT_TYPES and r[props_at] and mark in r[props_at] for r in rows):

@@ -10,12 +10,10 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from data.log.base import LogUnavailable
-from data.log.sqlite import connect, sqlite_path
+from data.log.sqlite import connect, sqlite_path, write_transaction
 
 _SCHEMA = """
 create table if not exists tracking (
@@ -61,22 +59,9 @@ class SqliteStateStore:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """One write transaction: everything done on the connection commits together, or not at all."""
-        with self._lock:
-            try:
-                self._conn.execute("begin immediate")
-            except sqlite3.OperationalError as error:
-                raise LogUnavailable(f"the state store {self.path} is locked: {error}") from None
-            try:
-                yield self._conn
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("rollback")
-                raise
-            else:
-                self._conn.execute("commit")
+        return write_transaction(self._conn, self._lock, f"the state store {self.path}")
 
     def read(self) -> sqlite3.Connection:
         """The connection, for reads outside a transaction (call under no other thread's transaction)."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 
 import orjson
 
-from data.log.sqlite import connect, sqlite_path
+from data.log.sqlite import connect, sqlite_path, write_transaction
 from policies.creative.models import Status, Variant, VariantNotFound, Verdict
 
 _SCHEMA = """
@@ -104,16 +104,8 @@ class CreativeStore:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("begin immediate")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("rollback")
-                raise
-            self._conn.execute("commit")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn, self._lock, f"the creative store {self.url}")
 
     def close(self) -> None:
         self._conn.close()
