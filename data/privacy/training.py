@@ -14,7 +14,10 @@ def erased_customers(log_url: str) -> set[str]:
     """The customers erased from a log (its key store's tombstones)."""
     from data.settings import get_settings
 
-    store = KeyStore(key_store_path_for(log_url, get_settings().key_store))
+    path = key_store_path_for(log_url, get_settings().key_store)
+    if not path.exists():  # no key store yet: nobody was ever erased
+        return set()
+    store = KeyStore(path)
     try:
         return store.erased_customers()
     finally:
@@ -33,3 +36,32 @@ def training_data_record(customer_ids: Iterable[str], erased: set[str]) -> dict[
 def without_erased(frame: Any, erased: set[str], column: str = "customer_id") -> Any:
     """A pandas frame without the erased customers' rows (training sets, feature snapshots)."""
     return frame[~frame[column].isin(erased)] if erased else frame
+
+
+def exclude_erased(frame: Any, id_column: str | None, log_url: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The training frame without the customers erased from ``log_url`` (default: the configured log), and the
+    model card's record of it. Without an id column nobody can be excluded, and the record says so."""
+    if not id_column:
+        return frame, {"customers": None, "erased_excluded": None,
+                       "note": "no customer id column: erased customers could not be excluded"}
+    if id_column not in frame.columns:
+        raise KeyError(f"the customer id column {id_column!r} is not in the training data; its columns are {list(frame.columns)}")
+    if log_url is None:
+        from data.settings import get_settings
+
+        log_url = get_settings().event_log_url()
+    erased = erased_customers(log_url)
+    ids = frame[id_column].astype(str)
+    record = training_data_record(ids, erased)
+    kept = frame[~ids.isin(erased)].reset_index(drop=True) if erased else frame
+    return kept, {**record, "rows_excluded": int(len(frame) - len(kept)), "key_store_of": log_url}
+
+
+def privacy_card_line(record: dict[str, Any] | None) -> str:
+    """The model card's line about the training customers and the erased ones left out."""
+    if not record:
+        return "not recorded"
+    if record.get("customers") is None:
+        return record.get("note", "erased customers could not be excluded")
+    return (f"{record['customers']:,} customers (ids sha256 `{record['customers_sha256'][:16]}…`); "
+            f"{record['erased_excluded']:,} erased customers excluded ({record['rows_excluded']:,} rows)")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data.privacy.training import privacy_card_line
 from policies.scoring.clv import BGNBD, GammaGamma, customer_lifetime_value, fit_bgnbd, fit_gamma_gamma, rfm_summary, tracking_curve
 from policies.scoring.errors import DataError
 from policies.scoring.registry import ModelRegistry
@@ -125,7 +126,7 @@ def holdout_plot_writer(result: CLVResult, calibration_weeks: float | None) -> C
     return write
 
 
-def clv_card(result: CLVResult, version: str, data_hash: str, args: CLVArgs) -> str:
+def clv_card(result: CLVResult, version: str, data_hash: str, args: CLVArgs, privacy: dict[str, Any] | None = None) -> str:
     m = result.metrics
     b, g = m["bgnbd"], m["gamma_gamma"]
     lines = [
@@ -133,6 +134,7 @@ def clv_card(result: CLVResult, version: str, data_hash: str, args: CLVArgs) -> 
         "",
         f"BG/NBD (purchase frequency) and Gamma-Gamma (spend), maximum likelihood, calibration end {args.calibration_end}.",
         f"Data: `{args.source}`, sha256 `{data_hash}`; {m['customers']:,} customers, {m['repeat_buyers']:,} repeat buyers.",
+        f"Privacy: {privacy_card_line(privacy)}.",
         "",
         "| model | parameters | log-likelihood |",
         "|---|---|---|",
@@ -156,7 +158,12 @@ def main(transactions: pd.DataFrame, args: CLVArgs, registry: ModelRegistry | No
     """Fit, then save ``clv/<version>/`` with params, metrics, per-customer predictions, card and plot."""
     if transactions.empty:
         raise DataError("the transactions file has no rows")
+    from data.privacy.training import exclude_erased
+
     registry = registry or ModelRegistry()
+    transactions, privacy = exclude_erased(transactions, "customer_id")
+    if transactions.empty:
+        raise DataError("every customer in the transactions file has been erased")
     result = fit_clv(transactions, args)
     digest = hashlib.sha256(pd.util.hash_pandas_object(transactions, index=False).to_numpy().tobytes()).hexdigest()
     version = registry.new_version("clv", digest)
@@ -168,7 +175,7 @@ def main(transactions: pd.DataFrame, args: CLVArgs, registry: ModelRegistry | No
         "params.json": json.dumps({"bgnbd": asdict(result.bgnbd), "gamma_gamma": asdict(result.spend)}, indent=2),
         "metrics.json": json.dumps(result.metrics, indent=2),
         "customers.csv": result.customers.to_csv(),
-        "model_card.md": clv_card(result, version, digest, args),
+        "model_card.md": clv_card(result, version, digest, args, privacy),
     }
     if not result.weekly.empty:
         files["tracking.csv"] = result.weekly.to_csv(index=False)
@@ -177,7 +184,7 @@ def main(transactions: pd.DataFrame, args: CLVArgs, registry: ModelRegistry | No
         files["holdout.png"] = plot
     metadata = {
         "headline": f"BG/NBD LL {result.bgnbd.log_likelihood:.1f}" + (f", holdout {result.metrics['holdout']['error_pct']:+.1f}%" if "holdout" in result.metrics else ""),
-        "data": {"source": args.source, "rows": int(len(transactions)), "columns": list(transactions.columns)},
+        "data": {"source": args.source, "rows": int(len(transactions)), "columns": list(transactions.columns), "privacy": privacy},
         "args": asdict(args),
     }
     result.path = registry.save("clv", version, digest, files, metadata)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from data.privacy.training import privacy_card_line
+
 if TYPE_CHECKING:
     from policies.scoring.train import TrainResult
 
@@ -110,6 +112,7 @@ def model_card(result: TrainResult, version: str, data_hash: str) -> str:
         f"- inputs ({len(meta['features']['inputs'])}): {', '.join(meta['features']['inputs'])}",
         f"- dropped: {', '.join(f'{k} ({v})' for k, v in meta['features']['dropped'].items()) or 'none'}",
         f"- leakage warnings: {'; '.join(meta['leakage_warnings']) or 'none'}",
+        f"- privacy: {privacy_card_line(meta['data'].get('privacy'))}",
         f"- split: {meta['split']['method']}, train {meta['split']['train']:,} / calibration "
         f"{meta['split']['calibration']:,} / test {meta['split']['test']:,}",
         "",

@@ -243,11 +243,18 @@ def save_scoring(result: TrainResult, registry: ModelRegistry, version: str, dat
 
 def main(frame: pd.DataFrame, args: TrainArgs, registry: ModelRegistry | None = None) -> TrainResult:
     """Train on ``frame``, then save the entry (model, card, report plot) in the registry."""
+    from data.privacy.training import exclude_erased
     from policies.scoring.report import model_card, report_plot_writer
 
     registry = registry or ModelRegistry()
+    frame, privacy = exclude_erased(frame, args.id_column)
+    if privacy["erased_excluded"]:
+        log.info("left out %d erased customers (%d rows)", privacy["erased_excluded"], privacy["rows_excluded"])
+    elif privacy["customers"] is None:
+        log.warning("%s", privacy["note"])
     data_hash = frame_hash(frame)
     result = train_scoring(frame, args)
+    result.metadata["data"]["privacy"] = privacy
     version = registry.new_version(args.kind, data_hash)
     result.model.version = version
     card = model_card(result, version, data_hash)
