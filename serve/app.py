@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from data.events import DataAccessed, DataAccessedProperties, EventError, new_event_id, validate_event
 from data.log.base import EventLog, RejectedInput
@@ -228,7 +229,7 @@ def engine_of(request: Request) -> Engine:
 def require(scope: str) -> Any:
     """A dependency that authenticates the caller and checks ``scope``."""
 
-    def check(request: Request) -> ApiKey:
+    async def check(request: Request) -> ApiKey:  # async: FastAPI runs a sync dependency in a worker thread
         engine = engine_of(request)
         headers = request.headers
         try:
@@ -244,6 +245,116 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
+def decide_bid(engine: Engine, body: BidRequest, loaded: Any) -> tuple[int, bytes | None]:
+    """One bid decision: (200, the OpenRTB response) or (204, None); the decision is queued for the log.
+
+    Shared by the ``/v1/bid`` route and :class:`BidFastPath`, so both answer byte for byte the same.
+    """
+    ext = body.ext or {}
+    campaign = str(ext.get("campaign_id", "default"))
+    prices: list[float | None]
+    user_id = body.user.id if body.user is not None and body.user.id else "anonymous"
+    known_id = _CUSTOMER_ID.match(user_id) is not None
+    opted_out = known_id and _opted_out(engine, user_id, "ad")
+    if opted_out or (body.tmax is not None and body.tmax < engine.bid_config.min_tmax_ms):
+        prices = [None] * len(body.imp)  # no ad to a customer who withdrew consent on the ad channel
+    else:
+        prices = bid_prices(loaded.policy, body.imp, engine.pacing.get(campaign), engine.bid_config)
+    bids = [{"id": f"{body.id}-{imp.id}", "impid": imp.id, "price": p} for imp, p in zip(body.imp, prices, strict=True)
+            if p is not None]
+    engine.decisions.submit(DecisionRecord(  # the event id and the event itself are made by the writer thread
+        event_id=None, customer_id=user_id if known_id else "anonymous",
+        agent="serve:bid", action="bid" if bids else "no_bid", channel="ad", propensity=1.0,
+        policy_name=loaded.name, policy_version=loaded.version, at=datetime.now(UTC),
+        context={"request_id": body.id[:128], "campaign_id": campaign[:128],
+                 "price": max((b["price"] for b in bids), default=0.0)}))
+    engine.metrics.decided("bid", loaded.name, loaded.version)
+    if not bids:
+        return 204, None
+    return 200, orjson.dumps({"id": body.id, "seatbid": [{"bid": bids}], "cur": "USD",
+                              "ext": {"policy": loaded.name, "policy_version": loaded.version}})
+
+
+class BidFastPath:
+    """Pure ASGI: answers an authorized, valid ``POST /v1/bid`` without Starlette's routing and FastAPI's
+    dependency solving (on this handler they cost more than the decision itself).
+
+    Everything else goes on to the FastAPI app, the body replayed: other routes, and bids that are not the plain
+    case (no engine yet, a missing or refused key, a content type other than JSON, a body that is not JSON or
+    not a valid bid request, a policy not loaded). The ``/v1/bid`` route then answers those, so 401/403/422/503,
+    their bodies and their order stay the route's own; both paths decide through :func:`decide_bid`.
+    """
+
+    def __init__(self, app: Any, engine: Callable[[], Engine | None], route: Callable[[], Any]) -> None:
+        self.app = app
+        self.engine = engine
+        self.route = route
+        self._route: Any = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != "/v1/bid":
+            await self.app(scope, receive, send)
+            return
+        messages: list[dict[str, Any]] = []
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # a disconnect: the app sees it as it came
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        if await self._answer(scope, chunks, messages, send):
+            return
+
+        async def replay() -> dict[str, Any]:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _answer(self, scope: dict[str, Any], chunks: list[bytes], messages: list[Any], send: Any) -> bool:
+        engine = self.engine()
+        if engine is None or messages[-1]["type"] != "http.request":
+            return False
+        authorization = x_api_key = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-api-key":
+                x_api_key = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value
+        if content_type is None or not (content_type == b"application/json" or content_type.startswith(b"application/json;")):
+            return False
+        try:
+            engine.keys.authenticate(token_of(authorization, x_api_key), "decide")
+            body = BidRequest.model_validate_json(b"".join(chunks))
+            loaded = engine.slots["bidding"].current
+        except (AuthError, ValidationError, PolicyNotLoaded):
+            return False
+        if self._route is None:
+            self._route = self.route()
+        if self._route is not None:
+            scope["route"] = self._route  # what EdgeMiddleware labels the latency with
+        status, payload = decide_bid(engine, body, loaded)
+        if payload is None:
+            await send({"type": "http.response.start", "status": status, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": payload})
+        return True
+
+
+def _route_path(scope: dict[str, Any]) -> str:
+    """The path the app routes on (without the ``root_path`` a mount or a Serve route prefix adds)."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
     out = []
     for err in error.errors():
@@ -257,6 +368,10 @@ def build_api(engine: Engine | None = None) -> FastAPI:
     ``app.state.engine`` (the Serve replica does so in ``__init__``)."""
     app = FastAPI(title="Autonomous Marketing Engine: decision API", version="1", docs_url="/docs")
     app.state.engine = engine
+    app.add_middleware(  # inside EdgeMiddleware (added after it = outside): timed and size-limited like any route
+        BidFastPath, engine=lambda: _engine_or_none(app),
+        route=lambda: next((r for r in app.router.routes if getattr(r, "path", None) == "/v1/bid"), None),
+    )
     app.add_middleware(
         EdgeMiddleware,
         metrics=lambda: _engine_or_none(app).metrics if _engine_or_none(app) is not None else None,
@@ -359,29 +474,8 @@ def build_api(engine: Engine | None = None) -> FastAPI:
     @app.post("/v1/bid", responses={204: {"description": "No bid."}})
     async def bid(body: BidRequest, request: Request, key: ApiKey = require("decide")) -> Response:
         engine = engine_of(request)
-        loaded = engine.slots["bidding"].current
-        ext = body.ext or {}
-        campaign = str(ext.get("campaign_id", "default"))
-        prices: list[float | None]
-        user_id = body.user.id if body.user is not None and body.user.id else "anonymous"
-        opted_out = _CUSTOMER_ID.match(user_id) is not None and _opted_out(engine, user_id, "ad")
-        if opted_out or (body.tmax is not None and body.tmax < engine.bid_config.min_tmax_ms):
-            prices = [None] * len(body.imp)  # no ad to a customer who withdrew consent on the ad channel
-        else:
-            prices = bid_prices(loaded.policy, body.imp, engine.pacing.get(campaign), engine.bid_config)
-        bids = [{"id": f"{body.id}-{imp.id}", "impid": imp.id, "price": p} for imp, p in zip(body.imp, prices, strict=True)
-                if p is not None]
-        engine.decisions.submit(DecisionRecord(
-            event_id=new_event_id(), customer_id=user_id if _CUSTOMER_ID.match(user_id) else "anonymous",
-            agent="serve:bid", action="bid" if bids else "no_bid", channel="ad", propensity=1.0,
-            policy_name=loaded.name, policy_version=loaded.version,
-            context={"request_id": body.id[:128], "campaign_id": campaign[:128],
-                     "price": max((b["price"] for b in bids), default=0.0)}))
-        engine.metrics.decided("bid", loaded.name, loaded.version)
-        if not bids:
-            return Response(status_code=204)
-        return _json({"id": body.id, "seatbid": [{"bid": bids}], "cur": "USD",
-                      "ext": {"policy": loaded.name, "policy_version": loaded.version}})
+        status, payload = decide_bid(engine, body, engine.slots["bidding"].current)
+        return Response(status_code=204) if payload is None else Response(payload, status, media_type="application/json")
 
     @app.post("/v1/creatives/select", response_model=CreativeSelectOut)
     async def select_creative(body: CreativeSelectIn, request: Request, key: ApiKey = require("decide")) -> Response:

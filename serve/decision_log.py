@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from data.events import DecisionMade, DecisionMadeProperties, EventBase
+from data.events import DecisionMade, DecisionMadeProperties, EventBase, new_event_id
 from data.log.base import EventLog
 
 logger = logging.getLogger(__name__)
@@ -25,9 +25,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:
-    """What the log keeps of one served decision (what off-policy evaluation needs)."""
+    """What the log keeps of one served decision (what off-policy evaluation needs).
 
-    event_id: str
+    ``event_id`` None: the writer thread gives it a fresh time-ordered id (of ``at``) when it builds the event,
+    so a handler that does not answer with the id does not pay for it.
+    """
+
+    event_id: str | None
     customer_id: str
     agent: str
     action: str
@@ -40,10 +44,11 @@ class DecisionRecord:
     at: datetime | None = None
 
     def to_event(self) -> DecisionMade:
+        at = self.at or datetime.now(UTC)
         return DecisionMade(
-            event_id=self.event_id,
+            event_id=self.event_id or new_event_id(at),
             customer_id=self.customer_id,
-            occurred_at=self.at or datetime.now(UTC),
+            occurred_at=at,
             source="serve",
             properties=DecisionMadeProperties(
                 agent=self.agent, action=self.action[:128], channel=self.channel, propensity=self.propensity,
@@ -123,7 +128,9 @@ class DecisionLogger:
                 try:
                     if log is None:
                         log = self._open_log()
-                    log.append([r.to_event() if isinstance(r, DecisionRecord) else r for r in batch])
+                    # built once: a retried batch keeps its event ids, so the log's idempotent append holds
+                    batch = [r.to_event() if isinstance(r, DecisionRecord) else r for r in batch]
+                    log.append(batch)
                     self.appended += len(batch)
                     backoff = 0.05
                 except Exception:  # noqa: BLE001 - keep the batch and retry; the log may be busy or restarting

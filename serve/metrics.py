@@ -42,6 +42,7 @@ class ServeMetrics:
             "ame_serve_policy_swaps_total", "Hot swaps of a served policy.", ["policy", "replica"], registry=self.registry,
         )
         self._latency_children: dict[tuple[str, str], Any] = {}
+        self._decision_children: dict[tuple[str, str, str], Any] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         key = (route, f"{status // 100}xx")
@@ -51,7 +52,11 @@ class ServeMetrics:
         child.observe(seconds)
 
     def decided(self, kind: str, policy: str, version: str) -> None:
-        self.decisions.labels(kind, policy, version, self.replica).inc()
+        key = (kind, policy, version)
+        child = self._decision_children.get(key)
+        if child is None:  # labels() takes a lock and builds a key per call; a child per policy version is kept
+            child = self._decision_children[key] = self.decisions.labels(kind, policy, version, self.replica)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
