@@ -27,6 +27,10 @@ class Folder(Protocol[S]):
         """The new records of every key touched since the folder was made."""
         ...
 
+    def save(self, conn: sqlite3.Connection) -> None:
+        """Write the new records of every key touched, as ``projection.save(conn, self.result())`` would."""
+        ...
+
 
 class KeyedProjection(Protocol[S]):
     """A projection whose state is one record per key (a customer, a campaign), folded purely from events."""
@@ -164,17 +168,16 @@ class Projector(Generic[S]):
                 progress(batch.next_after - position)
             position = batch.next_after
             if since_commit >= commit_every:
-                self._commit(folder.result(), position)
+                self._commit(folder, position)
                 since_commit = 0
-        changed = folder.result()
-        self._commit(changed, position)
+        self._commit(folder, position)
         if self.snapshot_every:
-            self._maybe_snapshot(start, position, {**state, **changed})
+            self._maybe_snapshot(start, position, {**state, **folder.result()})
         return position - start
 
-    def _commit(self, changed: Mapping[str, S], position: int) -> None:
+    def _commit(self, folder: Folder[S], position: int) -> None:
         with self.store.transaction() as conn:
-            self.projection.save(conn, changed)
+            folder.save(conn)
             self.store.commit_position(conn, self.name, position)
 
     def _maybe_snapshot(self, before: int, after: int, state: Mapping[str, S] | None) -> None:

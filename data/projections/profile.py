@@ -10,11 +10,14 @@ import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from data.log.base import ReplayEvent, from_micros, to_micros
+
+if TYPE_CHECKING:
+    from data.projections.profile_columns import ColumnarProfileFolder
 
 ENGAGEMENT_CHANNEL: dict[str, str] = {
     "email_open": "email",
@@ -26,6 +29,16 @@ ENGAGEMENT_CHANNEL: dict[str, str] = {
     "content_download": "web",
 }
 """Inbound events and the channel the customer engaged through."""
+CONSENT_EVENTS = frozenset({"consent_changed", "unsubscribe"})
+"""Events that state a customer's consent on one channel (an unsubscribe withdraws it)."""
+NOT_SEEN_FIRST = 2**63 - 1
+NOT_SEEN_LAST = -(2**63)
+"""``first_seen_us`` and ``last_seen_us`` of a profile before its first event (any event time replaces them)."""
+RECORD_FIELDS: tuple[str, ...] = (
+    "customer_id", "event_counts", "events_total", "first_seen_us", "last_seen_us", "purchases", "revenue",
+    "last_purchase_us", "last_channel", "last_channel_at", "consent", "last_position",
+)
+"""The keys of a stored profile in their stored order (state store rows, snapshots and state hashes depend on it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,20 +81,13 @@ class CustomerProfile:
         return None if state is None else state.granted
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "customer_id": self.customer_id,
-            "event_counts": dict(sorted(self.event_counts.items())),
-            "events_total": self.events_total,
-            "first_seen_us": self.first_seen_us,
-            "last_seen_us": self.last_seen_us,
-            "purchases": self.purchases,
-            "revenue": self.revenue,
-            "last_purchase_us": self.last_purchase_us,
-            "last_channel": self.last_channel,
-            "last_channel_at": list(self.last_channel_at) if self.last_channel_at else None,
-            "consent": {c: [s.granted, s.at_us, s.position] for c, s in sorted(self.consent.items())},
-            "last_position": self.last_position,
-        }
+        """The stored form (the keys of :data:`RECORD_FIELDS`, counts and consent in name order)."""
+        return dict(zip(RECORD_FIELDS, (
+            self.customer_id, dict(sorted(self.event_counts.items())), self.events_total, self.first_seen_us,
+            self.last_seen_us, self.purchases, self.revenue, self.last_purchase_us, self.last_channel,
+            list(self.last_channel_at) if self.last_channel_at else None, consent_record(self.consent),
+            self.last_position,
+        ), strict=True))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CustomerProfile:
@@ -101,27 +107,57 @@ class CustomerProfile:
         )
 
 
+def consent_record(consent: Mapping[str, ConsentState]) -> dict[str, list[Any]]:
+    """The stored form of a profile's consent: ``{channel: [granted, at_us, position]}`` in channel order."""
+    return {c: [s.granted, s.at_us, s.position] for c, s in sorted(consent.items())}
+
+
+class OrdersAndConsent:
+    """The fields only purchases and consent statements change, folded one event at a time (they are rare,
+    so both the per-event fold and the columnar replay fold share this code)."""
+
+    __slots__ = ("consent", "last_purchase", "purchases", "revenue")
+
+    def __init__(self, p: CustomerProfile | None) -> None:
+        if p is None:
+            self.purchases, self.revenue, self.last_purchase = 0, 0.0, None
+            self.consent: dict[str, ConsentState] = {}
+        else:
+            self.purchases, self.revenue, self.last_purchase = p.purchases, p.revenue, p.last_purchase_us
+            self.consent = dict(p.consent)
+
+    def apply_purchase(self, at: int, properties: str | None) -> None:
+        props = orjson.loads(properties or "{}")
+        self.purchases += 1
+        self.revenue += props["amount"]
+        if self.last_purchase is None or at > self.last_purchase:
+            self.last_purchase = at
+
+    def apply_consent(self, at: int, position: int, properties: str | None) -> None:
+        props = orjson.loads(properties or "{}")
+        granted = bool(props.get("granted", False))  # an unsubscribe withdraws consent
+        current = self.consent.get(props["channel"])
+        if current is None or (at, position) > (current.at_us, current.position):
+            self.consent[props["channel"]] = ConsentState(granted, at, position)
+
+
 class _Working:
     """A mutable copy of one profile while a batch is folded into it (never visible outside the fold)."""
 
-    __slots__ = ("cid", "counts", "total", "first", "last", "purchases", "revenue", "last_purchase",
-                 "channel", "channel_at", "consent", "position")
+    __slots__ = ("channel", "channel_at", "cid", "counts", "first", "last", "position", "rare", "total")
 
     def __init__(self, cid: str, p: CustomerProfile | None) -> None:
         self.cid = cid
+        self.rare = OrdersAndConsent(p)
         if p is None:
             self.counts: dict[str, int] = {}
-            self.total, self.first, self.last = 0, 2**63 - 1, -(2**63)
-            self.purchases, self.revenue, self.last_purchase = 0, 0.0, None
+            self.total, self.first, self.last = 0, NOT_SEEN_FIRST, NOT_SEEN_LAST
             self.channel, self.channel_at = None, None
-            self.consent: dict[str, ConsentState] = {}
             self.position = 0
         else:
             self.counts = dict(p.event_counts)
             self.total, self.first, self.last = p.events_total, p.first_seen_us, p.last_seen_us
-            self.purchases, self.revenue, self.last_purchase = p.purchases, p.revenue, p.last_purchase_us
             self.channel, self.channel_at = p.last_channel, p.last_channel_at
-            self.consent = dict(p.consent)
             self.position = p.last_position
 
     def apply(self, e: ReplayEvent) -> None:
@@ -132,9 +168,9 @@ class _Working:
         counts = self.counts
         counts[etype] = counts.get(etype, 0) + 1
         self.total += 1
-        if at < self.first:
+        if at < self.first:  # noqa: PLR1730 (a comparison is cheaper than a call to min on this hot path)
             self.first = at
-        if at > self.last:
+        if at > self.last:  # noqa: PLR1730
             self.last = at
         channel = ENGAGEMENT_CHANNEL.get(etype)
         if channel is not None:
@@ -142,31 +178,25 @@ class _Working:
             if self.channel_at is None or key > self.channel_at:
                 self.channel, self.channel_at = channel, key
         elif etype == "purchase":
-            props = orjson.loads(properties or "{}")
-            self.purchases += 1
-            self.revenue += props["amount"]
-            if self.last_purchase is None or at > self.last_purchase:
-                self.last_purchase = at
-        elif etype == "consent_changed" or etype == "unsubscribe":
-            props = orjson.loads(properties or "{}")
-            granted = bool(props.get("granted", False))  # an unsubscribe withdraws consent
-            current = self.consent.get(props["channel"])
-            if current is None or (at, position) > (current.at_us, current.position):
-                self.consent[props["channel"]] = ConsentState(granted, at, position)
+            self.rare.apply_purchase(at, properties)
+        elif etype in CONSENT_EVENTS:
+            self.rare.apply_consent(at, position, properties)
 
     def freeze(self) -> CustomerProfile:
+        rare = self.rare
         return CustomerProfile(
             customer_id=self.cid, event_counts=self.counts, events_total=self.total, first_seen_us=self.first,
-            last_seen_us=self.last, purchases=self.purchases, revenue=self.revenue,
-            last_purchase_us=self.last_purchase, last_channel=self.channel, last_channel_at=self.channel_at,
-            consent=self.consent, last_position=self.position,
+            last_seen_us=self.last, purchases=rare.purchases, revenue=rare.revenue,
+            last_purchase_us=rare.last_purchase, last_channel=self.channel, last_channel_at=self.channel_at,
+            consent=rare.consent, last_position=self.position,
         )
 
 
 class ProfileFolder:
-    """Folds events into working copies of the profiles they touch, over as many batches as the caller
-    likes (a full replay uses one folder for the whole log); :meth:`result` gives the new, frozen profiles.
-    ``state`` is only read."""
+    """Folds events one at a time into working copies of the profiles they touch, over as many batches as the
+    caller likes; :meth:`result` gives the new, frozen profiles. ``state`` is only read. This is the reference
+    fold (and the fast one for small batches); a full replay uses the columnar folder of
+    :mod:`data.projections.profile_columns`, which gives the same records."""
 
     def __init__(self, state: Mapping[str, CustomerProfile]) -> None:
         self._state = state
@@ -194,12 +224,21 @@ def fold_profiles(state: Mapping[str, CustomerProfile], events: Sequence[ReplayE
     return ProfileFolder(state).apply(events).result()
 
 
+def save_records(conn: sqlite3.Connection, records: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Upsert profiles given in their stored form (:meth:`CustomerProfile.to_dict`) into table ``profiles``."""
+    conn.executemany(
+        "insert into profiles (customer_id, state) values (?, ?) on conflict(customer_id)"
+        " do update set state = excluded.state",
+        [(cid, orjson.dumps(record).decode()) for cid, record in records],
+    )
+
+
 class ProfileProjection:
     """The :class:`~data.projections.base.KeyedProjection` of customer profiles, stored in table ``profiles``."""
 
     name = "profile"
     event_types: frozenset[str] | None = None  # every event counts
-    properties_of = frozenset({"purchase", "consent_changed", "unsubscribe"})
+    properties_of = frozenset({"purchase", *CONSENT_EVENTS})
 
     def create_tables(self, conn: sqlite3.Connection) -> None:
         conn.execute("create table if not exists profiles (customer_id text primary key, state text not null)")
@@ -227,11 +266,7 @@ class ProfileProjection:
         return self.load(conn, [customer_id]).get(customer_id)
 
     def save(self, conn: sqlite3.Connection, records: Mapping[str, CustomerProfile]) -> None:
-        conn.executemany(
-            "insert into profiles (customer_id, state) values (?, ?) on conflict(customer_id)"
-            " do update set state = excluded.state",
-            [(cid, orjson.dumps(p.to_dict()).decode()) for cid, p in records.items()],
-        )
+        save_records(conn, ((cid, p.to_dict()) for cid, p in records.items()))
 
     def keys_of(self, events: Sequence[ReplayEvent]) -> set[str]:
         return {e.customer_id for e in events}
@@ -239,8 +274,11 @@ class ProfileProjection:
     def fold(self, state: Mapping[str, CustomerProfile], events: Sequence[ReplayEvent]) -> dict[str, CustomerProfile]:
         return fold_profiles(state, events)
 
-    def folder(self, state: Mapping[str, CustomerProfile]) -> ProfileFolder:
-        return ProfileFolder(state)
+    def folder(self, state: Mapping[str, CustomerProfile]) -> ColumnarProfileFolder:
+        # imported here: the columnar folder builds on this module
+        from data.projections.profile_columns import ColumnarProfileFolder
+
+        return ColumnarProfileFolder(state)
 
     def encode(self, records: Mapping[str, CustomerProfile]) -> bytes:
         return orjson.dumps([records[k].to_dict() for k in sorted(records)])

@@ -1,15 +1,28 @@
-"""The profile fold is pure and does not depend on how the log is cut into batches."""
+"""The profile fold is pure and does not depend on how the log is cut into batches; the columnar folder of
+full replays gives exactly its records."""
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+from collections.abc import Callable
+from itertools import pairwise
+from random import Random
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data.log.base import ReplayEvent
-from data.projections.profile import CustomerProfile, ProfileProjection, fold_profiles
+from data.log.base import ReplayEvent, to_micros
+from data.projections.profile import (
+    CONSENT_EVENTS,
+    ENGAGEMENT_CHANNEL,
+    CustomerProfile,
+    ProfileProjection,
+    fold_profiles,
+)
+from data.projections.profile_columns import ColumnarProfileFolder
+from data.synthetic import MIX, synthetic_events
 
 PROJECTION = ProfileProjection()
 TYPES = ["page_view", "email_open", "email_click", "ad_click", "purchase", "consent_changed", "unsubscribe", "email_sent"]
@@ -43,7 +56,7 @@ def digest(state: dict[str, CustomerProfile]) -> str:
 def fold_in_batches(events: list[ReplayEvent], cuts: list[int]) -> dict[str, CustomerProfile]:
     state: dict[str, CustomerProfile] = {}
     bounds = sorted({0, len(events), *(c % (len(events) + 1) for c in cuts)})
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in pairwise(bounds):
         state.update(fold_profiles(state, events[lo:hi]))
     return state
 
@@ -105,3 +118,105 @@ def test_a_folder_over_many_batches_equals_the_fold(events: list[ReplayEvent], c
     folder = PROJECTION.folder({})
     folder.apply(events[:cut]).apply(events[cut:])
     assert digest(folder.result()) == digest(fold_in_batches(events, []))
+
+
+# -- the columnar folder of full replays gives exactly the records of the per-event fold --------------------
+
+FOLDED_TYPES = sorted({*ENGAGEMENT_CHANNEL, "purchase", *CONSENT_EVENTS, "email_sent", "ad_impression"})
+"""Every event type the profile folds (engagements, purchases, consent statements) and two it only counts."""
+
+mixed_stream = st.lists(
+    st.tuples(
+        st.sampled_from(FOLDED_TYPES), st.sampled_from(["a", "b", "c", "d", "e"]), st.integers(-10**12, 10**12),
+        st.floats(0, 500, allow_nan=False), st.sampled_from(["email", "sms", "push"]), st.booleans(),
+        st.integers(1, 3),
+    ),
+    max_size=120,
+).map(lambda rows: log_ordered([(k, c, t, a, ch, g) for k, c, t, a, ch, g, _ in rows], [gap for *_, gap in rows]))
+
+
+def log_ordered(rows: list[tuple[str, str, int, float, str, bool]], gaps: list[int]) -> list[ReplayEvent]:
+    """Events at increasing positions with gaps (as a filtered or sharded read returns them)."""
+    positions = [sum(gaps[: i + 1]) for i in range(len(gaps))]
+    return [make(p, k, c, t, a, ch, g) for p, (k, c, t, a, ch, g) in zip(positions, rows, strict=True)]
+
+
+def fold_columnar(state: dict[str, CustomerProfile], batches: list[list[ReplayEvent]]) -> dict[str, CustomerProfile]:
+    folder = ColumnarProfileFolder(state)
+    for batch in batches:
+        folder.apply(batch)
+    return folder.result()
+
+
+def cut(events: list[ReplayEvent], cuts: list[int]) -> list[list[ReplayEvent]]:
+    bounds = sorted({0, len(events), *(c % (len(events) + 1) for c in cuts)})
+    return [events[lo:hi] for lo, hi in pairwise(bounds)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=mixed_stream, cuts=st.lists(st.integers(0, 200), max_size=5))
+def test_columnar_replay_equals_the_event_by_event_fold(events: list[ReplayEvent], cuts: list[int]) -> None:
+    expected = fold_profiles({}, events)
+    columnar = fold_columnar({}, cut(events, cuts))
+    assert columnar == expected
+    assert digest(columnar) == digest(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=mixed_stream, split=st.integers(0, 120), overlap=st.integers(0, 20), cuts=st.lists(st.integers(0, 200), max_size=3))
+def test_columnar_replay_from_a_snapshot_equals_the_fold(
+    events: list[ReplayEvent], split: int, overlap: int, cuts: list[int]
+) -> None:
+    """From a state (a snapshot), with the last ``overlap`` events before it delivered again."""
+    snapshot = fold_profiles({}, events[:split])
+    rest = events[max(0, split - overlap) :]
+    expected = {**snapshot, **fold_profiles(snapshot, rest)}
+    assert digest({**snapshot, **fold_columnar(snapshot, cut(rest, cuts))}) == digest(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=mixed_stream, order=st.randoms(use_true_random=False), repeats=st.integers(0, 30))
+def test_columnar_fold_of_redelivered_and_reordered_events_equals_the_fold(
+    events: list[ReplayEvent], order: Random, repeats: int
+) -> None:
+    """Out of log order and with duplicates, the columnar folder skips exactly what the per-event fold skips."""
+    shuffled = events + [order.choice(events) for _ in range(repeats if events else 0)]
+    order.shuffle(shuffled)
+    assert digest(fold_columnar({}, [shuffled])) == digest(fold_profiles({}, shuffled))
+
+
+def synthetic_replay(n: int, customers: int, seed: int) -> list[ReplayEvent]:
+    """The synthetic stream as the log replays it to the profile projection (properties only where folded)."""
+    events = synthetic_events(n, customers, seed)
+    return [
+        ReplayEvent(i, e.event_type, e.customer_id, to_micros(e.occurred_at),
+                    orjson.dumps(e.properties.model_dump(mode="json")).decode()
+                    if e.event_type in PROJECTION.properties_of else None)
+        for i, e in enumerate(events, start=1)
+    ]
+
+
+def test_columnar_replay_of_the_synthetic_stream_saves_the_same_rows() -> None:
+    events = synthetic_replay(20_000, 300, seed=5)
+    assert {e.event_type for e in events} == set(MIX)  # every type the synthetic stream has
+    expected = fold_profiles({}, events)
+    folder = PROJECTION.folder({})
+    for batch in cut(events, [3_000, 3_001, 12_345]):
+        folder.apply(batch)
+    assert digest(folder.result()) == digest(expected)
+    assert saved_rows(lambda conn: folder.save(conn)) == saved_rows(lambda conn: PROJECTION.save(conn, expected))
+
+
+def saved_rows(save: Callable[[sqlite3.Connection], None]) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(":memory:")
+    PROJECTION.create_tables(conn)
+    save(conn)
+    return conn.execute("select customer_id, state from profiles order by customer_id").fetchall()
+
+
+def test_columnar_replay_keeps_a_state_channel_no_event_type_maps_to() -> None:
+    state = {"a": CustomerProfile("a", {"fax_reply": 1}, 1, 5_000, 5_000, last_channel="fax",
+                                  last_channel_at=(5_000, 1), last_position=1)}
+    later = [make(2, "page_view", "a", 4_000), make(3, "purchase", "a", 6_000, amount=3.5)]
+    assert fold_columnar(state, [later]) == fold_profiles(state, later)
+    assert fold_columnar(state, [later])["a"].last_channel == "fax"
