@@ -2,7 +2,9 @@
 
 - :class:`PubSubEventLog` validates and publishes: batched, ordered by ``customer_id`` (the ordering key), with
   ``event_type``, ``event_id`` and ``schema_version`` as attributes (for subscription filters). Input that fails
-  validation goes to a local SQLite dead-letter store (the embedded log's own table, by composition).
+  validation goes to a local SQLite dead-letter store (the embedded log's own table, by composition). The
+  registered PII fields (:mod:`data.privacy.registry`) are encrypted with the customer's key before publishing,
+  as the SQLite log stores them, so message bodies on the wire and in retention hold only ``enc:v1:`` tokens.
 - :class:`~data.log.pubsub_subscriber.PubSubSubscriber` consumes a subscription by streaming pull with flow control (backpressure), filters
   by event type on our side too, hands batches to a handler inside one state-store transaction that also records
   every ``event_id`` in ``processed_events`` and the consumer's position, and acks only after that commit.
@@ -19,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 from google.api_core import exceptions as gexc
@@ -41,7 +43,11 @@ from data.log.base import (
 )
 from data.log.pubsub_admin import TopicRef, parse_pubsub_url
 from data.log.sqlite import SqliteEventLog, properties_json
+from data.privacy.registry import PII_EVENT_TYPES, TOKEN_PREFIX
 from data.sharding import Shard
+
+if TYPE_CHECKING:
+    from data.privacy.codec import FieldCodec
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +56,17 @@ __all__ = [
     "PubSubEventLog",
     "decode_message",
     "encode_event",
+    "holds_pii_token",
 ]
 
 _RETRYABLE = gretry.if_exception_type(
     gexc.Aborted, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.ResourceExhausted,
     gexc.ServiceUnavailable, gexc.Unknown, gexc.Cancelled,
 )
+
+
+_TOKEN_MARK = b'"' + TOKEN_PREFIX.encode()
+"""How an encrypted value starts inside a message body (a JSON string holding a token)."""
 
 
 class PositionsUnsupported(LogError):
@@ -66,8 +77,11 @@ def _iso(moment: Any) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def encode_event(event: EventBase, recorded_at_us: int) -> bytes:
-    """The message body: the envelope as JSON, the same shape producers send and the warehouse loads."""
+def encode_event(event: EventBase, recorded_at_us: int, properties: str | None = None) -> bytes:
+    """The message body: the envelope as JSON, the same shape producers send and the warehouse loads.
+
+    :param properties: the properties as JSON, when they differ from the event's own (its PII encrypted);
+        None: the event's properties as given."""
     from data.log.base import from_micros
 
     return orjson.dumps({
@@ -79,17 +93,35 @@ def encode_event(event: EventBase, recorded_at_us: int) -> bytes:
         "source": event.source,
         "schema_version": event.schema_version,
         "causation_id": event.causation_id,
-        "properties": orjson.Fragment(properties_json(event)),
+        "properties": orjson.Fragment(properties_json(event) if properties is None else properties),
     })
 
 
-def decode_message(data: bytes) -> EventBase:
-    """A message body back to a validated event; raises :class:`~data.events.EventError` for a poison message."""
+def holds_pii_token(data: bytes) -> bool:
+    """Whether a message body holds an encrypted value (a cheap byte search; most messages hold none)."""
+    return _TOKEN_MARK in data
+
+
+def decode_message(data: bytes, codec: FieldCodec | None = None) -> EventBase:
+    """A message body back to a validated event; raises :class:`~data.events.EventError` for a poison message.
+
+    :param codec: decrypts the encrypted PII fields before validation (a field whose key was deleted by an
+        erasure reads as null); None: the body is validated as it is (bodies without tokens decode the same)."""
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         raise EventError(f"the message is not valid JSON: {error}") from None
+    if codec is not None and isinstance(raw, dict) and holds_pii_token(data):
+        raw = _revealed(raw, codec)
     return validate_event(raw)
+
+
+def _revealed(raw: dict[str, Any], codec: FieldCodec) -> dict[str, Any]:
+    """The envelope with its PII tokens decrypted (left as it is when its shape is wrong: validation says why)."""
+    event_type, customer_id, properties = raw.get("event_type"), raw.get("customer_id"), raw.get("properties")
+    if event_type not in PII_EVENT_TYPES or not isinstance(customer_id, str) or not isinstance(properties, dict):
+        return raw
+    return {**raw, "properties": codec.reveal(event_type, customer_id, properties)}
 
 
 class PubSubEventLog:
@@ -136,6 +168,28 @@ class PubSubEventLog:
         )
         self._published: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._codec: FieldCodec | None = None  # opened on the first PII event (see _pii_codec)
+
+    # -- personal data (data/privacy): encrypted before publishing -----------------------------------------
+
+    def _pii_codec(self) -> FieldCodec:
+        """The codec of this log: the key store of ``AME_KEY_STORE`` (default ``<AME_HOME>/keys.db``) and the
+        ``AME_PRIVACY_ENCRYPT`` switch, as :func:`~data.privacy.codec.codec_for_log` resolves them."""
+        with self._lock:
+            if self._codec is None:
+                from data.privacy.codec import codec_for_log
+
+                self._codec = codec_for_log(self.url)
+            return self._codec
+
+    def _protected_properties(self, events: Sequence[EventBase]) -> dict[int, str]:
+        """The encrypted properties JSON of the events that carry PII, by index (empty, and no key store opened,
+        for the batches without any)."""
+        if not any(e.event_type in PII_EVENT_TYPES for e in events):
+            return {}
+        from data.privacy.codec import protected_properties
+
+        return protected_properties(self._pii_codec(), events)
 
     # -- events -----------------------------------------------------------------------------------------
 
@@ -145,20 +199,22 @@ class PubSubEventLog:
         Validation errors raise before anything is published. A publish that fails or outlasts the timeout raises
         :class:`LogUnavailable`; events of that batch may have been published, so retrying the append is safe
         (consumers de-duplicate on ``event_id``). ``duplicates`` is always 0 here: Pub/Sub does not de-duplicate,
-        the subscriber does. ``last_position`` is 0: Pub/Sub has no positions.
+        the subscriber does. ``last_position`` is 0: Pub/Sub has no positions. The PII fields of the events whose
+        type carries any are encrypted first (an erased customer's new PII is published as null).
         """
         validated = [e if isinstance(e, EventBase) else validate_event(dict(e)) for e in events]
         if not validated:
             return AppendResult(appended=0, duplicates=0, last_position=0)
+        protected = self._protected_properties(validated)
         now = time.time_ns() // 1000
         futures: list[concurrent.futures.Future[str]] = []
         keys: set[str] = set()
         try:
-            for event in validated:
+            for i, event in enumerate(validated):
                 keys.add(event.customer_id)
                 futures.append(self._publisher.publish(
                     self.topic_path,
-                    encode_event(event, now),
+                    encode_event(event, now, protected.get(i) if protected else None),
                     ordering_key=event.customer_id,
                     event_type=event.event_type,
                     event_id=event.event_id,
@@ -246,8 +302,10 @@ class PubSubEventLog:
         except Exception as error:  # noqa: BLE001 - closing must not mask the caller's own error
             log.warning("closing the Pub/Sub publisher: %s", error)
         self._letters.close()
+        if self._codec is not None:
+            self._codec.keys.close()
 
-    def __enter__(self) -> PubSubEventLog:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

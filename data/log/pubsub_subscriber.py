@@ -4,7 +4,8 @@
 side too (the emulator accepts subscription filters but does not apply them), hands batches to a handler inside
 one state-store transaction that also records every ``event_id`` in ``processed_events`` and the consumer's
 position, and acks only after that commit. Pub/Sub delivers at least once; ``processed_events`` makes
-processing effectively once.
+processing effectively once. Messages that hold encrypted PII are decrypted as they are decoded, so handlers see
+plaintext, and an erased customer's PII as null.
 """
 
 from __future__ import annotations
@@ -16,16 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from google.cloud import pubsub_v1
 
 from data.events import EventBase, EventError
 from data.log.base import ReplayEvent, StoredEvent, to_micros
-from data.log.pubsub import decode_message
+from data.log.pubsub import decode_message, holds_pii_token
 from data.log.sqlite import properties_json
 from data.projections.base import KeyedProjection
 from data.projections.store import SqliteStateStore
+
+if TYPE_CHECKING:
+    from data.privacy.codec import FieldCodec
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,7 @@ class PubSubSubscriber:
         before_ack: Callable[[Sequence[str]], None] | None = None,
         client: pubsub_v1.SubscriberClient | None = None,
         full_events: bool = False,
+        codec: FieldCodec | None = None,
     ) -> None:
         """:param subscription_path: ``projects/<p>/subscriptions/<s>`` (see :mod:`data.log.pubsub_admin`).
         :param consumer: the name under which positions and processed event ids are kept.
@@ -104,7 +109,10 @@ class PubSubSubscriber:
         :param before_ack: called with the batch's event ids after the commit and before the ack (a seam for
             crash tests: if it raises, the batch is nacked, as a crashed process's leases would expire).
         :param full_events: hand the handler whole :class:`StoredEvent` s (ids, causation, source: what agents
-            need) instead of the lean :class:`ReplayEvent` s a fold needs."""
+            need) instead of the lean :class:`ReplayEvent` s a fold needs.
+        :param codec: decrypts the PII of the messages that hold encrypted values; default: the settings' key
+            store (``AME_KEY_STORE``, else ``<AME_HOME>/keys.db``, as the publisher's), opened on the first such
+            message."""
         from data.settings import get_settings
 
         settings = get_settings()
@@ -120,6 +128,8 @@ class PubSubSubscriber:
         self.max_wait_s = max_wait_s
         self.before_ack = before_ack
         self.full_events = full_events
+        self._codec = codec
+        self._owns_codec = codec is None
         self._client = client or pubsub_v1.SubscriberClient()
         self._owns_client = client is None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.flow_control.max_messages + 1)
@@ -146,8 +156,8 @@ class PubSubSubscriber:
             self._future.cancel()
             try:
                 self._future.result(timeout=timeout_s)
-            except Exception:  # noqa: BLE001 - a cancelled future reports its cancellation
-                pass
+            except Exception as error:  # noqa: BLE001 - a cancelled future reports its cancellation
+                log.debug("consumer %s: streaming pull ended: %r", self.consumer, error)
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout_s)
@@ -158,8 +168,11 @@ class PubSubSubscriber:
                 break
         if self._owns_client:
             self._client.close()
+        if self._owns_codec and self._codec is not None:
+            self._codec.keys.close()
+            self._codec = None
 
-    def __enter__(self) -> PubSubSubscriber:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -192,6 +205,17 @@ class PubSubSubscriber:
             ).rowcount
 
     # -- receiving ----------------------------------------------------------------------------------------
+
+    def _codec_for(self, data: bytes) -> FieldCodec | None:
+        """The codec when the message holds an encrypted value (opened then, on the worker thread), else None."""
+        if not holds_pii_token(data):
+            return None
+        if self._codec is None:
+            from data.privacy.codec import codec_for_log
+
+            project, _, subscription = self.subscription_path.removeprefix("projects/").partition("/subscriptions/")
+            self._codec = codec_for_log(f"pubsub://{project}/{subscription}")
+        return self._codec
 
     def _receive(self, message: Any) -> None:
         """Runs on the client's callback threads: hand over to the worker (bounded by flow control)."""
@@ -238,7 +262,7 @@ class PubSubSubscriber:
                 self.stats.filtered += 1
                 continue
             try:
-                wanted.append((m, decode_message(m.data)))
+                wanted.append((m, decode_message(m.data, self._codec_for(m.data))))
             except EventError as error:
                 attempt = m.delivery_attempt
                 log.warning("consumer %s: poison message %s (delivery attempt %s): %s",

@@ -63,10 +63,13 @@ def erase_command(
     table = Table(title=f"erased {customer_id} (event {report.event_id})")
     for column in ("where", "cells anonymized", "rows redacted", "WAL truncated"):
         table.add_column(column)
-    for name, scrub in (("log", report.log), ("state", report.state), ("warehouse", report.warehouse)):
+    for name, scrub in (("log", report.log), ("dead letters", report.dead_letters), ("state", report.state),
+                        ("warehouse", report.warehouse)):
         if scrub is not None:
             table.add_row(name, f"{scrub.cells:,}", f"{scrub.rows_redacted:,}", "yes" if scrub.wal_truncated else "no (busy)")
     console.print(table)
+    if report.log_note:
+        console.print(f"log: {report.log_note}")
     console.print(f"key deleted: {'yes' if report.key_deleted else 'no (none was stored)'}")
 
 

@@ -18,6 +18,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from data.log.sqlite import properties_json
 from data.privacy.keystore import KeyStore
 from data.privacy.registry import ERASED, PII_EVENT_TYPES, TOKEN_PREFIX, pii_fields
 
@@ -153,7 +154,16 @@ class FieldCodec:
         return out
 
 
-__all__ = ["ERASED", "FieldCodec", "decrypt_value", "encrypt_value", "is_token"]
+__all__ = ["ERASED", "FieldCodec", "codec_for_log", "decrypt_value", "encrypt_value", "is_token", "protected_properties"]
+
+
+def protected_properties(codec: FieldCodec, events: Sequence[Any]) -> dict[int, str]:
+    """The properties JSON of the events whose type carries PII, with that PII encrypted, by index in
+    ``events`` (what a log stores or publishes instead of the event's own properties)."""
+    todo = [i for i, e in enumerate(events) if e.event_type in PII_EVENT_TYPES]
+    props = [orjson.loads(properties_json(events[i])) for i in todo]
+    codec.protect([events[i] for i in todo], props)
+    return {i: orjson.dumps(p).decode() for i, p in zip(todo, props, strict=True)}
 
 
 def codec_for_log(log_url: str) -> FieldCodec:

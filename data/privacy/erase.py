@@ -4,6 +4,11 @@ Erasure is crypto-shredding plus a sweep of the copies: the ``customer_erased`` 
 customer's key is deleted (every encrypted property of theirs in the log now reads as erased, in every replay),
 and the plaintext that reached other files is removed: the log's dead letters and legacy rows, the state store,
 and the warehouse, whose rows are anonymized, not deleted, so counts and revenue still reconcile.
+
+On a Pub/Sub log (``pubsub://``) the messages were published with their PII encrypted, so deleting the key
+shreds every retained message and every copy of one (dead-letter topic, BigQuery subscription); the topic is not
+scrubbed (it cannot be rewritten, and holds no plaintext). The values to sweep the copies with are then gathered
+from the copies themselves, by customer id: the state store's rows keyed by the customer and the warehouse.
 """
 
 from __future__ import annotations
@@ -17,12 +22,29 @@ from typing import Any
 
 import orjson
 
-from data.events import CustomerErased, CustomerErasedProperties, DataAccessed, DataAccessedProperties, new_event_id
+from data.events import (
+    CustomerErased,
+    CustomerErasedProperties,
+    DataAccessed,
+    DataAccessedProperties,
+    new_event_id,
+)
 from data.log.sqlite import sqlite_path
 from data.privacy.codec import FieldCodec, codec_for_log
 from data.privacy.errors import UnsupportedForErasure
 from data.privacy.registry import ERASED, PII_EVENT_TYPES, pii_fields
-from data.privacy.scrub import PiiValues, ScrubCount, scrub_duckdb, scrub_sqlite
+from data.privacy.scrub import (
+    PiiValues,
+    ScrubCount,
+    pii_in_copies,
+    scrub_duckdb,
+    scrub_sqlite,
+)
+
+PUBSUB_LOG_NOTE = (
+    "not scrubbed: Pub/Sub messages hold the PII only as enc:v1 tokens, unreadable now that the key is deleted "
+    "(crypto-shredding covers every retained message and any copy of one)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,24 +55,29 @@ class ErasureReport:
     event_id: str
     key_deleted: bool
     pii_values: int
-    log: ScrubCount
+    log: ScrubCount | None
     state: ScrubCount
     warehouse: ScrubCount | None
+    log_note: str | None = None
+    """Why the log was not scrubbed (None: it was)."""
+    dead_letters: ScrubCount | None = None
+    """The Pub/Sub log's local dead-letter store (rejected input, plaintext); None on a SQLite log, whose
+    dead letters are part of ``log``."""
 
     def to_dict(self) -> dict[str, Any]:
         def scrub(s: ScrubCount | None) -> dict[str, Any] | None:
             return None if s is None else {"cells": s.cells, "rows_redacted": s.rows_redacted, "wal_truncated": s.wal_truncated}
 
         return {"customer_id": self.customer_id, "event_id": self.event_id, "key_deleted": self.key_deleted,
-                "pii_values": self.pii_values, "log": scrub(self.log), "state": scrub(self.state),
-                "warehouse": scrub(self.warehouse)}
+                "pii_values": self.pii_values, "log": scrub(self.log), "log_note": self.log_note,
+                "dead_letters": scrub(self.dead_letters), "state": scrub(self.state), "warehouse": scrub(self.warehouse)}
 
 
 def _log_file(log_url: str) -> Path:
     if not log_url.startswith("sqlite:///"):
         raise UnsupportedForErasure(
-            f"erasure reaches the embedded SQLite log only; {log_url!r} is not one. On Pub/Sub, erase in the "
-            "warehouse raw table (the replay source) and delete the key in the key store."
+            f"this reads the embedded SQLite log only; {log_url!r} is not one. Pub/Sub keeps no readable history: "
+            "read the warehouse raw table (the replay source) instead. `ame privacy erase` works on both."
         )
     return sqlite_path(log_url)
 
@@ -92,41 +119,70 @@ def erase_customer(
     """Erase one customer (see the module docstring); safe to run again.
 
     :param customer_id: the customer.
-    :param log_url: the SQLite event log.
+    :param log_url: the event log: ``sqlite:///`` (scrubbed too) or ``pubsub://`` (key deleted, topic not
+        scrubbed: see the module docstring; the local dead-letter store is swept).
     :param state_url: the state store (``sqlite:///``), swept for copies; None: skipped.
     :param warehouse_url: the DuckDB warehouse, anonymized and rewritten; None: skipped. Nothing else may hold
         the DuckDB file open.
     :param requested_by: who asked (recorded on the event).
     :param reason: why (recorded on the event; no personal data).
     """
-    from data.log.sqlite import SqliteEventLog
+    from data.log import open_log
 
-    log_path = _log_file(log_url)
+    on_pubsub = log_url.startswith("pubsub://")
+    log_path = None if on_pubsub else _erasable_log_file(log_url)
+    warehouse_path = _warehouse_file(warehouse_url) if warehouse_url else None
+    state_path = sqlite_path(state_url) if state_url else None
     codec = codec_for_log(log_url)
     try:
-        values = gather_pii(log_url, customer_id, codec)
+        if on_pubsub:
+            values = pii_in_copies(customer_id, codec, state_path, warehouse_path)
+        else:
+            values = gather_pii(log_url, customer_id, codec)
         had_key = codec.keys.keys([customer_id], create=False).get(customer_id) is not None
         requested_by = requested_by or f"cli:{getpass.getuser()}"
         event = CustomerErased(
             event_id=new_event_id(), customer_id=customer_id, occurred_at=datetime.now(UTC), source="privacy",
             properties=CustomerErasedProperties(requested_by=requested_by[:256], reason=(reason or None) and reason[:256],
                                                 key_deleted=had_key))
-        with SqliteEventLog(log_url) as event_log:
+        event_log = open_log(log_url)
+        try:
             event_log.append([event])
+        finally:
+            event_log.close()
         codec.keys.erase(customer_id, event.event_id, requested_by)
     finally:
         codec.keys.close()
-    log_scrub = scrub_sqlite(log_path, customer_id, values)
-    state_scrub = scrub_sqlite(sqlite_path(state_url), customer_id, values) if state_url else ScrubCount()
-    warehouse_scrub = None
-    if warehouse_url:
-        if not warehouse_url.startswith("duckdb:///"):
-            raise UnsupportedForErasure(
-                f"erasure rewrites DuckDB warehouses only; for {warehouse_url!r} run the UPDATE in the README (Privacy)")
-        from data.warehouse.duckdb_backend import duckdb_path
+    log_scrub, log_note, letters_scrub = None, None, None
+    if log_path is None:
+        from data.settings import get_settings
 
-        warehouse_scrub = scrub_duckdb(duckdb_path(warehouse_url), customer_id, values)
-    return ErasureReport(customer_id, event.event_id, had_key, len(values.all), log_scrub, state_scrub, warehouse_scrub)
+        log_note = PUBSUB_LOG_NOTE
+        letters_scrub = scrub_sqlite(sqlite_path(get_settings().pubsub_dead_letter_store_url()), customer_id, values)
+    else:
+        log_scrub = scrub_sqlite(log_path, customer_id, values)
+    state_scrub = scrub_sqlite(state_path, customer_id, values) if state_path else ScrubCount()
+    warehouse_scrub = scrub_duckdb(warehouse_path, customer_id, values) if warehouse_path else None
+    return ErasureReport(customer_id, event.event_id, had_key, len(values.all), log_scrub, state_scrub, warehouse_scrub,
+                         log_note, letters_scrub)
+
+
+def _erasable_log_file(log_url: str) -> Path:
+    if not log_url.startswith("sqlite:///"):
+        raise UnsupportedForErasure(
+            f"erasure reaches the embedded SQLite log (sqlite:///path) and Pub/Sub (pubsub://project/topic) only; "
+            f"{log_url!r} is neither."
+        )
+    return sqlite_path(log_url)
+
+
+def _warehouse_file(warehouse_url: str) -> Path:
+    if not warehouse_url.startswith("duckdb:///"):
+        raise UnsupportedForErasure(
+            f"erasure rewrites DuckDB warehouses only; for {warehouse_url!r} run the UPDATE in the README (Privacy)")
+    from data.warehouse.duckdb_backend import duckdb_path
+
+    return duckdb_path(warehouse_url)
 
 
 def export_customer(customer_id: str, log_url: str, state_url: str | None = None, accessor: str | None = None) -> dict[str, Any]:

@@ -16,11 +16,14 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from data.privacy.registry import ERASED, PII_EVENT_TYPES, pii_fields
+
+if TYPE_CHECKING:
+    from data.privacy.codec import FieldCodec
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,67 @@ class ScrubCount:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def pii_in_copies(customer_id: str, codec: FieldCodec, state: Path | None, warehouse: Path | None) -> PiiValues:
+    """The customer's PII values found by customer id in the copies (for a log that cannot be read back, such
+    as Pub/Sub): the PII columns of the rows keyed by the customer in the state store and the DuckDB warehouse,
+    and the PII fields of their ``raw_events`` (decrypted while the key still exists)."""
+    fields: list[tuple[str, Any]] = []
+    if state is not None and state.exists():
+        fields += _pii_in_sqlite(state, customer_id)
+    if warehouse is not None and warehouse.exists():
+        fields += _pii_in_duckdb(warehouse, customer_id, codec)
+    return PiiValues.of(fields)
+
+
+def _pii_in_sqlite(path: Path, customer_id: str) -> list[tuple[str, Any]]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
+    try:
+        fields: list[tuple[str, Any]] = []
+        for (table,) in conn.execute("select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"):
+            columns = [r[1] for r in conn.execute(f"pragma table_info({_q(table)})")]
+            fields += _keyed_pii(conn, _q(table), columns, customer_id)
+        return fields
+    finally:
+        conn.close()
+
+
+def _pii_in_duckdb(path: Path, customer_id: str, codec: FieldCodec) -> list[tuple[str, Any]]:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        fields: list[tuple[str, Any]] = []
+        tables = con.execute("select table_schema, table_name from information_schema.tables"
+                             " where table_type = 'BASE TABLE' and table_catalog = current_database()").fetchall()
+        for schema, table in tables:
+            full = f"{_q(schema)}.{_q(table)}"
+            columns = [r[0] for r in con.execute(
+                "select column_name from information_schema.columns where table_schema = ? and table_name = ?"
+                " and table_catalog = current_database()", [schema, table]).fetchall()]
+            fields += _keyed_pii(con, full, columns, customer_id)
+            if table != "raw_events" or not {"properties", "event_type", "customer_id"} <= set(columns):
+                continue
+            rows = con.execute(f"select event_type, properties from {full} where customer_id = ?"
+                               f" and event_type in ({','.join('?' * len(PII_EVENT_TYPES))})",
+                               [customer_id, *sorted(PII_EVENT_TYPES)]).fetchall()
+            for event_type, properties in rows:
+                props = codec.reveal(event_type, customer_id, orjson.loads(properties or "{}"), erased=None)
+                fields += [(name, props.get(name)) for name in pii_fields(event_type)]
+        return fields
+    finally:
+        con.close()
+
+
+def _keyed_pii(conn: Any, table: str, columns: list[str], customer_id: str) -> list[tuple[str, Any]]:
+    """(column, value) of the PII columns of ``table`` (quoted) in the rows keyed by the customer."""
+    keyed = next((c for c in CUSTOMER_COLUMNS if c in columns), None)
+    pii = [c for c in columns if c in PII_COLUMNS]
+    if keyed is None or not pii:
+        return []
+    rows = conn.execute(f"select {', '.join(_q(c) for c in pii)} from {table} where {_q(keyed)} = ?", [customer_id]).fetchall()
+    return [(column, value) for row in rows for column, value in zip(pii, row, strict=True)]
 
 
 def scrub_sqlite(path: Path, customer_id: str, values: PiiValues) -> ScrubCount:

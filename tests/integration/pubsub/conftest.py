@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +99,13 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def pubsub_url(pubsub_emulator: str) -> str:
     """A fresh topic per test (realistic names: the emulator validates them as production does)."""
     return f"pubsub://ame-test/customer-events-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def log(pubsub_url: str, tmp_path: Path) -> Iterator[Any]:
+    """A :class:`~data.log.pubsub.PubSubEventLog` on the test's topic, its dead letters in the test's folder."""
+    from data.log.pubsub import PubSubEventLog
+
+    opened = PubSubEventLog(pubsub_url, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publish_timeout_s=30)
+    yield opened
+    opened.close()

@@ -16,13 +16,13 @@ from google.cloud import pubsub_v1
 from data.events import EventBase
 from data.log.base import LogUnavailable
 from data.log.pubsub import PubSubEventLog
-from data.log.pubsub_subscriber import PubSubSubscriber, projection_handler
 from data.log.pubsub_admin import (
     ensure_consumer_resources,
     ensure_subscription,
     ensure_topic,
     parse_pubsub_url,
 )
+from data.log.pubsub_subscriber import PubSubSubscriber, projection_handler
 from data.log.sqlite import SqliteEventLog
 from data.projections.base import Projector
 from data.projections.profile import CustomerProfile, ProfileProjection
@@ -58,13 +58,6 @@ def sqlite_profiles(tmp_path: Path, events: list[EventBase]) -> dict[str, Custom
     store.close()
     log.close()
     return state
-
-
-@pytest.fixture
-def log(pubsub_url: str, tmp_path: Path) -> Iterator[PubSubEventLog]:
-    opened = PubSubEventLog(pubsub_url, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publish_timeout_s=30)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
