@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,8 @@ _INSERT = (
     "source, schema_version, causation_id, properties, customer_hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _make_event = StoredEvent._make
-_make_replay_event = ReplayEvent._make
+# ReplayEvent._make without a Python frame per row (a full replay converts millions of rows)
+_make_replay_event: Callable[[Any], ReplayEvent] = partial(tuple.__new__, ReplayEvent)
 _SCAN_FACTOR = 16  # a filtered read scans at most limit * this many positions before returning
 
 
