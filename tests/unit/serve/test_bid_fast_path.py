@@ -87,7 +87,7 @@ def test_fast_path_takes_the_plain_case_and_hands_on_the_rest(
         apps: tuple[TestClient, TestClient, dict[str, str], Engine]) -> None:
     """Without the route in the router, a good bid still answers (the fast path did) and a refused one is 404
     (it went on to the router)."""
-    fast, _, tokens, engine = apps
+    fast, _, tokens, _ = apps
     fast.app.router.routes[:] = [r for r in fast.app.router.routes if getattr(r, "path", None) != "/v1/bid"]
     site = {"Authorization": f"Bearer {tokens['site']}"}
     r = fast.post("/v1/bid", json=BID, headers=site)
