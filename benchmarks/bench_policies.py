@@ -2,8 +2,8 @@
 bidders against the hindsight LP, and off-policy evaluation against on-policy truth (simulator) and on Hillstrom.
 
 The journey rows need a registered policy (``AME_BENCH_JOURNEY_POLICY``, default ``journey-ppo``, trained with
-``ame train journey``); without one they are skipped with a note. Bidding rows use the baselines and, when
-registered, ``AME_BENCH_BIDDING_POLICY``.
+``ame train journey``); without one they are skipped with a note. The bidding table (bidder, linear baselines,
+pacing, both auction types) is :mod:`benchmarks.bench_bidding`.
 """
 
 from __future__ import annotations
@@ -45,29 +45,6 @@ def _journey(quick: bool) -> list[BenchResult]:
     ]
 
 
-def _bidding(quick: bool) -> list[BenchResult]:
-    from policies.evaluate import BIDDING_BASELINES, bidding_suite
-    from policies.registry import PolicyRegistry
-
-    names = list(BIDDING_BASELINES)
-    rl = os.environ.get("AME_BENCH_BIDDING_POLICY", "bidding-sac-b32")
-    if rl in PolicyRegistry().names():
-        names.append(rl)
-    seeds, opp = (1, 20_000) if quick else (3, 100_000)
-    out = []
-    for auction in ("second_price", "first_price"):
-        res = bidding_suite(names, seeds, (1 / 2, 1 / 8, 1 / 32), auction, opportunities_per_day=opp)
-        for (n, frac), ms in res.items():
-            if n == "linear_previous_day":
-                continue
-            share = float(np.mean([m.lp_share for m in ms]))
-            base = float(np.mean([m.lp_share for m in res[("linear_previous_day", frac)]]))
-            spend = float(np.mean([m.spend_share for m in ms]))
-            out.append(BenchResult(AREA, f"bidding {auction} 1/{round(1 / frac)} {n}", share, "of LP", "linear_previous_day", base, "",
-                                   None, f"spend {spend:.1%} of budget, overspent runs {sum(m.overspent for m in ms)}"))
-    return out
-
-
 def _ope(quick: bool) -> list[BenchResult]:
     from environment.heuristics import EmailEveryK
     from policies.ope_data import hillstrom_ope, simulator_ope
@@ -91,8 +68,8 @@ def _ope(quick: bool) -> list[BenchResult]:
 
 
 def run(quick: bool = False) -> list[BenchResult]:
-    """Journey, bidding and OPE figures, each beside its baseline."""
-    return _journey(quick) + _bidding(quick) + _ope(quick)
+    """Journey and OPE figures, each beside its baseline (bidding: :mod:`benchmarks.bench_bidding`)."""
+    return _journey(quick) + _ope(quick)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from policies.cli_policies import train_bidding, train_journey
+from policies.cli_policies import train_bidder, train_bidding, train_journey
 from policies.scoring.cli import models_drift, models_list, models_score, models_show, train_clv, train_scoring
 
 train_app = typer.Typer(help="Train models: lead/churn scores, lifetime value (and the RL policies).", no_args_is_help=True)
@@ -18,6 +18,7 @@ train_app.command("scoring")(train_scoring)
 train_app.command("clv")(train_clv)
 train_app.command("journey")(train_journey)
 train_app.command("bidding")(train_bidding)
+train_app.command("bidder")(train_bidder)
 
 models_app.command("list")(models_list)
 models_app.command("show")(models_show)

@@ -68,6 +68,24 @@ def train_bidding(
     _report(main(args))
 
 
+def train_bidder(
+    timesteps: int = typer.Option(1_500_000, min=1, help="Transitions (20 campaigns per step)."),
+    seed: int = typer.Option(0),
+    config: Path = typer.Option(None, "--config"),
+    auction_type: str = typer.Option("second_price", help="second_price | first_price"),
+    registry: str = _REGISTRY,
+    progress: bool = typer.Option(True),
+) -> None:
+    """Train the bidder: a SAC residual on profile pacing, across budgets 1/2..1/32; evaluate it, register it."""
+    from policies.train_bidder import BidderArgs, main
+
+    if auction_type not in ("second_price", "first_price"):
+        _fail("--auction-type must be second_price or first_price")
+    args = BidderArgs(timesteps=timesteps, seed=seed, config=str(config) if config else None, auction_type=auction_type,
+                      registry=registry, progress=progress)
+    _report(main(args))
+
+
 def _report(path: Path) -> None:
     meta = json.loads((path / "metadata.json").read_text())
     table = Table(title=f"{meta['name']} {meta['version']} ({meta['algo']}, {meta['timesteps']:,} steps, {meta['train_seconds']:.0f} s)")

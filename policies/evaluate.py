@@ -18,7 +18,7 @@ from scipy import stats
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JourneyMetrics", "run_journey", "oracle_value", "mean_ci", "BiddingMetrics", "run_bidding", "win_all_spend"]
+__all__ = ["BiddingMetrics", "JourneyMetrics", "mean_ci", "oracle_value", "run_bidding", "run_journey", "win_all_spend"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +152,12 @@ BIDDING_BASELINES = ("linear_previous_day", "linear_hindsight", "dual_pacing")
 def resolve_policy(name: str, registry: str | None = None) -> Any:
     """A heuristic or baseline by name, or a registered policy as ``name`` or ``name@version`` (its export)."""
     from environment import bidding, heuristics
+    from policies.bidder import ProfilePacing
 
     makers = {
         "email_every_k": heuristics.EmailEveryK, "engagement_ladder": heuristics.EngagementLadder,
         "propensity_threshold": heuristics.PropensityThreshold, "linear_previous_day": bidding.LinearPreviousDay,
-        "linear_hindsight": bidding.LinearHindsight, "dual_pacing": bidding.DualPacing,
+        "linear_hindsight": bidding.LinearHindsight, "dual_pacing": bidding.DualPacing, "profile_pacing": ProfilePacing,
     }
     if name in makers:
         return makers[name]()
@@ -165,6 +166,10 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
     base, _, version = name.partition("@")
     policy = PolicyRegistry(registry).load(base, version or None)
     policy.name = base
+    options = policy.metadata.env_options
+    if options.get("residual_of") == "profile_pacing":  # the bidder: the controller with the learned residual
+        return ProfilePacing(eta=float(options.get("eta", 0.08)), curve_memory=float(options.get("curve_memory", 0.5)),
+                             initial=float(options.get("initial", 0.4)), residual=policy, name=base)
     # a discrete RL policy acts by sampling its action distribution (as served, with the propensity logged):
     # under partial observability its argmax is a different, worse policy (it mostly waits)
     policy.stochastic = policy.metadata.export_kind == "discrete"

@@ -12,17 +12,20 @@ TorchScript export needs nothing but the network.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from environment.vector import SB3VecEnvAdapter
-from policies.train_common import make_callbacks, make_logger, register_trained
+from policies.train_common import (
+    make_callbacks,
+    make_logger,
+    register_trained,
+    start_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +81,8 @@ def main(args: BiddingArgs) -> Path:
     from policies.evaluate import budget_config, run_bidding, win_all_spend
 
     name = args.name or f"bidding-{args.algo}-b{round(1 / args.budget_fraction)}"
-    run_dir = Path(args.run_dir or Path("runs") / f"{name}-s{args.seed}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    # seeding: python, numpy, torch, env
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.torch_threads)
+    # the run folder; seeding: python, numpy, torch (the env by its reset)
+    run_dir = start_run(args.run_dir or Path("runs") / f"{name}-s{args.seed}", args.seed, args.torch_threads)
     base = load_market_config(args.config)
     overrides = {"opportunities_per_day": args.opportunities_per_day, "days": args.days, "auction_type": args.auction_type}
     spend_all = win_all_spend(base, args.num_envs, args.seed, **overrides)

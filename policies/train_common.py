@@ -1,5 +1,5 @@
-"""What every training entry point shares: the SB3 logger (CSV curves, TensorBoard when installed), the
-callbacks (checkpoints, a rich progress bar) and registration of the trained model."""
+"""What every training entry point shares: the run folder and seeding, the SB3 logger (CSV curves, TensorBoard
+when installed), the callbacks (checkpoints, a rich progress bar) and registration of the trained model."""
 
 from __future__ import annotations
 
@@ -15,6 +15,22 @@ from stable_baselines3.common.logger import Logger, configure
 logger = logging.getLogger(__name__)
 
 CURVE_FILE = "progress.csv"
+
+
+def start_run(run_dir: str | Path, seed: int, torch_threads: int) -> Path:
+    """Create the run folder and seed python, numpy and torch (the env is seeded by its own reset)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(torch_threads)
+    return path
 
 
 def make_logger(run_dir: Path) -> Logger:

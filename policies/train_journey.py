@@ -9,16 +9,17 @@ and the frequency cap); ``a2c`` and ``dqn`` are stable-baselines3's, unmasked (a
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from policies.train_common import make_callbacks, make_logger, register_trained
+from policies.train_common import (
+    make_callbacks,
+    make_logger,
+    register_trained,
+    start_run,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +59,8 @@ def main(args: JourneyArgs) -> Path:
     from policies.evaluate import run_journey
 
     name = args.name or f"journey-{args.algo}"
-    run_dir = Path(args.run_dir or Path("runs") / f"{name}-s{args.seed}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-    # seeding: python, numpy, torch, env
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    torch.set_num_threads(args.torch_threads)
+    # the run folder; seeding: python, numpy, torch (the env by its reset)
+    run_dir = start_run(args.run_dir or Path("runs") / f"{name}-s{args.seed}", args.seed, args.torch_threads)
     config = load_market_config(args.config)
     env = SB3VecEnvAdapter(JourneyVectorEnv(args.num_envs, config))
     env.seed(args.seed)
