@@ -191,6 +191,57 @@ def _body_runner(target: FuzzTarget, figures: RouteFigures, body: Any, path: str
     return run
 
 
+def _header_bytes(text: str) -> bytes:
+    """Hostile text as a header value HTTP can carry: latin-1 bytes, no control characters, at most 8 kB."""
+    raw = text.encode("latin-1", "replace")[:8_000]
+    return bytes(b for b in raw if b >= 0x20 and b != 0x7F)
+
+
+HEADER_TEXT = HOSTILE_TEXT.map(_header_bytes)
+URL_TEXT = HOSTILE_TEXT.map(lambda t: t[:2_000])  # longer URLs are refused by the HTTP server before the app (414)
+
+
+def fuzz_hostile_requests(target: FuzzTarget, cases: int, only: str = "") -> dict[str, RouteFigures]:
+    """Every GET route with hostile query strings, path parameters and headers (a forged, oversized or
+    missing credential; odd content types): what schemathesis cannot vary on routes without parameters."""
+    from urllib.parse import quote
+
+    out: dict[str, RouteFigures] = {}
+    query = st.dictionaries(URL_TEXT.map(lambda t: t[:64] or "q"), URL_TEXT, max_size=4)
+    auth = st.one_of(st.just(None), st.just(target.headers["Authorization"].encode()), HEADER_TEXT.map(lambda t: b"Bearer " + t),
+                     HEADER_TEXT)
+    headers = st.fixed_dictionaries({"auth": auth, "accept": HEADER_TEXT, "content-type": HEADER_TEXT})
+    for path in ("/healthz", "/metrics", "/v1/customers/{customer_id}"):
+        name = f"GET {path} (hostile)"
+        if only not in name:
+            continue
+        figures = out.setdefault(name, RouteFigures())
+        _time(_request_runner(target, figures, path, query, headers, cases, quote), figures)
+    return out
+
+
+def _request_runner(target: FuzzTarget, figures: RouteFigures, path: str, query: Any, headers: Any, cases: int,
+                    quote: Any) -> Any:
+    @_settings(cases)
+    @given(params=query, head=headers, customer=st.one_of(st.sampled_from([f"seed-{i}" for i in range(7)]), URL_TEXT))
+    def run(params: dict[str, str], head: dict[str, bytes | None], customer: str) -> None:
+        figures.cases += 1
+        url = path.replace("{customer_id}", quote(customer.encode("utf-8", "surrogatepass"), safe="") or "x")
+        sent = {k: v for k, v in (("Authorization", head["auth"]), ("Accept", head["accept"]),
+                                  ("Content-Type", head["content-type"])) if v is not None}
+        try:
+            response = target.client.get(url, params=params, headers=sent)
+        except Exception:  # noqa: BLE001 - a crash is what we count
+            figures.crashes += 1
+            log.exception("crash on GET %s", url)
+            return
+        figures.statuses[response.status_code // 100 * 100] += 1
+        if response.status_code >= 500 and response.status_code != 503:
+            figures.server_errors += 1
+
+    return run
+
+
 def fuzz_event_append(folder: Path, cases: int) -> RouteFigures:
     """Malformed, oversized and hostile lines through ingestion (the log's edge): valid ones appended, the rest
     dead-lettered, never an exception; the seeded events stay unchanged."""
@@ -233,6 +284,7 @@ def fuzz_all(cases: int, folder: Path | None = None, only: str = "") -> tuple[di
     try:
         figures = fuzz_schema_routes(target, cases, only)
         figures.update(fuzz_hostile_bodies(target, cases, only))
+        figures.update(fuzz_hostile_requests(target, cases, only))
         if only in "event append (ingest)":
             figures["event append (ingest)"] = fuzz_event_append(folder, cases)
         return figures, target.intact()
