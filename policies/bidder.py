@@ -6,7 +6,7 @@ yesterday (per slot, smoothed over days), not to the traffic curve: competition 
 so the LP-optimal spend is not proportional to volume. After each slot the log multiplier moves by ``eta``
 times the relative spend error against the re-planned target (the budget left spread over the curve left).
 
-The residual (trained with SAC, :mod:`policies.train_bidder`) is a factor in ``[1/(1+r), 1+r]`` on the base
+The residual (trained with SAC, :mod:`policies.train_bidder`) is a factor in ``[1 - r, 1 + r]`` on the base
 multiplier, read from :func:`residual_observation` (10 pacing features). Without a network it is 1.
 
 Like the linear baselines of :mod:`environment.bidding`, the controller reads the logged auctions of
@@ -24,7 +24,7 @@ from environment.auction_market import resolve_auctions
 from environment.bounds import hindsight_lp
 
 N_RESIDUAL_OBS = 10
-RESIDUAL_RANGE = 0.25  # the residual factor lies in [1/1.25, 1.25]
+RESIDUAL_RANGE = 0.1  # the residual factor lies in [1 - r, 1 + r]
 _LOG_M_MIN, _LOG_M_MAX = np.log(0.01), np.log(10.0)
 
 

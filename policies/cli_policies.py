@@ -69,7 +69,7 @@ def train_bidding(
 
 
 def train_bidder(
-    timesteps: int = typer.Option(1_500_000, min=1, help="Transitions (20 campaigns per step)."),
+    timesteps: int = typer.Option(1_200_000, min=1, help="Transitions (20 campaigns per step)."),
     seed: int = typer.Option(0),
     config: Path = typer.Option(None, "--config"),
     auction_type: str = typer.Option("second_price", help="second_price | first_price"),

@@ -3,9 +3,13 @@
 
 Read top to bottom: arguments, seeding, env (one auction vector env per budget fraction, each campaign with its
 own pacing controller; the agent sees the 10 pacing features and acts with a factor in ``[1 - r, 1 + r]``),
-model, learn, evaluate beside the controller alone, register. The reward of a slot is the expected value it
-bought over that day's hindsight-LP value (times the slots per day), so every budget weighs the same and an
-episode's return is the sum of its days' LP shares.
+model, learn, evaluate beside the controller alone, register.
+
+The reward of a slot is the LP's Lagrangian on what the slot bought, ``value - lambda x spend``, with ``lambda``
+the day's hindsight-LP threshold (value per dollar at the margin; privileged, in the reward only), over the day's
+LP value and times the slots per day, so every budget weighs the same. Summed over a day it is at most
+``1 - lambda x budget / LP``, reached by buying exactly the LP's impressions: the myopic signal of the LP's dual,
+while the controller keeps the spend on budget.
 """
 
 from __future__ import annotations
@@ -70,13 +74,15 @@ class ResidualPacingVecEnv(VecEnv):
         self._lp: list[np.ndarray] = []
 
     def _day_lp(self, sub: Any) -> np.ndarray:
+        """(2, campaigns): the day's hindsight-LP value and threshold per campaign."""
         day, model = sub.market.day_data, sub.model
         price = np.maximum(day.competing, model.reserve_price)
-        out = np.empty(self.campaigns)
+        out = np.empty((2, self.campaigns))
         for e in range(self.campaigns):
             idx = np.flatnonzero(day.env == e)
-            out[e] = hindsight_lp(day.value[idx], price[idx], model.daily_budget).value
-        return np.maximum(out, 1e-9)
+            lp = hindsight_lp(day.value[idx], price[idx], model.daily_budget)
+            out[:, e] = max(lp.value, 1e-9), (lp.threshold if np.isfinite(lp.threshold) else 0.0)
+        return out
 
     def _observe(self, k: int, raw: np.ndarray) -> np.ndarray:
         self._base[k] = self.pacers[k].base(raw)
@@ -85,7 +91,7 @@ class ResidualPacingVecEnv(VecEnv):
         return self.pacers[k].features(raw)
 
     def reset(self) -> np.ndarray:
-        self._base, self._lp = [np.ones(self.campaigns) for _ in self.subs], [np.ones(self.campaigns) for _ in self.subs]
+        self._base, self._lp = [np.ones(self.campaigns) for _ in self.subs], [np.ones((2, self.campaigns)) for _ in self.subs]
         out = []
         for k, (sub, pacer) in enumerate(zip(self.subs, self.pacers, strict=True)):
             raw, _ = sub.reset(seed=self.seed_base + k)
@@ -102,7 +108,8 @@ class ResidualPacingVecEnv(VecEnv):
         for k, sub in enumerate(self.subs):
             factor = self._actions[k * self.campaigns : (k + 1) * self.campaigns]
             raw, _, _, truncated, info = sub.step(self._base[k] * factor)
-            rewards.append(self.slots * info["expected_value"] / self._lp[k])
+            value, threshold = self._lp[k]
+            rewards.append(self.slots * (info["expected_value"] - threshold * info["spend"]) / value)
             done = bool(truncated.all())
             obs.append(self._observe(k, raw))
             dones.append(np.full(self.campaigns, done))
@@ -147,17 +154,17 @@ class _SB3Residual:
 class BidderArgs:
     """Hyperparameters and run settings."""
 
-    timesteps: int = 1_500_000
+    timesteps: int = 1_200_000
     seed: int = 0
     config: str | None = None
     name: str = RESIDUAL_NAME
     fractions: list[float] = field(default_factory=lambda: [1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32])
     campaigns: int = 4  # per fraction
     auction_type: str = "second_price"
-    opportunities_per_day: int = 20_000
+    opportunities_per_day: int = 50_000
     days: int = 7
     learning_rate: float = 3e-4
-    gamma: float = 0.98
+    gamma: float = 0.9
     batch_size: int = 256
     gradient_steps: int = 1
     learning_starts: int = 10_000
