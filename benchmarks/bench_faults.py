@@ -14,7 +14,6 @@ import itertools
 import json
 import logging
 import random
-import socket
 import tempfile
 import threading
 import time
@@ -24,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import BenchResult
+from benchmarks.common import BenchResult, free_port
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +70,6 @@ class FaultReport:
     @property
     def error_rate(self) -> float:
         return self.failed / max(self.requests, 1)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Client:
@@ -332,7 +325,7 @@ def run(quick: bool = False, duration_s: float | None = None, rate: float | None
         BenchResult("faults", "bid decisions in the log (replica kills lose their unflushed queue)", r.bid_decisions_logged,
                     "decisions", "bids answered", r.bids_answered, "–", None),
         BenchResult("faults", "Serve replicas running after the kills", r.replicas_running_after, "replicas", "deployed",
-                    FaultPlan().replicas, "all", r.replicas_running_after >= plan.replicas),
+                    plan.replicas, "all", r.replicas_running_after >= plan.replicas),
     ]
 
 

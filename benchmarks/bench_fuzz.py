@@ -52,6 +52,20 @@ class RouteFigures:
     statuses: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
+    def send(self, request: Any, what: str) -> None:
+        """Count one case: ``request()`` returns the response; an exception is a crash, a 5xx other than 503
+        (overload, allowed) a server error."""
+        self.cases += 1
+        try:
+            response = request()
+        except Exception:  # a crash is what we count
+            self.crashes += 1
+            log.exception("crash on %s", what)
+            return
+        self.statuses[response.status_code // 100 * 100] += 1
+        if response.status_code >= 500 and response.status_code != 503:
+            self.server_errors += 1
+
 
 def _seed_events(n: int = 50) -> list[dict[str, Any]]:
     t = datetime(2026, 5, 1, 9, tzinfo=UTC)
@@ -141,16 +155,7 @@ def _schema_runner(target: FuzzTarget, figures: RouteFigures, strategy: Any, cas
     @_settings(cases)
     @given(case=strategy)
     def run(case: Any) -> None:
-            figures.cases += 1
-            try:
-                response = case.call(headers=target.headers)
-            except Exception:  # noqa: BLE001 - a crash is what we count
-                figures.crashes += 1
-                log.exception("crash on %s", case)
-                return
-            figures.statuses[response.status_code // 100 * 100] += 1
-            if response.status_code >= 500 and response.status_code != 503:
-                figures.server_errors += 1
+        figures.send(lambda: case.call(headers=target.headers), repr(case))
 
     return run
 
@@ -177,16 +182,8 @@ def _body_runner(target: FuzzTarget, figures: RouteFigures, body: Any, path: str
     @_settings(cases)
     @given(raw=body)
     def run(raw: bytes) -> None:
-            figures.cases += 1
-            try:
-                response = target.client.post(path, content=raw, headers={**target.headers, "Content-Type": "application/json"})
-            except Exception:  # noqa: BLE001
-                figures.crashes += 1
-                log.exception("crash on %s", path)
-                return
-            figures.statuses[response.status_code // 100 * 100] += 1
-            if response.status_code >= 500 and response.status_code != 503:
-                figures.server_errors += 1
+        headers = {**target.headers, "Content-Type": "application/json"}
+        figures.send(lambda: target.client.post(path, content=raw, headers=headers), f"POST {path}")
 
     return run
 
@@ -225,19 +222,10 @@ def _request_runner(target: FuzzTarget, figures: RouteFigures, path: str, query:
     @_settings(cases)
     @given(params=query, head=headers, customer=st.one_of(st.sampled_from([f"seed-{i}" for i in range(7)]), URL_TEXT))
     def run(params: dict[str, str], head: dict[str, bytes | None], customer: str) -> None:
-        figures.cases += 1
         url = path.replace("{customer_id}", quote(customer.encode("utf-8", "surrogatepass"), safe="") or "x")
         sent = {k: v for k, v in (("Authorization", head["auth"]), ("Accept", head["accept"]),
                                   ("Content-Type", head["content-type"])) if v is not None}
-        try:
-            response = target.client.get(url, params=params, headers=sent)
-        except Exception:  # noqa: BLE001 - a crash is what we count
-            figures.crashes += 1
-            log.exception("crash on GET %s", url)
-            return
-        figures.statuses[response.status_code // 100 * 100] += 1
-        if response.status_code >= 500 and response.status_code != 503:
-            figures.server_errors += 1
+        figures.send(lambda: target.client.get(url, params=params, headers=sent), f"GET {url}")
 
     return run
 

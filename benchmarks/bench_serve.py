@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from benchmarks.common import BenchResult
+from benchmarks.common import BenchResult, free_port
 
 log = logging.getLogger(__name__)
 AREA = "serve"
@@ -224,12 +224,6 @@ def _wait_ready(port: int, token: str, timeout_s: float) -> None:
     raise RuntimeError(f"the server on port {port} did not answer /v1/bid within {timeout_s:.0f} s")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _haproxy_pids() -> set[int]:
     """HAProxy processes on this machine (Serve's HAProxy ingress outlives the Ray session it came from)."""
     pids = set()
@@ -249,7 +243,7 @@ def measure(config: Config, quick: bool) -> dict[str, Any]:
 
     token = "ame_" + secrets.token_urlsafe(24)
     folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **config.env, TOKEN_ENV: token, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "benchmarks.bench_serve", "--server", config.kind, "--port", str(port),
            "--folder", str(folder), "--replicas", str(config.replicas), "--options", orjson.dumps(config.options).decode()]

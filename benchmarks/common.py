@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 
@@ -18,3 +19,10 @@ class BenchResult:
     target: str
     met: bool | None  # None where the row has no target
     note: str = ""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (benchmarks start their servers there)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
