@@ -264,12 +264,11 @@ class SqliteEventLog:
 
     def _protected_properties(self, events: Sequence[EventBase]) -> dict[int, str]:
         """The encrypted properties JSON of the events that carry PII, by index (empty for most batches)."""
-        todo = [i for i, e in enumerate(events) if e.event_type in PII_EVENT_TYPES]
-        if not todo:
-            return {}
-        props = [orjson.loads(properties_json(events[i])) for i in todo]
-        self._pii_codec().protect([events[i] for i in todo], props)
-        return {i: orjson.dumps(p).decode() for i, p in zip(todo, props, strict=True)}
+        if not any(e.event_type in PII_EVENT_TYPES for e in events):
+            return {}  # most batches: no key store opened, nothing encrypted
+        from data.privacy.codec import protected_properties
+
+        return protected_properties(self._pii_codec(), events)
 
     def _revealed(self, rows: list[Any], type_at: int, customer_at: int, props_at: int) -> list[Any]:
         from data.privacy.registry import TOKEN_PREFIX
