@@ -34,8 +34,9 @@ def training_data_record(customer_ids: Iterable[str], erased: set[str]) -> dict[
 
 
 def without_erased(frame: Any, erased: set[str], column: str = "customer_id") -> Any:
-    """A pandas frame without the erased customers' rows (training sets, feature snapshots)."""
-    return frame[~frame[column].isin(erased)] if erased else frame
+    """A pandas frame without the erased customers' rows (training sets, feature snapshots); ids are compared
+    as text, so a numeric id column matches too."""
+    return frame[~frame[column].astype(str).isin(erased)].reset_index(drop=True) if erased else frame
 
 
 def exclude_erased(frame: Any, id_column: str | None, log_url: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -51,9 +52,8 @@ def exclude_erased(frame: Any, id_column: str | None, log_url: str | None = None
 
         log_url = get_settings().event_log_url()
     erased = erased_customers(log_url)
-    ids = frame[id_column].astype(str)
-    record = training_data_record(ids, erased)
-    kept = frame[~ids.isin(erased)].reset_index(drop=True) if erased else frame
+    record = training_data_record(frame[id_column].astype(str), erased)
+    kept = without_erased(frame, erased, id_column)
     return kept, {**record, "rows_excluded": int(len(frame) - len(kept)), "key_store_of": log_url}
 
 
