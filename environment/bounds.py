@@ -45,6 +45,7 @@ class OracleSolution:
     policy: np.ndarray  # (horizon, N, S) int8, the optimal action per day, customer and latent state
     value0: np.ndarray  # (N, S) expected return from day 0
     gap: int
+    q: np.ndarray | None = None  # (horizon, N, stage, intent, fatigue, consent, cooldown, action) float32, if kept
 
     def action(self, day: np.ndarray, state_index: np.ndarray) -> np.ndarray:
         rows = np.arange(state_index.shape[0])
@@ -57,8 +58,9 @@ def _grid(n_axes: int, axis: int, size: int) -> np.ndarray:
     return np.arange(size).reshape(shape)
 
 
-def solve_oracle(tab: Tables, resp: Responsiveness, horizon: int | None = None) -> OracleSolution:
-    """Backward induction over the horizon for every customer of ``resp``; exact for the simulated model."""
+def solve_oracle(tab: Tables, resp: Responsiveness, horizon: int | None = None, keep_q: bool = False) -> OracleSolution:
+    """Backward induction over the horizon for every customer of ``resp``; exact for the simulated model.
+    ``keep_q`` also returns every action's value (illegal actions: -inf), for the belief planner."""
     horizon = tab.horizon if horizon is None else horizon
     n, gap = len(resp), tab.gap
     K, I, F, C, G = N_STAGES, N_INTENT, N_FATIGUE, N_CONSENT, gap
@@ -98,6 +100,7 @@ def solve_oracle(tab: Tables, resp: Responsiveness, horizon: int | None = None) 
 
     value = np.zeros((n, K, I, F, C, G))
     policy = np.zeros((horizon, n, K * I * F * C * G), dtype=np.int8)
+    q_all = np.zeros((horizon, n, K, I, F, C, G, N_ACTIONS), dtype=np.float32) if keep_q else None
     for t in range(horizon - 1, -1, -1):
         w = value
         # (3) drift: churn (stage axis) then intent drift
@@ -117,19 +120,23 @@ def solve_oracle(tab: Tables, resp: Responsiveness, horizon: int | None = None) 
         # (1) the contact
         q_wait = (1.0 - decays) * no_click_plain[..., g_prev] + decays * no_click_plain[:, :, :, f_prev][..., g_prev]
         best, best_q = np.zeros(q_wait.shape, dtype=np.int8), q_wait
+        if q_all is not None:
+            q_all[t, ..., WAIT] = q_wait
         for a, p_click, p_buy, reward, p_unsub, loss, cleared in click_terms:
             with_click = vnb + p_buy * (reward + buy - vnb)
             no_click = no_click_offer if a == OFFER else no_click_plain
             y = p_click * with_click[:, :, :, f_next, :, G - 1 :] + (1 - p_click) * no_click[:, :, :, f_next, :, G - 1 :]
             q = -tab.cost[a] + (1.0 - p_unsub) * y + p_unsub * (y[:, :, :, :, cleared] - loss)
             legal = has_bit[a] & (g == 0)
+            if q_all is not None:
+                q_all[t, ..., a] = np.where(legal, q, -np.inf)
             q = np.where(legal, q, q_wait)
             better = q > best_q + 1e-12
             best = np.where(better, np.int8(a), best)
             best_q = np.where(better, q, best_q)
         value = best_q
         policy[t] = best.reshape(n, -1)
-    return OracleSolution(policy=policy, value0=value.reshape(n, -1), gap=gap)
+    return OracleSolution(policy=policy, value0=value.reshape(n, -1), gap=gap, q=q_all)
 
 
 class OraclePolicy:

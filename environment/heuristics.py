@@ -16,12 +16,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from environment.config import MarketConfig, load_market_config
-from environment.population import EMAIL, OFFER, SMS, WAIT
+from environment.population import AD, EMAIL, OFFER, PUSH, SMS, WAIT
 
 logger = logging.getLogger(__name__)
 
 # observation columns (JourneyEnv's table)
-_CONSENT_EMAIL, _CONSENT_SMS, _CAPPED, _DAY = 9, 10, 12, 13
+_CONSENT_EMAIL, _CONSENT_SMS, _CONSENT_PUSH, _CAPPED, _DAY = 9, 10, 11, 12, 13
 _SINCE_CONTACT, _SINCE_CLICK, _SINCE_VISIT, _SINCE_PURCHASE = 14, 16, 17, 18
 _DAYS = 30.0
 
@@ -60,7 +60,7 @@ TUNED_PROPENSITY_WEIGHTS = (
 
 def journey_baselines() -> list[Predictor]:
     """The tuned heuristic baselines (the grid-search winners of :func:`tune_journey_heuristics`)."""
-    return [EmailEveryK(), EngagementLadder(), PropensityThreshold()]
+    return [EmailEveryK(), EngagementLadder(), PropensityThreshold(), OfferEveryK()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,27 @@ class EmailEveryK:
         obs = _batch(np.asarray(observation))
         send = _can(obs, _CONSENT_EMAIL) & (_days(obs, _SINCE_CONTACT) >= self.k)
         return _unbatch(np.where(send, EMAIL, WAIT), observation), state
+
+
+_FALLBACK_ACTIONS = {"none": (WAIT, None), "sms": (SMS, _CONSENT_SMS), "push": (PUSH, _CONSENT_PUSH), "ad": (AD, None)}
+
+
+@dataclass(frozen=True, slots=True)
+class OfferEveryK:
+    """A discount offer by e-mail every ``k`` days (consent and the cap allowing); customers without e-mail
+    consent get the ``fallback`` contact (none, sms, push or ad) on the same cadence."""
+
+    k: int = 4
+    fallback: str = "push"
+    name: str = "offer_every_k"
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        obs = _batch(np.asarray(observation))
+        due = _days(obs, _SINCE_CONTACT) >= self.k
+        other, consent_column = _FALLBACK_ACTIONS[self.fallback]
+        action = np.where(_can(obs, consent_column) & due & (obs[:, _CONSENT_EMAIL] < 0.5), other, WAIT)
+        action = np.where(_can(obs, _CONSENT_EMAIL) & due, OFFER, action)
+        return _unbatch(action, observation), state
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +232,7 @@ def tune_journey_heuristics(
             "email_every_k": {"k": [3, 7, 14]},
             "engagement_ladder": {"k": [7, 14], "click_window": [3], "visit_window": [3, 7]},
             "propensity_threshold": {"email_threshold": list(quantiles[[1, 3]]), "offer_threshold": [1.1, float(quantiles[5])], "min_gap": [7]},
+            "offer_every_k": {"k": [3, 5], "fallback": ["none", "sms"]},
         }
     else:
         grids = {
@@ -221,11 +243,13 @@ def tune_journey_heuristics(
                 "offer_threshold": [float(q) for q in quantiles[2:]] + [1.1],
                 "min_gap": [3, 5, 7, 10, 14],
             },
+            "offer_every_k": {"k": [2, 3, 4, 5, 6, 7, 8, 10, 14], "fallback": list(_FALLBACK_ACTIONS)},
         }
     makers: dict[str, Callable[..., Predictor]] = {
         "email_every_k": EmailEveryK,
         "engagement_ladder": EngagementLadder,
         "propensity_threshold": lambda **p: PropensityThreshold(weights, **p),
+        "offer_every_k": OfferEveryK,
     }
     tuned: dict[str, tuple[Predictor, float]] = {}
     for name, grid in grids.items():

@@ -52,7 +52,7 @@ from data.events import (
 )
 from environment.config import MarketConfig, load_market_config
 from environment.dynamics import StepOutcome, Tables, observe, reset_batch, step_batch
-from environment.heuristics import EmailEveryK, EngagementLadder, Predictor, PropensityThreshold
+from environment.heuristics import EmailEveryK, EngagementLadder, OfferEveryK, Predictor, PropensityThreshold
 from environment.population import ACTIONS, AD, EMAIL, OFFER, PUSH, SMS, WAIT
 
 logger = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ POLICIES: dict[str, Callable[[], Predictor]] = {
     "engagement_ladder": EngagementLadder,
     "email_every_k": EmailEveryK,
     "propensity_threshold": PropensityThreshold,
+    "offer_every_k": OfferEveryK,
     "wait": _Wait,
 }
 """Journey policies the stream can run, by name (the default is the first)."""

@@ -155,7 +155,7 @@ def _ci(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
 
 @evaluate_app.command("journey")
 def evaluate_journey_cmd(
-    policies: str = typer.Option("email_every_k,engagement_ladder,propensity_threshold", help="Comma-separated: heuristics and/or registry names (name or name@version)."),
+    policies: str = typer.Option("email_every_k,engagement_ladder,propensity_threshold,offer_every_k", help="Comma-separated: heuristics and/or registry names (name or name@version)."),
     seeds: int = typer.Option(10, min=1),
     customers: int = typer.Option(2_000, min=10),
     out: Path = typer.Option(Path("reports/policies"), help="Folder of the PNG and the JSON results."),

@@ -145,7 +145,7 @@ def run_bidding(policy: Any, config: Any, n_campaigns: int, seed: int, budget_fr
 
 # ---- suites over seeds (what ``ame evaluate`` and the benchmark run) ----------------------------------
 
-JOURNEY_HEURISTICS = ("email_every_k", "engagement_ladder", "propensity_threshold")
+JOURNEY_HEURISTICS = ("email_every_k", "engagement_ladder", "propensity_threshold", "offer_every_k")
 BIDDING_BASELINES = ("linear_previous_day", "linear_hindsight", "dual_pacing")
 
 
@@ -156,7 +156,8 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
 
     makers = {
         "email_every_k": heuristics.EmailEveryK, "engagement_ladder": heuristics.EngagementLadder,
-        "propensity_threshold": heuristics.PropensityThreshold, "linear_previous_day": bidding.LinearPreviousDay,
+        "propensity_threshold": heuristics.PropensityThreshold, "offer_every_k": heuristics.OfferEveryK,
+        "linear_previous_day": bidding.LinearPreviousDay,
         "linear_hindsight": bidding.LinearHindsight, "dual_pacing": bidding.DualPacing, "profile_pacing": ProfilePacing,
     }
     if name in makers:

@@ -1,0 +1,103 @@
+"""The Bayes filter over the hidden journey state is calibrated, reads only what the engine observes, and the
+planner on it stays under the full-information oracle while beating the tuned heuristics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from environment.belief import (
+    BeliefPlanner,
+    BeliefTracker,
+    initial_belief,
+    recency_of,
+    update_belief,
+)
+from environment.bounds import solve_oracle
+from environment.dynamics import step_batch
+from environment.heuristics import OfferEveryK, journey_baselines
+from environment.population import CHURNED, CUSTOMER, N_ACTIONS
+from environment.vector import JourneyVectorEnv
+from policies.evaluate import oracle_value, run_journey
+
+
+def _random_run(n: int, seed: int, days: int):
+    """Yield (state before, outcome, belief after) under a random legal policy."""
+    env = JourneyVectorEnv(n)
+    obs, info = env.reset(seed=seed)
+    tracker = BeliefTracker(env.config, env.tables)
+    tracker.reset(obs)
+    rng = np.random.default_rng(seed)
+    for _ in range(days):
+        before = env.state
+        choice = rng.integers(0, N_ACTIONS, n)
+        action = np.where(info["action_mask"][np.arange(n), choice], choice, 0)
+        obs, _, _, truncated, info = env.step(action)
+        belief = tracker.step(before, env.last_outcome, obs, truncated)
+        yield env, belief
+
+
+def test_belief_is_calibrated_against_the_true_hidden_state() -> None:
+    n = 20_000
+    for day, (env, belief) in enumerate(_random_run(n, seed=3, days=40), start=1):
+        if day in (5, 20, 40):
+            for stage in (CUSTOMER, CHURNED):
+                predicted = belief[:, stage].sum(axis=(1, 2))
+                actual = env.state.stage == stage
+                assert abs(predicted.mean() - actual.mean()) < 0.01, (day, stage)
+                sure = predicted > 0.8  # when the filter is confident, it is right as often as it says
+                if sure.sum() > 200:
+                    assert actual[sure].mean() > 0.75, (day, stage)
+
+
+def test_belief_knows_more_than_the_population_mix() -> None:
+    """After 30 days the filter puts more mass on each customer's true state than the population's own mix does."""
+    n = 5_000
+    for env, belief in _random_run(n, seed=4, days=30):
+        pass
+    rows, s = np.arange(n), env.state
+    posterior = belief[rows, s.stage, s.intent, s.fatigue]
+    mix = np.zeros(belief.shape[1:])
+    np.add.at(mix, (s.stage, s.intent, s.fatigue), 1.0 / n)
+    assert np.log(posterior + 1e-12).mean() > np.log(mix[s.stage, s.intent, s.fatigue]).mean() + 0.1
+
+
+def test_update_reads_no_hidden_state() -> None:
+    env = JourneyVectorEnv(500)
+    obs, _ = env.reset(seed=6)
+    before = env.state
+    _, outcome = step_batch(before, np.full(500, 5), np.random.default_rng(0), env.tables)
+    scrambled = dataclasses.replace(
+        before, stage=np.zeros(500, np.int64), intent=np.full(500, 2), fatigue=np.full(500, 3)
+    )
+    belief = initial_belief(env.config, recency_of(obs))
+    np.testing.assert_array_equal(
+        update_belief(belief, env.tables, before, outcome), update_belief(belief, env.tables, scrambled, outcome)
+    )
+
+
+def test_kept_action_values_agree_with_the_oracle_policy() -> None:
+    env = JourneyVectorEnv(40)
+    env.reset(seed=1)
+    solution = solve_oracle(env.tables, env.state.resp, keep_q=True)
+    assert solution.q is not None
+    best = solution.q.reshape(solution.q.shape[0], 40, -1, N_ACTIONS).argmax(axis=-1)
+    value = np.take_along_axis(solution.q.reshape(best.shape + (N_ACTIONS,)), best[..., None], axis=-1)[..., 0]
+    chosen = np.take_along_axis(solution.q.reshape(best.shape + (N_ACTIONS,)), solution.policy[..., None].astype(np.int64), axis=-1)[..., 0]
+    np.testing.assert_allclose(chosen, value, rtol=1e-5, atol=1e-5)  # the policy's action is a best one
+
+
+@pytest.mark.parametrize("seed", [10_000])
+def test_planner_sits_between_the_heuristics_and_the_oracle(seed: int) -> None:
+    n = 800
+    oracle = oracle_value(JourneyVectorEnv(1).config, n, seed)
+    planner = run_journey(BeliefPlanner(), None, n, seed)
+    heuristic = max((run_journey(h, None, n, seed) for h in journey_baselines()), key=lambda m: m.profit)
+    assert planner.profit < oracle
+    assert planner.profit > heuristic.profit, (planner, heuristic)
+
+
+def test_offer_cadence_is_among_the_tuned_baselines() -> None:
+    assert OfferEveryK().name in {h.name for h in journey_baselines()}
