@@ -150,9 +150,12 @@ class WarehouseProject:
         report = BuildReport(execution_time=execution_time.isoformat())
         built_through = self._last_build()
         try:
-            # plan applies model changes and backfills them; run then computes every missing interval
-            self.context.plan(auto_apply=True, no_prompts=True, execution_time=execution_time, skip_tests=True,
-                              no_diff=True)
+            # plan applies model changes and backfills them; run then computes every missing interval. A plan
+            # costs about half a second even when nothing changed, so it is skipped when prod already holds
+            # every local model's version.
+            if self._models_changed():
+                self.context.plan(auto_apply=True, no_prompts=True, execution_time=execution_time, skip_tests=True,
+                                  no_diff=True)
             if built_through is not None:
                 late = self._late_days(built_through)
                 if late is not None:
@@ -169,6 +172,15 @@ class WarehouseProject:
         report.models = dict(self.console.runs)
         self._count_rows(report)
         return report
+
+    def _models_changed(self) -> bool:
+        """True unless the prod environment holds exactly the local snapshots (same names and fingerprints)."""
+        environment = self.context.state_reader.get_environment("prod")
+        if environment is None:
+            return True
+        deployed = {s.name: s.fingerprint for s in environment.snapshots}
+        local = {s.name: s.fingerprint for s in self.context.snapshots.values()}
+        return deployed != local
 
     def _restate(self, first: date, last: date, execution_time: datetime) -> list[str]:
         models = [f"{self.dataset}.staging_events_all"]

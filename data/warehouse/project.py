@@ -14,6 +14,10 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent / "sqlmesh"
 DEFAULT_DATASET = "ame"
 DEFAULT_START = "2020-01-01"
+# DuckDB settings of the build's connection. Dictionary compression is the costliest part of writing the
+# string columns of staging_events_all (its analysis runs on every column segment): without it the write
+# costs about a third less CPU, and strings are still FSST-compressed.
+DUCKDB_BUILD_SETTINGS: dict[str, str] = {"disabled_compression_methods": "dictionary"}
 MODEL_NAMES: tuple[str, ...] = (
     "staging_events_all",
     "staging_customers_profiles",
@@ -80,7 +84,8 @@ def sqlmesh_config(
     duck_path = target.path if target.engine == "duckdb" else str(Path(".ame") / "warehouse.duckdb")
     gateways = {
         "duckdb": GatewayConfig(
-            connection=DuckDBConnectionConfig(database=None if duck_path == ":memory:" else duck_path),
+            connection=DuckDBConnectionConfig(database=None if duck_path == ":memory:" else duck_path,
+                                              connector_config=DUCKDB_BUILD_SETTINGS),
             variables={"dataset": DEFAULT_DATASET, "engine": "duckdb"},
         ),
         "bigquery": GatewayConfig(

@@ -5,7 +5,7 @@
 -- one stream. The check covers the days touched by loads since the previous build (all days on the first
 -- build), so its cost follows the new data; rows written outside the loader are caught by
 -- raw_row_count_reconciliation.
-AUDIT (name raw_unique_event_id, standalone true);
+AUDIT (name raw_unique_event_id, standalone true, start '2000-01-01');
 WITH previous AS (
   SELECT COALESCE(MAX(last_loaded_at), CAST('1970-01-01' AS TIMESTAMP)) AS loaded_at
   FROM @{dataset}.warehouse_build_state

@@ -21,3 +21,14 @@ def json_string_array(evaluator: MacroEvaluator, column: exp.Expression, path: e
     if _engine(evaluator) == "bigquery":
         return exp.Anonymous(this="JSON_VALUE_ARRAY", expressions=[column, path])
     return parse_one(f"CAST(json_extract({column.sql('duckdb')}, {path.sql('duckdb')}) AS VARCHAR[])", read="duckdb")
+
+
+@macro()
+def fingerprint(evaluator: MacroEvaluator, value: exp.Expression) -> exp.Expression:
+    """A 64-bit hash of a string, to find duplicate candidates by grouping integers instead of strings.
+
+    DuckDB: ``hash(value)``; BigQuery: ``FARM_FINGERPRINT(value)``. Two values can share a hash, so a caller
+    only uses it to narrow the rows down, then compares the values themselves.
+    """
+    name = "FARM_FINGERPRINT" if _engine(evaluator) == "bigquery" else "HASH"
+    return exp.Anonymous(this=name, expressions=[value])

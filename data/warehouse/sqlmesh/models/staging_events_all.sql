@@ -6,7 +6,7 @@ MODEL (
   grain (event_id),
   audits (
     not_null(columns := (event_id, event_type, customer_id, occurred_at, event_date)),
-    unique_values(columns := (event_id)),
+    unique_key(column := event_id),
     accepted_event_types
   ),
   description 'Every event once (deduplicated on event_id), typed, one partition per event day.',
@@ -37,16 +37,18 @@ WITH window_rows AS (
   WHERE occurred_at BETWEEN @start_dt AND @end_dt
 ),
 -- At-least-once delivery (a Pub/Sub subscription) can write an event twice; only those ids pay for the
--- window that keeps one copy, the others pass straight through.
-duplicate_ids AS (
-  SELECT event_id FROM window_rows GROUP BY event_id HAVING COUNT(*) > 1
+-- window that keeps one copy, the others pass straight through. Candidates are found by grouping a 64-bit
+-- hash of event_id (cheaper than grouping the strings); the window then compares the ids themselves, so a
+-- hash collision between two different ids keeps both.
+duplicate_hashes AS (
+  SELECT @fingerprint(event_id) AS h FROM window_rows WHERE event_id IS NOT NULL GROUP BY 1 HAVING COUNT(*) > 1
 ),
 deduplicated AS (
   SELECT * FROM window_rows
-  WHERE event_id NOT IN (SELECT event_id FROM duplicate_ids)
+  WHERE @fingerprint(event_id) NOT IN (SELECT h FROM duplicate_hashes)
   UNION ALL
   SELECT * FROM window_rows
-  WHERE event_id IN (SELECT event_id FROM duplicate_ids)
+  WHERE @fingerprint(event_id) IN (SELECT h FROM duplicate_hashes)
   QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY recorded_at, log_position, loaded_at) = 1
 )
 SELECT
