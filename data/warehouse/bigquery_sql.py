@@ -19,6 +19,8 @@ class RenderedModel:
     name: str  # table name, for example "staging_events_all"
     kind: str
     sql: str  # the SELECT, in the BigQuery dialect, reading `project.dataset.table`
+    # for a model that reads its own table (an incremental merge): the empty table to create first, if missing
+    create_if_missing: str | None = None
 
 
 def render_for_bigquery(project: str, dataset: str, start: str, end: str, execution_time: str) -> list[RenderedModel]:
@@ -48,6 +50,11 @@ def render_for_bigquery(project: str, dataset: str, start: str, end: str, execut
                 table.set("catalog", exp.to_identifier(project, quoted=True))
                 table.set("db", exp.to_identifier(dataset, quoted=True))
         name = model.name.split(".")[-1]
-        rendered.append(RenderedModel(name, str(model.kind.name), query.sql(dialect="bigquery")))
+        create = None
+        if model.depends_on_self:
+            columns = ", ".join(f"`{column}` {dtype.sql(dialect='bigquery')}"
+                                for column, dtype in model.columns_to_types.items())
+            create = f"CREATE TABLE IF NOT EXISTS `{project}`.`{dataset}`.`{name}` ({columns})"
+        rendered.append(RenderedModel(name, str(model.kind.name), query.sql(dialect="bigquery"), create))
     context.close()
     return rendered

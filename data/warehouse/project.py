@@ -20,6 +20,8 @@ DEFAULT_START = "2020-01-01"
 DUCKDB_BUILD_SETTINGS: dict[str, str] = {"disabled_compression_methods": "dictionary"}
 MODEL_NAMES: tuple[str, ...] = (
     "staging_events_all",
+    "staging_customers_activity",
+    "staging_customers_anonymous_ids",
     "staging_customers_profiles",
     "staging_customers_identity",
     "staging_web_sessions",

@@ -85,6 +85,8 @@ def test_bigquery_raw_load_and_marts_match_duckdb(client, tmp_path):
         assert bq.query(f"SELECT position FROM `{PROJECT}.{dataset}.raw_load_state`").rows[0][0] == log.head()
         # the models' SQL in BigQuery's dialect, in dependency order
         for model in render_for_bigquery(PROJECT, dataset, "2026-03-01", "2026-03-02", "2026-03-03"):
+            if model.create_if_missing:
+                client.query(model.create_if_missing, timeout=TIMEOUT).result(timeout=TIMEOUT)
             client.query(f"CREATE OR REPLACE TABLE `{PROJECT}.{dataset}.{model.name}` AS {model.sql}",
                          timeout=TIMEOUT).result(timeout=TIMEOUT)
 

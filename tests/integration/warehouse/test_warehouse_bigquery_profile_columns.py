@@ -65,6 +65,8 @@ def test_profile_columns_and_lead_tier_match_duckdb(client, tmp_path):  # noqa: 
         bq.ensure_raw()
         load_events(log, bq, batch_size=500)
         for model in render_for_bigquery(PROJECT, dataset, "2026-03-01", "2026-03-02", "2026-03-03"):
+            if model.create_if_missing:
+                client.query(model.create_if_missing, timeout=TIMEOUT).result(timeout=TIMEOUT)
             client.query(f"CREATE OR REPLACE TABLE `{PROJECT}.{dataset}.{model.name}` AS {model.sql}",
                          timeout=TIMEOUT).result(timeout=TIMEOUT)
         duck_url = f"duckdb:///{tmp_path / 'wh.duckdb'}"

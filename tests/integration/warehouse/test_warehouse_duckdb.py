@@ -88,7 +88,42 @@ def test_late_events_restate_the_day_they_belong_to(paths):
     assert report.restated
     counts = project.context.fetchdf("SELECT event_date, COUNT(*) AS n FROM ame.staging_events_all GROUP BY 1 ORDER BY 1")
     assert counts["n"].tolist() == [250, 200]
+    # the per-id activity is rebuilt with the restated day, not added to twice
+    assert _customer_360_events(project) == 450
     project.close()
+
+
+def _customer_360_events(project: WarehouseProject) -> int:
+    return int(project.context.fetchdf("SELECT SUM(events_total) AS n FROM ame.marts_marketing_customer_360")["n"][0])
+
+
+def test_customer_360_built_day_by_day_equals_one_build_of_every_day(paths, tmp_path):
+    """customer_360 reads the per-id activity that each build merges with the new day's: a build per day gives the
+    same table as one build over all days."""
+    days = [day_events("2026-03-01", 300, "d1", customers=30), day_events("2026-03-02", 200, "d2", customers=40),
+            day_events("2026-03-03", 250, "d3", customers=25)]
+    project = WarehouseProject(paths["warehouse"])
+    for events in days:
+        _append(paths, events)
+        _load(paths)
+        project.build()
+    (tmp_path / "once").mkdir()  # same file name: SQLMesh's cached models name the catalog after it
+    once = {"log": f"sqlite:///{tmp_path / 'once' / 'events.db'}", "warehouse": f"duckdb:///{tmp_path / 'once' / 'wh.duckdb'}"}
+    _append(once, [e for events in days for e in events])
+    _load(once)
+    single = WarehouseProject(once["warehouse"])
+    single.build()
+    sql = "SELECT * FROM ame.marts_marketing_customer_360 ORDER BY customer_id"
+    daily, whole = project.context.fetchdf(sql), single.context.fetchdf(sql)
+    assert len(daily) == len(whole) > 0
+    for column in whole.columns:
+        if whole[column].dtype.kind == "f":
+            assert (daily[column] - whole[column]).abs().max() < 1e-9, column
+        else:
+            assert daily[column].equals(whole[column]), column
+    assert _customer_360_events(project) == 750
+    project.close()
+    single.close()
 
 
 def test_an_injected_duplicate_key_fails_the_audit(paths):

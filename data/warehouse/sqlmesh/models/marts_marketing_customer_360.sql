@@ -59,32 +59,16 @@ granted, false if withdrawn (an unsubscribe withdraws), null if the customer nev
 WITH ids AS (
   SELECT customer_id, canonical_customer_id, component_size FROM @{dataset}.staging_customers_identity
 ),
+-- Per logged id, kept up to date incrementally (staging_customers_activity): this model no longer reads
+-- every event.
 per_id AS (
   SELECT
-    customer_id,
-    MIN(occurred_at) AS first_seen_at,
-    MAX(occurred_at) AS last_seen_at,
-    MIN_BY(source, occurred_at) AS first_source,
-    SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases,
-    SUM(CASE WHEN event_type = 'purchase' THEN amount ELSE 0 END) AS revenue,
-    MAX(CASE WHEN event_type = 'purchase' THEN occurred_at END) AS last_purchase_at,
-    MAX(CASE WHEN event_type IN ('email_open', 'email_click', 'sms_click', 'push_open', 'ad_click', 'page_view', 'content_download') THEN occurred_at END) AS last_engaged_at,
-    COUNT(*) AS events_total,
-    SUM(CASE WHEN event_type = 'page_view' THEN 1 ELSE 0 END) AS page_views,
-    SUM(CASE WHEN event_type = 'content_download' THEN 1 ELSE 0 END) AS downloads,
-    SUM(CASE WHEN event_type = 'email_open' THEN 1 ELSE 0 END) AS email_opens,
-    SUM(CASE WHEN event_type = 'email_click' THEN 1 ELSE 0 END) AS email_clicks,
-    SUM(CASE WHEN event_type = 'sms_click' THEN 1 ELSE 0 END) AS sms_clicks,
-    SUM(CASE WHEN event_type = 'push_open' THEN 1 ELSE 0 END) AS push_opens,
-    SUM(CASE WHEN event_type = 'ad_click' THEN 1 ELSE 0 END) AS ad_clicks,
-    SUM(CASE WHEN event_type = 'offer_sent' THEN 1 ELSE 0 END) AS offers_received,
-    SUM(CASE WHEN event_type = 'support_ticket' THEN 1 ELSE 0 END) AS support_tickets,
-    SUM(CASE WHEN event_type IN ('email_open', 'email_click') THEN 1 ELSE 0 END) AS email_engagement,
-    SUM(CASE WHEN event_type = 'sms_click' THEN 1 ELSE 0 END) AS sms_engagement,
-    SUM(CASE WHEN event_type = 'push_open' THEN 1 ELSE 0 END) AS push_engagement,
-    SUM(CASE WHEN event_type = 'ad_click' THEN 1 ELSE 0 END) AS ad_engagement
-  FROM @{dataset}.staging_events_all
-  GROUP BY customer_id
+    *,
+    email_opens + email_clicks AS email_engagement,
+    sms_clicks AS sms_engagement,
+    push_opens AS push_engagement,
+    ad_clicks AS ad_engagement
+  FROM @{dataset}.staging_customers_activity
 ),
 per_customer AS (
   SELECT
@@ -126,27 +110,12 @@ profiles AS (
   LEFT JOIN ids AS i ON p.customer_id = i.customer_id
   GROUP BY COALESCE(i.canonical_customer_id, p.customer_id)
 ),
--- The latest inbound engagement of each logged id: among its engagement events at last_engaged_at, the
--- one latest in the log (raw_events keeps log_position; a redelivered copy is the same event).
+-- The latest inbound engagement of each logged id is in staging_customers_activity (ties broken by log
+-- position there); across a customer's ids the latest in event time wins, then the latest in the log.
 id_engagement AS (
-  SELECT
-    r.customer_id,
-    r.occurred_at AS engaged_at,
-    COALESCE(r.log_position, -1) AS engaged_position,
-    r.event_id AS engaged_event_id,
-    CASE
-      WHEN r.event_type IN ('email_open', 'email_click') THEN 'email'
-      WHEN r.event_type = 'sms_click' THEN 'sms'
-      WHEN r.event_type = 'push_open' THEN 'push'
-      WHEN r.event_type = 'ad_click' THEN 'ad'
-      ELSE 'web'
-    END AS last_channel
-  FROM @{dataset}.raw_events AS r
-  JOIN per_id AS p ON r.customer_id = p.customer_id AND r.occurred_at = p.last_engaged_at
-  WHERE r.event_type IN ('email_open', 'email_click', 'sms_click', 'push_open', 'ad_click', 'page_view', 'content_download')
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY r.customer_id ORDER BY COALESCE(r.log_position, -1) DESC, r.event_id DESC
-  ) = 1
+  SELECT customer_id, last_engaged_at AS engaged_at, engaged_position, engaged_event_id, last_channel
+  FROM per_id
+  WHERE last_engaged_at IS NOT NULL
 ),
 engagement AS (
   SELECT COALESCE(i.canonical_customer_id, e.customer_id) AS customer_id, e.last_channel

@@ -30,9 +30,8 @@ merges AS (
   WHERE event_type = 'identity_merged'
 ),
 links AS (
-  SELECT DISTINCT customer_id, 'anonymous_id:' || anonymous_id AS identifier
-  FROM @{dataset}.staging_events_all
-  WHERE anonymous_id IS NOT NULL
+  SELECT customer_id, 'anonymous_id:' || anonymous_id AS identifier
+  FROM @{dataset}.staging_customers_anonymous_ids
   UNION DISTINCT
   SELECT customer_id, 'email:' || email FROM profiles WHERE email IS NOT NULL
   UNION DISTINCT
@@ -42,8 +41,8 @@ links AS (
   UNION DISTINCT
   SELECT merged_id, 'customer_id:' || customer_id FROM merges
   UNION DISTINCT
-  SELECT DISTINCT customer_id, 'customer_id:' || customer_id
-  FROM @{dataset}.staging_events_all
+  SELECT customer_id, 'customer_id:' || customer_id
+  FROM @{dataset}.staging_customers_activity
 ),
 nodes AS (SELECT DISTINCT customer_id FROM links),
 i1 AS (SELECT l.identifier, MIN(l.customer_id) AS label FROM links AS l GROUP BY l.identifier),

@@ -1,0 +1,22 @@
+MODEL (
+  name @{dataset}.staging_customers_anonymous_ids,
+  kind INCREMENTAL_BY_UNIQUE_KEY (unique_key (customer_id, anonymous_id)),
+  clustered_by (customer_id),
+  grain (customer_id, anonymous_id),
+  audits (
+    not_null(columns := (customer_id, anonymous_id))
+  ),
+  description 'Every (logged id, anonymous web or app id) pair seen: the anonymous links of identity
+resolution. Each build adds the pairs of the new days only (a pair seen again is upserted, so reprocessing a
+day changes nothing).',
+  column_descriptions (
+    customer_id = 'An id events were logged under.',
+    anonymous_id = 'A visitor id one of its events carried.'
+  )
+);
+
+SELECT DISTINCT
+  customer_id::VARCHAR AS customer_id,
+  anonymous_id::VARCHAR AS anonymous_id
+FROM @{dataset}.staging_events_all
+WHERE event_date BETWEEN @start_ds AND @end_ds AND anonymous_id IS NOT NULL
