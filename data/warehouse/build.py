@@ -188,7 +188,8 @@ class WarehouseProject:
         return deployed != local
 
     def _restate(self, first: date, last: date, execution_time: datetime) -> list[str]:
-        models = [f"{self.dataset}.staging_events_all"]
+        # the models that read raw_events by day (their downstream models are restated with them)
+        models = [f"{self.dataset}.staging_events_all", f"{self.dataset}.staging_events_payload"]
         log.info("restating %s..%s: late events arrived for days already built", first, last)
         self.context.plan(
             restate_models=models, start=first.isoformat(), end=last.isoformat(), auto_apply=True, no_prompts=True,
@@ -199,7 +200,8 @@ class WarehouseProject:
     def _count_rows(self, report: BuildReport) -> None:
         """Rows each model holds in the intervals it just computed (for incremental models: what it processed)."""
         time_columns = {"staging_events_all": "event_date", "staging_web_sessions": "session_date",
-                        "marts_marketing_campaign_performance": "event_date"}
+                        "marts_marketing_campaign_performance": "event_date",
+                        "staging_events_payload": "event_date"}
         for name, run in report.models.items():
             column = time_columns.get(name)
             where = " OR ".join(f"{column} BETWEEN DATE '{a}' AND DATE '{b}'" for a, b in run.intervals) if column else ""

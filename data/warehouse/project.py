@@ -20,6 +20,7 @@ DEFAULT_START = "2020-01-01"
 DUCKDB_BUILD_SETTINGS: dict[str, str] = {"disabled_compression_methods": "dictionary"}
 MODEL_NAMES: tuple[str, ...] = (
     "staging_events_all",
+    "staging_events_payload",
     "staging_customers_activity",
     "staging_customers_anonymous_ids",
     "staging_customers_profiles",

@@ -126,25 +126,21 @@ engagement AS (
     ORDER BY e.engaged_at DESC, e.engaged_position DESC, e.engaged_event_id DESC
   ) = 1
 ),
--- Consent and scores live in the JSON payload (granted, tier): only these few event types are read from raw.
+-- Consent and scores live in the JSON payload (granted, tier): staging_events_payload keeps these few events.
 payload_events AS (
   SELECT
     COALESCE(i.canonical_customer_id, r.customer_id) AS customer_id,
     r.event_type,
     r.occurred_at,
-    COALESCE(r.log_position, -1) AS log_position,
+    r.log_position,
     r.event_id,
     r.channel,
     r.score_model,
     r.score,
-    CASE
-      WHEN r.event_type = 'consent_changed' THEN COALESCE(json_extract_string(r.properties, '$.granted') = 'true', FALSE)
-      ELSE FALSE
-    END AS granted,
-    CASE WHEN r.event_type = 'score_updated' THEN json_extract_string(r.properties, '$.tier') END AS score_tier
-  FROM @{dataset}.raw_events AS r
+    r.granted,
+    r.score_tier
+  FROM @{dataset}.staging_events_payload AS r
   LEFT JOIN ids AS i ON r.customer_id = i.customer_id
-  WHERE r.event_type IN ('consent_changed', 'unsubscribe', 'score_updated')
 ),
 consents AS (
   SELECT customer_id, channel, granted

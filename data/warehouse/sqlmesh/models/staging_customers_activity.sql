@@ -81,7 +81,7 @@ interval_engagement AS (
     END AS last_channel
   FROM @{dataset}.raw_events AS r
   JOIN interval_ids AS p ON r.customer_id = p.customer_id AND r.occurred_at = p.last_engaged_at
-  WHERE r.occurred_at BETWEEN @start_dt AND @end_dt
+  WHERE r.occurred_at BETWEEN CAST(@start_ts AS TIMESTAMP) AND CAST(@end_ts AS TIMESTAMP)
     AND r.event_type IN ('email_open', 'email_click', 'sms_click', 'push_open', 'ad_click', 'page_view', 'content_download')
   QUALIFY ROW_NUMBER() OVER (
     PARTITION BY r.customer_id ORDER BY COALESCE(r.log_position, -1) DESC, r.event_id DESC

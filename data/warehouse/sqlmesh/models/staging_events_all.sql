@@ -32,9 +32,11 @@ MODEL (
   )
 );
 
+-- The bounds are plain TIMESTAMPs like occurred_at: compared with @start_dt (a TIMESTAMPTZ) DuckDB casts every
+-- row and cannot skip row groups by their min/max, so a one-day build scanned all of raw_events.
 WITH window_rows AS (
   SELECT * FROM @{dataset}.raw_events
-  WHERE occurred_at BETWEEN @start_dt AND @end_dt
+  WHERE occurred_at BETWEEN CAST(@start_ts AS TIMESTAMP) AND CAST(@end_ts AS TIMESTAMP)
 ),
 -- At-least-once delivery (a Pub/Sub subscription) can write an event twice; only those ids pay for the
 -- window that keeps one copy, the others pass straight through. Candidates are found by grouping a 64-bit
