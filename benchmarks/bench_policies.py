@@ -29,12 +29,13 @@ def _journey(quick: bool) -> list[BenchResult]:
         return [BenchResult(AREA, "journey policy profit/customer", float("nan"), "$", "best heuristic", None, ">= +10%", None,
                             f"no registered {name!r}: run `ame train journey` first")]
     seeds, n = (2, 500) if quick else (10, 1_000)
-    res = journey_suite([*JOURNEY_HEURISTICS, name], seeds, n)
+    res = journey_suite([*JOURNEY_HEURISTICS, "belief_planner", name], seeds, n)
     best = max(JOURNEY_HEURISTICS, key=lambda h: np.mean([m.profit for m in res[h]]))
     ours, base = res[name], res[best]
     p, hp = np.mean([m.profit for m in ours]), np.mean([m.profit for m in base])
     u, hu = np.mean([m.unsubscribe_rate for m in ours]), np.mean([m.unsubscribe_rate for m in base])
     share, ci = mean_ci([m.oracle_share for m in ours])
+    planner, planner_ci = mean_ci([m.oracle_share for m in res["belief_planner"]])
     gap = np.mean([(a.profit - b.profit) / (a.oracle - b.profit) for a, b in zip(ours, base, strict=True)])
     note = f"{seeds} seeds x {n} customers; best heuristic {best}"
     return [
@@ -42,6 +43,8 @@ def _journey(quick: bool) -> list[BenchResult]:
         BenchResult(AREA, "journey unsubscribe rate", float(u), "share", best, float(hu), "<= heuristic", bool(u <= hu), note),
         BenchResult(AREA, "journey % of oracle", float(share), "share", "oracle", 1.0, ">= 0.85", bool(share >= 0.85), f"± {ci:.3f}"),
         BenchResult(AREA, "journey gap closed", float(gap), "share", best, 0.0, "", None, "(policy-heur)/(oracle-heur)"),
+        BenchResult(AREA, "journey belief planner (QMDP) % of oracle", float(planner), "share", "oracle", 1.0, "reference",
+                    None, f"± {planner_ci:.3f}; the engine's information with the true model, no learning"),
     ]
 
 

@@ -142,10 +142,63 @@ class BeliefTracker:
         if self.belief is None:
             raise RuntimeError("reset the tracker before stepping it")
         belief = update_belief(self.belief, self.tables, before, outcome)
-        if restarted.any():
-            fresh = initial_belief(self.config, recency_of(observation))
-            belief = np.where(restarted[:, None, None, None], fresh, belief)
         self.belief = belief
+        return self.restart(observation, restarted) if restarted.any() else belief
+
+    def restart(self, observation: np.ndarray, restarted: np.ndarray) -> np.ndarray:
+        """New customers in ``restarted`` start from their prior (read from ``observation``)."""
+        if self.belief is None:
+            raise RuntimeError("reset the tracker before restarting customers")
+        fresh = initial_belief(self.config, recency_of(observation))
+        self.belief = np.where(restarted[:, None, None, None], fresh, self.belief)
+        return self.belief
+
+
+class WithBelief:
+    """Serves a policy trained on belief observations (``JourneyVectorEnv(belief=True)``) in an environment
+    that gives the plain 24 columns: it tracks the belief from the bound env's observed outcomes and appends it."""
+
+    def __init__(self, policy: Any, name: str | None = None) -> None:
+        self.policy, self.name = policy, name or getattr(policy, "name", "policy")
+        self.stochastic = getattr(policy, "stochastic", False)
+        self._belief: _FollowedBelief | None = None
+
+    @property
+    def _rng(self) -> Any:  # the wrapped policy's sampler, reseeded per evaluation seed by policies.evaluate
+        return getattr(self.policy, "_rng", None)
+
+    @_rng.setter
+    def _rng(self, rng: Any) -> None:
+        self.policy._rng = rng
+
+    def bind(self, env: Any) -> None:
+        self._belief = _FollowedBelief(env)
+
+    def predict(
+        self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        if self._belief is None:
+            raise RuntimeError("bind WithBelief to a JourneyVectorEnv before asking")
+        belief = self._belief.now(observation)
+        features = np.concatenate([observation, belief.reshape(len(observation), -1).astype(np.float32)], axis=1)
+        return self.policy.predict(features, state=state, episode_start=episode_start, deterministic=deterministic)
+
+
+class _FollowedBelief:
+    """The belief of a bound env's current customers, updated from what the env reports it observed each day."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.tracker = BeliefTracker(env.config, env.tables)
+        self._before: JourneyState | None = None
+
+    def now(self, observation: np.ndarray) -> np.ndarray:
+        state = self.env.state
+        if self._before is None or bool(np.all(state.day == 0)):
+            belief = self.tracker.reset(observation)
+        else:
+            belief = self.tracker.step(self._before, self.env.last_outcome, observation, state.day == 0)
+        self._before = state
         return belief
 
 
@@ -162,41 +215,34 @@ class BeliefPlanner:
     def __init__(self, env: Any = None) -> None:
         self.env: Any = None
         self._q: np.ndarray | None = None
-        self._tracker: BeliefTracker | None = None
-        self._before: JourneyState | None = None
+        self._belief: _FollowedBelief | None = None
         self._resp: Any = None
         if env is not None:
             self.bind(env)
 
     def bind(self, env: Any) -> None:
         """Plan for the customers of ``env`` (a :class:`~environment.vector.JourneyVectorEnv`, reset)."""
-        self.env, self._q, self._before, self._resp = env, None, None, None
-        self._tracker = BeliefTracker(env.config, env.tables)
+        self.env, self._q, self._resp = env, None, None
+        self._belief = _FollowedBelief(env)
 
     def predict(
         self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True
     ) -> tuple[np.ndarray, Any]:
         from environment.bounds import solve_oracle
 
-        if self.env is None or self.env.state is None or self._tracker is None:
+        if self.env is None or self.env.state is None or self._belief is None:
             raise RuntimeError("bind the planner to a reset JourneyVectorEnv before asking")
         now = self.env.state
         if now.resp is not self._resp:  # new customers: their action values
             self._q, self._resp = solve_oracle(self.env.tables, now.resp, keep_q=True).q, now.resp
-        if self._before is None or bool(np.all(now.day == 0)):
-            belief = self._tracker.reset(observation)
-        else:
-            assert self._before is not None
-            restarted = now.day == 0
-            belief = self._tracker.step(self._before, self.env.last_outcome, observation, restarted)
+        belief = self._belief.now(observation)
         rows = np.arange(len(now))
         day = np.minimum(now.day, self._q.shape[0] - 1)
         assert self._q is not None
         q = self._q[day, rows, :, :, :, now.consent, now.cooldown]  # (N, stage, intent, fatigue, action)
         value = np.einsum("nkif,nkifa->na", belief, q)
         action = np.where(legal_mask(now), value, -np.inf).argmax(axis=1)
-        self._before = now
         return action, state
 
 
-__all__ = ["BELIEF_SHAPE", "N_BELIEF", "BeliefPlanner", "BeliefTracker", "initial_belief", "update_belief"]
+__all__ = ["BELIEF_SHAPE", "N_BELIEF", "BeliefPlanner", "BeliefTracker", "WithBelief", "initial_belief", "update_belief"]

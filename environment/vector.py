@@ -24,18 +24,24 @@ from environment.population import N_ACTIONS
 
 class JourneyVectorEnv(VectorEnv):
     """N independent customer journeys stepped as one numpy batch (see :class:`~environment.journey.JourneyEnv`
-    for the spaces and rewards). ``info`` holds ``action_mask`` (N, 6) and ``illegal_action`` (N,)."""
+    for the spaces and rewards). ``info`` holds ``action_mask`` (N, 6) and ``illegal_action`` (N,).
+    With ``belief``, the observation also carries the engine's belief over the hidden (stage, intent, fatigue)
+    state, 60 columns from :class:`~environment.belief.BeliefTracker` (computed from observed events only)."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int, config: MarketConfig | None = None) -> None:
+    def __init__(self, num_envs: int, config: MarketConfig | None = None, belief: bool = False) -> None:
+        from environment.belief import N_BELIEF, BeliefTracker
+
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = num_envs
         self.config = config or load_market_config()
         self.tables = Tables.of(self.config.journey)
         self.horizon = self.config.journey.horizon_days
-        self.single_observation_space = spaces.Box(0.0, 1.0, shape=(N_OBS,), dtype=np.float32)
+        self.tracker = BeliefTracker(self.config, self.tables) if belief else None
+        width = N_OBS + (N_BELIEF if belief else 0)
+        self.single_observation_space = spaces.Box(0.0, 1.0, shape=(width,), dtype=np.float32)
         self.single_action_space = spaces.Discrete(N_ACTIONS)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -48,18 +54,24 @@ class JourneyVectorEnv(VectorEnv):
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
         self.state = reset_batch(self.config, self.num_envs, self.np_random)
-        return observe(self.state, self.horizon), {"action_mask": legal_mask(self.state)}
+        obs = observe(self.state, self.horizon)
+        if self.tracker is not None:
+            obs = _with_belief(obs, self.tracker.reset(obs))
+        return obs, {"action_mask": legal_mask(self.state)}
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self.state is None:
             raise RuntimeError("call reset() before step()")
-        state, outcome = step_batch(self.state, np.asarray(actions), self.np_random, self.tables)
+        before = self.state
+        state, outcome = step_batch(before, np.asarray(actions), self.np_random, self.tables)
         self.last_outcome = outcome
         truncated = state.day >= self.horizon
         terminated = np.zeros(self.num_envs, dtype=bool)
         info: dict[str, Any] = {"illegal_action": outcome.illegal}
         if truncated.any():
             final = observe(state, self.horizon)
+            if self.tracker is not None:  # the finished customers' last belief
+                final = _with_belief(final, self.tracker.step(before, outcome, final, np.zeros(self.num_envs, bool)))
             final_obs = np.full(self.num_envs, None, dtype=object)
             for idx in np.flatnonzero(truncated):
                 final_obs[idx] = final[idx]
@@ -69,13 +81,24 @@ class JourneyVectorEnv(VectorEnv):
             )
         self.state = state
         info["action_mask"] = legal_mask(state)
-        return observe(state, self.horizon), outcome.reward, terminated, truncated, info
+        obs = observe(state, self.horizon)
+        if self.tracker is not None:
+            if truncated.any():  # already stepped into the final belief above: only the new customers restart
+                assert self.tracker.belief is not None
+                obs = _with_belief(obs, self.tracker.restart(obs, truncated))
+            else:
+                obs = _with_belief(obs, self.tracker.step(before, outcome, obs, truncated))
+        return obs, outcome.reward, terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
         """(N, 6) legal actions now."""
         if self.state is None:
             return np.ones((self.num_envs, N_ACTIONS), dtype=bool)
         return legal_mask(self.state)
+
+
+def _with_belief(obs: np.ndarray, belief: np.ndarray) -> np.ndarray:
+    return np.concatenate([obs, belief.reshape(len(obs), -1).astype(np.float32)], axis=1)
 
 
 def _masked_reset(config: MarketConfig, state: JourneyState, mask: np.ndarray, rng: np.random.Generator) -> JourneyState:

@@ -32,6 +32,11 @@ def train_journey(
     config: Path = typer.Option(None, "--config", help="Market YAML (default: the shipped calibrated market)."),
     name: str = typer.Option(None, help="Registry name (default journey-<algo>)."),
     num_envs: int = typer.Option(512, min=1, help="Customers stepped together."),
+    belief: bool = typer.Option(False, "--belief", help="Observe the Bayes filter's belief over the hidden state too."),
+    warm_start: str = typer.Option(None, "--warm-start", help="planner: clone the belief-state planner before PPO."),
+    learning_rate: float = typer.Option(3e-4, min=0.0),
+    ent_coef: float = typer.Option(0.003, min=0.0),
+    clip_range: float = typer.Option(0.2, min=0.0),
     registry: str = _REGISTRY,
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -40,8 +45,14 @@ def train_journey(
 
     if algo not in ("ppo", "a2c", "dqn"):
         _fail(f"unknown algo {algo!r}; choose ppo, a2c or dqn")
+    if warm_start not in (None, "planner"):
+        _fail(f"unknown --warm-start {warm_start!r}; the one available is 'planner'")
+    if warm_start and (algo != "ppo" or not belief):
+        _fail("--warm-start planner clones a belief-observing policy: use it with --algo ppo --belief")
     args = JourneyArgs(algo=algo, timesteps=timesteps, seed=seed, config=str(config) if config else None, name=name,
-                       num_envs=num_envs, batch_size=max(num_envs * 15, 64), registry=registry, progress=progress)
+                       num_envs=num_envs, batch_size=max(num_envs * 15, 64), registry=registry, progress=progress,
+                       belief=belief, warm_start=warm_start, learning_rate=learning_rate, ent_coef=ent_coef,
+                       clip_range=clip_range)
     _report(main(args))
 
 
@@ -188,7 +199,7 @@ def evaluate_journey_cmd(
     reg = PolicyRegistry(registry)
     curves = {}
     for n in names:
-        if n not in JOURNEY_HEURISTICS:
+        if n not in JOURNEY_HEURISTICS and n != "belief_planner":
             base, _, v = n.partition("@")
             csv = reg.path(base, v or reg.promoted_version(base) or reg.latest(base)) / "progress.csv"
             if csv.is_file():

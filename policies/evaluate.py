@@ -160,6 +160,10 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
         "linear_previous_day": bidding.LinearPreviousDay,
         "linear_hindsight": bidding.LinearHindsight, "dual_pacing": bidding.DualPacing, "profile_pacing": ProfilePacing,
     }
+    if name == "belief_planner":
+        from environment.belief import BeliefPlanner
+
+        return BeliefPlanner()
     if name in makers:
         return makers[name]()
     from policies.registry import PolicyRegistry
@@ -172,8 +176,13 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
         return ProfilePacing(eta=float(options.get("eta", 0.08)), curve_memory=float(options.get("curve_memory", 0.5)),
                              initial=float(options.get("initial", 0.4)), residual=policy, name=base)
     # a discrete RL policy acts by sampling its action distribution (as served, with the propensity logged):
-    # under partial observability its argmax is a different, worse policy (it mostly waits)
-    policy.stochastic = policy.metadata.export_kind == "discrete"
+    # under partial observability its argmax is a different, worse policy (it mostly waits); a policy registered
+    # with act=argmax (chosen on validation customers at training) takes its most probable action
+    policy.stochastic = policy.metadata.export_kind == "discrete" and options.get("act", "sample") == "sample"
+    if options.get("belief"):  # it observes the Bayes filter's belief too: tracked from the env's observed events
+        from environment.belief import WithBelief
+
+        return WithBelief(policy, name=base)
     return policy
 
 

@@ -317,7 +317,20 @@ def load_promoted(name: str, root: str | Path | None = None) -> ExportedPolicy:
     version = reg.promoted_version(name)
     if version is None:
         raise PolicyNotFound(f"policy {name!r} has no promoted version under {reg.root}; run `ame policies promote {name} [VERSION]`")
-    return ExportedPolicy(reg.path(name, version))
+    policy = ExportedPolicy(reg.path(name, version))
+    refuse_unservable(policy)
+    return policy
+
+
+def refuse_unservable(policy: ExportedPolicy) -> None:
+    """Serving builds the 24-column journey observation; a policy that also observes the belief over hidden
+    states (``env_options.belief``) cannot be served until the filter is folded into the agents' state."""
+    if policy.metadata.env_options.get("belief"):
+        raise RegistryError(
+            f"{policy.name} observes the belief over hidden journey states ({policy.metadata.observation_dim} columns);"
+            " the agents and the decision API build the 24-column observation and cannot serve it yet. Promote a"
+            " policy trained without --belief for serving; evaluate this one with `ame evaluate journey`."
+        )
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -46,6 +46,14 @@ class JourneyArgs:
     eval_seed: int = 10_000  # customers never seen in training (training seeds are small ints)
     checkpoint_every: int = 500_000
     torch_threads: int = 2
+    normalize_reward: bool = False  # scale rewards by a running std of the return (VecNormalize, rewards only)
+    clip_range: float = 0.2
+    belief: bool = False  # observe the Bayes filter's belief over the hidden state too (84 columns)
+    warm_start: str | None = None  # "planner": clone the belief-state planner before PPO (needs belief, ppo)
+    demo_customers: int = 1_000  # planner demonstrations: customers per training seed
+    demo_seeds: int = 10  # ... and seeds (1..demo_seeds; evaluation seeds are >= 9,000)
+    bc_epochs: int = 10
+    validation_seed: int = 9_000  # picks sampled vs argmax actions; never a benchmark seed (those start at 10,000)
     registry: str | None = None  # registry root; default AME_POLICIES_DIR
     run_dir: str | None = None  # logs and checkpoints; default runs/<name>-<seed>
     progress: bool = True
@@ -62,8 +70,16 @@ def main(args: JourneyArgs) -> Path:
     # the run folder; seeding: python, numpy, torch (the env by its reset)
     run_dir = start_run(args.run_dir or Path("runs") / f"{name}-s{args.seed}", args.seed, args.torch_threads)
     config = load_market_config(args.config)
-    env = SB3VecEnvAdapter(JourneyVectorEnv(args.num_envs, config))
+    if args.warm_start not in (None, "planner"):
+        raise ValueError(f"unknown warm start {args.warm_start!r}; the one available is 'planner'")
+    if args.warm_start and (args.algo != "ppo" or not args.belief):
+        raise ValueError("--warm-start planner clones a belief-observing policy: it needs --algo ppo and --belief")
+    env = SB3VecEnvAdapter(JourneyVectorEnv(args.num_envs, config, belief=args.belief))
     env.seed(args.seed)
+    if args.normalize_reward:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=args.gamma)
 
     policy_kwargs: dict[str, Any] = {"net_arch": list(args.net_arch)}
     common = {"seed": args.seed, "device": "cpu", "verbose": 0, "policy_kwargs": policy_kwargs}
@@ -72,7 +88,8 @@ def main(args: JourneyArgs) -> Path:
 
         model = MaskablePPO(
             "MlpPolicy", env, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-            learning_rate=args.learning_rate, gamma=args.gamma, gae_lambda=args.gae_lambda, ent_coef=args.ent_coef, **common,
+            learning_rate=args.learning_rate, gamma=args.gamma, gae_lambda=args.gae_lambda, ent_coef=args.ent_coef,
+            clip_range=args.clip_range, **common,
         )
     elif args.algo == "a2c":
         from stable_baselines3 import A2C
@@ -90,6 +107,7 @@ def main(args: JourneyArgs) -> Path:
     model.set_logger(make_logger(run_dir))
 
     start = time.perf_counter()
+    warm_metrics = _warm_start(model, args, config) if args.warm_start else {}
     model.learn(args.timesteps, callback=make_callbacks(run_dir, name, args.checkpoint_every, args.num_envs, args.progress, args.timesteps))
     train_seconds = time.perf_counter() - start
 
@@ -104,16 +122,44 @@ def main(args: JourneyArgs) -> Path:
                 return model.predict(obs, deterministic=deterministic, action_masks=journey_action_mask(obs))
             return model.predict(obs, deterministic=deterministic)
 
-    ours = run_journey(_Trained(), config, args.eval_customers, args.eval_seed)
+    trained = _Trained()
+    if args.belief:
+        from environment.belief import WithBelief
+
+        trained = WithBelief(trained)
+    # the acting mode served: sampled (propensities to log) unless argmax is better on validation customers
+    sampled = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
+    trained.stochastic = False
+    argmax = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
+    trained.stochastic = args.algo != "dqn" and sampled >= argmax
+    ours = run_journey(trained, config, args.eval_customers, args.eval_seed)
     best = max((run_journey(h, config, args.eval_customers, args.eval_seed) for h in journey_baselines()), key=lambda m: m.profit)
     metrics = {
         "profit_per_customer": ours.profit, "unsubscribe_rate": ours.unsubscribe_rate, "conversion_rate": ours.conversion_rate,
         "best_heuristic_profit": best.profit, "train_seconds": train_seconds,
+        "validation_profit_sampled": sampled, "validation_profit_argmax": argmax, **warm_metrics,
     }
     logger.info("%s: profit %.3f vs best heuristic %s %.3f", name, ours.profit, best.policy, best.profit)
 
     return register_trained(
         model, name, task="journey", masked=args.algo == "ppo", seed=args.seed, timesteps=args.timesteps, config=config,
-        env_options={"num_envs": args.num_envs}, hyperparameters=asdict(args), metrics=metrics,
+        env_options={"num_envs": args.num_envs, "belief": args.belief, "act": "sample" if trained.stochastic else "argmax"},
+        hyperparameters=asdict(args), metrics=metrics,
         train_seconds=train_seconds, run_dir=run_dir, registry=args.registry,
     )
+
+
+def _warm_start(model: Any, args: JourneyArgs, config: Any) -> dict[str, float]:
+    """Clone the belief-state planner into ``model`` (actor and critic) before PPO; returns the fit's figures."""
+    from rich.progress import Progress
+
+    from policies.imitation import behaviour_clone, planner_demonstrations
+
+    with Progress(disable=not args.progress) as bar:
+        task = bar.add_task("planner demonstrations", total=args.demo_seeds)
+        demos = planner_demonstrations(config, args.demo_customers, list(range(1, args.demo_seeds + 1)), args.gamma,
+                                       progress=lambda: bar.advance(task))
+        task = bar.add_task("behaviour cloning", total=args.bc_epochs)
+        fit = behaviour_clone(model, demos, args.bc_epochs, seed=args.seed, progress=lambda: bar.advance(task))
+    logger.info("warm start: %d planner decisions, agreement %.3f", len(demos), fit["bc_agreement"])
+    return {**fit, "bc_decisions": float(len(demos))}

@@ -92,10 +92,16 @@ class RegistrySource:
 def _registry_loader(root: Path) -> Callable[[str, str], Any]:
     """``policies.registry.PolicyRegistry(root).load`` (an SB3-free TorchScript predictor), imported lazily so a
     replica that serves only the built-in baselines never imports torch."""
-    from policies.registry import PolicyRegistry
+    from policies.registry import PolicyRegistry, refuse_unservable
 
     registry = PolicyRegistry(root)
-    return registry.load
+
+    def load(name: str, version: str) -> Any:
+        policy = registry.load(name, version)
+        refuse_unservable(policy)
+        return policy
+
+    return load
 
 
 class PolicySlot:

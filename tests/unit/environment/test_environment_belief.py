@@ -101,3 +101,32 @@ def test_planner_sits_between_the_heuristics_and_the_oracle(seed: int) -> None:
 
 def test_offer_cadence_is_among_the_tuned_baselines() -> None:
     assert OfferEveryK().name in {h.name for h in journey_baselines()}
+
+
+def test_belief_observation_equals_what_a_wrapped_policy_sees() -> None:
+    """The env's belief columns (training) and WithBelief on a plain env (evaluation) are the same numbers,
+    across an episode boundary."""
+    from environment.belief import N_BELIEF, WithBelief
+
+    class Recorder:
+        seen: np.ndarray
+
+        def predict(self, observation, state=None, episode_start=None, deterministic=False):
+            self.seen = observation
+            return np.full(len(observation), 5), state
+
+    with_belief, plain = JourneyVectorEnv(200, belief=True), JourneyVectorEnv(200)
+    obs_b, _ = with_belief.reset(seed=3)
+    obs_p, _ = plain.reset(seed=3)
+    assert obs_b.shape == (200, 24 + N_BELIEF)
+    recorder = Recorder()
+    wrapped = WithBelief(recorder)
+    wrapped.bind(plain)
+    for day in range(with_belief.horizon + 5):
+        wrapped.predict(obs_p)
+        np.testing.assert_allclose(recorder.seen, obs_b, err_msg=f"day {day}")
+        obs_b, _, _, truncated, info = with_belief.step(np.full(200, 5))
+        obs_p, *_ = plain.step(np.full(200, 5))
+        if truncated.any():
+            assert info["final_obs"][0].shape == (24 + N_BELIEF,)
+            np.testing.assert_allclose(obs_b[:, 24:].reshape(200, -1).sum(axis=1), 1.0, rtol=1e-5)

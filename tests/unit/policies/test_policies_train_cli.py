@@ -81,3 +81,32 @@ def test_mean_ci() -> None:
 
     m, h = mean_ci([1.0, 2.0, 3.0])
     assert m == 2.0 and h == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-3)
+
+
+def test_train_journey_warm_started_from_the_planner(tmp_path: Path) -> None:
+    """Cloning the planner gives a policy that agrees with it; it is evaluated with its belief, never served."""
+    from policies.evaluate import resolve_policy, run_journey
+    from policies.registry import PolicyRegistry, RegistryError, load_promoted
+    from policies.train_journey import JourneyArgs, main
+
+    reg = str(tmp_path / "reg")
+    path = main(JourneyArgs(timesteps=256, num_envs=16, batch_size=240, eval_customers=100, registry=reg,
+                            run_dir=str(tmp_path / "run"), progress=False, belief=True, warm_start="planner",
+                            demo_customers=300, demo_seeds=2, bc_epochs=8, learning_rate=1e-5, name="journey-bc"))
+    meta = json.loads((path / "metadata.json").read_text())
+    assert meta["observation_dim"] == 84 and meta["env_options"]["belief"] is True
+    assert meta["env_options"]["act"] in ("sample", "argmax")
+    assert meta["metrics"]["bc_agreement"] > 0.8 and meta["metrics"]["bc_decisions"] == 2 * 300 * 60
+    policy = resolve_policy("journey-bc", reg)
+    assert policy.name == "journey-bc" and np.isfinite(run_journey(policy, None, 100, 3).profit)
+    PolicyRegistry(reg).promote("journey-bc")
+    with pytest.raises(RegistryError, match="belief"):
+        load_promoted("journey-bc", reg)
+
+
+def test_warm_start_needs_a_belief_observing_ppo(tmp_path: Path) -> None:
+    from policies.train_journey import JourneyArgs, main
+
+    with pytest.raises(ValueError, match="--belief"):
+        main(JourneyArgs(timesteps=64, num_envs=4, registry=str(tmp_path), run_dir=str(tmp_path / "run"), progress=False,
+                         warm_start="planner"))
