@@ -4,7 +4,7 @@ MODEL (
   grain (customer_id),
   audits (
     not_null(columns := (customer_id, lifecycle_stage, customer_segment, first_seen_at)),
-    unique_key(column := customer_id),
+    unique_values(columns := (customer_id)),
     accepted_values(column := lifecycle_stage, is_in := ('visitor', 'lead', 'customer', 'repeat_customer', 'churned')),
     accepted_values(column := customer_segment, is_in := ('anonymous', 'prospect', 'new', 'loyal', 'champion', 'at_risk', 'lost')),
     accepted_values(column := preferred_channel, is_in := ('email', 'sms', 'push', 'ad')),

@@ -4,7 +4,7 @@ MODEL (
   grain (customer_id),
   audits (
     not_null(columns := (customer_id, lead_score, lead_tier)),
-    unique_key(column := customer_id),
+    unique_values(columns := (customer_id)),
     accepted_values(column := lead_tier, is_in := ('High', 'Medium', 'Low')),
     accepted_range(column := lead_score, min_v := 0, max_v := 1),
     referential_integrity(column := customer_id, parent := @{dataset}.marts_marketing_customer_360, parent_column := customer_id)

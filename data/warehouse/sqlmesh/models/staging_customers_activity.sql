@@ -5,7 +5,7 @@ MODEL (
   grain (customer_id),
   audits (
     not_null(columns := (customer_id, first_seen_at, last_seen_at, events_total)),
-    unique_key(column := customer_id)
+    unique_values(columns := (customer_id))
   ),
   description 'One row per logged id (before identity resolution): its activity so far, the input of
 customer_360. Each build aggregates only the new days of staging_events_all and merges them with the row the

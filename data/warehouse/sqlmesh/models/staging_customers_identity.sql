@@ -4,7 +4,7 @@ MODEL (
   grain (customer_id),
   audits (
     not_null(columns := (customer_id, canonical_customer_id)),
-    unique_key(column := customer_id)
+    unique_values(columns := (customer_id))
   ),
   description 'Identity resolution: every customer_id seen, mapped to one canonical customer_id. Ids are
 linked when they share an identifier (an anonymous web or app id, an email, a CRM contact id) or when an

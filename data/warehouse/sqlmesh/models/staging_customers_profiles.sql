@@ -4,7 +4,7 @@ MODEL (
   grain (customer_id),
   audits (
     not_null(columns := (customer_id, created_at)),
-    unique_key(column := customer_id)
+    unique_values(columns := (customer_id))
   ),
   description 'One row per customer that filled in a form (lead_created): the latest non-empty value of
 each field, and the first lead event for acquisition. Reads raw_events directly, because only

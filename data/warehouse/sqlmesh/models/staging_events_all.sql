@@ -6,7 +6,7 @@ MODEL (
   grain (event_id),
   audits (
     not_null(columns := (event_id, event_type, customer_id, occurred_at, event_date)),
-    unique_key(column := event_id),
+    unique_values(columns := (event_id)),
     accepted_event_types
   ),
   description 'Every event once (deduplicated on event_id), typed, one partition per event day.',

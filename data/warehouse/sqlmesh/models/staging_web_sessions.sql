@@ -6,7 +6,7 @@ MODEL (
   grain (session_id),
   audits (
     not_null(columns := (session_id, customer_id, session_start, session_date)),
-    unique_key(column := session_id)
+    unique_values(columns := (session_id))
   ),
   description 'Web sessions: page views of one customer with no gap over 30 minutes. A session that spans
 midnight (UTC) is split at the day boundary, so that each day is computed from its own partition.',
