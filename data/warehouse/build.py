@@ -91,7 +91,8 @@ class WarehouseProject:
         self.console = _recording_console()
         set_console(self.console)
         config = sqlmesh_config(url, start=start or settings.warehouse_start,
-                                bigquery_location=settings.warehouse_bigquery_location or None)
+                                bigquery_location=settings.warehouse_bigquery_location or None,
+                                dictionary_compression=settings.warehouse_dictionary_compression)
         try:
             self.context = Context(paths=str(PROJECT_DIR), config=config)
         except Exception as error:  # noqa: BLE001 - a locked file, bad credentials, a model that does not parse

@@ -14,11 +14,11 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent / "sqlmesh"
 DEFAULT_DATASET = "ame"
 DEFAULT_START = "2020-01-01"
-# DuckDB settings of the build's connection. Dictionary compression is the costliest part of writing the
-# string columns of staging_events_all (its analysis runs on every column segment): without it the write
-# costs about a quarter less time, and strings are still FSST-compressed; the file is bigger (staging's columns
-# of 10M events: 336 MiB instead of 166 MiB). Remove the setting to trade back.
-DUCKDB_BUILD_SETTINGS: dict[str, str] = {"disabled_compression_methods": "dictionary"}
+# DuckDB settings of the build's connection when dictionary compression is off (AME_WAREHOUSE_DICTIONARY_COMPRESSION,
+# default off): its analysis is the costliest part of writing staging_events_all's string columns, so without it
+# the write costs about a quarter less time; strings are still FSST-compressed, the file is bigger (staging's
+# columns of 10M events: 336 MiB instead of 166 MiB).
+_NO_DICTIONARY = {"disabled_compression_methods": "dictionary"}
 MODEL_NAMES: tuple[str, ...] = (
     "staging_events_all",
     "staging_events_payload",
@@ -62,7 +62,8 @@ def parse_warehouse_url(url: str) -> WarehouseTarget:
 
 
 def sqlmesh_config(
-    url: str, start: str = DEFAULT_START, bigquery_location: str | None = None, cache_dir: Path | None = None
+    url: str, start: str = DEFAULT_START, bigquery_location: str | None = None, cache_dir: Path | None = None,
+    dictionary_compression: bool = False,
 ):  # -> Config
     """The SQLMesh configuration for a warehouse URL: both gateways, the URL's one as default.
 
@@ -71,6 +72,7 @@ def sqlmesh_config(
     :param bigquery_location: BigQuery location (for example ``EU``) for the production gateway.
     :param cache_dir: where SQLMesh caches parsed models (default: ``<AME_HOME>/sqlmesh_cache``, never the
         package folder, which may be read-only once installed).
+    :param dictionary_compression: DuckDB dictionary compression on build (``AME_WAREHOUSE_DICTIONARY_COMPRESSION``).
     """
     if cache_dir is None:
         from data.settings import get_settings
@@ -89,7 +91,7 @@ def sqlmesh_config(
     gateways = {
         "duckdb": GatewayConfig(
             connection=DuckDBConnectionConfig(database=None if duck_path == ":memory:" else duck_path,
-                                              connector_config=DUCKDB_BUILD_SETTINGS),
+                                              connector_config={} if dictionary_compression else dict(_NO_DICTIONARY)),
             variables={"dataset": DEFAULT_DATASET, "engine": "duckdb"},
         ),
         "bigquery": GatewayConfig(

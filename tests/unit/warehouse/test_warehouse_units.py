@@ -89,3 +89,13 @@ def test_the_models_render_in_bigquery_sql():
     assert "JSON_VALUE_ARRAY" in rendered["staging_customers_identity"]  # the one engine-specific macro
     assert "`p`.`marketing`.`raw_events`" in rendered["staging_events_all"]
     assert "DATE_DIFF(" in rendered["staging_web_sessions"]
+
+
+def test_dictionary_compression_setting_reaches_the_duckdb_build_connection(tmp_path) -> None:
+    from data.warehouse.project import sqlmesh_config
+
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    fast = sqlmesh_config(url, cache_dir=tmp_path / "cache")
+    compact = sqlmesh_config(url, cache_dir=tmp_path / "cache", dictionary_compression=True)
+    assert fast.gateways["duckdb"].connection.connector_config == {"disabled_compression_methods": "dictionary"}
+    assert compact.gateways["duckdb"].connection.connector_config == {}
