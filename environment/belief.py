@@ -10,12 +10,14 @@ the reference for what a policy with the engine's information can reach, against
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from environment.config import MarketConfig
 from environment.dynamics import (
+    _LEGAL,
     JourneyState,
     StepOutcome,
     Tables,
@@ -27,8 +29,11 @@ from environment.dynamics import (
     visit_prob,
 )
 from environment.population import (
+    ACTION_CONSENT_BIT,
+    ACTION_UNSUB_CHANNEL,
     CHURNED,
     CUSTOMER,
+    N_ACTIONS,
     N_FATIGUE,
     N_INTENT,
     N_STAGES,
@@ -203,7 +208,8 @@ class _FollowedBelief:
 
 
 class BeliefPlanner:
-    """QMDP on the exact belief: each day, the legal action with the highest belief-weighted oracle action value.
+    """QMDP on the exact belief: each day, the legal action with the highest belief-weighted oracle action value;
+    with ``lookahead``, one step of belief lookahead first (an action is also worth what its outcome reveals).
 
     It observes what a policy observes (the filter reads no latent state); the oracle's action values come from
     the true model, so it measures what the engine's information allows, not what can be learned. Memory:
@@ -212,7 +218,10 @@ class BeliefPlanner:
 
     name = "belief_planner"
 
-    def __init__(self, env: Any = None) -> None:
+    def __init__(self, env: Any = None, lookahead: bool = False) -> None:
+        self.lookahead = lookahead
+        if lookahead:
+            self.name = "belief_lookahead"
         self.env: Any = None
         self._q: np.ndarray | None = None
         self._belief: _FollowedBelief | None = None
@@ -236,13 +245,68 @@ class BeliefPlanner:
         if now.resp is not self._resp:  # new customers: their action values
             self._q, self._resp = solve_oracle(self.env.tables, now.resp, keep_q=True).q, now.resp
         belief = self._belief.now(observation)
-        rows = np.arange(len(now))
-        day = np.minimum(now.day, self._q.shape[0] - 1)
         assert self._q is not None
-        q = self._q[day, rows, :, :, :, now.consent, now.cooldown]  # (N, stage, intent, fatigue, action)
-        value = np.einsum("nkif,nkifa->na", belief, q)
+        value = self._lookahead(now, belief) if self.lookahead else self._qmdp(now, belief)
         action = np.where(legal_mask(now), value, -np.inf).argmax(axis=1)
         return action, state
+
+    def _belief_values(self, day: int | np.ndarray, belief: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
+        """(N, action) belief-weighted oracle action values; illegal actions -inf."""
+        assert self._q is not None
+        rows = np.arange(belief.shape[0])
+        q = self._q[day, rows, :, :, :, consent, cooldown]  # (N, stage, intent, fatigue, action)
+        value = np.einsum("nkif,nkifa->na", belief, np.where(np.isfinite(q), q, 0.0))
+        return np.where(_LEGAL[consent * 2 + (cooldown > 0)], value, -np.inf)
+
+    def _qmdp(self, now: JourneyState, belief: np.ndarray) -> np.ndarray:
+        assert self._q is not None
+        return self._belief_values(np.minimum(now.day, self._q.shape[0] - 1), belief, now.consent, now.cooldown)
+
+    def _lookahead(self, now: JourneyState, belief: np.ndarray) -> np.ndarray:
+        """Each action's expected reward today plus, over every observation it can bring, the best belief-weighted
+        value tomorrow: QMDP one step later, so an action that reveals the state is worth what it reveals."""
+        assert self._q is not None
+        tab, n = self.env.tables, len(now)
+        rows, t = np.arange(n), int(now.day.max())
+        value = np.full((n, N_ACTIONS), -np.inf)
+        for a in range(N_ACTIONS):
+            contact = a != WAIT
+            total = np.zeros(n)
+            for unsub, click, opened, visit, buy in _OBSERVATIONS[contact]:
+                seen = SimpleNamespace(
+                    action=np.full(n, a), unsubscribed=np.full(n, unsub), clicked=np.full(n, click),
+                    opened=np.full(n, opened), visited=np.full(n, visit), purchased=np.full(n, buy),
+                )
+                p = (belief * _observation_likelihood(tab, now, seen)).sum(axis=(1, 2, 3))
+                amount = now.resp.basket * (now.resp.click_basket[rows, a] if click else 1.0)
+                reward = -tab.cost[a] + buy * amount * (tab.margin - (tab.discount if a == OFFER else 0.0))
+                if unsub:
+                    reward = reward - tab.unsub_value[max(ACTION_UNSUB_CHANNEL[a], 0)]
+                later = 0.0
+                if t + 1 < self._q.shape[0]:
+                    consent = np.where(unsub, now.consent & ~ACTION_CONSENT_BIT[a], now.consent)
+                    cooldown = np.full(n, tab.gap - 1) if contact else np.maximum(now.cooldown - 1, 0)
+                    later = self._belief_values(t + 1, update_belief(belief, tab, now, seen), consent, cooldown).max(axis=1)
+                total += p * (reward + later)
+            value[:, a] = total
+        return value
+
+
+def _observation_outcomes(contact: bool) -> list[tuple[bool, bool, bool, bool, bool]]:
+    """Every (unsubscribe, click, open, visit, purchase) a day can show: a click is an open and a visit."""
+    if not contact:
+        return [(False, False, False, visit, buy) for visit in (False, True) for buy in ((False, True) if visit else (False,))]
+    return [
+        (unsub, click, opened, visit, buy)
+        for unsub in (False, True)
+        for click in (False, True)
+        for opened in ((True,) if click else (False, True))
+        for visit in ((True,) if click else (False, True))
+        for buy in ((False, True) if visit else (False,))
+    ]
+
+
+_OBSERVATIONS = {False: _observation_outcomes(False), True: _observation_outcomes(True)}
 
 
 __all__ = ["BELIEF_SHAPE", "N_BELIEF", "BeliefPlanner", "BeliefTracker", "WithBelief", "initial_belief", "update_belief"]

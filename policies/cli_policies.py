@@ -199,7 +199,7 @@ def evaluate_journey_cmd(
     reg = PolicyRegistry(registry)
     curves = {}
     for n in names:
-        if n not in JOURNEY_HEURISTICS and n != "belief_planner":
+        if n not in JOURNEY_HEURISTICS and n not in ("belief_planner", "belief_lookahead"):
             base, _, v = n.partition("@")
             csv = reg.path(base, v or reg.promoted_version(base) or reg.latest(base)) / "progress.csv"
             if csv.is_file():

@@ -160,10 +160,10 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
         "linear_previous_day": bidding.LinearPreviousDay,
         "linear_hindsight": bidding.LinearHindsight, "dual_pacing": bidding.DualPacing, "profile_pacing": ProfilePacing,
     }
-    if name == "belief_planner":
+    if name in ("belief_planner", "belief_lookahead"):
         from environment.belief import BeliefPlanner
 
-        return BeliefPlanner()
+        return BeliefPlanner(lookahead=name == "belief_lookahead")
     if name in makers:
         return makers[name]()
     from policies.registry import PolicyRegistry

@@ -130,3 +130,24 @@ def test_belief_observation_equals_what_a_wrapped_policy_sees() -> None:
         if truncated.any():
             assert info["final_obs"][0].shape == (24 + N_BELIEF,)
             np.testing.assert_allclose(obs_b[:, 24:].reshape(200, -1).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_lookahead_on_the_last_day_is_the_expected_reward() -> None:
+    """On the last day nothing follows, so the lookahead's values (a sum over every observation the day can show)
+    must equal QMDP's (the oracle's last-day action values under the belief): the enumeration is complete."""
+    env = JourneyVectorEnv(300)
+    obs, _ = env.reset(seed=8)
+    planner = BeliefPlanner(lookahead=True)
+    planner.bind(env)
+    policy = OfferEveryK()
+    for _ in range(env.horizon - 1):
+        action, _ = policy.predict(obs)
+        planner.predict(obs)
+        obs, *_ = env.step(action)
+    planner.predict(obs)
+    belief = planner._belief.tracker.belief
+    now = env.state
+    assert int(now.day.max()) == env.horizon - 1
+    ahead, qmdp = planner._lookahead(now, belief), planner._qmdp(now, belief)
+    legal = np.isfinite(qmdp)
+    np.testing.assert_allclose(ahead[legal], qmdp[legal], rtol=1e-4, atol=1e-4)
