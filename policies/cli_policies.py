@@ -33,7 +33,7 @@ def train_journey(
     name: str = typer.Option(None, help="Registry name (default journey-<algo>)."),
     num_envs: int = typer.Option(512, min=1, help="Customers stepped together."),
     belief: bool = typer.Option(False, "--belief", help="Observe the Bayes filter's belief over the hidden state too."),
-    warm_start: str = typer.Option(None, "--warm-start", help="planner: clone the belief-state planner before PPO."),
+    warm_start: str = typer.Option(None, "--warm-start", help="planner (QMDP) or lookahead: clone that belief planner before PPO."),
     learning_rate: float = typer.Option(3e-4, min=0.0),
     ent_coef: float = typer.Option(0.003, min=0.0),
     clip_range: float = typer.Option(0.2, min=0.0),
@@ -41,14 +41,14 @@ def train_journey(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a journey policy on the vectorized simulator, evaluate it, register it."""
-    from policies.train_journey import JourneyArgs, main
+    from policies.train_journey import WARM_STARTS, JourneyArgs, main
 
     if algo not in ("ppo", "a2c", "dqn"):
         _fail(f"unknown algo {algo!r}; choose ppo, a2c or dqn")
-    if warm_start not in (None, "planner"):
-        _fail(f"unknown --warm-start {warm_start!r}; the one available is 'planner'")
+    if warm_start not in WARM_STARTS:
+        _fail(f"unknown --warm-start {warm_start!r}; choose planner or lookahead")
     if warm_start and (algo != "ppo" or not belief):
-        _fail("--warm-start planner clones a belief-observing policy: use it with --algo ppo --belief")
+        _fail("--warm-start clones a belief-observing planner: use it with --algo ppo --belief")
     args = JourneyArgs(algo=algo, timesteps=timesteps, seed=seed, config=str(config) if config else None, name=name,
                        num_envs=num_envs, batch_size=max(num_envs * 15, 64), registry=registry, progress=progress,
                        belief=belief, warm_start=warm_start, learning_rate=learning_rate, ent_coef=ent_coef,

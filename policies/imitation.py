@@ -27,9 +27,11 @@ class Demonstrations:
         return int(self.actions.shape[0])
 
 
-def planner_demonstrations(config: Any, customers: int, seeds: list[int], gamma: float, progress: Any = None) -> Demonstrations:
-    """Run the planner for one episode on ``customers`` customers of each seed (training seeds, never the
-    evaluation ones) and keep every day's observation, mask, action and discounted return-to-go."""
+def planner_demonstrations(config: Any, customers: int, seeds: list[int], gamma: float, progress: Any = None,
+                           lookahead: bool = False) -> Demonstrations:
+    """Run the planner (QMDP, or with one step of belief lookahead) for one episode on ``customers`` customers of
+    each seed (training seeds, never the evaluation ones) and keep every day's observation, mask, action and
+    discounted return-to-go."""
     from environment.belief import BeliefPlanner
     from environment.vector import JourneyVectorEnv
 
@@ -37,7 +39,7 @@ def planner_demonstrations(config: Any, customers: int, seeds: list[int], gamma:
     for seed in seeds:
         env = JourneyVectorEnv(customers, config, belief=True)
         obs, info = env.reset(seed=seed)
-        planner = BeliefPlanner(env)
+        planner = BeliefPlanner(env, lookahead=lookahead)
         rewards = []
         for _ in range(env.horizon):
             action, _ = planner.predict(obs[:, : obs.shape[1] - 60])

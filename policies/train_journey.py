@@ -24,6 +24,9 @@ from policies.train_common import (
 logger = logging.getLogger(__name__)
 
 
+WARM_STARTS = (None, "planner", "lookahead")
+
+
 @dataclass
 class JourneyArgs:
     """Hyperparameters and run settings (the defaults are what the reported figures used)."""
@@ -49,7 +52,7 @@ class JourneyArgs:
     normalize_reward: bool = False  # scale rewards by a running std of the return (VecNormalize, rewards only)
     clip_range: float = 0.2
     belief: bool = False  # observe the Bayes filter's belief over the hidden state too (84 columns)
-    warm_start: str | None = None  # "planner": clone the belief-state planner before PPO (needs belief, ppo)
+    warm_start: str | None = None  # "planner" (QMDP) or "lookahead": clone that belief planner before PPO (belief, ppo)
     demo_customers: int = 1_000  # planner demonstrations: customers per training seed
     demo_seeds: int = 10  # ... and seeds (1..demo_seeds; evaluation seeds are >= 9,000)
     bc_epochs: int = 10
@@ -70,10 +73,10 @@ def main(args: JourneyArgs) -> Path:
     # the run folder; seeding: python, numpy, torch (the env by its reset)
     run_dir = start_run(args.run_dir or Path("runs") / f"{name}-s{args.seed}", args.seed, args.torch_threads)
     config = load_market_config(args.config)
-    if args.warm_start not in (None, "planner"):
-        raise ValueError(f"unknown warm start {args.warm_start!r}; the one available is 'planner'")
+    if args.warm_start not in WARM_STARTS:
+        raise ValueError(f"unknown warm start {args.warm_start!r}; choose planner or lookahead")
     if args.warm_start and (args.algo != "ppo" or not args.belief):
-        raise ValueError("--warm-start planner clones a belief-observing policy: it needs --algo ppo and --belief")
+        raise ValueError("--warm-start clones a belief-observing planner: it needs --algo ppo and --belief")
     env = SB3VecEnvAdapter(JourneyVectorEnv(args.num_envs, config, belief=args.belief))
     env.seed(args.seed)
     if args.normalize_reward:
@@ -158,7 +161,7 @@ def _warm_start(model: Any, args: JourneyArgs, config: Any) -> dict[str, float]:
     with Progress(disable=not args.progress) as bar:
         task = bar.add_task("planner demonstrations", total=args.demo_seeds)
         demos = planner_demonstrations(config, args.demo_customers, list(range(1, args.demo_seeds + 1)), args.gamma,
-                                       progress=lambda: bar.advance(task))
+                                       progress=lambda: bar.advance(task), lookahead=args.warm_start == "lookahead")
         task = bar.add_task("behaviour cloning", total=args.bc_epochs)
         fit = behaviour_clone(model, demos, args.bc_epochs, seed=args.seed, progress=lambda: bar.advance(task))
     logger.info("warm start: %d planner decisions, agreement %.3f", len(demos), fit["bc_agreement"])

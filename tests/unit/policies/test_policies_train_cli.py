@@ -110,3 +110,13 @@ def test_warm_start_needs_a_belief_observing_ppo(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--belief"):
         main(JourneyArgs(timesteps=64, num_envs=4, registry=str(tmp_path), run_dir=str(tmp_path / "run"), progress=False,
                          warm_start="planner"))
+
+
+def test_lookahead_demonstrations_are_legal_decisions() -> None:
+    from environment.config import load_market_config
+    from policies.imitation import planner_demonstrations
+
+    demos = planner_demonstrations(load_market_config(), 60, [1], 0.995, lookahead=True)
+    assert len(demos) == 60 * 60 and demos.observations.shape == (3600, 84)
+    assert demos.masks[np.arange(len(demos)), demos.actions].all()
+    assert (demos.actions != 0).any()
