@@ -229,6 +229,11 @@ class BeliefPlanner:
         if env is not None:
             self.bind(env)
 
+    @property
+    def belief(self) -> np.ndarray | None:
+        """(N, stage, intent, fatigue): the belief the last decision was made on."""
+        return None if self._belief is None else self._belief.tracker.belief
+
     def bind(self, env: Any) -> None:
         """Plan for the customers of ``env`` (a :class:`~environment.vector.JourneyVectorEnv`, reset)."""
         self.env, self._q, self._resp = env, None, None

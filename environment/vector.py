@@ -84,7 +84,6 @@ class JourneyVectorEnv(VectorEnv):
         obs = observe(state, self.horizon)
         if self.tracker is not None:
             if truncated.any():  # already stepped into the final belief above: only the new customers restart
-                assert self.tracker.belief is not None
                 obs = _with_belief(obs, self.tracker.restart(obs, truncated))
             else:
                 obs = _with_belief(obs, self.tracker.step(before, outcome, obs, truncated))

@@ -37,13 +37,14 @@ def planner_demonstrations(config: Any, customers: int, seeds: list[int], gamma:
 
     observations, masks, actions, returns = [], [], [], []
     for seed in seeds:
-        env = JourneyVectorEnv(customers, config, belief=True)
+        env = JourneyVectorEnv(customers, config)  # the planner tracks the belief; it is recorded beside obs
         obs, info = env.reset(seed=seed)
         planner = BeliefPlanner(env, lookahead=lookahead)
         rewards = []
         for _ in range(env.horizon):
-            action, _ = planner.predict(obs[:, : obs.shape[1] - 60])
-            observations.append(obs)
+            action, _ = planner.predict(obs)
+            assert planner.belief is not None
+            observations.append(np.concatenate([obs, planner.belief.reshape(customers, -1)], axis=1))
             masks.append(info["action_mask"])
             actions.append(action)
             obs, reward, _, _, info = env.step(action)
