@@ -10,6 +10,8 @@ the reference for what a policy with the engine's information can reach, against
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -218,11 +220,13 @@ class BeliefPlanner:
 
     name = "belief_planner"
 
-    def __init__(self, env: Any = None, lookahead: bool = False) -> None:
-        self.lookahead = lookahead
-        if lookahead:
-            self.name = "belief_lookahead"
+    def __init__(self, env: Any = None, lookahead: bool = False, unsub_price: float = 1.0) -> None:
+        if not unsub_price > 0:
+            raise ValueError(f"the unsubscribe price must be > 0, got {unsub_price}")
+        self.lookahead, self.unsub_price = lookahead, unsub_price
+        self.name = planner_name(lookahead, unsub_price)
         self.env: Any = None
+        self._tables: Tables | None = None
         self._q: np.ndarray | None = None
         self._belief: _FollowedBelief | None = None
         self._resp: Any = None
@@ -237,6 +241,9 @@ class BeliefPlanner:
     def bind(self, env: Any) -> None:
         """Plan for the customers of ``env`` (a :class:`~environment.vector.JourneyVectorEnv`, reset)."""
         self.env, self._q, self._resp = env, None, None
+        tables = env.tables
+        # plans with unsubscribes priced at unsub_price x their value; the filter and the env keep the true model
+        self._tables = tables if self.unsub_price == 1.0 else replace(tables, unsub_value=tables.unsub_value * self.unsub_price)
         self._belief = _FollowedBelief(env)
 
     def predict(
@@ -248,7 +255,7 @@ class BeliefPlanner:
             raise RuntimeError("bind the planner to a reset JourneyVectorEnv before asking")
         now = self.env.state
         if now.resp is not self._resp:  # new customers: their action values
-            self._q, self._resp = solve_oracle(self.env.tables, now.resp, keep_q=True).q, now.resp
+            self._q, self._resp = solve_oracle(self._tables, now.resp, keep_q=True).q, now.resp
         belief = self._belief.now(observation)
         assert self._q is not None
         value = self._lookahead(now, belief) if self.lookahead else self._qmdp(now, belief)
@@ -270,8 +277,8 @@ class BeliefPlanner:
     def _lookahead(self, now: JourneyState, belief: np.ndarray) -> np.ndarray:
         """Each action's expected reward today plus, over every observation it can bring, the best belief-weighted
         value tomorrow: QMDP one step later, so an action that reveals the state is worth what it reveals."""
-        assert self._q is not None
-        tab, n = self.env.tables, len(now)
+        assert self._q is not None and self._tables is not None
+        tab, n = self._tables, len(now)
         rows, t = np.arange(n), int(now.day.max())
         value = np.full((n, N_ACTIONS), -np.inf)
         for a in range(N_ACTIONS):
@@ -297,6 +304,23 @@ class BeliefPlanner:
         return value
 
 
+_PLANNER_NAME = re.compile(r"^belief_(planner|lookahead)(?:_u(\d+(?:\.\d+)?))?$")
+
+
+def planner_name(lookahead: bool, unsub_price: float = 1.0) -> str:
+    """``belief_planner`` or ``belief_lookahead``, with ``_u<price>`` when unsubscribes are priced higher."""
+    base = "belief_lookahead" if lookahead else "belief_planner"
+    return base if unsub_price == 1.0 else f"{base}_u{unsub_price:g}"
+
+
+def parse_planner_name(name: str) -> tuple[bool, float] | None:
+    """(lookahead, unsubscribe price) of a planner name such as ``belief_lookahead_u4``; None for other names."""
+    match = _PLANNER_NAME.match(name)
+    if match is None:
+        return None
+    return match.group(1) == "lookahead", float(match.group(2) or 1.0)
+
+
 def _observation_outcomes(contact: bool) -> list[tuple[bool, bool, bool, bool, bool]]:
     """Every (unsubscribe, click, open, visit, purchase) a day can show: a click is an open and a visit."""
     if not contact:
@@ -314,4 +338,7 @@ def _observation_outcomes(contact: bool) -> list[tuple[bool, bool, bool, bool, b
 _OBSERVATIONS = {False: _observation_outcomes(False), True: _observation_outcomes(True)}
 
 
-__all__ = ["BELIEF_SHAPE", "N_BELIEF", "BeliefPlanner", "BeliefTracker", "WithBelief", "initial_belief", "update_belief"]
+__all__ = [
+    "BELIEF_SHAPE", "N_BELIEF", "BeliefPlanner", "BeliefTracker", "WithBelief", "initial_belief", "parse_planner_name",
+    "planner_name", "update_belief",
+]

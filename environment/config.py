@@ -175,6 +175,14 @@ class MarketConfig(_Frozen):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, width=120)
 
+    def with_unsub_price(self, price: float) -> MarketConfig:
+        """The same market with every unsubscribe costing ``price`` times its value: a Lagrangian price on
+        unsubscribes for planning and training (evaluation always uses the market's own values)."""
+        if not price > 0:
+            raise ValueError(f"the unsubscribe price must be > 0, got {price}")
+        values = [v * price for v in self.journey.unsub_value]
+        return self.model_copy(update={"journey": self.journey.model_copy(update={"unsub_value": values})})
+
 
 def load_market_config(path: str | Path | None = None) -> MarketConfig:
     """Load a market configuration; without a path, the calibrated default shipped with the package."""

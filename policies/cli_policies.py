@@ -37,6 +37,11 @@ def train_journey(
     learning_rate: float = typer.Option(3e-4, min=0.0),
     ent_coef: float = typer.Option(0.003, min=0.0),
     clip_range: float = typer.Option(0.2, min=0.0),
+    unsub_price: float = typer.Option(1.0, "--unsub-price", min=0.0,
+                                      help="Train (and plan the warm start) with each unsubscribe costing this many "
+                                           "times its value; evaluation uses the true market."),
+    demo_customers: int = typer.Option(1_000, min=1, help="Warm start: customers per demonstration seed."),
+    demo_seeds: int = typer.Option(10, min=1, help="Warm start: demonstration seeds."),
     registry: str = _REGISTRY,
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -49,10 +54,13 @@ def train_journey(
         _fail(f"unknown --warm-start {warm_start!r}; choose planner or lookahead")
     if warm_start and (algo != "ppo" or not belief):
         _fail("--warm-start clones a belief-observing planner: use it with --algo ppo --belief")
+    if not unsub_price > 0:
+        _fail(f"--unsub-price must be > 0, got {unsub_price}")
     args = JourneyArgs(algo=algo, timesteps=timesteps, seed=seed, config=str(config) if config else None, name=name,
                        num_envs=num_envs, batch_size=max(num_envs * 15, 64), registry=registry, progress=progress,
                        belief=belief, warm_start=warm_start, learning_rate=learning_rate, ent_coef=ent_coef,
-                       clip_range=clip_range)
+                       clip_range=clip_range, unsub_price=unsub_price, demo_customers=demo_customers,
+                       demo_seeds=demo_seeds)
     _report(main(args))
 
 
@@ -173,6 +181,7 @@ def evaluate_journey_cmd(
     registry: str = _REGISTRY,
 ) -> None:
     """Profit, conversion, cost, unsubscribes and % of oracle per policy, with 95% CIs across seeds."""
+    from environment.belief import parse_planner_name
     from policies.evaluate import JOURNEY_HEURISTICS, journey_suite, plot_journey
     from policies.registry import PolicyRegistry, RegistryError
 
@@ -199,7 +208,7 @@ def evaluate_journey_cmd(
     reg = PolicyRegistry(registry)
     curves = {}
     for n in names:
-        if n not in JOURNEY_HEURISTICS and n not in ("belief_planner", "belief_lookahead"):
+        if n not in JOURNEY_HEURISTICS and parse_planner_name(n) is None:
             base, _, v = n.partition("@")
             csv = reg.path(base, v or reg.promoted_version(base) or reg.latest(base)) / "progress.csv"
             if csv.is_file():

@@ -160,10 +160,12 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
         "linear_previous_day": bidding.LinearPreviousDay,
         "linear_hindsight": bidding.LinearHindsight, "dual_pacing": bidding.DualPacing, "profile_pacing": ProfilePacing,
     }
-    if name in ("belief_planner", "belief_lookahead"):
-        from environment.belief import BeliefPlanner
+    from environment.belief import BeliefPlanner, parse_planner_name
 
-        return BeliefPlanner(lookahead=name == "belief_lookahead")
+    planner = parse_planner_name(name)
+    if planner is not None:
+        lookahead, unsub_price = planner
+        return BeliefPlanner(lookahead=lookahead, unsub_price=unsub_price)
     if name in makers:
         return makers[name]()
     from policies.registry import PolicyRegistry

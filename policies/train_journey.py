@@ -51,6 +51,7 @@ class JourneyArgs:
     torch_threads: int = 2
     normalize_reward: bool = False  # scale rewards by a running std of the return (VecNormalize, rewards only)
     clip_range: float = 0.2
+    unsub_price: float = 1.0  # train (and plan demonstrations) with unsubscribes at this x their value; eval: true market
     belief: bool = False  # observe the Bayes filter's belief over the hidden state too (84 columns)
     warm_start: str | None = None  # "planner" (QMDP) or "lookahead": clone that belief planner before PPO (belief, ppo)
     demo_customers: int = 1_000  # planner demonstrations: customers per training seed
@@ -77,7 +78,11 @@ def main(args: JourneyArgs) -> Path:
         raise ValueError(f"unknown warm start {args.warm_start!r}; choose planner or lookahead")
     if args.warm_start and (args.algo != "ppo" or not args.belief):
         raise ValueError("--warm-start clones a belief-observing planner: it needs --algo ppo and --belief")
-    env = SB3VecEnvAdapter(JourneyVectorEnv(args.num_envs, config, belief=args.belief))
+    if not args.unsub_price > 0:
+        raise ValueError(f"unsub_price must be > 0, got {args.unsub_price}")
+    # the market trained on: unsubscribes priced higher when asked (a Lagrangian price); evaluation uses `config`
+    train_config = config if args.unsub_price == 1.0 else config.with_unsub_price(args.unsub_price)
+    env = SB3VecEnvAdapter(JourneyVectorEnv(args.num_envs, train_config, belief=args.belief))
     env.seed(args.seed)
     if args.normalize_reward:
         from stable_baselines3.common.vec_env import VecNormalize
@@ -110,7 +115,7 @@ def main(args: JourneyArgs) -> Path:
     model.set_logger(make_logger(run_dir))
 
     start = time.perf_counter()
-    warm_metrics = _warm_start(model, args, config) if args.warm_start else {}
+    warm_metrics = _warm_start(model, args, train_config) if args.warm_start else {}
     model.learn(args.timesteps, callback=make_callbacks(run_dir, name, args.checkpoint_every, args.num_envs, args.progress, args.timesteps))
     train_seconds = time.perf_counter() - start
 
@@ -146,7 +151,8 @@ def main(args: JourneyArgs) -> Path:
 
     return register_trained(
         model, name, task="journey", masked=args.algo == "ppo", seed=args.seed, timesteps=args.timesteps, config=config,
-        env_options={"num_envs": args.num_envs, "belief": args.belief, "act": "sample" if trained.stochastic else "argmax"},
+        env_options={"num_envs": args.num_envs, "belief": args.belief, "act": "sample" if trained.stochastic else "argmax",
+                     "unsub_price": args.unsub_price},
         hyperparameters=asdict(args), metrics=metrics,
         train_seconds=train_seconds, run_dir=run_dir, registry=args.registry,
     )

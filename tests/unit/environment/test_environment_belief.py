@@ -151,3 +151,30 @@ def test_lookahead_on_the_last_day_is_the_expected_reward() -> None:
     ahead, qmdp = planner._lookahead(now, belief), planner._qmdp(now, belief)
     legal = np.isfinite(qmdp)
     np.testing.assert_allclose(ahead[legal], qmdp[legal], rtol=1e-4, atol=1e-4)
+
+
+def test_pricing_unsubscribes_changes_the_plan_not_the_market() -> None:
+    """A planner with unsubscribes priced 20x contacts less riskily and unsubscribes fewer customers than the plain
+    one on the same customers; the env it acts in keeps the true unsubscribe values (profit is measured on them)."""
+    from environment.config import load_market_config
+
+    config = load_market_config()
+    plain = run_journey(BeliefPlanner(), config, 400, 21)
+    priced_planner = BeliefPlanner(unsub_price=20.0)
+    priced = run_journey(priced_planner, config, 400, 21)
+    assert priced.unsubscribe_rate < plain.unsubscribe_rate
+    assert priced_planner.name == "belief_planner_u20"
+    np.testing.assert_allclose(priced_planner.env.tables.unsub_value, config.journey.unsub_value)
+    with pytest.raises(ValueError, match="unsubscribe price"):
+        BeliefPlanner(unsub_price=0.0)
+
+
+def test_planner_names_round_trip() -> None:
+    from environment.belief import parse_planner_name, planner_name
+
+    assert parse_planner_name("belief_planner") == (False, 1.0)
+    assert parse_planner_name("belief_lookahead_u4") == (True, 4.0)
+    assert parse_planner_name("belief_lookahead_u2.5") == (True, 2.5)
+    assert parse_planner_name("belief_lookahead_ux") is None and parse_planner_name("offer_every_k") is None
+    for lookahead, price in ((False, 1.0), (True, 1.0), (True, 4.0), (False, 2.5)):
+        assert parse_planner_name(planner_name(lookahead, price)) == (lookahead, price)

@@ -84,7 +84,9 @@ def test_mean_ci() -> None:
 
 
 def test_train_journey_warm_started_from_the_planner(tmp_path: Path) -> None:
-    """Cloning the planner gives a policy that agrees with it; it is evaluated with its belief, never served."""
+    """Cloning the planner gives a policy that agrees with it; it is evaluated with its belief, never served.
+    Trained with unsubscribes priced 2x, it is still evaluated (and compared) on the true market."""
+    from environment.heuristics import journey_baselines
     from policies.evaluate import resolve_policy, run_journey
     from policies.registry import PolicyRegistry, RegistryError, load_promoted
     from policies.train_journey import JourneyArgs, main
@@ -92,9 +94,13 @@ def test_train_journey_warm_started_from_the_planner(tmp_path: Path) -> None:
     reg = str(tmp_path / "reg")
     path = main(JourneyArgs(timesteps=256, num_envs=16, batch_size=240, eval_customers=100, registry=reg,
                             run_dir=str(tmp_path / "run"), progress=False, belief=True, warm_start="planner",
-                            demo_customers=300, demo_seeds=2, bc_epochs=8, learning_rate=1e-5, name="journey-bc"))
+                            demo_customers=300, demo_seeds=2, bc_epochs=8, learning_rate=1e-5, name="journey-bc",
+                            unsub_price=2.0))
     meta = json.loads((path / "metadata.json").read_text())
     assert meta["observation_dim"] == 84 and meta["env_options"]["belief"] is True
+    assert meta["env_options"]["unsub_price"] == 2.0
+    true_best = max(run_journey(h, None, 100, 10_000).profit for h in journey_baselines())
+    assert meta["metrics"]["best_heuristic_profit"] == pytest.approx(true_best)
     assert meta["env_options"]["act"] in ("sample", "argmax")
     assert meta["metrics"]["bc_agreement"] > 0.8 and meta["metrics"]["bc_decisions"] == 2 * 300 * 60
     policy = resolve_policy("journey-bc", reg)
