@@ -21,6 +21,10 @@ from data.warehouse.project import (
 
 log = logging.getLogger(__name__)
 
+# The models that read raw_events for the days of their interval: a day that received late events is restated
+# in these (and so in every model downstream of them).
+RAW_READERS = ("staging_events_all", "staging_events_payload", "staging_customers_profiles")
+
 os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
 
 
@@ -190,7 +194,7 @@ class WarehouseProject:
 
     def _restate(self, first: date, last: date, execution_time: datetime) -> list[str]:
         # the models that read raw_events by day (their downstream models are restated with them)
-        models = [f"{self.dataset}.staging_events_all", f"{self.dataset}.staging_events_payload"]
+        models = [f"{self.dataset}.{name}" for name in RAW_READERS]
         log.info("restating %s..%s: late events arrived for days already built", first, last)
         self.context.plan(
             restate_models=models, start=first.isoformat(), end=last.isoformat(), auto_apply=True, no_prompts=True,

@@ -26,6 +26,8 @@ MODEL_NAMES: tuple[str, ...] = (
     "staging_customers_anonymous_ids",
     "staging_customers_profiles",
     "staging_customers_identity",
+    "staging_customers_summary",
+    "staging_build_as_of",
     "staging_web_sessions",
     "marts_marketing_customer_360",
     "marts_marketing_campaign_performance",

@@ -150,7 +150,7 @@ def test_an_injected_duplicate_key_in_a_model_fails_its_audit(paths):
         "WHERE table_name LIKE 'ame__staging_customers_identity__%'"
     )["t"].tolist()[0]
     project.context.engine_adapter.execute(
-        f"INSERT INTO {identity} SELECT customer_id, 'someone-else', 1, TRUE FROM {identity} LIMIT 1"
+        f"INSERT INTO {identity} SELECT customer_id, 'someone-else', 1, TRUE, built_through FROM {identity} LIMIT 1"
     )
     assert not project.context.audit(start="2026-03-01", end="2026-03-01",
                                      models=iter(["ame.staging_customers_identity"]))

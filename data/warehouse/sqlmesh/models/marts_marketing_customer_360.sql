@@ -1,17 +1,21 @@
 MODEL (
   name @{dataset}.marts_marketing_customer_360,
-  kind FULL,
+  kind VIEW,
   grain (customer_id),
+  -- The key and the columns that do not depend on the date are audited where they are stored
+  -- (staging_customers_summary: not-null customer_id and first_seen_at, unique customer_id, preferred_channel's
+  -- values); this view only drops rows from it, so they hold here too. Each audit here evaluates the view.
   audits (
-    not_null(columns := (customer_id, lifecycle_stage, customer_segment, first_seen_at)),
-    unique_values(columns := (customer_id)),
+    not_null(columns := (lifecycle_stage, customer_segment)),
     accepted_values(column := lifecycle_stage, is_in := ('visitor', 'lead', 'customer', 'repeat_customer', 'churned')),
     accepted_values(column := customer_segment, is_in := ('anonymous', 'prospect', 'new', 'loyal', 'champion', 'at_risk', 'lost')),
-    accepted_values(column := preferred_channel, is_in := ('email', 'sms', 'push', 'ad')),
     referential_integrity(column := customer_id, parent := @{dataset}.staging_customers_identity, parent_column := canonical_customer_id)
   ),
   description 'The unified customer profile: one row per resolved customer (identity applied), as of the
-end of the build interval. Scores come from the latest score_updated event of each model when the scoring
+end of the build interval. A view: the columns that do not depend on the date are kept up to date incrementally in
+staging_customers_summary (only the customers the new days touched are recomputed); the date-dependent ones
+(churn_risk_score, predicted_clv, lifecycle_stage, customer_segment) are computed here against the build''s
+execution date (staging_build_as_of), so every customer''s recency moves with each build. Scores come from the latest score_updated event of each model when the scoring
 agent has sent one, else from the transparent fallbacks described per column (score_source says which).',
   column_descriptions (
     customer_id = 'Canonical customer id (staging_customers_identity).',
@@ -56,178 +60,38 @@ granted, false if withdrawn (an unsubscribe withdraws), null if the customer nev
   )
 );
 
-WITH ids AS (
-  SELECT customer_id, canonical_customer_id, component_size FROM @{dataset}.staging_customers_identity
-),
--- Per logged id, kept up to date incrementally (staging_customers_activity): this model no longer reads
--- every event.
-per_id AS (
-  SELECT
-    *,
-    email_opens + email_clicks AS email_engagement,
-    sms_clicks AS sms_engagement,
-    push_opens AS push_engagement,
-    ad_clicks AS ad_engagement
-  FROM @{dataset}.staging_customers_activity
-),
-per_customer AS (
-  SELECT
-    COALESCE(i.canonical_customer_id, p.customer_id) AS customer_id,
-    MIN(p.first_seen_at) AS first_seen_at,
-    MAX(p.last_seen_at) AS last_seen_at,
-    MIN_BY(p.first_source, p.first_seen_at) AS first_source,
-    SUM(p.purchases) AS total_purchases,
-    SUM(p.revenue) AS total_revenue,
-    MAX(p.last_purchase_at) AS last_purchase_at,
-    SUM(p.events_total) AS events_total,
-    SUM(p.page_views) AS page_views,
-    SUM(p.downloads) AS downloads,
-    SUM(p.email_opens) AS email_opens,
-    SUM(p.email_clicks) AS email_clicks,
-    SUM(p.sms_clicks) AS sms_clicks,
-    SUM(p.push_opens) AS push_opens,
-    SUM(p.ad_clicks) AS ad_clicks,
-    SUM(p.offers_received) AS offers_received,
-    SUM(p.support_tickets) AS support_tickets,
-    SUM(p.email_engagement) AS email_engagement,
-    SUM(p.sms_engagement) AS sms_engagement,
-    SUM(p.push_engagement) AS push_engagement,
-    SUM(p.ad_engagement) AS ad_engagement,
-    MAX(COALESCE(i.component_size, 1)) AS merged_ids
-  FROM per_id AS p
-  LEFT JOIN ids AS i ON p.customer_id = i.customer_id
-  GROUP BY COALESCE(i.canonical_customer_id, p.customer_id)
-),
-profiles AS (
-  SELECT
-    COALESCE(i.canonical_customer_id, p.customer_id) AS customer_id,
-    MAX_BY(p.email, CASE WHEN p.email IS NOT NULL THEN p.created_at END) AS email,
-    MAX_BY(p.first_name, CASE WHEN p.first_name IS NOT NULL THEN p.created_at END) AS first_name,
-    MAX_BY(p.last_name, CASE WHEN p.last_name IS NOT NULL THEN p.created_at END) AS last_name,
-    MIN_BY(p.acquisition_source, p.created_at) AS acquisition_source,
-    MIN(p.created_at) AS created_at
-  FROM @{dataset}.staging_customers_profiles AS p
-  LEFT JOIN ids AS i ON p.customer_id = i.customer_id
-  GROUP BY COALESCE(i.canonical_customer_id, p.customer_id)
-),
--- The latest inbound engagement of each logged id is in staging_customers_activity (ties broken by log
--- position there); across a customer's ids the latest in event time wins, then the latest in the log.
-id_engagement AS (
-  SELECT customer_id, last_engaged_at AS engaged_at, engaged_position, engaged_event_id, last_channel
-  FROM per_id
-  WHERE last_engaged_at IS NOT NULL
-),
-engagement AS (
-  SELECT COALESCE(i.canonical_customer_id, e.customer_id) AS customer_id, e.last_channel
-  FROM id_engagement AS e
-  LEFT JOIN ids AS i ON e.customer_id = i.customer_id
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY COALESCE(i.canonical_customer_id, e.customer_id)
-    ORDER BY e.engaged_at DESC, e.engaged_position DESC, e.engaged_event_id DESC
-  ) = 1
-),
--- Consent and scores live in the JSON payload (granted, tier): staging_events_payload keeps these few events.
-payload_events AS (
-  SELECT
-    COALESCE(i.canonical_customer_id, r.customer_id) AS customer_id,
-    r.event_type,
-    r.occurred_at,
-    r.log_position,
-    r.event_id,
-    r.channel,
-    r.score_model,
-    r.score,
-    r.granted,
-    r.score_tier
-  FROM @{dataset}.staging_events_payload AS r
-  LEFT JOIN ids AS i ON r.customer_id = i.customer_id
-),
-consents AS (
-  SELECT customer_id, channel, granted
-  FROM payload_events
-  WHERE event_type IN ('consent_changed', 'unsubscribe')
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY customer_id, channel ORDER BY occurred_at DESC, log_position DESC, event_id DESC
-  ) = 1
-),
-consent AS (
-  SELECT
-    customer_id,
-    MAX(CASE WHEN channel = 'email' THEN granted END) AS consent_email,
-    MAX(CASE WHEN channel = 'sms' THEN granted END) AS consent_sms,
-    MAX(CASE WHEN channel = 'push' THEN granted END) AS consent_push,
-    MAX(CASE WHEN channel = 'ad' THEN granted END) AS consent_ad
-  FROM consents
-  GROUP BY customer_id
-),
-scores AS (
-  SELECT customer_id, score_model, score, score_tier
-  FROM payload_events
-  WHERE event_type = 'score_updated'
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY customer_id, score_model ORDER BY occurred_at DESC, log_position DESC, event_id DESC
-  ) = 1
-),
-latest AS (
-  SELECT
-    customer_id,
-    MAX(CASE WHEN score_model = 'clv' THEN score END) AS clv,
-    MAX(CASE WHEN score_model = 'churn' THEN score END) AS churn,
-    MAX(CASE WHEN score_model = 'lead' THEN score END) AS lead,
-    MAX(CASE WHEN score_model = 'lead' THEN score_tier END) AS lead_tier
-  FROM scores
-  GROUP BY customer_id
+
+WITH canonical AS (
+  SELECT customer_id FROM @{dataset}.staging_customers_identity WHERE NOT is_merged
 ),
 features AS (
   SELECT
-    c.*,
-    pr.email,
-    pr.first_name,
-    pr.last_name,
-    pr.created_at AS lead_created_at,
-    COALESCE(pr.acquisition_source, c.first_source) AS acquisition_source,
-    DATE_DIFF('day', CAST(c.last_seen_at AS DATE), CAST(@execution_ds AS DATE)) - 1 AS days_since_seen,
-    GREATEST(DATE_DIFF('day', CAST(c.first_seen_at AS DATE), CAST(@execution_ds AS DATE)) - 1, 90) AS tenure_days,
-    l.clv AS clv_model,
-    l.churn AS churn_model,
-    l.lead AS lead_model,
-    l.lead_tier AS lead_model_tier,
-    g.last_channel,
-    k.consent_email,
-    k.consent_sms,
-    k.consent_push,
-    k.consent_ad
-  FROM per_customer AS c
-  LEFT JOIN profiles AS pr ON pr.customer_id = c.customer_id
-  LEFT JOIN latest AS l ON l.customer_id = c.customer_id
-  LEFT JOIN engagement AS g ON g.customer_id = c.customer_id
-  LEFT JOIN consent AS k ON k.customer_id = c.customer_id
+    s.*,
+    DATE_DIFF('day', CAST(s.last_seen_at AS DATE), a.execution_date) - 1 AS days_since_seen,
+    GREATEST(DATE_DIFF('day', CAST(s.first_seen_at AS DATE), a.execution_date) - 1, 90) AS tenure_days
+  FROM @{dataset}.staging_customers_summary AS s
+  CROSS JOIN @{dataset}.staging_build_as_of AS a
+  -- a customer merged into another keeps its old summary row: only canonical ids are customers
+  WHERE s.customer_id IN (SELECT customer_id FROM canonical)
 ),
 scored AS (
-  SELECT
-    *,
-    COALESCE(churn_model, 1 - EXP(-days_since_seen / 90.0)) AS churn_risk_score,
-    COALESCE(
-      lead_model,
-      1 - EXP(-(0.02 * page_views + 0.3 * downloads + 0.2 * email_clicks + CASE WHEN lead_created_at IS NOT NULL THEN 0.5 ELSE 0 END))
-    ) AS lead_score
-  FROM features
+  SELECT *, COALESCE(churn_model, 1 - EXP(-days_since_seen / 90.0)) AS churn_risk_score FROM features
 )
 SELECT
   customer_id::VARCHAR AS customer_id,
   email::VARCHAR AS email,
   first_name::VARCHAR AS first_name,
   last_name::VARCHAR AS last_name,
-  CAST(COALESCE(lead_created_at, first_seen_at) AS DATE) AS acquisition_date,
+  acquisition_date::DATE AS acquisition_date,
   acquisition_source::VARCHAR AS acquisition_source,
   first_seen_at::TIMESTAMP AS first_seen_at,
   last_seen_at::TIMESTAMP AS last_seen_at,
   total_purchases::BIGINT AS total_purchases,
   total_revenue::DOUBLE AS total_revenue,
-  CAST(last_purchase_at AS DATE) AS last_purchase_date,
+  last_purchase_date::DATE AS last_purchase_date,
   page_views::BIGINT AS page_views,
   events_total::BIGINT AS events_total,
-  downloads::BIGINT AS content_downloads,
+  content_downloads::BIGINT AS content_downloads,
   email_opens::BIGINT AS email_opens,
   email_clicks::BIGINT AS email_clicks,
   sms_clicks::BIGINT AS sms_clicks,
@@ -250,18 +114,8 @@ SELECT
   )::DOUBLE AS predicted_clv,
   churn_risk_score::DOUBLE AS churn_risk_score,
   lead_score::DOUBLE AS lead_score,
-  CASE
-    WHEN clv_model IS NOT NULL AND churn_model IS NOT NULL AND lead_model IS NOT NULL THEN 'model'
-    WHEN clv_model IS NOT NULL OR churn_model IS NOT NULL OR lead_model IS NOT NULL THEN 'mixed'
-    ELSE 'rule'
-  END::VARCHAR AS score_source,
-  CASE
-    WHEN GREATEST(email_engagement, sms_engagement, push_engagement, ad_engagement) = 0 THEN 'email'
-    WHEN email_engagement >= GREATEST(sms_engagement, push_engagement, ad_engagement) THEN 'email'
-    WHEN sms_engagement >= GREATEST(push_engagement, ad_engagement) THEN 'sms'
-    WHEN push_engagement >= ad_engagement THEN 'push'
-    ELSE 'ad'
-  END::VARCHAR AS preferred_channel,
+  score_source::VARCHAR AS score_source,
+  preferred_channel::VARCHAR AS preferred_channel,
   CASE
     WHEN total_purchases > 0 AND days_since_seen > @churn_after_days THEN 'churned'
     WHEN total_purchases >= 2 THEN 'repeat_customer'

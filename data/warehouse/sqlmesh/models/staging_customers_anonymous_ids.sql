@@ -8,15 +8,18 @@ MODEL (
   ),
   description 'Every (logged id, anonymous web or app id) pair seen: the anonymous links of identity
 resolution. Each build adds the pairs of the new days only (a pair seen again is upserted, so reprocessing a
-day changes nothing).',
+day changes nothing but built_through).',
   column_descriptions (
     customer_id = 'An id events were logged under.',
-    anonymous_id = 'A visitor id one of its events carried.'
+    anonymous_id = 'A visitor id one of its events carried.',
+    built_through = 'Last day of the interval that last saw the pair (identity resolution looks only at the
+identifiers of the new days).'
   )
 );
 
 SELECT DISTINCT
   customer_id::VARCHAR AS customer_id,
-  anonymous_id::VARCHAR AS anonymous_id
+  anonymous_id::VARCHAR AS anonymous_id,
+  CAST(@end_ds AS DATE) AS built_through
 FROM @{dataset}.staging_events_all
 WHERE event_date BETWEEN @start_ds AND @end_ds AND anonymous_id IS NOT NULL
