@@ -7,6 +7,7 @@ files build ``ame.*`` in the DuckDB file and ``<dataset>.*`` in the BigQuery pro
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,14 @@ def parse_warehouse_url(url: str) -> WarehouseTarget:
     )
 
 
+def _cache_key(target: WarehouseTarget) -> str:
+    """A folder name per warehouse: its engine, its file or dataset name, and a hash of where it is."""
+    where = str(Path(target.path).resolve()) if target.engine == "duckdb" and target.path != ":memory:" else repr(target)
+    name = Path(target.path).stem if target.engine == "duckdb" else target.dataset
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return f"{target.engine}-{name}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+
+
 def sqlmesh_config(
     url: str, start: str = DEFAULT_START, bigquery_location: str | None = None, cache_dir: Path | None = None,
     dictionary_compression: bool = False,
@@ -72,14 +81,16 @@ def sqlmesh_config(
     :param url: the warehouse URL.
     :param start: the first day the incremental models cover.
     :param bigquery_location: BigQuery location (for example ``EU``) for the production gateway.
-    :param cache_dir: where SQLMesh caches parsed models (default: ``<AME_HOME>/sqlmesh_cache``, never the
+    :param cache_dir: where SQLMesh caches parsed models (default: ``<AME_HOME>/sqlmesh_cache/<target>``, one
+        folder per warehouse, because the cached models name the DuckDB catalog after the file; never the
         package folder, which may be read-only once installed).
     :param dictionary_compression: DuckDB dictionary compression on build (``AME_WAREHOUSE_DICTIONARY_COMPRESSION``).
     """
+    target = parse_warehouse_url(url)
     if cache_dir is None:
         from data.settings import get_settings
 
-        cache_dir = get_settings().home / "sqlmesh_cache"
+        cache_dir = get_settings().home / "sqlmesh_cache" / _cache_key(target)
     from sqlmesh.core.config import (
         BigQueryConnectionConfig,
         Config,
@@ -88,7 +99,6 @@ def sqlmesh_config(
         ModelDefaultsConfig,
     )
 
-    target = parse_warehouse_url(url)
     duck_path = target.path if target.engine == "duckdb" else str(Path(".ame") / "warehouse.duckdb")
     gateways = {
         "duckdb": GatewayConfig(

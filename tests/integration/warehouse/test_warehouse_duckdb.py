@@ -107,8 +107,9 @@ def test_customer_360_built_day_by_day_equals_one_build_of_every_day(paths, tmp_
         _append(paths, events)
         _load(paths)
         project.build()
-    (tmp_path / "once").mkdir()  # same file name: SQLMesh's cached models name the catalog after it
-    once = {"log": f"sqlite:///{tmp_path / 'once' / 'events.db'}", "warehouse": f"duckdb:///{tmp_path / 'once' / 'wh.duckdb'}"}
+    # another file name in the same AME_HOME: SQLMesh's cached models name the DuckDB catalog after the file, so
+    # each warehouse has its own cache (a shared one failed with 'Catalog "once" does not exist')
+    once = {"log": f"sqlite:///{tmp_path / 'once-events.db'}", "warehouse": f"duckdb:///{tmp_path / 'once.duckdb'}"}
     _append(once, [e for events in days for e in events])
     _load(once)
     single = WarehouseProject(once["warehouse"])

@@ -99,3 +99,19 @@ def test_dictionary_compression_setting_reaches_the_duckdb_build_connection(tmp_
     compact = sqlmesh_config(url, cache_dir=tmp_path / "cache", dictionary_compression=True)
     assert fast.gateways["duckdb"].connection.connector_config == {"disabled_compression_methods": "dictionary"}
     assert compact.gateways["duckdb"].connection.connector_config == {}
+
+
+def test_each_warehouse_gets_its_own_model_cache(tmp_path) -> None:
+    """SQLMesh's cached models name the DuckDB catalog after the file, so two warehouses must not share a cache."""
+    from pathlib import Path
+
+    from data.warehouse.project import sqlmesh_config
+
+    def cache(url: str) -> Path:
+        return Path(sqlmesh_config(url).cache_dir)
+
+    a, b = cache(f"duckdb:///{tmp_path / 'a.duckdb'}"), cache(f"duckdb:///{tmp_path / 'sub' / 'a.duckdb'}")
+    assert a != b and a.parent == b.parent and a.name.startswith("duckdb-a-")
+    assert cache(f"duckdb:///{tmp_path / 'a.duckdb'}") == a  # stable
+    assert cache("bigquery://proj/marketing").name.startswith("bigquery-marketing-")
+    assert cache("duckdb:///:memory:").name.startswith("duckdb-_memory_-")
