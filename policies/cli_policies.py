@@ -42,6 +42,7 @@ def train_journey(
                                            "times its value; evaluation uses the true market."),
     demo_customers: int = typer.Option(1_000, min=1, help="Warm start: customers per demonstration seed."),
     demo_seeds: int = typer.Option(10, min=1, help="Warm start: demonstration seeds."),
+    dagger_rounds: int = typer.Option(0, min=0, help="Warm start: rounds of the clone acting and the planner labelling."),
     registry: str = _REGISTRY,
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
@@ -60,7 +61,7 @@ def train_journey(
                        num_envs=num_envs, batch_size=max(num_envs * 15, 64), registry=registry, progress=progress,
                        belief=belief, warm_start=warm_start, learning_rate=learning_rate, ent_coef=ent_coef,
                        clip_range=clip_range, unsub_price=unsub_price, demo_customers=demo_customers,
-                       demo_seeds=demo_seeds)
+                       demo_seeds=demo_seeds, dagger_rounds=dagger_rounds)
     _report(main(args))
 
 

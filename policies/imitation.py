@@ -26,12 +26,20 @@ class Demonstrations:
     def __len__(self) -> int:
         return int(self.actions.shape[0])
 
+    def __add__(self, other: Demonstrations) -> Demonstrations:
+        return Demonstrations(*(np.concatenate([getattr(self, f), getattr(other, f)]) for f in
+                                ("observations", "masks", "actions", "returns")))
+
 
 def planner_demonstrations(config: Any, customers: int, seeds: list[int], gamma: float, progress: Any = None,
-                           lookahead: bool = False) -> Demonstrations:
+                           lookahead: bool = False, learner: Any = None) -> Demonstrations:
     """Run the planner (QMDP, or with one step of belief lookahead) for one episode on ``customers`` customers of
-    each seed (training seeds, never the evaluation ones) and keep every day's observation, mask, action and
-    discounted return-to-go."""
+    each seed (training seeds, never the evaluation ones) and keep every day's observation, mask, the planner's
+    action and the discounted return-to-go.
+
+    With ``learner`` (a function of the belief observation and the legal mask that returns actions), the learner
+    acts and the planner only labels the days it visits (DAgger): the clone then learns the planner's choice in
+    the situations its own mistakes lead to."""
     from environment.belief import BeliefPlanner
     from environment.vector import JourneyVectorEnv
 
@@ -44,10 +52,12 @@ def planner_demonstrations(config: Any, customers: int, seeds: list[int], gamma:
         for _ in range(env.horizon):
             action, _ = planner.predict(obs)
             assert planner.belief is not None
-            observations.append(np.concatenate([obs, planner.belief.reshape(customers, -1)], axis=1))
+            features = np.concatenate([obs, planner.belief.reshape(customers, -1)], axis=1)
+            observations.append(features)
             masks.append(info["action_mask"])
             actions.append(action)
-            obs, reward, _, _, info = env.step(action)
+            taken = action if learner is None else np.asarray(learner(features.astype(np.float32), info["action_mask"]))
+            obs, reward, _, _, info = env.step(taken)
             rewards.append(reward)
         to_go = np.zeros(customers)
         seed_returns = []

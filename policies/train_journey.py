@@ -57,6 +57,7 @@ class JourneyArgs:
     demo_customers: int = 1_000  # planner demonstrations: customers per training seed
     demo_seeds: int = 10  # ... and seeds (1..demo_seeds; evaluation seeds are >= 9,000)
     bc_epochs: int = 10
+    dagger_rounds: int = 0  # after cloning: rounds of the clone acting and the planner labelling (demo_seeds x demo_customers each)
     validation_seed: int = 9_000  # picks sampled vs argmax actions; never a benchmark seed (those start at 10,000)
     registry: str | None = None  # registry root; default AME_POLICIES_DIR
     run_dir: str | None = None  # logs and checkpoints; default runs/<name>-<seed>
@@ -76,6 +77,8 @@ def main(args: JourneyArgs) -> Path:
     config = load_market_config(args.config)
     if args.warm_start not in WARM_STARTS:
         raise ValueError(f"unknown warm start {args.warm_start!r}; choose planner or lookahead")
+    if args.validation_seed <= args.demo_seeds * (args.dagger_rounds + 1):
+        raise ValueError("the demonstration seeds (1..demo_seeds x (dagger_rounds + 1)) must stay below the validation seed")
     if args.warm_start and (args.algo != "ppo" or not args.belief):
         raise ValueError("--warm-start clones a belief-observing planner: it needs --algo ppo and --belief")
     if not args.unsub_price > 0:
@@ -114,12 +117,6 @@ def main(args: JourneyArgs) -> Path:
         raise ValueError(f"unknown algo {args.algo!r}; choose ppo, a2c or dqn")
     model.set_logger(make_logger(run_dir))
 
-    start = time.perf_counter()
-    warm_metrics = _warm_start(model, args, train_config) if args.warm_start else {}
-    model.learn(args.timesteps, callback=make_callbacks(run_dir, name, args.checkpoint_every, args.num_envs, args.progress, args.timesteps))
-    train_seconds = time.perf_counter() - start
-
-    # evaluate on held-out customers against the tuned heuristics (same customers for each)
     from policies.registry import journey_action_mask
 
     class _Trained:  # samples its distribution, as served (see policies.evaluate.resolve_policy)
@@ -135,6 +132,16 @@ def main(args: JourneyArgs) -> Path:
         from environment.belief import WithBelief
 
         trained = WithBelief(trained)
+
+    start = time.perf_counter()
+    warm_metrics = _warm_start(model, args, train_config) if args.warm_start else {}
+    if args.warm_start:  # what the clone earns before PPO, on the validation customers (true market)
+        warm_metrics["warm_start_validation_profit"] = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
+    model.learn(args.timesteps, callback=make_callbacks(run_dir, name, args.checkpoint_every, args.num_envs, args.progress, args.timesteps))
+    train_seconds = time.perf_counter() - start
+
+    # evaluate on held-out customers against the tuned heuristics (same customers for each)
+
     # the acting mode served: sampled (propensities to log) unless argmax is better on validation customers
     sampled = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
     trained.stochastic = False
@@ -164,11 +171,23 @@ def _warm_start(model: Any, args: JourneyArgs, config: Any) -> dict[str, float]:
 
     from policies.imitation import behaviour_clone, planner_demonstrations
 
+    lookahead = args.warm_start == "lookahead"
+
+    def clone_acts(features: Any, mask: Any) -> Any:  # the clone, sampling its distribution, for DAgger
+        return model.predict(features, deterministic=False, action_masks=mask)[0]
+
     with Progress(disable=not args.progress) as bar:
-        task = bar.add_task("planner demonstrations", total=args.demo_seeds)
-        demos = planner_demonstrations(config, args.demo_customers, list(range(1, args.demo_seeds + 1)), args.gamma,
-                                       progress=lambda: bar.advance(task), lookahead=args.warm_start == "lookahead")
-        task = bar.add_task("behaviour cloning", total=args.bc_epochs)
-        fit = behaviour_clone(model, demos, args.bc_epochs, seed=args.seed, progress=lambda: bar.advance(task))
-    logger.info("warm start: %d planner decisions, agreement %.3f", len(demos), fit["bc_agreement"])
+        demos = None
+        for round_ in range(args.dagger_rounds + 1):  # round 0: the planner acts; then the clone acts, the planner labels
+            first = 1 + round_ * args.demo_seeds  # fresh training customers each round (evaluation seeds are >= 9,000)
+            task = bar.add_task("planner demonstrations" if round_ == 0 else f"DAgger round {round_}", total=args.demo_seeds)
+            more = planner_demonstrations(config, args.demo_customers, list(range(first, first + args.demo_seeds)),
+                                          args.gamma, progress=lambda task=task: bar.advance(task), lookahead=lookahead,
+                                          learner=clone_acts if round_ else None)
+            demos = more if demos is None else demos + more
+            task = bar.add_task("behaviour cloning", total=args.bc_epochs)
+            fit = behaviour_clone(model, demos, args.bc_epochs, seed=args.seed + round_,
+                                  progress=lambda task=task: bar.advance(task))
+            logger.info("warm start round %d: %d planner decisions, agreement %.3f", round_, len(demos), fit["bc_agreement"])
+    assert demos is not None
     return {**fit, "bc_decisions": float(len(demos))}

@@ -95,14 +95,15 @@ def test_train_journey_warm_started_from_the_planner(tmp_path: Path) -> None:
     path = main(JourneyArgs(timesteps=256, num_envs=16, batch_size=240, eval_customers=100, registry=reg,
                             run_dir=str(tmp_path / "run"), progress=False, belief=True, warm_start="planner",
                             demo_customers=300, demo_seeds=2, bc_epochs=8, learning_rate=1e-5, name="journey-bc",
-                            unsub_price=2.0))
+                            unsub_price=2.0, dagger_rounds=1))
     meta = json.loads((path / "metadata.json").read_text())
     assert meta["observation_dim"] == 84 and meta["env_options"]["belief"] is True
     assert meta["env_options"]["unsub_price"] == 2.0
     true_best = max(run_journey(h, None, 100, 10_000).profit for h in journey_baselines())
     assert meta["metrics"]["best_heuristic_profit"] == pytest.approx(true_best)
     assert meta["env_options"]["act"] in ("sample", "argmax")
-    assert meta["metrics"]["bc_agreement"] > 0.8 and meta["metrics"]["bc_decisions"] == 2 * 300 * 60
+    assert meta["metrics"]["bc_agreement"] > 0.8 and meta["metrics"]["bc_decisions"] == 2 * 2 * 300 * 60  # + 1 DAgger round
+    assert np.isfinite(meta["metrics"]["warm_start_validation_profit"])
     policy = resolve_policy("journey-bc", reg)
     assert policy.name == "journey-bc" and np.isfinite(run_journey(policy, None, 100, 3).profit)
     PolicyRegistry(reg).promote("journey-bc")
@@ -126,3 +127,23 @@ def test_lookahead_demonstrations_are_legal_decisions() -> None:
     assert len(demos) == 60 * 60 and demos.observations.shape == (3600, 84)
     assert demos.masks[np.arange(len(demos)), demos.actions].all()
     assert (demos.actions != 0).any()
+
+
+def test_dagger_labels_what_the_planner_would_do_where_the_learner_went() -> None:
+    """With a learner, the env follows the learner (here: always wait) and the planner only labels: the returns are
+    those of waiting every day, the labels the planner's (it would contact)."""
+    from environment.config import load_market_config
+    from environment.vector import JourneyVectorEnv
+    from policies.imitation import planner_demonstrations
+
+    config = load_market_config()
+    demos = planner_demonstrations(config, 80, [4], 0.9, learner=lambda x, mask: np.zeros(len(x), dtype=np.int64))
+    env = JourneyVectorEnv(80, config)
+    env.reset(seed=4)
+    rewards = [env.step(np.zeros(80, dtype=np.int64))[1] for _ in range(env.horizon)]
+    to_go, expected = np.zeros(80), []
+    for reward in reversed(rewards):
+        to_go = reward + 0.9 * to_go
+        expected.append(to_go)
+    np.testing.assert_allclose(demos.returns, np.concatenate(expected[::-1]), rtol=1e-5, atol=1e-5)
+    assert (demos.actions != 0).any() and demos.masks[np.arange(len(demos)), demos.actions].all()
