@@ -81,9 +81,8 @@ def main(args: JourneyArgs) -> Path:
         raise ValueError("the demonstration seeds (1..demo_seeds x (dagger_rounds + 1)) must stay below the validation seed")
     if args.warm_start and (args.algo != "ppo" or not args.belief):
         raise ValueError("--warm-start clones a belief-observing planner: it needs --algo ppo and --belief")
-    if not args.unsub_price > 0:
-        raise ValueError(f"unsub_price must be > 0, got {args.unsub_price}")
     # the market trained on: unsubscribes priced higher when asked (a Lagrangian price); evaluation uses `config`
+    # (with_unsub_price rejects a price <= 0)
     train_config = config if args.unsub_price == 1.0 else config.with_unsub_price(args.unsub_price)
     env = SB3VecEnvAdapter(JourneyVectorEnv(args.num_envs, train_config, belief=args.belief))
     env.seed(args.seed)
@@ -140,8 +139,7 @@ def main(args: JourneyArgs) -> Path:
     model.learn(args.timesteps, callback=make_callbacks(run_dir, name, args.checkpoint_every, args.num_envs, args.progress, args.timesteps))
     train_seconds = time.perf_counter() - start
 
-    # evaluate on held-out customers against the tuned heuristics (same customers for each)
-
+    # evaluate on held-out customers against the tuned heuristics (same customers for each);
     # the acting mode served: sampled (propensities to log) unless argmax is better on validation customers
     sampled = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
     trained.stochastic = False
