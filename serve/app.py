@@ -27,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from data.events import DataAccessed, DataAccessedProperties, EventError, new_event_id, validate_event
 from data.log.base import EventLog, RejectedInput
 from serve.auth import ApiKey, AuthError, KeyStore, token_of
-from serve.decide import BidConfig, NextBestAction, PacingCache, bid_prices
+from serve.decide import BidConfig, PacingCache, bid_prices
+from serve.nba import NextBestAction
 from serve.decision_log import DecisionLogger, DecisionRecord
 from serve.metrics import EdgeMiddleware, ServeMetrics
 from serve.policies import PolicyNotLoaded, PolicySlot, PolicyWatcher, RegistrySource

@@ -17,7 +17,7 @@ from data.log.base import StoredEvent, to_micros
 from data.log.sqlite import event_row
 from data.projections.profile import fold_profiles
 from data.log.base import ReplayEvent
-from serve.decide import ACTIONS, CHANNEL_OF_ACTION, NextBestAction
+from serve.nba import ACTIONS, CHANNEL_OF_ACTION, NextBestAction
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday morning, outside quiet hours
 CUSTOMERS = ("c-1", "c-2", "c-3")
