@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     agent_shards: int = Field(2, ge=1, le=1024, description="Shard actors per agent type (hash of customer_id mod N).")
     agent_batch_size: int = Field(2_000, ge=1, le=100_000, description="Most events an agent shard reads per batch.")
     agent_holdout_share: float = Field(0.05, ge=0.0, le=0.5, description="Share of customers held out from the agents' policies.")
+    projector_poll_interval_s: float = Field(
+        0.05, gt=0, le=10, description="Projector actor: wait between polls of the log when caught up (bounds how fresh consent is)."
+    )
     pubsub_publish_timeout_s: float = Field(30.0, gt=0, description="Pub/Sub: how long append waits for its publishes.")
     pubsub_batch_max_messages: int = Field(500, ge=1, le=1_000, description="Pub/Sub publisher: messages per batch.")
     pubsub_batch_max_latency_s: float = Field(0.01, ge=0, description="Pub/Sub publisher: longest wait to fill a batch.")
