@@ -2,7 +2,8 @@
 
 Shard actors are named ``<agent>-<shard>of<N>`` in the Ray namespace (``ame`` by default), so another
 process (``ame agents status``) finds them by name. With ``detached=True`` they outlive the process that
-started them (on a running cluster, ``ray start --head``).
+started them (on a running cluster, ``ray start --head``). Given a :class:`~agents.projector.ProjectorConfig`,
+the supervisor also runs the projector actor (``projector:profile``) that keeps the profiles Serve reads current.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, date, datetime, time as dtime
 from pathlib import Path
 from typing import Any
 
+from agents.projector import PROJECTOR_PREFIX, ProjectorConfig, projector_actor_class
 from agents.runtime import SYSTEM_CUSTOMER, Agent, ShardConfig, shard_actor_class, shard_of
 from data.events import DecisionMade, DecisionMadeProperties, derive_event_id
 from data.log import open_log
@@ -51,6 +53,7 @@ class AgentSupervisor:
     :param agents: the agents to run (each is pickled into its shards).
     :param shards: shards per agent.
     :param detached: let the actors outlive this process.
+    :param projector: also run the projector actor with this configuration (None: no projector).
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class AgentSupervisor:
         poll_interval_s: float = 0.01,
         max_restarts: int = -1,
         snapshot_every: int = 0,
+        projector: ProjectorConfig | None = None,
     ) -> None:
         self.log_url = log_url
         self.state_dir = Path(state_dir)
@@ -76,6 +80,7 @@ class AgentSupervisor:
         self.base = ShardConfig(
             log_url=log_url, state_dir=self.state_dir, batch_size=batch_size, poll_interval_s=poll_interval_s, snapshot_every=snapshot_every
         )
+        self.projector = projector
         self.handles: dict[tuple[str, int], Any] = {}
 
     def up(self, start: bool = True) -> dict[tuple[str, int], Any]:
@@ -92,8 +97,17 @@ class AgentSupervisor:
                 if self.detached:
                     options["lifetime"] = "detached"
                 self.handles[(agent.name, shard)] = cls.options(**options).remote(agent, config, start)
+        if self.projector is not None:
+            self._up_projector(self.projector, start)
         ray.get([h.ping.remote() for h in self.handles.values()])
         return self.handles
+
+    def _up_projector(self, config: ProjectorConfig, start: bool) -> None:
+        name = config.actor_name
+        options: dict[str, Any] = {"name": name, "namespace": self.namespace, "get_if_exists": True}
+        if self.detached:
+            options["lifetime"] = "detached"
+        self.handles[(name, 0)] = projector_actor_class(self.max_restarts).options(**options).remote(config, start)
 
     @classmethod
     def attach(cls, namespace: str = "ame") -> AgentSupervisor:
@@ -105,6 +119,9 @@ class AgentSupervisor:
             if entry.get("namespace") != namespace:
                 continue
             name = entry["name"]
+            if name.startswith(PROJECTOR_PREFIX):
+                sup.handles[(name, 0)] = ray.get_actor(name, namespace=namespace)
+                continue
             agent, _, rest = name.rpartition("-")
             if "of" not in rest or not agent:
                 continue
@@ -127,8 +144,9 @@ class AgentSupervisor:
                 if ref not in done:
                     raise TimeoutError("no answer")
                 out.append(ray.get(ref))
-            except Exception as error:
-                out.append({"agent": key[0], "shard": key[1], "shards": self.shards, "running": False, "last_error": str(error)})
+            except Exception as error:  # noqa: BLE001 - an actor that cannot answer is reported as down
+                shards = 1 if key[0].startswith(PROJECTOR_PREFIX) else self.shards
+                out.append({"agent": key[0], "shard": key[1], "shards": shards, "running": False, "last_error": str(error)})
         return out
 
     def wait_caught_up(self, timeout_s: float = 60.0, settle_s: float = 0.2) -> bool:
