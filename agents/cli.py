@@ -97,23 +97,33 @@ def up(
     shards: Annotated[int | None, typer.Option(help="Shards per agent (default: AME_AGENT_SHARDS).")] = None,
     log: LogOption = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Folder of the shards' state (default: AME_HOME/agents).")] = None,
+    state_store: Annotated[
+        str | None, typer.Option("--state-store", help="State store the projector keeps the profiles in, where Serve reads them (default: AME_STATE_STORE).")
+    ] = None,
+    projector: Annotated[bool, typer.Option(help="Run the projector actor that keeps profiles and consent current.")] = True,
     address: AddressOption = None,
     namespace: NamespaceOption = "ame",
 ) -> None:
-    """Start the shard actors. With --address they are detached and keep running; without, a local cluster runs
-    them in the foreground with a live status table until Ctrl-C."""
+    """Start the shard actors and the projector actor. With --address they are detached and keep running; without,
+    a local cluster runs them in the foreground with a live status table until Ctrl-C."""
+    from agents.projector import ProjectorConfig
     from agents.supervisor import AgentSupervisor
     from data.settings import get_settings
 
     settings = get_settings()
     log_url = log or settings.event_log_url()
     folder = (state_dir or settings.home / "agents").resolve()
+    store_url = state_store or settings.state_store_url()
+    if not store_url.startswith("sqlite:///"):
+        err.print(f"[red]error:[/] unknown state store URL {store_url!r}: expected sqlite:///path")
+        raise typer.Exit(2)
+    projector_config = ProjectorConfig.from_settings(log_url, store_url, settings) if projector else None
     ray = _ray_init(address, namespace)
     sup = AgentSupervisor(log_url, folder, build_agents(agents), shards=shards or settings.agent_shards, namespace=namespace,
-                          detached=address is not None, batch_size=settings.agent_batch_size)
+                          detached=address is not None, batch_size=settings.agent_batch_size, projector=projector_config)
     sup.up()
     if address is not None:
-        console.print(f"started {len(sup.handles)} shard actors in namespace {namespace!r}; `ame agents status --address {address}`")
+        console.print(f"started {len(sup.handles)} actors in namespace {namespace!r}; `ame agents status --address {address}`")
         return
     try:
         with Live(status_table(sup.status()), console=console, refresh_per_second=1) as live:
@@ -123,13 +133,13 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
-        console.print(f"stopped {sup.down()} shards")
+        console.print(f"stopped {sup.down()} actors")
         ray.shutdown()
 
 
 @agents_app.command("status")
 def status(address: AddressOption = "auto", namespace: NamespaceOption = "ame", log: LogOption = None) -> None:
-    """Lag, events/s and restarts per shard, and the lift against the holdout."""
+    """Lag, events/s and restarts per shard and of the projector, and the lift against the holdout."""
     from agents.supervisor import AgentSupervisor
 
     _ray_init(address, namespace)
@@ -142,11 +152,11 @@ def status(address: AddressOption = "auto", namespace: NamespaceOption = "ame", 
 
 @agents_app.command("down")
 def down(address: AddressOption = "auto", namespace: NamespaceOption = "ame") -> None:
-    """Stop every shard after its current batch (their state and positions are committed)."""
+    """Stop every shard and the projector after their current batch (their state and positions are committed)."""
     from agents.supervisor import AgentSupervisor
 
     _ray_init(address, namespace)
-    console.print(f"stopped {AgentSupervisor.attach(namespace).down()} shards")
+    console.print(f"stopped {AgentSupervisor.attach(namespace).down()} actors")
 
 
 @agents_app.command("tick")

@@ -177,13 +177,17 @@ def start_ray() -> bool:
     return True
 
 
-def start_agents(log_url: str, state_dir: Path) -> Any:
+def start_agents(log_url: str, state_dir: Path, state_url: str) -> Any:
+    """The agents, and the projector that keeps the profiles (consent) Serve reads current."""
     from agents.cli import build_agents
+    from agents.projector import ProjectorConfig
     from agents.supervisor import AgentSupervisor
     from data.settings import get_settings
 
+    settings = get_settings()
     sup = AgentSupervisor(log_url, state_dir, build_agents(list(AGENTS)), shards=1, namespace=NAMESPACE,
-                          batch_size=get_settings().agent_batch_size)
+                          batch_size=settings.agent_batch_size,
+                          projector=ProjectorConfig.from_settings(log_url, state_url, settings))
     sup.up()
     return sup
 
@@ -563,7 +567,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     try:
         with _step(result, "start", "1. Ray, the agents and the decision API"):
             owns_ray = start_ray()
-            sup = start_agents(log_url, folder / "agents")
+            sup = start_agents(log_url, folder / "agents", state_url)
             token = new_demo_key(folder / "api-keys.json")
             serving = True
             start_serve(config.port, {"event_log": log_url, "state_store": state_url,
