@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import BenchResult
+from data.datasets import dataset_path
 
 AREA = "creative"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "open_bandit"
 
 
 def _simulator(quick: bool) -> list[BenchResult]:
@@ -35,9 +35,7 @@ def _simulator(quick: bool) -> list[BenchResult]:
 def _obd() -> list[BenchResult]:
     from policies.creative.obd import obd_report
 
-    if not (SHARED / "random").is_dir():
-        return []
-    rows = obd_report(SHARED, n_boot=500)
+    rows = obd_report(dataset_path("open_bandit"), n_boot=500)
     behaviour = next(r for r in rows if r.method == "on-policy" and r.policy.startswith("random"))
     bts = next(r for r in rows if r.method == "on-policy" and r.policy.startswith("Bernoulli"))
     out = []

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks.common import BenchResult
+from data.datasets import dataset_path
 
 logger = logging.getLogger(__name__)
 AREA = "policies"
@@ -58,15 +58,13 @@ def _ope(quick: bool) -> list[BenchResult]:
         e = sim["estimates"][k]
         out.append(BenchResult(AREA, f"OPE simulator {k}", e.value, "$/customer", "on-policy value", sim["true"], "within 5%",
                                bool(abs(e.value / sim["true"] - 1) <= 0.05), f"CI [{e.ci_low:.3f}, {e.ci_high:.3f}]"))
-    path = Path(os.environ.get("AME_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data")) / "hillstrom" / "hillstrom.csv"
-    if path.is_file():
-        h = hillstrom_ope(path, seed=0, n_boot=200 if quick else 1000)
-        mens = h["single_arms"]["Mens E-Mail"].value
-        none = h["single_arms"]["No E-Mail"].value
-        for k in ("snips", "dr"):
-            e = h["estimates"][k]
-            out.append(BenchResult(AREA, f"OPE Hillstrom personalized {k}", e.value, "$/customer", "best single arm (mens), same half", mens, "",
-                                   None, f"CI [{e.ci_low:.2f}, {e.ci_high:.2f}]; no e-mail {none:.2f}; full-data mens 1.42, none 0.65"))
+    h = hillstrom_ope(dataset_path("hillstrom", "hillstrom.csv"), seed=0, n_boot=200 if quick else 1000)
+    mens = h["single_arms"]["Mens E-Mail"].value
+    none = h["single_arms"]["No E-Mail"].value
+    for k in ("snips", "dr"):
+        e = h["estimates"][k]
+        out.append(BenchResult(AREA, f"OPE Hillstrom personalized {k}", e.value, "$/customer", "best single arm (mens), same half", mens, "",
+                               None, f"CI [{e.ci_low:.2f}, {e.ci_high:.2f}]; no e-mail {none:.2f}; full-data mens 1.42, none 0.65"))
     return out
 
 

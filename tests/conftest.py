@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from data.datasets import dataset_path
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shared_data_dir() -> Path:
-    """../shared/data beside the checkout, or AME_SHARED_DATA."""
-    return Path(os.environ.get("AME_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-
 @pytest.fixture
-def shared_data() -> Path:
-    path = shared_data_dir()
-    if not path.is_dir():
-        pytest.skip(f"the shared data sets are not at {path} (set AME_SHARED_DATA to their folder)")
-    return path
+def datasets() -> Path:
+    """The repository's datasets/ folder (Hillstrom, CDNOW, Open Bandit), with their SOURCE.md."""
+    return dataset_path()
 
 
 @pytest.fixture

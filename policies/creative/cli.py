@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from data.datasets import DATASETS_DIR
 from policies.creative.models import KINDS, CreativeError, Status
 
 creatives_app = typer.Typer(help="Creatives: generate, guardrails, approve critical variants, bandit tests per segment.", no_args_is_help=True)
@@ -164,7 +165,7 @@ def stats(store: StoreOption = None, seed: int = 0) -> None:
 
 @creatives_app.command("report")
 def report(
-    data: Annotated[Path | None, typer.Option("--data", help="Folder of the Open Bandit sample (default: ../shared/data/open_bandit).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Folder of the Open Bandit sample (default: the repository's datasets/open_bandit).")] = None,
     reps: Annotated[int, typer.Option("--reps", min=10, help="Simulator replications.")] = 500,
     seed: int = 0,
 ) -> None:
@@ -172,7 +173,7 @@ def report(
     from policies.creative.obd import obd_report
     from policies.creative.simulate import DEFAULT_CTRS, simulate_tests
 
-    root = data or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "open_bandit"
+    root = data or DATASETS_DIR / "open_bandit"
     if (root / "random").is_dir():
         table = Table(title=f"Open Bandit sample (ZOZOTOWN, all campaign): click rate per impression, 95% bootstrap CI ({root})")
         for col in ("policy", "method", "CTR", "95% CI", "n", "note"):

@@ -1,22 +1,16 @@
-"""OPE on the simulator (against the on-policy truth) and on the real Hillstrom data (skipped when absent)."""
+"""OPE on the simulator (against the on-policy truth) and on the real Hillstrom data (shipped in datasets/)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-
+from data.datasets import dataset_path
 from environment.heuristics import EmailEveryK
 from policies.ope_data import hillstrom_ope, simulator_ope
 
 
 def _hillstrom() -> Path:
-    root = Path(os.environ.get("AME_SHARED_DATA", Path(__file__).resolve().parents[3] / ".." / "shared" / "data"))
-    path = root / "hillstrom" / "hillstrom.csv"
-    if not path.is_file():
-        pytest.skip(f"Hillstrom data not found at {path}; set AME_SHARED_DATA to the shared data folder")
-    return path
+    return dataset_path("hillstrom", "hillstrom.csv")
 
 
 def test_simulator_ope_is_close_to_on_policy_value() -> None:

@@ -21,8 +21,8 @@ def invoke(app, args: list[str]):
     return result
 
 
-def test_hillstrom_lead_score_end_to_end(shared_data: Path, tmp_path: Path, log_url: str) -> None:
-    csv = shared_data / "hillstrom" / "hillstrom.csv"
+def test_hillstrom_lead_score_end_to_end(datasets: Path, tmp_path: Path, log_url: str) -> None:
+    csv = datasets / "hillstrom" / "hillstrom.csv"
     registry = tmp_path / "models"
     result = invoke(train_app, ["scoring", "--csv", str(csv), "--target", "conversion", "--drop", "visit,spend", "--registry", str(registry)])
     assert result.exit_code == 0, result.output
@@ -56,15 +56,15 @@ def test_hillstrom_lead_score_end_to_end(shared_data: Path, tmp_path: Path, log_
     assert "Model card" in shown.output
 
 
-def test_hillstrom_leakage_guard_warns_when_spend_is_kept(shared_data: Path, tmp_path: Path) -> None:
-    result = invoke(train_app, ["scoring", "--csv", str(shared_data / "hillstrom" / "hillstrom.csv"), "--target", "conversion",
+def test_hillstrom_leakage_guard_warns_when_spend_is_kept(datasets: Path, tmp_path: Path) -> None:
+    result = invoke(train_app, ["scoring", "--csv", str(datasets / "hillstrom" / "hillstrom.csv"), "--target", "conversion",
                                 "--drop", "visit", "--max-rows", "8000", "--registry", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "leakage warning" in result.output and "--drop spend" in result.output
 
 
-def test_cdnow_clv_with_holdout(shared_data: Path, tmp_path: Path, log_url: str) -> None:
-    result = invoke(train_app, ["clv", "--transactions", str(shared_data / "cdnow" / "CDNOW_sample.txt"),
+def test_cdnow_clv_with_holdout(datasets: Path, tmp_path: Path, log_url: str) -> None:
+    result = invoke(train_app, ["clv", "--transactions", str(datasets / "cdnow" / "CDNOW_sample.txt"),
                                 "--calibration-end", "1997-09-30", "--holdout-end", "1998-06-30", "--registry", str(tmp_path)])
     assert result.exit_code == 0, result.output
     entry = next((tmp_path / "clv").iterdir())

@@ -1,12 +1,11 @@
-"""The Open Bandit Dataset experiment: pieces on synthetic logs; the report on the shared sample when present."""
+"""The Open Bandit Dataset experiment: pieces on synthetic logs; the report on the shipped sample."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from data.datasets import dataset_path
 from policies.creative.obd import (
     ObdLogs,
     item_ctr,
@@ -14,8 +13,6 @@ from policies.creative.obd import (
     position_frequencies,
     top_k_policy,
 )
-
-SHARED = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 
 
 def test_top_k_policy_is_a_distribution() -> None:
@@ -31,13 +28,8 @@ def test_item_ctr_shrinks_and_frequencies() -> None:
     assert np.allclose(position_frequencies(logs), 0.5)
 
 
-def test_obd_report_on_the_shared_sample() -> None:
-    import os
-
-    root = Path(os.environ.get("AME_SHARED_DATA", SHARED)) / "open_bandit"
-    if not (root / "random" / "all").is_dir():
-        pytest.skip(f"the Open Bandit sample is not at {root} (set AME_SHARED_DATA)")
-    rows = obd_report(root, n_boot=200)
+def test_obd_report_on_the_shipped_sample() -> None:
+    rows = obd_report(dataset_path("open_bandit"), n_boot=200)
     by = {(r.policy.split(" (")[0].split(" items")[0], r.method): r for r in rows}
     random_ctr = by[("random", "on-policy")]
     assert random_ctr.value == pytest.approx(0.0038, abs=0.002)  # the eval half of random/all (SOURCE.md: 0.0038 overall)

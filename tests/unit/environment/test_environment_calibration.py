@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from data.datasets import dataset_path
 from environment.calibrate import (
     ARMS,
     METRICS,
@@ -26,13 +25,7 @@ SOURCE_MEANS = {  # hillstrom/SOURCE.md
 
 @pytest.fixture(scope="module")
 def hillstrom():
-    import os
-
-    root = Path(os.environ.get("AME_SHARED_DATA", Path(__file__).resolve().parents[3] / ".." / "shared" / "data"))
-    path = root / "hillstrom" / "hillstrom.csv"
-    if not path.exists():
-        pytest.skip(f"the Hillstrom file is not at {path} (set AME_SHARED_DATA to the shared data folder)")
-    return load_hillstrom(path)
+    return load_hillstrom(dataset_path("hillstrom", "hillstrom.csv"))
 
 
 def test_real_arm_means_are_those_of_source_md(hillstrom) -> None:

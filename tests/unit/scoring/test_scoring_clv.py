@@ -24,8 +24,8 @@ PAPER_LL = -9582.4
 PAPER_GG = {"p": 6.25, "q": 3.74, "gamma": 15.44}
 
 
-def test_bgnbd_reproduces_the_paper_on_the_cdnow_summary(shared_data: Path) -> None:
-    summary = pd.read_csv(shared_data / "cdnow" / "cdnow_customers_summary.csv")
+def test_bgnbd_reproduces_the_paper_on_the_cdnow_summary(datasets: Path) -> None:
+    summary = pd.read_csv(datasets / "cdnow" / "cdnow_customers_summary.csv")
     model = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
     for name, value in PAPER_BGNBD.items():
         assert getattr(model, name) == pytest.approx(value, rel=0.01), name
@@ -33,18 +33,18 @@ def test_bgnbd_reproduces_the_paper_on_the_cdnow_summary(shared_data: Path) -> N
     assert abs(model.log_likelihood - PAPER_LL) < 0.5
 
 
-def test_gamma_gamma_reproduces_the_paper(shared_data: Path) -> None:
-    summary = pd.read_csv(shared_data / "cdnow" / "cdnow_customers_summary_with_transactions.csv")
+def test_gamma_gamma_reproduces_the_paper(datasets: Path) -> None:
+    summary = pd.read_csv(datasets / "cdnow" / "cdnow_customers_summary_with_transactions.csv")
     model = fit_gamma_gamma(summary["x"], summary["zbar"])
     for name, value in PAPER_GG.items():
         assert getattr(model, name) == pytest.approx(value, rel=0.02), name
 
 
-def test_rfm_from_raw_transactions_matches_the_published_summary(shared_data: Path) -> None:
-    tx = read_transactions(shared_data / "cdnow" / "CDNOW_sample.txt")
+def test_rfm_from_raw_transactions_matches_the_published_summary(datasets: Path) -> None:
+    tx = read_transactions(datasets / "cdnow" / "CDNOW_sample.txt")
     assert len(tx) == 6_919 and tx["customer_id"].nunique() == 2_357
     rfm = rfm_summary(tx, "1997-09-30", "1998-06-30")
-    published = pd.read_csv(shared_data / "cdnow" / "cdnow_customers_summary_with_transactions.csv")
+    published = pd.read_csv(datasets / "cdnow" / "cdnow_customers_summary_with_transactions.csv")
     np.testing.assert_array_equal(rfm["x"].to_numpy(), published["x"].to_numpy())
     np.testing.assert_allclose(rfm["t_x"].to_numpy(), published["t_x"].to_numpy(), atol=0.006)  # published rounds to 0.01
     np.testing.assert_allclose(rfm["T"].to_numpy(), published["T"].to_numpy(), atol=0.006)
