@@ -1,8 +1,8 @@
 """Scoring benchmarks: batch scoring (without and with the top three reasons) and one in-process score,
 each beside xgboost's raw call on the same rows in the same run.
 
-The model is trained here on Hillstrom (../shared/data, or AME_SHARED_DATA) when present, else on a
-synthetic table of the same shape, and the rows are that table tiled to the batch size. "Ours" starts
+The model is trained here on Hillstrom (the repository's datasets/), and the rows are that table tiled to
+the batch size. "Ours" starts
 from the raw table (a DataFrame, or one dict for a single score): preprocessing, calibration, the
 0-100 score and the tier are included; the baseline is ``inplace_predict`` / ``predict(pred_contribs)``
 on the already prepared float32 matrix.
@@ -13,44 +13,24 @@ from __future__ import annotations
 import gc
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+from data.csvfile import read_csv_table
 
 from benchmarks.common import BenchResult
+from data.datasets import dataset_path
 from policies.scoring.explain import split_edges, split_signature
 from policies.scoring.train import TrainArgs, train_scoring
 
 AREA = "scoring"
 
 
-def shared_data_dir() -> Path:
-    return Path(os.environ.get("AME_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
-
-
-def lead_table(n: int = 64_000, seed: int = 3) -> tuple[pd.DataFrame, str]:
-    """Hillstrom when available (conversion, minus visit and spend), else a synthetic table like it."""
-    path = shared_data_dir() / "hillstrom" / "hillstrom.csv"
-    if path.exists():
-        return pd.read_csv(path).drop(columns=["visit", "spend"]), "hillstrom"
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
-        {
-            "recency": rng.integers(1, 13, n),
-            "history": rng.gamma(2, 120, n).round(2),
-            "mens": rng.integers(0, 2, n),
-            "womens": rng.integers(0, 2, n),
-            "zip_code": rng.choice(["Surburban", "Urban", "Rural"], n),
-            "newbie": rng.integers(0, 2, n),
-            "channel": rng.choice(["Web", "Phone", "Multichannel"], n),
-            "segment": rng.choice(["Mens E-Mail", "Womens E-Mail", "No E-Mail"], n),
-        }
-    )
-    margin = -4.8 - 0.08 * frame["recency"] + 0.001 * frame["history"] + 0.6 * (frame["segment"] != "No E-Mail")
-    frame["conversion"] = (rng.random(n) < 1 / (1 + np.exp(-margin))).astype(int)
-    return frame, "synthetic"
+def lead_table() -> tuple[pd.DataFrame, str]:
+    """Hillstrom as a lead table (conversion, minus visit and spend), from the repository's datasets/."""
+    frame = read_csv_table(dataset_path("hillstrom", "hillstrom.csv"))
+    return frame.drop(columns=["visit", "spend"]), "hillstrom"
 
 
 def best_rates(ours, baseline, rows: int, repeats: int) -> tuple[float, float]:

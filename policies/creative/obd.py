@@ -1,4 +1,4 @@
-"""Creative selection checked on the Open Bandit Dataset sample (ZOZOTOWN; ``../shared/data/open_bandit``).
+"""Creative selection checked on the Open Bandit Dataset sample (ZOZOTOWN; ``datasets/open_bandit`` in the repository).
 
 The uniform-random logs (``random/all``: 80 items, 3 positions, true propensity 1/80) are split by time. On the
 first half we learn a per-item click-rate model (clicks shrunk toward the overall rate) and the policy "uniform
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
+from data.csvfile import read_csv_table
 from policies.ope import Estimate, bootstrap_ci, evaluate
 
 
@@ -42,10 +42,10 @@ def load_obd(root: Path, behavior: str = "random", campaign: str = "all") -> Obd
     base = Path(root) / behavior / campaign
     path = next((p for p in (base / f"{campaign}.csv.gz", base / f"{campaign}.csv") if p.exists()), None)
     if path is None:
-        raise FileNotFoundError(f"no Open Bandit logs at {base} (expected {campaign}.csv.gz; see ../shared/data/open_bandit/SOURCE.md)")
-    df = pd.read_csv(path, usecols=["timestamp", "item_id", "position", "click", "propensity_score"])
+        raise FileNotFoundError(f"no Open Bandit logs at {base} (expected {campaign}.csv.gz; see datasets/open_bandit/SOURCE.md)")
+    df = read_csv_table(path, usecols=["timestamp", "item_id", "position", "click", "propensity_score"])
     df = df.sort_values("timestamp", kind="stable")
-    n_items = int(pd.read_csv(base / "item_context.csv.gz").shape[0]) if (base / "item_context.csv.gz").exists() else int(df.item_id.max() + 1)
+    n_items = int(read_csv_table(base / "item_context.csv.gz").shape[0]) if (base / "item_context.csv.gz").exists() else int(df.item_id.max() + 1)
     return ObdLogs(
         item=df.item_id.to_numpy(np.int64),
         position=df.position.to_numpy(np.int64) - 1,

@@ -17,11 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from policies.scoring.errors import ScoringError
+from policies.scoring.tabular import read_table
 
 console = Console()
 err = Console(stderr=True)
 log = logging.getLogger(__name__)
 
+SepOption = Annotated[str | None, typer.Option("--sep", help="The CSV's separator (default: sniffed from the file; '\\t' for tab).")]
 RegistryOption = Annotated[Path | None, typer.Option("--registry", help="Registry folder (default: AME_MODELS_DIR, artifacts/models).")]
 KindOption = Annotated[str, typer.Option("--kind", help="lead or churn.")]
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -59,13 +61,11 @@ def read_warehouse_table(name: str, url: str | None) -> pd.DataFrame:
     return pd.DataFrame(result.rows, columns=result.columns)
 
 
-def _load_table(csv: Path | None, table: str | None, warehouse: str | None) -> tuple[pd.DataFrame, str]:
-    from policies.scoring.tabular import read_table
-
+def _load_table(csv: Path | None, table: str | None, warehouse: str | None, sep: str | None = None) -> tuple[pd.DataFrame, str]:
     if (csv is None) == (table is None):
         raise ScoringError("pass exactly one of --csv FILE or --table NAME")
     if csv is not None:
-        return read_table(csv), str(csv)
+        return read_table(csv, sep), str(csv)
     return read_warehouse_table(str(table), warehouse), f"table:{table}"
 
 
@@ -86,6 +86,7 @@ def train_scoring(
     target: Annotated[str, typer.Option("--target", help="The binary outcome column (for example conversion).")],
     kind: KindOption = "lead",
     csv: Annotated[Path | None, typer.Option("--csv", help="Training table as CSV, one row per customer.")] = None,
+    sep: SepOption = None,
     table: Annotated[str | None, typer.Option("--table", help="Training table in the warehouse: name or schema.name.")] = None,
     id_column: Annotated[str | None, typer.Option("--id", help="Customer id column (kept out of the features).")] = None,
     time_column: Annotated[str | None, typer.Option("--time", help="Time column: split by time (oldest train, newest test).")] = None,
@@ -108,7 +109,7 @@ def train_scoring(
     if kind not in ("lead", "churn"):
         raise _fail(ScoringError(f"--kind must be lead or churn, not {kind!r}"))
     try:
-        frame, source = _load_table(csv, table, warehouse)
+        frame, source = _load_table(csv, table, warehouse, sep)
         if max_rows is not None and max_rows < len(frame):
             frame = frame.sample(n=max_rows, random_state=seed).reset_index(drop=True)
         args = TrainArgs(
@@ -131,6 +132,7 @@ def train_clv(
     horizon_weeks: Annotated[float, typer.Option("--horizon-weeks", help="CLV horizon in weeks.")] = 52.0,
     discount_rate: Annotated[float, typer.Option("--discount-rate", help="Annual discount rate (0.10 = 10%).")] = 0.10,
     fmt: Annotated[str, typer.Option("--format", help="auto, csv or cdnow.")] = "auto",
+    sep: SepOption = None,
     customer_col: Annotated[str, typer.Option("--customer-col")] = "customer_id",
     date_col: Annotated[str, typer.Option("--date-col")] = "date",
     amount_col: Annotated[str, typer.Option("--amount-col")] = "amount",
@@ -142,7 +144,7 @@ def train_clv(
     from policies.scoring.registry import ModelRegistry
 
     try:
-        frame = read_transactions(transactions, fmt, customer_col, date_col, amount_col)
+        frame = read_transactions(transactions, fmt, customer_col, date_col, amount_col, sep)
         args = CLVArgs(calibration_end, holdout_end, horizon_weeks, discount_rate, source=str(transactions))
         result = main(frame, args, ModelRegistry(registry))
     except (ScoringError, ValueError) as error:
@@ -211,6 +213,7 @@ def models_show(
 def models_score(
     kind: Annotated[str, typer.Option("--kind", help="lead, churn or clv.")] = "lead",
     csv: Annotated[Path | None, typer.Option("--csv", help="Customers to score, as CSV.")] = None,
+    sep: SepOption = None,
     table: Annotated[str | None, typer.Option("--table", help="Customers to score, from the warehouse.")] = None,
     id_column: Annotated[str | None, typer.Option("--id", help="Customer id column (default: the model's, else row numbers).")] = None,
     reasons: Annotated[int, typer.Option("--reasons", help="Top reasons per score (0: none).")] = 3,
@@ -235,7 +238,7 @@ def models_score(
             scores = clv_score_table(pd.read_csv(folder / "customers.csv", dtype={"customer_id": str}), folder.name, when)
             model_version = folder.name
         else:
-            frame, _ = _load_table(csv, table, warehouse)
+            frame, _ = _load_table(csv, table, warehouse, sep)
             model = reg.load_scoring(kind, version)
             scores = score_table(model, frame, id_column, top_k=reasons, as_of=when)
             model_version = model.version
@@ -269,6 +272,7 @@ def models_score(
 def models_drift(
     kind: KindOption = "lead",
     csv: Annotated[Path | None, typer.Option("--csv", help="Recent customers, as CSV.")] = None,
+    sep: SepOption = None,
     table: Annotated[str | None, typer.Option("--table", help="Recent customers, from the warehouse.")] = None,
     version: Annotated[str | None, typer.Option("--version")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the PSI gauges as JSON (for the metrics exporter).")] = None,
@@ -280,7 +284,7 @@ def models_drift(
     from policies.scoring.registry import ModelRegistry
 
     try:
-        frame, source = _load_table(csv, table, warehouse)
+        frame, source = _load_table(csv, table, warehouse, sep)
         reg = ModelRegistry(registry)
         model = reg.load_scoring(kind, version)
         reference = reg.read_json(kind, model.version, "drift_reference.json")

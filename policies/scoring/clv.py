@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
+from data.csvfile import SEPARATORS, CsvError, read_csv_table
 from policies.scoring.errors import DataError, FitError
 
 DAYS_PER_WEEK = 7.0
@@ -24,19 +25,22 @@ DAYS_PER_WEEK = 7.0
 
 
 def read_transactions(
-    path: str | Path, fmt: str = "auto", customer_col: str = "customer_id", date_col: str = "date", amount_col: str = "amount"
+    path: str | Path, fmt: str = "auto", customer_col: str = "customer_id", date_col: str = "date", amount_col: str = "amount",
+    sep: str | None = None,
 ) -> pd.DataFrame:
     """Transactions as columns customer_id, date (datetime64), amount.
 
     :param fmt: ``csv`` (a header naming the three columns), ``cdnow`` (Hardie's whitespace files, the
-        master's 4 columns or the sample's 5) or ``auto`` (cdnow when the first line has no comma).
+        master's 4 columns or the sample's 5) or ``auto`` (cdnow when the first line has no separator).
+    :param sep: the CSV's separator (default: sniffed, see :func:`data.csvfile.read_csv_table`).
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"transactions file {path} does not exist")
     if fmt == "auto":
         with path.open("r", encoding="utf-8", errors="replace") as handle:
-            fmt = "csv" if "," in handle.readline() else "cdnow"
+            first = handle.readline()
+        fmt = "csv" if sep or any(s in first for s in SEPARATORS) else "cdnow"
     if fmt == "cdnow":
         raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, engine="python")
         if not raw.iloc[0, -1].replace(".", "", 1).isdigit():  # the lifetimes copy of the master has a header
@@ -51,7 +55,10 @@ def read_transactions(
         return frame.reset_index(drop=True)
     if fmt != "csv":
         raise DataError(f"unknown transactions format {fmt!r}; use auto, csv or cdnow")
-    raw = pd.read_csv(path)
+    try:
+        raw = read_csv_table(path, sep)
+    except CsvError as error:
+        raise DataError(str(error)) from None
     missing = [c for c in (customer_col, date_col, amount_col) if c not in raw.columns]
     if missing:
         raise DataError(f"{path} lacks column(s) {missing}; its columns are {list(raw.columns)} (name them with --customer-col/--date-col/--amount-col)")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from data.csvfile import CsvError, read_csv_table
 from policies.scoring.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -75,17 +76,20 @@ class TabularSpec(BaseModel):
         return [c.name for c in self.columns]
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV (or Parquet) customer table, with an error that says what to check when it fails."""
+def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
+    """Read a CSV (any separator, sniffed unless given; see :func:`data.csvfile.read_csv_table`) or Parquet
+    customer table, with an error that says what to check when it fails."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"table file {path} does not exist; pass an existing CSV with --csv")
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
             return pd.read_parquet(path)
-        return pd.read_csv(path, low_memory=False)
-    except (ValueError, OSError, UnicodeDecodeError) as error:
-        raise DataError(f"could not read {path} as a table: {error}; expected a comma-separated file with a header row") from None
+        return read_csv_table(path, sep, low_memory=False)
+    except CsvError as error:
+        raise DataError(str(error)) from None
+    except (ValueError, OSError) as error:
+        raise DataError(f"could not read {path} as a Parquet table: {error}") from None
 
 
 def coerce_numeric(values: pd.Series) -> pd.Series:
