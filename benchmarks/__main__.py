@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.common import BenchResult
+from benchmarks.common import BenchResult, write_json
 
 console = Console(width=None if Console().is_terminal else 220)
 
@@ -52,7 +50,7 @@ def main() -> None:
         console.print(f"  {name} took {time.perf_counter() - start:.0f} s")
     print_results(results)
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+        write_json(results, args.json)
 
 
 if __name__ == "__main__":
