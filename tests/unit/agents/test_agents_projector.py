@@ -163,3 +163,27 @@ def test_from_settings_takes_the_poll_interval_from_the_settings(log_url: str, s
     monkeypatch.setenv("AME_PROJECTOR_POLL_INTERVAL_S", "0.2")
     config = ProjectorConfig.from_settings(log_url, state_url, Settings())
     assert config.poll_interval_s == 0.2 and config.batch_size == Settings().read_batch_size
+
+
+def test_agents_up_refuses_a_state_store_it_cannot_project_into() -> None:
+    from typer.testing import CliRunner
+
+    from agents.cli import agents_app
+
+    result = CliRunner().invoke(agents_app, ["up", "--state-store", "postgresql://db/state"])
+    assert result.exit_code == 2 and "expected sqlite:///path" in result.output
+
+
+def test_the_status_table_shows_the_projector_beside_the_shards(config: ProjectorConfig) -> None:
+    from rich.console import Console
+
+    from agents.cli import status_table
+
+    runner = ProjectionRunner(config, start=False)
+    try:
+        console = Console(width=200, record=True)
+        console.print(status_table([runner.status()]))
+        text = console.export_text()
+        assert "projector:profile" in text and "0/1" in text
+    finally:
+        runner.close()
