@@ -3,22 +3,24 @@ Serve's ``/v1/bid`` within the freshness bound while events stream in, and a kil
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from agents.projector import ProjectorConfig
 from agents.supervisor import AgentSupervisor
+from benchmarks.bench_freshness import SteadyAppender
 from data.events import ConsentChanged, PageView
 from data.log import open_log
 from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
+from tests.unit.agents.test_agents_projector import ad_consent as ad_consent_of
+from tests.unit.agents.test_agents_projector import wait_for
 
 T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 FRESHNESS_BOUND_S = 1.0
@@ -35,44 +37,6 @@ def ad_consent(cid: str, granted: bool, second: int) -> ConsentChanged:
                           properties={"channel": "ad", "granted": granted})
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.005)
-    raise AssertionError(f"not true within {timeout_s} s")
-
-
-class Streamer:
-    """Appends page views of other customers at a steady rate in a thread (the traffic a consent change meets)."""
-
-    def __init__(self, log_url: str, per_s: float, batch: int = 10) -> None:
-        self.log_url, self.per_s, self.batch = log_url, per_s, batch
-        self.appended = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        log = open_log(self.log_url)
-        try:
-            i = 0
-            while not self._stop.wait(self.batch / self.per_s):
-                log.append(page_views(f"bg-{i % 97}", self.batch, start=i * self.batch))
-                self.appended += self.batch
-                i += 1
-        finally:
-            log.close()
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
 @pytest.fixture
 def projected(ray_cluster: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[AgentSupervisor, str, str]]:
     log_url, state_url = f"sqlite:///{tmp_path / 'events.db'}", f"sqlite:///{tmp_path / 'state.db'}"
@@ -84,24 +48,13 @@ def projected(ray_cluster: Any, tmp_path: Path, request: pytest.FixtureRequest) 
     sup.down()
 
 
-def consent_in_projection(state_url: str, cid: str) -> bool | None:
-    store = open_state_store(state_url)
-    try:
-        with store.transaction() as conn:
-            ProfileProjection().create_tables(conn)
-        profile = ProfileProjection().get(store.read(), cid)
-        return None if profile is None else profile.consent_for("ad")
-    finally:
-        store.close()
-
-
 def test_the_supervisor_runs_the_projector_and_a_killed_one_resumes(projected: tuple[AgentSupervisor, str, str]) -> None:
     import ray
 
     sup, log_url, state_url = projected
     log = open_log(log_url)
     log.append([*page_views("c1", 20), ad_consent("c1", True, 30)])
-    wait_for(lambda: consent_in_projection(state_url, "c1") is True, 10)
+    wait_for(lambda: ad_consent_of(state_url, "c1") is True, 10)
     (row,) = sup.status()
     assert row["agent"] == "projector:profile" and row["running"] and row["position"] == 21 and row["restarts"] == 0
     attached = AgentSupervisor.attach(sup.namespace)
@@ -109,7 +62,7 @@ def test_the_supervisor_runs_the_projector_and_a_killed_one_resumes(projected: t
 
     ray.kill(sup.actor("projector:profile", 0), no_restart=False)  # Ray restarts it
     log.append([*page_views("c1", 5, start=40), ad_consent("c1", False, 50)])
-    wait_for(lambda: consent_in_projection(state_url, "c1") is False, 20)
+    wait_for(lambda: ad_consent_of(state_url, "c1") is False, 20)
     wait_for(lambda: sup.status()[0].get("position") == 27, 10)
     (row,) = sup.status()
     assert row["restarts"] == 1 and row["running"] and row["events"] == 6  # resumed at 21: nothing folded twice
@@ -141,9 +94,9 @@ def test_a_withdrawn_ad_consent_gets_no_bid_within_the_bound_while_events_stream
     log = open_log(log_url)
     try:
         log.append([*page_views("u-7", 3), ad_consent("u-7", True, 5)])
-        wait_for(lambda: consent_in_projection(state_url, "u-7") is True, 10)
+        wait_for(lambda: ad_consent_of(state_url, "u-7") is True, 10)
         assert status() == 200
-        with Streamer(log_url, per_s=500) as streamer:
+        with SteadyAppender(log_url, rate=500) as streamer:
             time.sleep(0.5)
             log.append([ad_consent("u-7", False, 60)])
             elapsed = wait_for(lambda: status() == 204, 5.0)
