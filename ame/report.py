@@ -128,8 +128,8 @@ def plot_comparison(rows: Sequence[PolicyRow]) -> str:
 
 def plot_curves(curves: Sequence[LearningCurve]) -> str:
     fig, ax = _figure()
-    for c in curves:
-        ax.plot(c.steps, c.returns, label=c.label)
+    for c in curves:  # a short run logs few rows: markers keep a one-point curve visible
+        ax.plot(c.steps, c.returns, label=c.label, marker="o" if len(c.steps) < 20 else None)
     ax.set_xlabel("environment steps")
     ax.set_ylabel(curves[0].metric if curves else "return")
     ax.set_title("training curves of the registered policies")
@@ -152,6 +152,15 @@ def plot_pacing(pacing: dict[str, np.ndarray]) -> str:
 
 
 def plot_campaigns(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> str:
+    return png_base64(campaign_figure(columns, rows))
+
+
+def campaign_figure(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> Any:
+    """Revenue (solid) and sends + impressions (dashed) per day and campaign, from the campaign mart's rows.
+    The date axis has a few ticks, labelled concisely (day numbers, the month and year once), so labels never
+    overlap whatever the number of days."""
+    import matplotlib.dates as mdates  # lazily, like every matplotlib import here: the page is optional
+
     fig, ax = _figure()
     idx = {c: i for i, c in enumerate(columns)}
     by_campaign: dict[str, list[tuple[Any, ...]]] = {}
@@ -159,18 +168,21 @@ def plot_campaigns(columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> s
         by_campaign.setdefault(str(row[idx["campaign_id"]]), []).append(row)
     twin = ax.twinx()
     for campaign, items in by_campaign.items():
-        days = [r[idx["event_date"]] for r in items]
+        days = np.array([r[idx["event_date"]] for r in items], dtype="datetime64[D]")
         ax.plot(days, [r[idx["revenue"]] for r in items], marker="o", label=f"{campaign} revenue")
         twin.plot(days, [r[idx["sends"]] + r[idx["impressions"]] for r in items], linestyle="--", alpha=0.6,
                   label=f"{campaign} sends + impressions")
     ax.set_ylabel("revenue (last touch)")
     twin.set_ylabel("sends + impressions")
     ax.set_title("campaign performance per day (marts_marketing_campaign_performance)")
-    ax.tick_params(axis="x", rotation=30)
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     lines = ax.get_legend_handles_labels()
     more = twin.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
-    return png_base64(fig)
+    fig.tight_layout()
+    return fig
 
 
 def plot_scores(samples: Sequence[ScoreSample]) -> str:
@@ -195,6 +207,7 @@ h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;mar
 table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem} td,th{border:1px solid #ddd;padding:.25rem .6rem}
 th{background:#f4f4f4} td.n{text-align:right;font-variant-numeric:tabular-nums} .note{color:#555;font-size:.9rem}
 img{max-width:100%;border:1px solid #eee} .facts td:first-child{font-weight:600}
+figure.empty{margin:.6rem 0;padding:1.4rem 1rem;border:1px dashed #bbb;background:#fafafa;color:#555;text-align:center}
 """
 
 
@@ -259,11 +272,13 @@ def render_html(data: ReportData) -> str:
     parts.append("<section id='learning-curves'><h2>Learning curves</h2>")
     if data.curves:
         parts.append(_img(plot_curves(data.curves), "learning curves"))
-        parts.append("<p class='note'>" + _e(", ".join(c.label for c in data.curves))
+        said = ", ".join(f"{c.label} ({len(c.steps)} logged point{'s' if len(c.steps) != 1 else ''})" for c in data.curves)
+        parts.append("<p class='note'>" + _e(said)
                      + ": from each registered version's <code>progress.csv</code> (the registry's training log).</p>")
     else:
-        parts.append(f"<p><strong>{NO_TRAINED_POLICY}</strong>: train one with <code>ame train journey</code> or "
-                     "<code>ame train bidding</code>; its curve appears here on the next run.</p>")
+        parts.append(f"<figure class='empty'><figcaption><strong>{NO_TRAINED_POLICY}</strong>: the registry holds no "
+                     "training curve. Train a policy with <code>ame train journey</code> or <code>ame train bidding</code>; "
+                     "its curve appears here on the next run.</figcaption></figure>")
     parts.append("</section>")
 
     parts.append("<section id='bid-pacing'><h2>Bid pacing over a day</h2>")

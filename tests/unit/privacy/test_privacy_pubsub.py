@@ -167,10 +167,15 @@ def test_an_erased_customer_reads_null_and_new_pii_is_not_published(
     assert b"again@" not in body and b'"email":null' in body
 
 
-def test_decode_message_without_a_codec_is_unchanged() -> None:
+def test_decode_message_without_a_codec_returns_the_event_and_leaves_tokens_alone(
+        log: PubSubEventLog, publisher: RecordingPublisher) -> None:
     event = _purchase("c1", 0)
-    assert decode_message(encode_event(event, 1_700_000_000_000_000)) == decode_message(
-        encode_event(event, 1_700_000_000_000_000), None)
+    decoded = decode_message(encode_event(event, 1_700_000_000_000_000))
+    assert decoded.model_dump(exclude={"recorded_at"}) == event.model_dump(exclude={"recorded_at"})
+    assert decoded.recorded_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
+    log.append([LeadCreated(event_id="l0", customer_id="c1", occurred_at=AT, properties=LeadCreatedProperties(first_name=FIRST))])
+    (body, _), = publisher.messages
+    assert decode_message(body).properties.first_name.startswith("enc:v1:")  # no codec: nothing is decrypted
 
 
 def test_decoding_touches_the_key_store_only_for_tokens(log: PubSubEventLog, publisher: RecordingPublisher) -> None:
@@ -180,8 +185,9 @@ def test_decoding_touches_the_key_store_only_for_tokens(log: PubSubEventLog, pub
 
     plain = LeadCreated(event_id="l0", customer_id="c1", occurred_at=AT, properties=LeadCreatedProperties(acquisition_source="web"))
     log.append([plain, _purchase("c1", 1)])
-    for body, _ in publisher.messages:
-        decode_message(body, Refusing())  # type: ignore[arg-type]
+    assert len(publisher.messages) == 2
+    decoded = [decode_message(body, Refusing()) for body, _ in publisher.messages]  # type: ignore[arg-type]
+    assert [e.event_id for e in decoded] == ["l0", "buy-c1-1"] and decoded[0].properties.acquisition_source == "web"
 
 
 class _Subscriber(PubSubSubscriber):
