@@ -41,8 +41,7 @@ def build_agents(names: list[str]) -> list[Agent]:
         if name == "scoring":
             out.append(ScoringAgent(scorer=load_scorer(settings.models_dir)))
         elif name == "journey":
-            out.append(JourneyAgent(JourneyConfig(holdout_share=settings.agent_holdout_share, registry_policy="journey",
-                                                   policies_dir=settings.policies_dir)))
+            out.append(JourneyAgent(JourneyConfig(holdout_share=settings.agent_holdout_share, policies_dir=settings.policies_dir)))
         elif name == "bidding":
             out.append(BiddingAgent())
         elif name == "creative":

@@ -95,6 +95,27 @@ class LeadCreated(EventBase):
     properties: LeadCreatedProperties = LeadCreatedProperties()
 
 
+class CustomerAttributesProperties(Properties):
+    """What the engine knows of a customer beyond their events: the journey policy's profile columns.
+
+    Every field is optional: a missing one keeps its last stated value, and one never stated reads as the
+    documented default of the journey observation (see ``environment.observation``).
+    """
+
+    recency_months: Annotated[int, Field(ge=1, le=12)] | None = Field(None, description="Months since the last purchase (1-12).")
+    history: Money | None = Field(None, description="Spend in the past 12 months.")
+    bought_mens: bool | None = Field(None, description="Bought men's merchandise in the past 12 months.")
+    bought_womens: bool | None = Field(None, description="Bought women's merchandise in the past 12 months.")
+    newbie: bool | None = Field(None, description="A new customer in the past 12 months.")
+    purchase_channel: Literal["phone", "web", "multichannel"] | None = None
+    zip_type: Literal["urban", "suburban", "rural"] | None = None
+
+
+class CustomerAttributes(EventBase):
+    event_type: Literal["customer_attributes"] = "customer_attributes"
+    properties: CustomerAttributesProperties
+
+
 class PageViewProperties(Properties):
     url: LongText
     referrer: LongText | None = None
@@ -214,6 +235,9 @@ class AuctionResultProperties(Properties):
     auction_type: Literal["first_price", "second_price"] = "second_price"
     pctr: Probability | None = None
     currency: Currency = "USD"
+    estimate: Money | None = Field(None, description="The bidder's estimate of the impression's value when it bid.")
+    price_to_beat: Money | None = Field(
+        None, description="The lowest bid that would have won, as the exchange reports it: max(highest other bid, reserve).")
 
 
 class AuctionResult(EventBase):
@@ -382,6 +406,7 @@ class DataAccessed(EventBase):
 Event = Annotated[
     Union[
         LeadCreated,
+        CustomerAttributes,
         PageView,
         ContentDownload,
         EmailSent,

@@ -19,7 +19,6 @@ import numpy as np
 
 from environment.config import MarketConfig
 from environment.dynamics import (
-    _LEGAL,
     JourneyState,
     StepOutcome,
     Tables,
@@ -30,6 +29,8 @@ from environment.dynamics import (
     unsub_prob,
     visit_prob,
 )
+from environment.acting import acting_mode
+from environment.guardrails import LEGAL as _LEGAL
 from environment.population import (
     ACTION_CONSENT_BIT,
     ACTION_UNSUB_CHANNEL,
@@ -167,28 +168,27 @@ class WithBelief:
 
     def __init__(self, policy: Any, name: str | None = None) -> None:
         self.policy, self.name = policy, name or getattr(policy, "name", "policy")
-        self.stochastic = getattr(policy, "stochastic", False)
+        self.acting = acting_mode(policy)
         self._belief: _FollowedBelief | None = None
-
-    @property
-    def _rng(self) -> Any:  # the wrapped policy's sampler, reseeded per evaluation seed by policies.evaluate
-        return getattr(self.policy, "_rng", None)
-
-    @_rng.setter
-    def _rng(self, rng: Any) -> None:
-        self.policy._rng = rng
 
     def bind(self, env: Any) -> None:
         self._belief = _FollowedBelief(env)
 
-    def predict(
-        self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False
-    ) -> tuple[np.ndarray, Any]:
+    def _features(self, observation: np.ndarray) -> np.ndarray:
+        """The observation with today's belief appended (call once per day: it steps the filter)."""
         if self._belief is None:
             raise RuntimeError("bind WithBelief to a JourneyVectorEnv before asking")
         belief = self._belief.now(observation)
-        features = np.concatenate([observation, belief.reshape(len(observation), -1).astype(np.float32)], axis=1)
-        return self.policy.predict(features, state=state, episode_start=episode_start, deterministic=deterministic)
+        return np.concatenate([observation, belief.reshape(len(observation), -1).astype(np.float32)], axis=1)
+
+    def action_probabilities(self, observation: np.ndarray, action_masks: np.ndarray | None = None) -> np.ndarray:
+        return self.policy.action_probabilities(self._features(observation), action_masks)
+
+    def predict(
+        self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        return self.policy.predict(self._features(observation), state=state, episode_start=episode_start,
+                                   deterministic=deterministic)
 
 
 class _FollowedBelief:

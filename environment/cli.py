@@ -61,16 +61,20 @@ def run_command(
     customers: int = typer.Option(10_000, "--customers", min=1),
     days: int = typer.Option(30, "--days", min=1, max=3650),
     log: str = typer.Option(None, "--log", help="Event log URL (default: AME_EVENT_LOG, else sqlite:///.ame/events.db)."),
-    policy: str = typer.Option("engagement_ladder", "--policy", help="Journey policy: engagement_ladder, email_every_k, propensity_threshold, wait."),
+    policy: str = typer.Option("offer_every_k", "--policy", help="Journey policy: offer_every_k, engagement_ladder, "
+                               "email_every_k, propensity_threshold, no_contact; -eps<e> adds exploration (offer_every_k-eps0.05)."),
     seed: int = typer.Option(0, "--seed"),
     config: Path = typer.Option(None, "--config", help="A market config (default: the calibrated one)."),
+    ticks: bool = typer.Option(False, "--ticks", help="Append the engine's daily tick before each day (agents running on the log decide then)."),
 ) -> None:
     """Simulate the market and write its events into the event log, with a progress bar."""
     from data.log import open_log
-    from environment.stream import POLICIES, stream_market
+    from environment.stream import resolve_policy, stream_market
 
-    if policy not in POLICIES:
-        raise typer.BadParameter(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    try:
+        predictor = resolve_policy(policy)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
     market = _config(config)
     event_log = open_log(log)
     started = time.perf_counter()
@@ -81,7 +85,7 @@ def run_command(
         ) as progress:
             task = progress.add_task("days", total=days, events=0)
             report = stream_market(
-                event_log, customers, days, policy=policy, seed=seed, config=market,
+                event_log, customers, days, policy=predictor, seed=seed, config=market, ticks=ticks,
                 on_day=lambda day, events: progress.update(task, completed=day + 1, events=events),
             )
     finally:

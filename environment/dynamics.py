@@ -16,14 +16,25 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from environment.config import JourneyModel, MarketConfig
+from environment.guardrails import LEGAL, allowed_actions
+from environment.observation import (
+    JourneyFacts,
+    ObservationSpec,
+    initial_facts,
+    profiles_columns,
+)
+from environment.observation import advance as advance_facts
+from environment.observation import observe as observe_facts
 from environment.population import (
     ACTION_CONSENT_BIT,
     ACTION_UNSUB_CHANNEL,
     CHURNED,
+    CLICK_OBSERVED,
     CUSTOMER,
     N_FATIGUE,
     N_INTENT,
     OFFER,
+    OPEN_OBSERVED,
     WAIT,
     Profiles,
     Responsiveness,
@@ -34,10 +45,6 @@ from environment.population import (
     sample_profiles,
 )
 
-N_OBS = 24
-N_TRACKED = 5  # days since: contact, open, click, visit, purchase
-DECAY = 0.8
-DAYS_CAP = 30.0
 MAX_CLICK = 0.95
 
 
@@ -71,6 +78,7 @@ class Tables:
     intent_down: float
     gap: int
     horizon: int
+    spec: ObservationSpec
 
     @staticmethod
     def of(model: JourneyModel) -> Tables:
@@ -86,7 +94,7 @@ class Tables:
             offer_boost=model.offer_conv_boost, discount=model.discount_pct / 100.0, margin=model.margin_rate,
             basket_sigma=model.basket_log_sigma, advance_prob=model.advance_prob,
             intent_up_on_visit=model.intent_up_on_visit, intent_up=model.intent_up, intent_down=model.intent_down,
-            gap=model.min_days_between_contacts, horizon=model.horizon_days,
+            gap=model.min_days_between_contacts, horizon=model.horizon_days, spec=ObservationSpec.of(model),
         )
 
 
@@ -123,7 +131,8 @@ def churn_prob(tab: Tables, k, f) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class JourneyState:
-    """N customers: latent state (stage, intent, fatigue), consent and cap, and what the engine has observed."""
+    """N customers: latent state (stage, intent, fatigue), consent and cap, and the facts the engine has
+    observed (:class:`~environment.observation.JourneyFacts`, from which every observation is made)."""
 
     day: np.ndarray  # (N,) int
     stage: np.ndarray  # latent
@@ -131,10 +140,7 @@ class JourneyState:
     fatigue: np.ndarray  # latent
     consent: np.ndarray  # bits: email 1, sms 2, push 4 (observable)
     cooldown: np.ndarray  # days until a contact is allowed again (observable)
-    days_since: np.ndarray  # (N, 5) float: contact, open, click, visit, purchase
-    decayed: np.ndarray  # (N, 4) float: contacts, opens, clicks, visits (EWM, factor 0.8)
-    purchases: np.ndarray  # (N,) int in this episode
-    profile_obs: np.ndarray  # (N, 9) float32, the observable profile
+    facts: JourneyFacts  # what the events have shown: attributes, consent, engagement days
     creative: np.ndarray  # (N,) the e-mail creative this customer gets
     resp: Responsiveness
 
@@ -160,23 +166,6 @@ class StepOutcome:
     reward: np.ndarray
 
 
-def profile_observation(config: MarketConfig, profiles: Profiles) -> np.ndarray:
-    """The 9 profile columns of the observation, scaled to [0, 1]."""
-    return np.column_stack(
-        [
-            profiles.recency / 12.0,
-            np.clip(np.log(profiles.history) / 8.2, 0.0, 1.0),
-            profiles.mens,
-            profiles.womens,
-            profiles.newbie,
-            profiles.channel == 1,
-            profiles.channel == 2,
-            profiles.zip_type == 1,
-            profiles.zip_type == 2,
-        ]
-    ).astype(np.float32)
-
-
 def reset_batch(
     config: MarketConfig,
     n: int,
@@ -191,8 +180,7 @@ def reset_batch(
     zeros = np.zeros(n, dtype=np.int64)
     return JourneyState(
         day=zeros.copy(), stage=stage, intent=intent, fatigue=zeros.copy(), consent=consent, cooldown=zeros.copy(),
-        days_since=np.full((n, N_TRACKED), DAYS_CAP), decayed=np.zeros((n, 4)), purchases=zeros.copy(),
-        profile_obs=profile_observation(config, profiles),
+        facts=initial_facts(profiles_columns(profiles), consent),
         creative=matched_creative(profiles) if creative is None else np.asarray(creative, dtype=np.int64),
         resp=resp,
     )
@@ -205,43 +193,23 @@ def where_state(mask: np.ndarray, fresh: JourneyState, old: JourneyState) -> Jou
         m = mask.reshape((-1,) + (1,) * (a.ndim - 1))
         return np.where(m, a, b)
 
-    resp = Responsiveness(*(pick(getattr(fresh.resp, f.name), getattr(old.resp, f.name)) for f in fields(Responsiveness)))
-    values = {f.name: pick(getattr(fresh, f.name), getattr(old, f.name)) for f in fields(JourneyState) if f.name != "resp"}
-    return JourneyState(**values, resp=resp)
+    def pick_all(cls: type, a: object, b: object) -> object:
+        return cls(*(pick(getattr(a, f.name), getattr(b, f.name)) for f in fields(cls)))
 
-
-def _legal_table() -> np.ndarray:
-    """(16, 6) bool: the legal actions for (consent bits * 2 + capped)."""
-    table = np.zeros((16, len(ACTION_CONSENT_BIT)), dtype=bool)
-    for consent in range(8):
-        need = ACTION_CONSENT_BIT
-        table[consent * 2] = (need == 0) | ((consent & need) != 0)
-    table[:, WAIT] = True
-    return table
-
-
-_LEGAL = _legal_table()
+    nested = {"resp": Responsiveness, "facts": JourneyFacts}
+    values = {f.name: pick(getattr(fresh, f.name), getattr(old, f.name)) for f in fields(JourneyState) if f.name not in nested}
+    values |= {name: pick_all(cls, getattr(fresh, name), getattr(old, name)) for name, cls in nested.items()}
+    return JourneyState(**values)
 
 
 def legal_mask(state: JourneyState) -> np.ndarray:
-    """(N, 6) bool: which actions consent and the frequency cap allow (wait always)."""
-    return _LEGAL[state.consent * 2 + (state.cooldown > 0)]
+    """(N, 6) bool: which actions consent and the frequency cap allow (wait always); the guardrails' rule."""
+    return allowed_actions(state.consent, state.cooldown > 0)
 
 
-def observe(state: JourneyState, horizon: int) -> np.ndarray:
-    """The (N, 24) float32 observation: profile, consent, cap, day, recency of engagement, decayed counts."""
-    n = len(state)
-    obs = np.empty((n, N_OBS), dtype=np.float32)
-    obs[:, :9] = state.profile_obs
-    obs[:, 9] = state.consent & 1
-    obs[:, 10] = (state.consent >> 1) & 1
-    obs[:, 11] = (state.consent >> 2) & 1
-    obs[:, 12] = state.cooldown > 0
-    obs[:, 13] = np.minimum(state.day / horizon, 1.0)
-    obs[:, 14:19] = np.minimum(state.days_since, DAYS_CAP) / DAYS_CAP
-    obs[:, 19:23] = state.decayed * (1.0 - DECAY)
-    obs[:, 23] = np.minimum(state.purchases / 5.0, 1.0)
-    return obs
+def observe(state: JourneyState, spec: ObservationSpec) -> np.ndarray:
+    """The (N, 24) float32 observation of the customers' facts at the start of their current day."""
+    return observe_facts(state.facts, state.day, spec)
 
 
 def step_batch(
@@ -250,7 +218,7 @@ def step_batch(
     """Advance every customer one day under ``actions`` (ints in 0..5); pure apart from drawing from ``rng``."""
     n = len(state)
     requested = np.asarray(actions, dtype=np.int64).reshape(n)
-    legal = _LEGAL[state.consent * 2 + (state.cooldown > 0), requested]
+    legal = LEGAL[state.consent * 2 + (state.cooldown > 0), requested]
     a = np.where(legal, requested, WAIT)
     contact = a != WAIT
     k, i, f, c, g = state.stage, state.intent, state.fatigue, state.consent, state.cooldown
@@ -295,12 +263,11 @@ def step_batch(
     unsub_loss = np.where(unsub, tab.unsub_value[np.maximum(ACTION_UNSUB_CHANNEL[a], 0)], 0.0)
     reward = tab.margin * amount - discount - tab.cost[a] - unsub_loss
 
-    happened = np.column_stack([contact, opened, clicked, visited, bought])
-    days_since = np.where(happened, 0.0, np.minimum(state.days_since + 1.0, DAYS_CAP))
-    decayed = state.decayed * DECAY + happened[:, :4]
+    seen = np.column_stack([contact, opened & OPEN_OBSERVED[a], clicked & CLICK_OBSERVED[a], visited, bought])
+    facts = advance_facts(state.facts, state.day, seen, consent, tab.spec)
     new_state = replace(
         state, day=state.day + 1, stage=stage, intent=intent, fatigue=fatigue, consent=consent, cooldown=cooldown,
-        days_since=days_since, decayed=decayed, purchases=state.purchases + bought,
+        facts=facts,
     )
     outcome = StepOutcome(
         requested=requested, action=a, illegal=~legal, unsubscribed=unsub, opened=opened, clicked=clicked,

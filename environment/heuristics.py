@@ -11,10 +11,11 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
+from environment.acting import EnvBound, Predictor, choose, legal_from_observation
 from environment.config import MarketConfig, load_market_config
 from environment.population import AD, EMAIL, OFFER, PUSH, SMS, WAIT
 
@@ -25,13 +26,6 @@ _CONSENT_EMAIL, _CONSENT_SMS, _CONSENT_PUSH, _CAPPED, _DAY = 9, 10, 11, 12, 13
 _SINCE_CONTACT, _SINCE_CLICK, _SINCE_VISIT, _SINCE_PURCHASE = 14, 16, 17, 18
 _DAYS = 30.0
 
-
-class Predictor(Protocol):
-    """SB3's predictor protocol: heuristics, the oracle and trained models are all scored the same way."""
-
-    def predict(
-        self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = False
-    ) -> tuple[np.ndarray, Any]: ...
 
 
 def _days(obs: np.ndarray, column: int) -> np.ndarray:
@@ -146,6 +140,73 @@ class PropensityThreshold:
 
 
 @dataclass(frozen=True, slots=True)
+class EpsilonGreedy:
+    """Explores around a deterministic ``base`` policy: its action with probability 1 - ``epsilon``, else an action
+    drawn uniformly among those the observation allows (the base action included). A behaviour policy whose logs
+    off-policy evaluation can read: every allowed action has a known, positive probability."""
+
+    base: Any
+    epsilon: float = 0.05
+    acting: Literal["argmax", "sample"] = "sample"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+
+    @property
+    def name(self) -> str:
+        return f"{getattr(self.base, 'name', type(self.base).__name__)}-eps{self.epsilon:g}"
+
+    def action_probabilities(self, observation: np.ndarray, action_masks: np.ndarray | None = None) -> np.ndarray:
+        obs = _batch(np.asarray(observation, dtype=np.float32))
+        legal = legal_from_observation(obs) if action_masks is None else np.asarray(action_masks, dtype=bool)
+        base, _ = self.base.predict(obs, deterministic=True)
+        greedy = np.eye(legal.shape[1])[np.asarray(base, dtype=np.int64).reshape(len(obs))]
+        uniform = legal / legal.sum(axis=1, keepdims=True)
+        return (1.0 - self.epsilon) * greedy + self.epsilon * uniform
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        obs = _batch(np.asarray(observation, dtype=np.float32))
+        draws = None if deterministic else np.random.default_rng().random(len(obs))
+        choice = choose(self, obs, legal_from_observation(obs), draws, "argmax" if deterministic else "sample")
+        return _unbatch(choice.proposed, observation), state
+
+
+HEURISTICS: dict[str, type] = {}
+"""Journey heuristics by name (filled below)."""
+
+
+def heuristic_policy(name: str) -> Any:
+    """A journey heuristic by name: a tuned baseline (``offer_every_k``, ...), ``no_contact``, or one of them with
+    exploration, ``<name>-eps<epsilon>`` (e.g. ``offer_every_k-eps0.05``)."""
+    base, sep, eps = name.partition("-eps")
+    if base not in HEURISTICS:
+        raise ValueError(f"unknown journey policy {name!r}; built-in: {', '.join(HEURISTICS)} (each may take -eps<e>)")
+    policy = HEURISTICS[base]()
+    if not sep:
+        return policy
+    try:
+        return EpsilonGreedy(policy, float(eps))
+    except ValueError as error:
+        raise ValueError(f"journey policy {name!r}: the exploration rate after -eps must be a number in [0, 1] ({error})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class NoContact:
+    """Never contacts anyone: the holdout's "no contact" arm."""
+
+    name: str = "no_contact"
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        obs = _batch(np.asarray(observation))
+        return _unbatch(np.zeros(len(obs), dtype=np.int64), observation), state
+
+
+HEURISTICS.update({"offer_every_k": OfferEveryK, "email_every_k": EmailEveryK, "engagement_ladder": EngagementLadder,
+                   "propensity_threshold": PropensityThreshold, "no_contact": NoContact})
+
+
+@dataclass(frozen=True, slots=True)
 class JourneyScore:
     """Mean return per customer over one episode, with its standard error."""
 
@@ -158,18 +219,20 @@ class JourneyScore:
 def evaluate_journey(
     policy: Predictor, config: MarketConfig | None = None, n_customers: int = 2_000, seed: int = 0
 ) -> JourneyScore:
-    """Run ``policy`` for one episode on ``n_customers`` customers; the same seed gives the same customers."""
+    """Run ``policy`` for one episode on ``n_customers`` customers, acting as the engine acts
+    (:func:`environment.acting.choose`); the same seed gives the same customers and draws."""
     from environment.vector import JourneyVectorEnv
 
     config = config or load_market_config()
     env = JourneyVectorEnv(n_customers, config)
-    obs, _ = env.reset(seed=seed)
-    if hasattr(policy, "bind"):
+    obs, info = env.reset(seed=seed)
+    if isinstance(policy, EnvBound):
         policy.bind(env)
+    draws = np.random.default_rng([seed, 0xA7])
     total = np.zeros(n_customers)
-    for day in range(env.horizon):
-        action, _ = policy.predict(obs, episode_start=np.full(n_customers, day == 0), deterministic=True)
-        obs, reward, _, _, _ = env.step(action)
+    for _ in range(env.horizon):
+        choice = choose(policy, obs, info["action_mask"], draws.random(n_customers))
+        obs, reward, _, _, info = env.step(choice.executed)
         total += reward
     name = getattr(policy, "name", type(policy).__name__)
     return JourneyScore(name, float(total.mean()), float(total.std(ddof=1) / np.sqrt(n_customers)), total)

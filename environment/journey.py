@@ -10,7 +10,6 @@ from gymnasium import spaces
 
 from environment.config import MarketConfig, load_market_config
 from environment.dynamics import (
-    N_OBS,
     JourneyState,
     StepOutcome,
     Tables,
@@ -20,14 +19,8 @@ from environment.dynamics import (
     reset_batch,
     step_batch,
 )
+from environment.observation import N_OBS, OBSERVATION_COLUMNS  # noqa: F401 - the env's spec, re-exported
 from environment.population import ACTIONS, N_ACTIONS, STAGES
-
-OBSERVATION_COLUMNS = (
-    "recency", "log_history", "mens", "womens", "newbie", "channel_web", "channel_multichannel", "zip_suburban",
-    "zip_rural", "consent_email", "consent_sms", "consent_push", "capped", "day", "since_contact", "since_open",
-    "since_click", "since_visit", "since_purchase", "recent_contacts", "recent_opens", "recent_clicks",
-    "recent_visits", "purchases",
-)
 
 
 def outcome_info(outcome: StepOutcome, index: int = 0) -> dict[str, Any]:
@@ -52,16 +45,8 @@ class JourneyEnv(gym.Env[np.ndarray, np.int64]):
     ``info["illegal_action"]``; ``info["action_mask"]`` and :meth:`action_masks` give the legal actions.
 
     **Observation Space** ``Box(0, 1, (24,), float32)``, only what the engine can observe, never the latent state:
-
-    | index | column | meaning |
-    |---|---|---|
-    | 0-8 | recency .. zip_rural | the profile: recency/12, log(history)/8.2, mens, womens, newbie, channel and zip dummies |
-    | 9-11 | consent_* | consent for email, sms, push |
-    | 12 | capped | 1 while the frequency cap forbids a contact |
-    | 13 | day | day / horizon |
-    | 14-18 | since_* | days since the last contact, open, click, visit, purchase (/30, capped at 1) |
-    | 19-22 | recent_* | decayed counts (factor 0.8 a day) of contacts, opens, clicks, visits, times 0.2 |
-    | 23 | purchases | purchases in this episode / 5, capped at 1 |
+    the journey observation of :mod:`environment.observation` (its table of columns), computed from the facts the
+    day's events show, exactly as the agents and the decision API compute it from the log.
 
     **Rewards** per day: margin x purchase amount - discount - channel cost - the future value of a lost
     subscriber (``unsub_value`` of the channel) on an unsubscribe.
@@ -85,7 +70,7 @@ class JourneyEnv(gym.Env[np.ndarray, np.int64]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self.state = reset_batch(self.config, 1, self.np_random)
-        return observe(self.state, self.horizon)[0], self._info()
+        return observe(self.state, self.tables.spec)[0], self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.state is None:
@@ -95,7 +80,7 @@ class JourneyEnv(gym.Env[np.ndarray, np.int64]):
         self.state, outcome = step_batch(self.state, np.array([action]), self.np_random, self.tables)
         truncated = bool(self.state.day[0] >= self.horizon)
         info = self._info() | outcome_info(outcome)
-        return observe(self.state, self.horizon)[0], float(outcome.reward[0]), False, truncated, info
+        return observe(self.state, self.tables.spec)[0], float(outcome.reward[0]), False, truncated, info
 
     def action_masks(self) -> np.ndarray:
         """The legal actions now (sb3-contrib's MaskablePPO calls this)."""

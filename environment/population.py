@@ -21,6 +21,14 @@ CONSENT_CHANNELS = ("email", "sms", "push")
 ACTION_CONSENT_BIT = np.array([0, 1, 2, 4, 0, 1], dtype=np.int64)
 """The consent bit an action needs (email=1, sms=2, push=4); 0 means none (wait, ad)."""
 ACTION_UNSUB_CHANNEL = np.array([-1, 0, 1, 2, -1, 0], dtype=np.int64)
+CONTACT_EVENT = ("", "email_sent", "sms_sent", "push_sent", "ad_impression", "offer_sent")
+"""The event each action's contact shows as (ACTIONS order)."""
+OPEN_EVENT = ("", "email_open", "", "push_open", "", "email_open")
+"""The event an open of each action's contact shows as; "" where no event shows it (an SMS read, an ad seen)."""
+CLICK_EVENT = ("", "email_click", "sms_click", "", "ad_click", "email_click")
+"""The event a click shows as; "" where none does (a push tapped shows as its open, then the visit)."""
+OPEN_OBSERVED = np.array([bool(e) for e in OPEN_EVENT])
+CLICK_OBSERVED = np.array([bool(e) for e in CLICK_EVENT])
 CHANNELS = ("phone", "web", "multichannel")
 ZIPS = ("urban", "suburban", "rural")
 CREATIVES = ("mens", "womens")

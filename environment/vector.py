@@ -15,10 +15,24 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
 
 from environment.config import MarketConfig, load_market_config
-from environment.dynamics import N_OBS, JourneyState, StepOutcome, Tables, legal_mask, observe, reset_batch, step_batch
+from environment.dynamics import (
+    JourneyState,
+    StepOutcome,
+    Tables,
+    legal_mask,
+    observe,
+    reset_batch,
+    step_batch,
+)
+from environment.observation import N_OBS
 from environment.population import N_ACTIONS
 
 
@@ -54,7 +68,7 @@ class JourneyVectorEnv(VectorEnv):
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
         self.state = reset_batch(self.config, self.num_envs, self.np_random)
-        obs = observe(self.state, self.horizon)
+        obs = observe(self.state, self.tables.spec)
         if self.tracker is not None:
             obs = _with_belief(obs, self.tracker.reset(obs))
         return obs, {"action_mask": legal_mask(self.state)}
@@ -69,7 +83,7 @@ class JourneyVectorEnv(VectorEnv):
         terminated = np.zeros(self.num_envs, dtype=bool)
         info: dict[str, Any] = {"illegal_action": outcome.illegal}
         if truncated.any():
-            final = observe(state, self.horizon)
+            final = observe(state, self.tables.spec)
             if self.tracker is not None:  # the finished customers' last belief
                 final = _with_belief(final, self.tracker.step(before, outcome, final, np.zeros(self.num_envs, bool)))
             final_obs = np.full(self.num_envs, None, dtype=object)
@@ -81,7 +95,7 @@ class JourneyVectorEnv(VectorEnv):
             )
         self.state = state
         info["action_mask"] = legal_mask(state)
-        obs = observe(state, self.horizon)
+        obs = observe(state, self.tables.spec)
         if self.tracker is not None:
             if truncated.any():  # already stepped into the final belief above: only the new customers restart
                 obs = _with_belief(obs, self.tracker.restart(obs, truncated))

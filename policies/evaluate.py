@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from environment.acting import EnvBound, choose
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["BiddingMetrics", "JourneyMetrics", "mean_ci", "oracle_value", "run_bidding", "run_journey", "win_all_spend"]
@@ -32,6 +34,9 @@ class JourneyMetrics:
     cost: float  # channel cost plus discounts given, per customer
     unsubscribe_rate: float  # share of customers who unsubscribed from at least one channel
     oracle: float  # the oracle's expected profit per customer on the same customers
+    revenue: float = float("nan")  # purchase amounts per customer
+    purchases: float = float("nan")  # purchases per customer
+    unsubscribes: float = float("nan")  # unsubscribes per customer
 
     @property
     def oracle_share(self) -> float:
@@ -49,29 +54,35 @@ def oracle_value(config: Any, n_customers: int, seed: int) -> float:
 
 
 def run_journey(policy: Any, config: Any = None, n_customers: int = 2_000, seed: int = 0, oracle: float = float("nan")) -> JourneyMetrics:
-    """One 60-day episode of ``policy`` on the customers of ``seed`` (deterministic actions)."""
+    """One 60-day episode of ``policy`` on the customers of ``seed``, acting as the engine acts
+    (:func:`environment.acting.choose`: its recorded acting mode, the guardrails; the draws of a sampling policy
+    come from ``seed``, so a rerun is identical)."""
     from environment.config import load_market_config
     from environment.vector import JourneyVectorEnv
 
     config = config or load_market_config()
     env = JourneyVectorEnv(n_customers, config)
-    obs, _ = env.reset(seed=seed)
-    if hasattr(policy, "bind"):
+    obs, info = env.reset(seed=seed)
+    if isinstance(policy, EnvBound):
         policy.bind(env)
+    draws = np.random.default_rng([seed, 0xA7])
     cost_table = np.asarray(config.journey.cost)
-    profit, cost = np.zeros(n_customers), np.zeros(n_customers)
+    profit, cost, revenue, purchases, unsubscribes = (np.zeros(n_customers) for _ in range(5))
     bought, unsub = np.zeros(n_customers, bool), np.zeros(n_customers, bool)
-    for day in range(env.horizon):
-        deterministic = not getattr(policy, "stochastic", False)
-        action, _ = policy.predict(obs, episode_start=np.full(n_customers, day == 0), deterministic=deterministic)
-        obs, reward, _, _, _ = env.step(np.asarray(action).reshape(n_customers))
+    for _ in range(env.horizon):
+        choice = choose(policy, obs, info["action_mask"], draws.random(n_customers))
+        obs, reward, _, _, info = env.step(choice.executed)
         out = env.last_outcome
         profit += reward
         cost += cost_table[out.action] + out.discount
+        revenue += np.where(out.purchased, out.amount, 0.0)
+        purchases += out.purchased
+        unsubscribes += out.unsubscribed
         bought |= out.purchased.astype(bool)
         unsub |= out.unsubscribed.astype(bool)
     name = getattr(policy, "name", type(policy).__name__)
-    return JourneyMetrics(name, seed, float(profit.mean()), float(bought.mean()), float(cost.mean()), float(unsub.mean()), oracle)
+    return JourneyMetrics(name, seed, float(profit.mean()), float(bought.mean()), float(cost.mean()), float(unsub.mean()),
+                          oracle, float(revenue.mean()), float(purchases.mean()), float(unsubscribes.mean()))
 
 
 def mean_ci(values: list[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -150,13 +161,14 @@ BIDDING_BASELINES = ("linear_previous_day", "linear_hindsight", "dual_pacing")
 
 
 def resolve_policy(name: str, registry: str | None = None) -> Any:
-    """A heuristic or baseline by name, or a registered policy as ``name`` or ``name@version`` (its export)."""
+    """A heuristic or baseline by name (journey heuristics may take ``-eps<e>``, see
+    :func:`environment.heuristics.heuristic_policy`), or a registered policy as ``name`` or ``name@version``."""
     from environment import bidding, heuristics
     from policies.bidder import ProfilePacing
 
+    if name.partition("-eps")[0] in heuristics.HEURISTICS:  # a journey heuristic, maybe with exploration
+        return heuristics.heuristic_policy(name)
     makers = {
-        "email_every_k": heuristics.EmailEveryK, "engagement_ladder": heuristics.EngagementLadder,
-        "propensity_threshold": heuristics.PropensityThreshold, "offer_every_k": heuristics.OfferEveryK,
         "linear_previous_day": bidding.LinearPreviousDay,
         "linear_hindsight": bidding.LinearHindsight, "dual_pacing": bidding.DualPacing, "profile_pacing": ProfilePacing,
     }
@@ -177,10 +189,7 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
     if options.get("residual_of") == "profile_pacing":  # the bidder: the controller with the learned residual
         return ProfilePacing(eta=float(options.get("eta", 0.08)), curve_memory=float(options.get("curve_memory", 0.5)),
                              initial=float(options.get("initial", 0.4)), residual=policy, name=base)
-    # a discrete RL policy acts by sampling its action distribution (as served, with the propensity logged):
-    # under partial observability its argmax is a different, worse policy (it mostly waits); a policy registered
-    # with act=argmax (chosen on validation customers at training) takes its most probable action
-    policy.stochastic = policy.metadata.export_kind == "discrete" and options.get("act", "sample") == "sample"
+    # it acts by its recorded mode (ExportedPolicy.acting: sample, or argmax where validation preferred it)
     if options.get("belief"):  # it observes the Bayes filter's belief too: tracked from the env's observed events
         from environment.belief import WithBelief
 
@@ -201,8 +210,6 @@ def journey_suite(
     for seed in range(first_seed, first_seed + seeds):
         bound = oracle_value(config, n_customers, seed)
         for n, p in policies.items():
-            if hasattr(p, "_rng"):
-                p._rng = np.random.default_rng(seed)
             m = run_journey(p, config, n_customers, seed, bound)
             out[n].append(JourneyMetrics(n, *[getattr(m, f) for f in ("seed", "profit", "conversion_rate", "cost", "unsubscribe_rate", "oracle")]))
     return out

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ExportMismatch", "export_torchscript", "sb3_actions", "verify_export"]
+__all__ = ["ExportMismatch", "export_torchscript", "sb3_action_probabilities", "sb3_actions", "verify_export"]
 
 
 class ExportMismatch(RuntimeError):
@@ -128,6 +128,22 @@ def sb3_actions(model: Any, obs: np.ndarray, action_masks: np.ndarray | None = N
     else:
         actions, _ = model.predict(obs, deterministic=True)
     return np.asarray(actions)
+
+
+def sb3_action_probabilities(model: Any, obs: np.ndarray, action_masks: np.ndarray | None = None) -> np.ndarray:
+    """(N, A) SB3's action probabilities of a discrete on-policy model (MaskablePPO with ``action_masks``); a DQN,
+    which has no distribution, gives its greedy action one-hot."""
+    obs = np.atleast_2d(np.asarray(obs, dtype=np.float32))
+    n_actions = int(model.action_space.n)
+    if type(model).__name__ == "DQN":
+        return np.eye(n_actions)[sb3_actions(model, obs).reshape(len(obs))]
+    tensor, _ = model.policy.obs_to_tensor(obs)
+    with torch.no_grad():
+        if action_masks is not None and type(model).__name__ == "MaskablePPO":
+            dist = model.policy.get_distribution(tensor, action_masks=np.asarray(action_masks, dtype=bool))
+        else:
+            dist = model.policy.get_distribution(tensor)
+        return dist.distribution.probs.cpu().numpy().astype(np.float64)
 
 
 def verify_export(model: Any, path: str | Path, kind: str, journey_masked: bool, n: int = 256, seed: int = 0) -> None:

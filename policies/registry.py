@@ -29,6 +29,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from environment.acting import legal_from_observation
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -105,11 +107,7 @@ def code_version() -> str:
 def journey_action_mask(obs: np.ndarray) -> np.ndarray:
     """(N, 6) legal journey actions read from the observation alone (consent columns 9-11, cap column 12);
     equal to the env's ``action_masks()``."""
-    from environment.dynamics import _LEGAL
-
-    o = np.atleast_2d(np.asarray(obs))
-    consent = (o[:, 9] > 0.5).astype(np.int64) + 2 * (o[:, 10] > 0.5) + 4 * (o[:, 11] > 0.5)
-    return _LEGAL[consent * 2 + (o[:, 12] > 0.5)]
+    return legal_from_observation(obs)
 
 
 class ExportedPolicy:
@@ -127,6 +125,14 @@ class ExportedPolicy:
         self._torch = torch
         self._module = torch.jit.load(str(self.path / EXPORT_FILE), map_location="cpu").eval()
         self._rng = np.random.default_rng()
+
+    @property
+    def acting(self) -> str:
+        """How this policy acts when served: ``sample`` its distribution (the default of a trained discrete
+        policy) or ``argmax`` (recorded at training where validation preferred it; continuous policies)."""
+        if self.metadata.export_kind != "discrete":
+            return "argmax"
+        return "argmax" if self.metadata.env_options.get("act") == "argmax" else "sample"
 
     def _masks(self, obs: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
         n_actions = int(self.metadata.n_actions or 0)
@@ -262,7 +268,7 @@ class PolicyRegistry:
         else:
             fields["action_low"], fields["action_high"] = space.low.tolist(), space.high.tolist()
         meta = PolicyMetadata.model_validate(metadata | fields)
-        _atomic_write(target / METADATA_FILE, meta.model_dump_json(indent=2))
+        atomic_write(target / METADATA_FILE, meta.model_dump_json(indent=2))
         logger.info("registered %s %s at %s", name, version, target)
         return meta
 
@@ -271,7 +277,7 @@ class PolicyRegistry:
         p = self.path(name, version) / METADATA_FILE
         meta = PolicyMetadata.model_validate_json(p.read_text())
         meta = meta.model_copy(update={"metrics": meta.metrics | {k: float(v) for k, v in metrics.items()}})
-        _atomic_write(p, meta.model_dump_json(indent=2))
+        atomic_write(p, meta.model_dump_json(indent=2))
         return meta
 
     # ---- promotion ----
@@ -279,7 +285,7 @@ class PolicyRegistry:
         """Point ``<name>/PROMOTED`` at ``version`` (default: the latest), atomically; returns the version."""
         version = version or self.latest(name)
         self.path(name, version)  # must exist
-        _atomic_write(self.root / name / PROMOTED_FILE, version + "\n")
+        atomic_write(self.root / name / PROMOTED_FILE, version + "\n")
         logger.info("promoted %s %s", name, version)
         return version
 
@@ -333,7 +339,8 @@ def refuse_unservable(policy: ExportedPolicy) -> None:
         )
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never a part."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:

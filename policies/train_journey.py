@@ -116,10 +116,14 @@ def main(args: JourneyArgs) -> Path:
         raise ValueError(f"unknown algo {args.algo!r}; choose ppo, a2c or dqn")
     model.set_logger(make_logger(run_dir))
 
+    from policies.export import sb3_action_probabilities  # torch: imported where a model is trained
     from policies.registry import journey_action_mask
 
-    class _Trained:  # samples its distribution, as served (see policies.evaluate.resolve_policy)
-        stochastic = args.algo != "dqn"
+    class _Trained:  # acts as it will be served: environment.acting.choose on its distribution
+        acting = "argmax" if args.algo == "dqn" else "sample"
+
+        def action_probabilities(self, obs, action_masks=None):
+            return sb3_action_probabilities(model, obs, journey_action_mask(obs) if args.algo == "ppo" else None)
 
         def predict(self, obs, state=None, episode_start=None, deterministic=False):
             if args.algo == "ppo":
@@ -142,9 +146,9 @@ def main(args: JourneyArgs) -> Path:
     # evaluate on held-out customers against the tuned heuristics (same customers for each);
     # the acting mode served: sampled (propensities to log) unless argmax is better on validation customers
     sampled = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
-    trained.stochastic = False
+    trained.acting = "argmax"
     argmax = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
-    trained.stochastic = args.algo != "dqn" and sampled >= argmax
+    trained.acting = "sample" if args.algo != "dqn" and sampled >= argmax else "argmax"
     ours = run_journey(trained, config, args.eval_customers, args.eval_seed)
     best = max((run_journey(h, config, args.eval_customers, args.eval_seed) for h in journey_baselines()), key=lambda m: m.profit)
     metrics = {
@@ -156,7 +160,7 @@ def main(args: JourneyArgs) -> Path:
 
     return register_trained(
         model, name, task="journey", masked=args.algo == "ppo", seed=args.seed, timesteps=args.timesteps, config=config,
-        env_options={"num_envs": args.num_envs, "belief": args.belief, "act": "sample" if trained.stochastic else "argmax",
+        env_options={"num_envs": args.num_envs, "belief": args.belief, "act": trained.acting,
                      "unsub_price": args.unsub_price},
         hyperparameters=asdict(args), metrics=metrics,
         train_seconds=train_seconds, run_dir=run_dir, registry=args.registry,

@@ -67,7 +67,7 @@ def test_frequency_cap_turns_contact_into_wait() -> None:
     _, _, _, _, info = env.step(EMAIL)
     assert info["action"] == EMAIL and not info["illegal_action"]
     assert not info["action_mask"][EMAIL] and info["action_mask"][WAIT]  # the cap (2 days) blocks tomorrow
-    _, reward, _, _, info = env.step(EMAIL)
+    _, _reward, _, _, info = env.step(EMAIL)
     assert info["illegal_action"] and info["action"] == WAIT and info["requested_action"] == EMAIL
 
 
@@ -84,7 +84,7 @@ def test_no_consent_means_illegal() -> None:
 
 def test_observation_does_not_carry_the_latent_state() -> None:
     env = JourneyEnv()
-    obs, info = env.reset(seed=5)
+    obs, _info = env.reset(seed=5)
     assert obs.shape == (24,) and obs.dtype == np.float32
     # two customers with the same profile/engagement but different latent state observe the same thing
     state = env.state
@@ -93,7 +93,7 @@ def test_observation_does_not_carry_the_latent_state() -> None:
     from environment.dynamics import observe
 
     other = replace(state, stage=(state.stage + 1) % 5, intent=(state.intent + 1) % 3, fatigue=(state.fatigue + 2) % 4)
-    assert np.array_equal(observe(state, 60), observe(other, 60))
+    assert np.array_equal(observe(state, env.tables.spec), observe(other, env.tables.spec))
 
 
 def test_reward_is_margin_minus_cost_minus_discount() -> None:
@@ -101,11 +101,11 @@ def test_reward_is_margin_minus_cost_minus_discount() -> None:
     env = JourneyEnv(config)
     j = config.journey
     for seed in range(300):
-        obs, info = env.reset(seed=seed)
+        _, info = env.reset(seed=seed)
         for _ in range(60):
             mask = info["action_mask"]
             action = 5 if mask[5] else 0
-            obs, reward, _, truncated, info = env.step(action)
+            _obs, reward, _, _truncated, info = env.step(action)
             if info["purchased"] and not info["unsubscribed"]:
                 cost = j.cost[info["action"]]
                 discount = round(info["amount"] * j.discount_pct / 100, 2) if info["action"] == 5 else 0.0

@@ -3,7 +3,7 @@ AUDIT (name accepted_event_types);
 SELECT event_type, COUNT(*) AS n
 FROM @this_model
 WHERE event_type NOT IN (
-  'lead_created', 'page_view', 'content_download', 'email_sent', 'email_open', 'email_click', 'sms_sent',
+  'lead_created', 'customer_attributes', 'page_view', 'content_download', 'email_sent', 'email_open', 'email_click', 'sms_sent',
   'sms_click', 'push_sent', 'push_open', 'offer_sent', 'ad_impression', 'ad_click', 'auction_result',
   'purchase', 'unsubscribe', 'consent_changed', 'support_ticket', 'score_updated', 'decision_made',
   'task_created', 'identity_merged', 'customer_erased', 'data_accessed'
