@@ -129,7 +129,7 @@ def decide_journeys(policy: Any, records: Sequence[Record], now_us: Sequence[int
         proposed, executed = int(choice.proposed[k]), int(choice.executed[k])
         reason = None
         if proposed != executed:
-            reason = suppression_reason(proposed, consent_bits(rec), not allowed[k, 1:].any() or _capped(rec, today[k], rules),
+            reason = suppression_reason(proposed, consent_bits(rec), _capped(rec, today[k], rules),
                                         rules.quiet.at(now_us[k]), withdrawn(rec, "ad"))
         out.append(JourneyDecision(
             action=ACTIONS[executed], propensity=round(float(choice.propensity[k]), 9), proposed=ACTIONS[proposed],

@@ -24,14 +24,17 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.journey_decision import JourneyRules
+from agents.state_reader import AgentStateReader
 from data.events import DataAccessed, DataAccessedProperties, EventError, new_event_id, validate_event
 from data.log.base import EventLog, RejectedInput
+from policies.slots import SLOTS, PolicyNotLoaded, PolicySlot, RegistrySource, SlotTarget, builtin_journey_policy
 from serve.auth import ApiKey, AuthError, KeyStore, token_of
 from serve.decide import BidConfig, PacingCache, bid_prices
-from serve.nba import NextBestAction
 from serve.decision_log import DecisionLogger, DecisionRecord
 from serve.metrics import EdgeMiddleware, ServeMetrics
-from serve.policies import PolicyNotLoaded, PolicySlot, PolicyWatcher, RegistrySource
+from serve.nba import NextBestAction, reason_of
+from serve.policies import PolicyWatcher
 from serve.schemas import (
     BidRequest,
     CreativeSelectIn,
@@ -56,6 +59,8 @@ class ServeArgs(BaseModel):
     event_log: str = ""
     state_store: str = ""
     policies_dir: str = ""
+    agent_state_dir: str = Field("", description="The agents' shard stores (AME_HOME/agents): the journey state read here.")
+    agent_shards: int = Field(0, ge=0, description="Shards the agents run as (0: AME_AGENT_SHARDS).")
     models_dir: str = ""
     creative_store: str = ""
     api_keys_file: str = Field("", description="JSON file of hashed keys (serve/auth.py); AME_SERVE_API_KEYS_FILE.")
@@ -75,7 +80,8 @@ class Tunables(BaseModel):
     """The deployment's ``user_config``, applied by ``reconfigure`` without a restart."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    policies: dict[str, str] = Field(default_factory=dict, description="Pinned versions (name -> version); unpinned follow PROMOTED.")
+    policies: dict[str, str] = Field(default_factory=dict, description="Pinned policies (slot -> NAME@VERSION, VERSION "
+                                     "may be builtin); unpinned slots follow what `ame policies promote` points them at.")
     poll_interval_s: float = Field(1.0, gt=0, le=300)
     bidding: BiddingTunables = BiddingTunables()
     decision_batch_size: int = Field(512, ge=1, le=100_000)
@@ -83,19 +89,25 @@ class Tunables(BaseModel):
     score_reasons: int = Field(3, ge=0, le=20)
 
 
-def _builtin_journey() -> Any:
-    from policies.baselines import journey_baseline
-
-    return journey_baseline()
-
-
 def _builtin_bidding() -> Any:
-    from environment.bidding import ConstantMultiplier
+    from policies.bidder import ProfilePacing
 
-    return ConstantMultiplier(0.4)
+    return ProfilePacing()  # the pacing controller without a residual: the best untrained bidder
 
 
-BUILTINS = {"journey": _builtin_journey, "bidding": _builtin_bidding}
+BUILTINS: dict[str, Callable[[str], Any]] = {"journey": builtin_journey_policy, "bidding": lambda name: _builtin_bidding()}
+"""Slot -> (built-in policy name -> policy)."""
+
+
+def _pinned(tunables: Tunables, slot: str) -> SlotTarget | None:
+    """The target pinned for ``slot`` in ``user_config.policies`` (NAME@VERSION), if any."""
+    text = tunables.policies.get(slot)
+    if not text:
+        return None
+    name, sep, version = text.partition("@")
+    if not sep or not name or not version:
+        raise ValueError(f"user_config.policies.{slot} = {text!r}: pin a policy as NAME@VERSION (e.g. journey-ppo@v0003, offer_every_k@builtin)")
+    return SlotTarget(name, version)
 
 
 class Engine:
@@ -123,15 +135,18 @@ class Engine:
         self.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="serve-io")
         self.decisions = DecisionLogger(lambda: open_log(self.log_url), self.tunables.decision_batch_size,
                                         self.tunables.decision_flush_interval_s)
-        policies_dir = Path(args.policies_dir or getattr(settings, "policies_dir", "artifacts/policies"))
+        policies_dir = Path(args.policies_dir or settings.policies_dir)
         self.source = source or RegistrySource(policies_dir, BUILTINS)
-        self.slots = {name: PolicySlot(name, self.source, self.tunables.policies.get(name)) for name in BUILTINS}
+        self.slots = {name: PolicySlot(name, self.source, _pinned(self.tunables, name)) for name in SLOTS}
         for slot in self.slots.values():
             slot.on_swap = lambda loaded: self.metrics.policy_swaps.labels(loaded.name, self.metrics.replica).inc()
             slot.refresh()
         self.watcher = PolicyWatcher(self.slots, self.tunables.poll_interval_s)
         self.pacing = pacing or (PacingCache() if args.pacing_from_agents else PacingCache(lambda c: {}))
-        self.nba = NextBestAction()
+        journey_state = AgentStateReader(Path(args.agent_state_dir or settings.home / "agents"), "journey",
+                                         args.agent_shards or settings.agent_shards)
+        self.journey_state = journey_state
+        self.nba = NextBestAction(journey_state.record, JourneyRules.of())
         self.bid_config = BidConfig(**self.tunables.bidding.model_dump())
         self._models: dict[str, Any] | None = None
         self._creatives: Any = None
@@ -157,7 +172,7 @@ class Engine:
         self.decisions.batch_size = tunables.decision_batch_size
         self.decisions.flush_interval_s = tunables.decision_flush_interval_s
         for name, slot in self.slots.items():
-            slot.pinned = tunables.policies.get(name)
+            slot.pinned = _pinned(tunables, name)
             slot.refresh()
 
     def check_health(self) -> None:
@@ -175,6 +190,7 @@ class Engine:
         self.pacing.stop()
         self.decisions.close()
         self.io.shutdown(wait=True)
+        self.journey_state.close()
         self.log.close()
 
     # -- collaborators loaded on first use --------------------------------------------------------------
@@ -254,19 +270,21 @@ def decide_bid(engine: Engine, body: BidRequest, loaded: Any) -> tuple[int, byte
     ext = body.ext or {}
     campaign = str(ext.get("campaign_id", "default"))
     prices: list[float | None]
+    now = datetime.now(UTC)
     user_id = body.user.id if body.user is not None and body.user.id else "anonymous"
     known_id = _CUSTOMER_ID.match(user_id) is not None
     opted_out = known_id and _opted_out(engine, user_id, "ad")
     if opted_out or (body.tmax is not None and body.tmax < engine.bid_config.min_tmax_ms):
         prices = [None] * len(body.imp)  # no ad to a customer who withdrew consent on the ad channel
     else:
-        prices = bid_prices(loaded.policy, body.imp, engine.pacing.get(campaign), engine.bid_config)
+        quote = engine.pacing.quote(loaded.policy, campaign, int(now.timestamp() * 1_000_000))
+        prices = bid_prices(body.imp, quote, engine.bid_config)
     bids = [{"id": f"{body.id}-{imp.id}", "impid": imp.id, "price": p} for imp, p in zip(body.imp, prices, strict=True)
             if p is not None]
     engine.decisions.submit(DecisionRecord(  # the event id and the event itself are made by the writer thread
         event_id=None, customer_id=user_id if known_id else "anonymous",
         agent="serve:bid", action="bid" if bids else "no_bid", channel="ad", propensity=1.0,
-        policy_name=loaded.name, policy_version=loaded.version, at=datetime.now(UTC),
+        policy_name=loaded.name, policy_version=loaded.version, at=now,
         context={"request_id": body.id[:128], "campaign_id": campaign[:128],
                  "price": max((b["price"] for b in bids), default=0.0)}))
     engine.metrics.decided("bid", loaded.name, loaded.version)
@@ -459,18 +477,18 @@ def build_api(engine: Engine | None = None) -> FastAPI:
     async def next_best_action(body: NextBestActionIn, request: Request, key: ApiKey = require("decide")) -> Response:
         engine = engine_of(request)
         loaded = engine.slots["journey"].current
-        profile = _load_profile(engine, body.customer_id)
+        record = await engine.run_io(engine.nba.record, body.customer_id)
         now = datetime.now(UTC)
-        choice = engine.nba.decide(loaded.policy, profile, int(now.timestamp() * 1_000_000))
         decision_id = new_event_id(now)
+        decision = engine.nba.decide(loaded.policy, record, int(now.timestamp() * 1_000_000), decision_id)
         engine.decisions.submit(DecisionRecord(
-            event_id=decision_id, customer_id=body.customer_id, agent="serve:nba", action=choice.action,
-            channel=choice.channel, propensity=choice.propensity, policy_name=loaded.name, policy_version=loaded.version,
-            features_hash=choice.features_hash, at=now))
+            event_id=decision_id, customer_id=body.customer_id, agent="serve:nba", action=decision.action,
+            channel=decision.channel, propensity=decision.propensity, policy_name=loaded.name,
+            policy_version=loaded.version, features_hash=decision.features_hash, context=decision.context(), at=now))
         engine.metrics.decided("next_best_action", loaded.name, loaded.version)
-        return _json({"decision_id": decision_id, "customer_id": body.customer_id, "action": choice.action,
-                      "channel": choice.channel, "propensity": choice.propensity, "policy_name": loaded.name,
-                      "policy_version": loaded.version, "reason": choice.reason})
+        return _json({"decision_id": decision_id, "customer_id": body.customer_id, "action": decision.action,
+                      "channel": decision.channel, "propensity": decision.propensity, "policy_name": loaded.name,
+                      "policy_version": loaded.version, "reason": reason_of(decision)})
 
     @app.post("/v1/bid", responses={204: {"description": "No bid."}})
     async def bid(body: BidRequest, request: Request, key: ApiKey = require("decide")) -> Response:

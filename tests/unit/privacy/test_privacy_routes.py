@@ -28,7 +28,8 @@ def api(tmp_path: Path, log_url: str, state_url: str) -> Iterator[tuple[TestClie
         TOKENS[name] = token
         keys.append(key)
     args = ServeArgs(event_log=log_url, state_store=state_url, api_keys=keys, pacing_from_agents=False,
-                     policies_dir=str(tmp_path / "policies"), creative_store=f"sqlite:///{tmp_path / 'cr.db'}")
+                     policies_dir=str(tmp_path / "policies"), creative_store=f"sqlite:///{tmp_path / 'cr.db'}",
+                     agent_state_dir=str(tmp_path / "agents"), agent_shards=1)
     engine = Engine(args, Tunables(poll_interval_s=5), pacing=PacingCache(lambda c: {}))
     yield TestClient(build_api(engine)), engine
     engine.close()
@@ -39,7 +40,14 @@ def _h(name: str) -> dict[str, str]:
 
 
 def _project(engine: Engine) -> None:
+    """Bring what Serve reads up to date: the profile projection and the journey agent's state."""
+    from agents.journey import JourneyAgent
+    from agents.runtime import AgentShard, ShardConfig
+
     Projector(engine.log, engine.state, ProfileProjection()).catch_up()
+    shard = AgentShard(JourneyAgent(), ShardConfig(log_url=engine.log_url, state_dir=engine.journey_state.state_dir), start=False)
+    shard.catch_up()
+    shard.close()
 
 
 def _consent(cid: str, channel: str, granted: bool, minutes: int) -> dict:
@@ -80,7 +88,7 @@ def test_reading_a_customer_is_audited(api) -> None:
     assert client.get("/v1/customers/nobody", headers=_h("site")).status_code == 404
     engine.decisions.flush()
     log = open_log(engine.log_url)
-    audits = [e for e in log.read(limit=1000, event_types=["data_accessed"]).events]
+    audits = list(log.read(limit=1000, event_types=["data_accessed"]).events)
     log.close()
     assert [(e.customer_id, e.properties["accessor"], e.properties["resource"]) for e in audits] == [
         ("c-read", "api:site", "GET /v1/customers/{customer_id}")]

@@ -1,5 +1,5 @@
 """The decision API's routes in-process (FastAPI TestClient, no Ray): auth, validation, size limit, every route,
-decisions logged with propensity and policy version, flushed on close, hot swap through the PROMOTED pointer."""
+decisions logged with propensity and policy version, flushed on close, hot swap through the slot pointer."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from data.log import open_log
 from serve.app import Engine, ServeArgs, Tunables, build_api
 from serve.auth import generate_key
 from serve.decide import PacingCache
-from serve.policies import RegistrySource
+from policies.slots import RegistrySource, SlotPointers, SlotTarget
 
 TOKENS: dict[str, str] = {}
 
@@ -41,7 +41,8 @@ def setup(tmp_path: Path, log_url: str, state_url: str) -> Iterator[tuple[TestCl
 
     source = RegistrySource(policies, BUILTINS, loader=lambda name, version: FixedMultiplier(float(version.split("-")[1])))
     args = ServeArgs(event_log=log_url, state_store=state_url, api_keys=keys, pacing_from_agents=False,
-                     creative_store=f"sqlite:///{tmp_path / 'creatives.db'}", max_body_bytes=4096)
+                     creative_store=f"sqlite:///{tmp_path / 'creatives.db'}", max_body_bytes=4096,
+                     agent_state_dir=str(tmp_path / "agents"), agent_shards=1)
     engine = Engine(args, Tunables(poll_interval_s=0.05), source=source, pacing=PacingCache(lambda c: {}))
     client = TestClient(build_api(engine))
     yield client, engine, policies
@@ -130,14 +131,23 @@ def test_next_best_action_and_customer(setup: tuple[TestClient, Engine, Path], l
     r = client.get("/v1/customers/cust-1", headers=auth("site"))
     assert r.status_code == 200 and r.json()["profile"]["events_total"] == 3
     assert isinstance(r.json()["scores"], list)
+    from agents.journey import JourneyAgent
+    from agents.runtime import AgentShard, ShardConfig
+
+    consent = {**event(9), "event_id": "consent-1", "event_type": "consent_changed", "properties": {"channel": "email", "granted": True}}
+    client.post("/v1/events", json={"events": [consent]}, headers=auth("crm"))
+    shard = AgentShard(JourneyAgent(), ShardConfig(log_url=log_url, state_dir=engine.journey_state.state_dir), start=False)
+    shard.catch_up()  # the journey agent folds the customer's events: the state the route reads
+    shard.close()
     r = client.post("/v1/next-best-action", json={"customer_id": "cust-1"}, headers=auth("site"))
     assert r.status_code == 200
     body = r.json()
-    assert body["action"] in ("wait", "email", "sms", "push", "ad", "offer") and 0 < body["propensity"] <= 1
-    assert body["policy_version"]
+    assert (body["policy_name"], body["policy_version"]) == ("offer_every_k", "builtin")
+    assert (body["action"], body["channel"], body["propensity"]) == ("offer", "email", 1.0)  # consent read from the agent's state
     assert engine.decisions.flush(10)
     logged = [e for e in log.read(0, 100, ["decision_made"]).events if e.event_id == body["decision_id"]]
     assert logged and logged[0].properties["agent"] == "serve:nba"
+    assert logged[0].properties["context"]["allowed"] and logged[0].properties["context"]["obs"]
     log.close()
 
 
@@ -147,14 +157,13 @@ def test_metrics_have_route_latency_and_decisions(setup: tuple[TestClient, Engin
     text = client.get("/metrics").text
     assert 'ame_serve_request_seconds_bucket{le="0.001",replica=' in text or "ame_serve_request_seconds_bucket" in text
     assert 'route="/v1/bid"' in text
-    assert 'ame_serve_decisions_total{kind="bid",policy="bidding"' in text
+    assert 'ame_serve_decisions_total{kind="bid",policy="profile_pacing",replica=' in text
     assert "ame_serve_event_lag_events" in text
 
 
-def test_hot_swap_follows_the_promoted_pointer(setup: tuple[TestClient, Engine, Path]) -> None:
+def test_hot_swap_follows_the_slot_pointer(setup: tuple[TestClient, Engine, Path]) -> None:
     client, engine, policies = setup
-    (policies / "bidding").mkdir(parents=True)
-    (policies / "bidding" / "PROMOTED").write_text("v-0.5\n")
+    SlotPointers(policies).point("bidding", SlotTarget("fixed", "v-0.5"))
     import time
 
     deadline = time.monotonic() + 5
@@ -163,7 +172,7 @@ def test_hot_swap_follows_the_promoted_pointer(setup: tuple[TestClient, Engine, 
     r = client.post("/v1/bid", json=BID, headers=auth("site"))
     assert r.json()["ext"]["policy_version"] == "v-0.5"
     assert r.json()["seatbid"][0]["bid"][0]["price"] == pytest.approx(1.0)
-    engine.apply(Tunables(policies={"bidding": "v-0.25"}))  # reconfigure pins a version
+    engine.apply(Tunables(policies={"bidding": "fixed@v-0.25"}))  # reconfigure pins a version
     assert client.post("/v1/bid", json=BID, headers=auth("site")).json()["ext"]["policy_version"] == "v-0.25"
 
 
