@@ -27,7 +27,8 @@ def _simulator(quick: bool) -> list[BenchResult]:
         BenchResult(AREA, f"impressions to promote the best of 10 in 95% of {reps} tests", float(n95 or np.nan), "impressions",
                     "horizon", float(sim.horizon), f"<= {sim.horizon:,}", n95 is not None,
                     f"wrong promotions {sim.wrong_promotions:.1%}; promoted the best by the horizon {sim.found_best_by(sim.horizon):.1%}"),
-        BenchResult(AREA, f"regret over {sim.horizon:,} impressions (clicks lost), Thompson + promotion", float(sim.regret_ts.mean()), "clicks",
+        BenchResult(AREA, f"regret over {sim.horizon:,} impressions (clicks lost), Thompson + promotion", float(sim.regret_ts.mean()),
+                    "clicks",
                     "uniform A/B split", sim.regret_uniform, "< uniform", bool(sim.regret_ts.mean() < sim.regret_uniform)),
     ]
 
@@ -41,7 +42,8 @@ def _obd() -> list[BenchResult]:
     out = []
     for r in rows:
         if r.policy.startswith("learned") and r.method in ("SNIPS", "DR"):
-            out.append(BenchResult(AREA, f"OBD {r.policy} CTR by {r.method}", r.value, "CTR", "random on-policy (same half)", behaviour.value,
+            out.append(BenchResult(AREA, f"OBD {r.policy} CTR by {r.method}", r.value, "CTR", "random on-policy (same half)",
+                                   behaviour.value,
                                    "", None, f"95% CI [{r.ci_low:.4f}, {r.ci_high:.4f}]; bts on-policy {bts.value:.4f}"))
     return out
 

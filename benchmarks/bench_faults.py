@@ -137,7 +137,8 @@ class _Load:
             route, (status, body, errors) = "POST /v1/events", client.post("/v1/events", {"events": events, "source": "faults"})
         elif kind == 1:
             request_id = f"fault-bid-{worker}-{n}"
-            bid = {"id": request_id, "imp": [{"id": "1", "bidfloor": 0.01}], "user": {"id": f"fault-cust-{rng.randrange(self.plan.customers)}"},
+            bid = {"id": request_id, "imp": [{"id": "1", "bidfloor": 0.01}],
+                   "user": {"id": f"fault-cust-{rng.randrange(self.plan.customers)}"},
                    "tmax": 100}
             route, (status, body, errors) = "POST /v1/bid", client.post("/v1/bid", bid)
         else:
@@ -313,7 +314,8 @@ def run(quick: bool = False, duration_s: float | None = None, rate: float | None
             ray.shutdown()
     kills = f"{r.replica_kills} replica kills, {r.agent_kills} agent kills ({r.agent_restarts} restarts)"
     return [
-        BenchResult("faults", f"failed requests (after one client retry) under load with {kills}", 100 * r.error_rate, "%", "requests", r.requests,
+        BenchResult("faults", f"failed requests (after one client retry) under load with {kills}", 100 * r.error_rate, "%", "requests",
+                    r.requests,
                     "<= 0.1%", r.error_rate <= 0.001,
                     note=f"{r.failed} of {r.requests:,} in {r.seconds:.0f} s; first: {r.failures[:3]}"),
         BenchResult("faults", "requests whose first attempt failed (retried once)", 100 * r.first_attempt_errors / max(r.requests, 1),

@@ -63,7 +63,8 @@ def _ope(quick: bool) -> list[BenchResult]:
     none = h["single_arms"]["No E-Mail"].value
     for k in ("snips", "dr"):
         e = h["estimates"][k]
-        out.append(BenchResult(AREA, f"OPE Hillstrom personalized {k}", e.value, "$/customer", "best single arm (mens), same half", mens, "",
+        out.append(BenchResult(AREA, f"OPE Hillstrom personalized {k}", e.value, "$/customer", "best single arm (mens), same half", mens,
+                               "",
                                None, f"CI [{e.ci_low:.2f}, {e.ci_high:.2f}]; no e-mail {none:.2f}; full-data mens 1.42, none 0.65"))
     return out
 
@@ -76,4 +77,5 @@ def run(quick: bool = False) -> list[BenchResult]:
 if __name__ == "__main__":
     for r in run(quick="--quick" in __import__("sys").argv):
         logger.warning("%s", r)
-        __import__("sys").stdout.write(f"{r.name:55s} {r.value:10.4f} {r.unit:10s} vs {r.baseline_name} {r.baseline_value} {r.target} {r.met} {r.note}\n")
+        __import__("sys").stdout.write(
+            f"{r.name:55s} {r.value:10.4f} {r.unit:10s} vs {r.baseline_name} {r.baseline_value} {r.target} {r.met} {r.note}\n")

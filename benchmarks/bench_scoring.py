@@ -17,9 +17,9 @@ import time
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from data.csvfile import read_csv_table
 
 from benchmarks.common import BenchResult
+from data.csvfile import read_csv_table
 from data.datasets import dataset_path
 from policies.scoring.explain import split_edges, split_signature
 from policies.scoring.train import TrainArgs, train_scoring
@@ -63,7 +63,9 @@ def run(quick: bool = False) -> list[BenchResult]:
 
     # batch, no explanations
     ours_rate, raw_rate = best_rates(
-        lambda: model.score_frame(batch), lambda: model.booster.inplace_predict(matrix, missing=np.nan, validate_features=False), n_batch, repeats
+        lambda: model.score_frame(batch),
+        lambda: model.booster.inplace_predict(matrix, missing=np.nan, validate_features=False),
+        n_batch, repeats,
     )
     results.append(BenchResult(AREA, "batch score (table -> probability, score, tier)", ours_rate, "customers/s",
                                "xgboost inplace_predict on the prepared matrix", raw_rate, ">= 200,000/s", ours_rate >= 200_000,
@@ -100,7 +102,8 @@ def run(quick: bool = False) -> list[BenchResult]:
         model.score_one(record)
         ours[i] = time.perf_counter() - t0
     p99, base_p99 = float(np.percentile(ours, 99) * 1e3), float(np.percentile(base, 99) * 1e3)
-    results.append(BenchResult(AREA, "single score p99 (dict -> score, tier)", p99, "ms", "xgboost inplace_predict, one prepared row (1 thread)",
+    results.append(BenchResult(AREA, "single score p99 (dict -> score, tier)", p99, "ms",
+                               "xgboost inplace_predict, one prepared row (1 thread)",
                                base_p99, "<= 2 ms", p99 <= 2.0, f"{n_calls:,} calls; p50 {np.percentile(ours, 50) * 1e3:.3f} ms"))
     t_one = np.empty(min(n_calls, 2_000))
     for i in range(len(t_one)):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
 import orjson

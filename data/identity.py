@@ -95,7 +95,7 @@ def resolve_identities(links: Iterable[IdentityLink], lead_created_at: Mapping[s
     labels = connected_components(customer_idx, identifier_idx + n_customers, n_customers + len(identifiers))
     component = labels[:n_customers]
     canonical: dict[int, tuple[int, Any, str]] = {}
-    for i, (customer, comp) in enumerate(zip(customers, component, strict=True)):
+    for customer, comp in zip(customers, component, strict=True):
         created = lead_created_at.get(customer)
         key = (0, _sortable(created), customer) if created is not None else (1, 0, customer)
         if comp not in canonical or key < canonical[comp]:

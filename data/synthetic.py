@@ -3,7 +3,7 @@ is the faithful market; this is the small, fast stand-in the log's own tools use
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,33 +34,41 @@ _CHANNELS = ("email", "sms", "push", "ad")
 _CAMPAIGNS = tuple(f"cmp-{i:03d}" for i in range(12))
 
 
+_Builder = Callable[[int, float, float, str], dict[str, Any]]  # (row, u0, u1, campaign) -> properties
+
+
+def _message(i: int, u0: float, u1: float, campaign: str) -> dict[str, Any]:
+    return {"campaign_id": campaign, "creative_id": f"cr-{int(u1 * 30)}"}
+
+
+_PROPERTIES: dict[str, _Builder] = {
+    "page_view": lambda i, u0, u1, campaign: {
+        "url": f"https://shop.example.com/p/{int(u0 * 500)}", "session_id": f"s{i // 7}", "duration_s": round(u1 * 120, 1)},
+    **dict.fromkeys(("email_sent", "sms_sent", "push_sent", "email_open", "push_open"), _message),
+    "email_click": lambda i, u0, u1, campaign: {"campaign_id": campaign, "url": "https://shop.example.com/sale"},
+    "ad_impression": lambda i, u0, u1, campaign: {
+        "campaign_id": campaign, "creative_id": f"ad-{int(u1 * 20)}", "cost": round(0.002 + u1 * 0.01, 5)},
+    "ad_click": lambda i, u0, u1, campaign: {"campaign_id": campaign, "creative_id": f"ad-{int(u1 * 20)}", "cost": round(0.2 + u1, 3)},
+    "content_download": lambda i, u0, u1, campaign: {"content_id": f"doc-{int(u0 * 40)}", "content_type": "whitepaper"},
+    "purchase": lambda i, u0, u1, campaign: {
+        "order_id": f"o-{i}", "amount": round(5 + 200 * u0 * u0, 2), "items": 1 + int(u1 * 3), "campaign_id": campaign},
+    "lead_created": lambda i, u0, u1, campaign: {
+        "acquisition_source": ("organic", "paid_search", "social", "referral")[int(u0 * 4)], "campaign_id": campaign},
+    "consent_changed": lambda i, u0, u1, campaign: {"channel": _CHANNELS[int(u0 * 4)], "granted": u1 < 0.7},
+    "unsubscribe": lambda i, u0, u1, campaign: {"channel": _CHANNELS[int(u0 * 3)], "reason": "too_many_messages"},
+    "support_ticket": lambda i, u0, u1, campaign: {"ticket_id": f"t-{i}", "category": "billing", "sentiment": round(u1 * 2 - 1, 2)},
+    "decision_made": lambda i, u0, u1, campaign: {
+        "agent": "journey", "action": ("email", "wait", "sms")[int(u0 * 3)], "propensity": round(0.1 + 0.8 * u1, 3),
+        "policy_name": "baseline", "policy_version": "1"},
+}
+
+
 def _properties(kind: str, i: int, rng_row: np.ndarray) -> dict[str, Any]:
     u0, u1 = float(rng_row[0]), float(rng_row[1])
-    campaign = _CAMPAIGNS[int(u0 * len(_CAMPAIGNS))]
-    if kind == "page_view":
-        return {"url": f"https://shop.example.com/p/{int(u0 * 500)}", "session_id": f"s{i // 7}", "duration_s": round(u1 * 120, 1)}
-    if kind in ("email_sent", "sms_sent", "push_sent", "email_open", "push_open"):
-        return {"campaign_id": campaign, "creative_id": f"cr-{int(u1 * 30)}"}
-    if kind == "email_click":
-        return {"campaign_id": campaign, "url": "https://shop.example.com/sale"}
-    if kind in ("ad_impression", "ad_click"):
-        return {"campaign_id": campaign, "creative_id": f"ad-{int(u1 * 20)}", "cost": round(0.002 + u1 * 0.01, 5) if kind == "ad_impression" else round(0.2 + u1, 3)}
-    if kind == "content_download":
-        return {"content_id": f"doc-{int(u0 * 40)}", "content_type": "whitepaper"}
-    if kind == "purchase":
-        return {"order_id": f"o-{i}", "amount": round(5 + 200 * u0 * u0, 2), "items": 1 + int(u1 * 3), "campaign_id": campaign}
-    if kind == "lead_created":
-        return {"acquisition_source": ("organic", "paid_search", "social", "referral")[int(u0 * 4)], "campaign_id": campaign}
-    if kind == "consent_changed":
-        return {"channel": _CHANNELS[int(u0 * 4)], "granted": u1 < 0.7}
-    if kind == "unsubscribe":
-        return {"channel": _CHANNELS[int(u0 * 3)], "reason": "too_many_messages"}
-    if kind == "support_ticket":
-        return {"ticket_id": f"t-{i}", "category": "billing", "sentiment": round(u1 * 2 - 1, 2)}
-    if kind == "decision_made":
-        return {"agent": "journey", "action": ("email", "wait", "sms")[int(u0 * 3)], "propensity": round(0.1 + 0.8 * u1, 3),
-                "policy_name": "baseline", "policy_version": "1"}
-    raise ValueError(f"no synthetic properties for {kind!r}")
+    build = _PROPERTIES.get(kind)
+    if build is None:
+        raise ValueError(f"no synthetic properties for {kind!r}")
+    return build(i, u0, u1, _CAMPAIGNS[int(u0 * len(_CAMPAIGNS))])
 
 
 def synthetic_dicts(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -48,6 +48,29 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
+def _runs_table() -> Table:
+    table = Table(title="activation runs (rows: in the model; same: unchanged; sent: upserts; del: deletes)")
+    table.add_column("sync", overflow="fold", min_width=18)
+    table.add_column("status", no_wrap=True, min_width=7)
+    for column in ("rows", "same", "sent", "del", "ok", "fail"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=4)
+    return table
+
+
+def _print_failures(reports: list[dict[str, Any]], report_dir: Path, show_errors: int) -> None:
+    """Each run's fatal error, and a table of its first row errors."""
+    for r in reports:
+        if r["fatal"]:
+            err.print(f"[red]{r['sync']}:[/] {r['fatal']}")
+        if r["errors"] and show_errors:
+            errors = Table(title=f"{r['sync']}: row errors ({r['failed']:,}; report {report_dir / r['sync'] / (r['run_id'] + '.json')})")
+            for column in ("key", "operation", "error"):
+                errors.add_column(column)
+            for e in r["errors"][:show_errors]:
+                errors.add_row(e["key"], e["operation"], e["error"])
+            console.print(errors)
+
+
 @activate_app.command("run")
 def run_command(
     config: ConfigOption = None, sync: SyncOption = None, state: StateOption = None,
@@ -68,11 +91,7 @@ def run_command(
         raise typer.Exit(2) from None
     report_dir = get_settings().home / "activation" / "reports"
     source = WarehouseSource(warehouse)
-    table = Table(title="activation runs (rows: in the model; same: unchanged; sent: upserts; del: deletes)")
-    table.add_column("sync", overflow="fold", min_width=18)
-    table.add_column("status", no_wrap=True, min_width=7)
-    for column in ("rows", "same", "sent", "del", "ok", "fail"):
-        table.add_column(column, justify="right", no_wrap=True, min_width=4)
+    table = _runs_table()
     reports = []
     try:
         for s in syncs:
@@ -88,16 +107,7 @@ def run_command(
     finally:
         store.close()
     console.print(table)
-    for r in reports:
-        if r["fatal"]:
-            err.print(f"[red]{r['sync']}:[/] {r['fatal']}")
-        if r["errors"] and show_errors:
-            errors = Table(title=f"{r['sync']}: row errors ({r['failed']:,}; report {report_dir / r['sync'] / (r['run_id'] + '.json')})")
-            for column in ("key", "operation", "error"):
-                errors.add_column(column)
-            for e in r["errors"][:show_errors]:
-                errors.add_row(e["key"], e["operation"], e["error"])
-            console.print(errors)
+    _print_failures(reports, report_dir, show_errors)
     if report:
         report.write_text(json.dumps(reports, indent=2, default=str), encoding="utf-8")
     if any(r["status"] != "ok" for r in reports):

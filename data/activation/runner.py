@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import orjson
 
 from data.activation.config import SyncConfig
-from data.activation.destinations import Destination, Record, RunInfo, build_destination
+from data.activation.destinations import BatchOutcome, Destination, Record, RunInfo, build_destination
 from data.activation.diff import batches, map_row, plan_sync
 from data.activation.errors import ActivationError, DestinationError
 from data.activation.state import SyncState
@@ -116,6 +116,18 @@ def new_run_id(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
+def _send_batch(dest: Destination, operation: str, batch: Sequence[Record],
+                report: SyncReport) -> tuple[BatchOutcome | None, str | None]:
+    """Send one batch. A refused batch's rows become errors and the outcome is None; for a 401/403 the second
+    value says why the rest of the run is not attempted."""
+    try:
+        return dest.send(operation, batch), None  # type: ignore[arg-type]
+    except DestinationError as error:
+        for r in batch:
+            report.add_error(r.key, operation, str(error))
+        return None, f"the destination refused the credentials ({error})" if error.status in (401, 403) else None
+
+
 def _send_all(sync: SyncConfig, dest: Destination, plan_items: Sequence[tuple[str, Sequence[Record]]],
               state: SyncState, report: SyncReport, hashes: dict[str, str]) -> tuple[list, list]:
     """Send every batch; commit per batch or return what waits for close(). Returns pending (upserts, deletes)."""
@@ -133,13 +145,8 @@ def _send_all(sync: SyncConfig, dest: Destination, plan_items: Sequence[tuple[st
                 for r in batch:
                     report.add_error(r.key, operation, f"not attempted: {aborted}")
                 continue
-            try:
-                outcome = dest.send(operation, batch)  # type: ignore[arg-type]
-            except DestinationError as error:
-                for r in batch:
-                    report.add_error(r.key, operation, str(error))
-                if error.status in (401, 403):
-                    aborted = f"the destination refused the credentials ({error})"
+            outcome, aborted = _send_batch(dest, operation, batch, report)
+            if outcome is None:
                 continue
             for key, message in outcome.failed.items():
                 report.add_error(key, operation, message)

@@ -135,10 +135,7 @@ def erase_customer(
     state_path = sqlite_path(state_url) if state_url else None
     codec = codec_for_log(log_url)
     try:
-        if on_pubsub:
-            values = pii_in_copies(customer_id, codec, state_path, warehouse_path)
-        else:
-            values = gather_pii(log_url, customer_id, codec)
+        values = pii_in_copies(customer_id, codec, state_path, warehouse_path) if on_pubsub else gather_pii(log_url, customer_id, codec)
         had_key = codec.keys.keys([customer_id], create=False).get(customer_id) is not None
         requested_by = requested_by or f"cli:{getpass.getuser()}"
         event = CustomerErased(

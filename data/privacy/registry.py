@@ -7,8 +7,8 @@ these fields (``properties.context`` is for non-personal extras such as UTM tags
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 PII_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType({
     "lead_created": frozenset({"email", "first_name", "last_name", "company", "phone"}),

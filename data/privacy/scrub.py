@@ -23,6 +23,8 @@ import orjson
 from data.privacy.registry import ERASED, PII_EVENT_TYPES, pii_fields
 
 if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
+
     from data.privacy.codec import FieldCodec
 
 log = logging.getLogger(__name__)
@@ -204,41 +206,50 @@ def scrub_duckdb(path: Path, customer_id: str, values: PiiValues, dataset: str =
             "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE'"
             " and table_catalog = current_database()").fetchall()
         for schema, table in tables:
-            full = f"{_q(schema)}.{_q(table)}"
-            columns = dict(con.execute(
-                "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ?"
-                " and table_catalog = current_database()", [schema, table]).fetchall())
-            keyed = next((c for c in CUSTOMER_COLUMNS if c in columns), None)
-            if table == "raw_events" and {"properties", "event_type", "customer_id"} <= set(columns):
-                rows = con.execute(f"select rowid, event_type, properties from {full} where customer_id = ?"
-                                   f" and event_type in ({','.join('?' * len(PII_EVENT_TYPES))})",
-                                   [customer_id, *sorted(PII_EVENT_TYPES)]).fetchall()
-                for rowid, event_type, properties in rows:
-                    con.execute(f"update {full} set properties = ? where rowid = ?",
-                                [anonymize_properties(event_type, properties), rowid])
-                count.cells += len(rows)
-            if keyed is not None:
-                pii = [c for c in columns if c in PII_COLUMNS and columns[c] == "VARCHAR"]
-                if pii:
-                    sets = ", ".join(f"{_q(c)} = NULL" for c in pii)
-                    count.cells += con.execute(f"update {full} set {sets} where {_q(keyed)} = ?", [customer_id]).fetchone()[0]
-            for column, kind in columns.items():
-                if kind not in ("VARCHAR", "JSON") or column in CUSTOMER_COLUMNS:
-                    continue
-                c = _q(column)
-                for v in values.distinctive:
-                    count.cells += con.execute(f"update {full} set {c} = replace({c}, ?, ?) where contains({c}, ?)",
-                                               [v, ERASED, v]).fetchone()[0]
-                if keyed is not None:
-                    for v in values.names:
-                        count.cells += con.execute(
-                            f"update {full} set {c} = replace({c}, ?, ?) where {_q(keyed)} = ? and contains({c}, ?)",
-                            [v, ERASED, customer_id, v]).fetchone()[0]
+            count.cells += _scrub_table(con, schema, table, customer_id, values)
         con.execute("checkpoint")
     finally:
         con.close()
     rewrite_duckdb(path)
     return count
+
+
+def _scrub_table(con: DuckDBPyConnection, schema: str, table: str, customer_id: str, values: PiiValues) -> int:
+    """The cells anonymized in one table: raw PII properties, PII columns of the customer's rows, and the
+    customer's values wherever a text column holds them."""
+    full = f"{_q(schema)}.{_q(table)}"
+    columns = dict(con.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ?"
+        " and table_catalog = current_database()", [schema, table]).fetchall())
+    keyed = next((c for c in CUSTOMER_COLUMNS if c in columns), None)
+    cells = 0
+    if table == "raw_events" and {"properties", "event_type", "customer_id"} <= set(columns):
+        rows = con.execute(f"select rowid, event_type, properties from {full} where customer_id = ?"
+                           f" and event_type in ({','.join('?' * len(PII_EVENT_TYPES))})",
+                           [customer_id, *sorted(PII_EVENT_TYPES)]).fetchall()
+        for rowid, event_type, properties in rows:
+            con.execute(f"update {full} set properties = ? where rowid = ?", [anonymize_properties(event_type, properties), rowid])
+        cells += len(rows)
+    pii = [c for c in columns if c in PII_COLUMNS and columns[c] == "VARCHAR"] if keyed is not None else []
+    if pii:
+        sets = ", ".join(f"{_q(c)} = NULL" for c in pii)
+        cells += con.execute(f"update {full} set {sets} where {_q(keyed)} = ?", [customer_id]).fetchone()[0]
+    for column, kind in columns.items():
+        if kind in ("VARCHAR", "JSON") and column not in CUSTOMER_COLUMNS:
+            cells += _replace_values(con, full, _q(column), keyed, customer_id, values)
+    return cells
+
+
+def _replace_values(con: DuckDBPyConnection, full: str, c: str, keyed: str | None, customer_id: str, values: PiiValues) -> int:
+    """Distinctive values (email, phone) replaced in every row; names only in the customer's own rows."""
+    cells = 0
+    for v in values.distinctive:
+        cells += con.execute(f"update {full} set {c} = replace({c}, ?, ?) where contains({c}, ?)", [v, ERASED, v]).fetchone()[0]
+    if keyed is not None:
+        for v in values.names:
+            cells += con.execute(f"update {full} set {c} = replace({c}, ?, ?) where {_q(keyed)} = ? and contains({c}, ?)",
+                                 [v, ERASED, customer_id, v]).fetchone()[0]
+    return cells
 
 
 def rewrite_duckdb(path: Path) -> None:

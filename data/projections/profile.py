@@ -168,9 +168,9 @@ class _Working:
         counts = self.counts
         counts[etype] = counts.get(etype, 0) + 1
         self.total += 1
-        if at < self.first:  # noqa: PLR1730 (a comparison is cheaper than a call to min on this hot path)
+        if at < self.first:  # a comparison, not min(): cheaper on this hot path
             self.first = at
-        if at > self.last:  # noqa: PLR1730
+        if at > self.last:
             self.last = at
         channel = ENGAGEMENT_CHANNEL.get(etype)
         if channel is not None:

@@ -220,7 +220,7 @@ class ColumnarProfileFolder:
     def _event_counts(self) -> list[dict[str, int]]:
         """Each customer's counts by event type, in name order, without the types it has none of."""
         names, kinds = self._kinds.by_name()
-        return [dict(compress(zip(names, row), row)) for row in self._counts[: len(self._rows), kinds].tolist()]
+        return [dict(compress(zip(names, row, strict=True), row)) for row in self._counts[: len(self._rows), kinds].tolist()]
 
     def _columns(self, n: int) -> tuple[list[Any], ...]:
         """The other fields of :data:`RECORD_FIELDS` after ``event_counts``, one list each, in row order."""

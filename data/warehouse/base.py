@@ -58,7 +58,9 @@ RAW_COLUMNS: tuple[RawColumn, ...] = (
     RawColumn("cost", "DOUBLE", "FLOAT64", "properties.cost, or properties.price_paid of an auction"),
     RawColumn("channel", "VARCHAR", "STRING", "properties.channel, else the channel the event type belongs to"),
     RawColumn("score_model", "VARCHAR", "STRING", "properties.model of a score_updated event"),
-    RawColumn("score", "DOUBLE", "FLOAT64", "score of a score_updated event: the probability in [0, 1] for lead, churn and conversion (0-100 score / 100 when the event has none), the value for clv"),
+    RawColumn("score", "DOUBLE", "FLOAT64",
+        "score of a score_updated event: the probability in [0, 1] for lead, churn and conversion "
+        "(0-100 score / 100 when the event has none), the value for clv"),
     RawColumn("log_position", "BIGINT", "INT64", "Position in the event log (null for rows streamed by Pub/Sub)."),
     RawColumn("loaded_at", "TIMESTAMP", "TIMESTAMP", "When the row reached the warehouse."),
 )

@@ -91,7 +91,8 @@ def build_command(warehouse: WarehouseOption = None) -> None:
 
 
 @warehouse_app.command("query")
-def query_command(sql: Annotated[str, typer.Argument(help="SQL in the warehouse's dialect, e.g. SELECT * FROM ame.marts_sales_lead_scores LIMIT 10")],
+def query_command(sql: Annotated[str, typer.Argument(
+                      help="SQL in the warehouse's dialect, e.g. SELECT * FROM ame.marts_sales_lead_scores LIMIT 10")],
                   warehouse: WarehouseOption = None,
                   limit: Annotated[int, typer.Option(min=1, help="Most rows to print.")] = 50) -> None:
     """Run SQL against the warehouse and print the result as a table."""

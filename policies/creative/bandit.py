@@ -33,7 +33,7 @@ def win_probabilities(alpha: np.ndarray, beta: np.ndarray, rng: np.random.Genera
     """
     alpha = np.asarray(alpha, dtype=np.float64)
     beta = np.asarray(beta, dtype=np.float64)
-    draws = rng.beta(alpha[..., None, :], beta[..., None, :], size=alpha.shape[:-1] + (n_draws, alpha.shape[-1]))
+    draws = rng.beta(alpha[..., None, :], beta[..., None, :], size=(*alpha.shape[:-1], n_draws, alpha.shape[-1]))
     best = draws.argmax(axis=-1)
     k = alpha.shape[-1]
     counts = (best[..., None] == np.arange(k)).sum(axis=-2)

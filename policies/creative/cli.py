@@ -14,7 +14,8 @@ from rich.table import Table
 from data.datasets import DATASETS_DIR
 from policies.creative.models import KINDS, CreativeError, Status
 
-creatives_app = typer.Typer(help="Creatives: generate, guardrails, approve critical variants, bandit tests per segment.", no_args_is_help=True)
+creatives_app = typer.Typer(help="Creatives: generate, guardrails, approve critical variants, bandit tests per segment.",
+                            no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 
@@ -71,7 +72,8 @@ def generate(
     for col in ("id", "status", "test", "score", "text", "reasons"):
         table.add_column(col, no_wrap=col == "id")
     for s in stored:
-        table.add_row(s.variant.variant_id, s.status.value, "yes" if s.in_test else "", f"{s.verdict.score:.2f}", s.variant.text, "; ".join(s.verdict.reasons))
+        table.add_row(s.variant.variant_id, s.status.value, "yes" if s.in_test else "", f"{s.verdict.score:.2f}", s.variant.text,
+                      "; ".join(s.verdict.reasons))
     console.print(table)
 
 
@@ -146,7 +148,8 @@ def stats(store: StoreOption = None, seed: int = 0) -> None:
     st = _store(store)
     table = Table(title="creative tests")
     for col in ("segment", "kind", "variant", "impressions", "clicks", "conversions", "CTR", "P(best)", "promoted"):
-        table.add_column(col, justify="right" if col in ("impressions", "clicks", "conversions", "CTR", "P(best)") else "left", no_wrap=col == "variant")
+        table.add_column(col, justify="right" if col in ("impressions", "clicks", "conversions", "CTR", "P(best)") else "left",
+                         no_wrap=col == "variant")
     for segment, kind in st.tests():
         arms = st.arms(segment, kind)
         if not arms:
@@ -165,7 +168,8 @@ def stats(store: StoreOption = None, seed: int = 0) -> None:
 
 @creatives_app.command("report")
 def report(
-    data: Annotated[Path | None, typer.Option("--data", help="Folder of the Open Bandit sample (default: the repository's datasets/open_bandit).")] = None,
+    data: Annotated[Path | None, typer.Option("--data",
+        help="Folder of the Open Bandit sample (default: the repository's datasets/open_bandit).")] = None,
     reps: Annotated[int, typer.Option("--reps", min=10, help="Simulator replications.")] = 500,
     seed: int = 0,
 ) -> None:
@@ -185,7 +189,8 @@ def report(
         err.print(f"[yellow]no Open Bandit sample at {root}; pass --data[/yellow]")
     sim = simulate_tests(reps=reps, seed=seed)
     n95 = sim.impressions_for(0.95)
-    table = Table(title=f"simulator: {len(DEFAULT_CTRS)} variants, CTRs {DEFAULT_CTRS[0]:.1%}..{DEFAULT_CTRS[-2]:.1%} and best {DEFAULT_CTRS[-1]:.1%}, {reps} seeded tests")
+    table = Table(title=f"simulator: {len(DEFAULT_CTRS)} variants, CTRs {DEFAULT_CTRS[0]:.1%}..{DEFAULT_CTRS[-2]:.1%} "
+                        f"and best {DEFAULT_CTRS[-1]:.1%}, {reps} seeded tests")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_row("impressions by which 95% of tests promoted the best", f"{n95:,}" if n95 else f"> {sim.horizon:,}")

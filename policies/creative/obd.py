@@ -45,7 +45,8 @@ def load_obd(root: Path, behavior: str = "random", campaign: str = "all") -> Obd
         raise FileNotFoundError(f"no Open Bandit logs at {base} (expected {campaign}.csv.gz; see datasets/open_bandit/SOURCE.md)")
     df = read_csv_table(path, usecols=["timestamp", "item_id", "position", "click", "propensity_score"])
     df = df.sort_values("timestamp", kind="stable")
-    n_items = int(read_csv_table(base / "item_context.csv.gz").shape[0]) if (base / "item_context.csv.gz").exists() else int(df.item_id.max() + 1)
+    items = base / "item_context.csv.gz"
+    n_items = int(read_csv_table(items).shape[0]) if items.exists() else int(df.item_id.max() + 1)
     return ObdLogs(
         item=df.item_id.to_numpy(np.int64),
         position=df.position.to_numpy(np.int64) - 1,
@@ -95,7 +96,8 @@ def _on_policy(name: str, clicks: np.ndarray, note: str, n_boot: int, seed: int)
 
 
 def _rows(policy: str, estimates: dict[str, Estimate], note: str) -> list[Row]:
-    return [Row(policy, e.estimator.upper(), e.value, e.ci_low, e.ci_high, e.n, f"{note}; ESS {e.effective_sample_size:,.0f}") for e in estimates.values()]
+    return [Row(policy, e.estimator.upper(), e.value, e.ci_low, e.ci_high, e.n,
+                f"{note}; ESS {e.effective_sample_size:,.0f}") for e in estimates.values()]
 
 
 def obd_report(root: Path, k: int = 10, epsilon: float = 0.1, n_boot: int = 1000, seed: int = 0) -> list[Row]:

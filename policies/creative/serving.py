@@ -114,5 +114,6 @@ def check_promotion(
         return None
     promotion = Promotion(segment, kind, arms[arm][0].variant_id, float(p_best[arm]), int(shown.sum()))
     store.promote(promotion)
-    log.info("promoted %s for %s/%s at P(best)=%.3f after %d impressions", promotion.variant_id, segment, kind, promotion.p_best, promotion.impressions)
+    log.info("promoted %s for %s/%s at P(best)=%.3f after %d impressions", promotion.variant_id, segment, kind, promotion.p_best,
+             promotion.impressions)
     return promotion

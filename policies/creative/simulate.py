@@ -14,7 +14,7 @@ import numpy as np
 
 from policies.creative.bandit import win_probabilities
 
-DEFAULT_CTRS = tuple(float(x) for x in np.round(np.linspace(0.030, 0.040, 9), 5)) + (0.050,)
+DEFAULT_CTRS = (*tuple(float(x) for x in np.round(np.linspace(0.03, 0.04, 9), 5)), 0.05)
 """Ten variants: nine between 3.0% and 4.0%, the best at 5.0% (25% above the second best)."""
 
 

@@ -198,7 +198,8 @@ class CreativeStore:
         ids = list(variant_ids)
         with self._lock:
             rows = self._conn.execute(
-                f"select variant_id, impressions, clicks, conversions from creative_counts where variant_id in ({','.join('?' * len(ids))})",
+                "select variant_id, impressions, clicks, conversions from creative_counts"
+                f" where variant_id in ({','.join('?' * len(ids))})",
                 ids,
             ).fetchall()
         found = {r[0]: Counts(*r[1:]) for r in rows}

@@ -33,7 +33,8 @@ def customer_ids(frame: pd.DataFrame, id_column: str | None) -> pd.Series:
     return ids.astype("object")
 
 
-def score_table(model: ScoringModel, frame: pd.DataFrame, id_column: str | None = None, top_k: int = 3, as_of: datetime | None = None) -> pd.DataFrame:
+def score_table(model: ScoringModel, frame: pd.DataFrame, id_column: str | None = None, top_k: int = 3,
+                as_of: datetime | None = None) -> pd.DataFrame:
     """Scores of every row: customer_id, model, model_version, scored_at, probability, score, tier and,
     with ``top_k`` > 0, ``reasons`` (list of :class:`ReasonItem`). The shape of ``marts_sales_lead_scores``."""
     as_of = as_of or datetime.now(UTC)

@@ -27,7 +27,7 @@ def pool_adjacent_violators(y: np.ndarray, weights: np.ndarray) -> tuple[np.ndar
     means: list[float] = []
     sizes: list[float] = []
     ends: list[int] = []
-    for i, (value, weight) in enumerate(zip(y.tolist(), weights.tolist())):
+    for i, (value, weight) in enumerate(zip(y.tolist(), weights.tolist(), strict=True)):
         means.append(value)
         sizes.append(weight)
         ends.append(i)
@@ -68,9 +68,9 @@ def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> Calibrator:
     knots, start = np.unique(xs, return_index=True)
     counts = np.diff(np.append(start, len(xs)))
     sums = np.add.reduceat(ys, start)
-    means, sizes, ends = pool_adjacent_violators(sums / counts, counts.astype(np.float64))
+    means, _sizes, ends = pool_adjacent_violators(sums / counts, counts.astype(np.float64))
     starts = np.concatenate([[0], ends[:-1] + 1])
-    centres = np.array([np.average(knots[s : e + 1], weights=counts[s : e + 1]) for s, e in zip(starts, ends)])
+    centres = np.array([np.average(knots[s : e + 1], weights=counts[s : e + 1]) for s, e in zip(starts, ends, strict=True)])
     x = np.concatenate([[0.0], centres, [1.0]])
     v = np.concatenate([[means[0]], means, [means[-1]]])
     x, keep = np.unique(x, return_index=True)

@@ -48,13 +48,15 @@ def read_warehouse_table(name: str, url: str | None) -> pd.DataFrame:
     url = url or get_settings().warehouse_url()
     if not url.startswith("duckdb:///"):
         raise ScoringError(f"--table reads DuckDB warehouses only in this build (got {url!r}); export the table to CSV and pass --csv")
+    import duckdb  # only --table needs it
+
     from data.warehouse.duckdb_backend import DuckDBWarehouse
 
     warehouse = DuckDBWarehouse(url)
     try:
         qualified = name if "." in name else f"{warehouse.dataset}.{name}"
         result = warehouse.query(f"SELECT * FROM {qualified}")
-    except Exception as error:  # duckdb raises its own catalog errors
+    except duckdb.Error as error:  # a missing table or schema is duckdb's CatalogException
         raise ScoringError(f"cannot read table {name!r} from {url}: {error}") from None
     finally:
         warehouse.close()
@@ -90,13 +92,16 @@ def train_scoring(
     table: Annotated[str | None, typer.Option("--table", help="Training table in the warehouse: name or schema.name.")] = None,
     id_column: Annotated[str | None, typer.Option("--id", help="Customer id column (kept out of the features).")] = None,
     time_column: Annotated[str | None, typer.Option("--time", help="Time column: split by time (oldest train, newest test).")] = None,
-    drop: Annotated[list[str] | None, typer.Option("--drop", help="Columns to drop (comma-separated or repeated): outcomes known only after the target.")] = None,
+    drop: Annotated[list[str] | None, typer.Option("--drop",
+        help="Columns to drop (comma-separated or repeated): outcomes known only after the target.")] = None,
     positive: Annotated[str | None, typer.Option("--positive", help="The target value that counts as positive, when not obvious.")] = None,
     calibration: Annotated[str, typer.Option("--calibration", help="auto, isotonic or platt.")] = "auto",
     seed: Annotated[int, typer.Option("--seed")] = 7,
     max_rows: Annotated[int | None, typer.Option("--max-rows", help="Train on a random sample of this many rows (quick runs).")] = None,
-    features: Annotated[str | None, typer.Option("--features", help="profile: derive the inputs from profile rows (projection or customer_360) with the one feature function.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="With --features profile: when recency is measured (the label cut-off), ISO 8601.")] = None,
+    features: Annotated[str | None, typer.Option("--features",
+        help="profile: derive the inputs from profile rows (projection or customer_360) with the one feature function.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of",
+        help="With --features profile: when recency is measured (the label cut-off), ISO 8601.")] = None,
     warehouse: Annotated[str | None, typer.Option("--warehouse", help="Warehouse URL for --table (default: AME_WAREHOUSE).")] = None,
     registry: RegistryOption = None,
 ) -> None:
@@ -126,9 +131,11 @@ def train_scoring(
 
 
 def train_clv(
-    transactions: Annotated[Path, typer.Option("--transactions", help="Transactions file: CSV with customer, date, amount columns, or a CDNOW file.")],
+    transactions: Annotated[Path, typer.Option("--transactions",
+                                               help="Transactions file: CSV with customer, date, amount columns, or a CDNOW file.")],
     calibration_end: Annotated[str, typer.Option("--calibration-end", help="Last day of the calibration period (YYYY-MM-DD).")],
-    holdout_end: Annotated[str | None, typer.Option("--holdout-end", help="Last day of a holdout period to check the forecast against.")] = None,
+    holdout_end: Annotated[str | None, typer.Option("--holdout-end",
+                                                    help="Last day of a holdout period to check the forecast against.")] = None,
     horizon_weeks: Annotated[float, typer.Option("--horizon-weeks", help="CLV horizon in weeks.")] = 52.0,
     discount_rate: Annotated[float, typer.Option("--discount-rate", help="Annual discount rate (0.10 = 10%).")] = 0.10,
     fmt: Annotated[str, typer.Option("--format", help="auto, csv or cdnow.")] = "auto",
@@ -164,7 +171,8 @@ def train_clv(
             f"holdout {h['weeks']:g} weeks: forecast [bold]{h['forecast_repeat_purchases']:,.1f}[/] repeat purchases, "
             f"actual [bold]{h['actual_repeat_purchases']:,.0f}[/] ({h['error_pct']:+.1f}%), per-customer MAE {h['customer_mae']:.3f}"
         )
-    console.print(f"CLV over {horizon_weeks:g} weeks at {100 * discount_rate:g}%/year: mean {m['clv']['mean']:,.2f}, total {m['clv']['total']:,.0f}")
+    console.print(f"CLV over {horizon_weeks:g} weeks at {100 * discount_rate:g}%/year: "
+                  f"mean {m['clv']['mean']:,.2f}, total {m['clv']['total']:,.0f}")
     console.print(f"saved clv model [bold]{result.path.name if result.path else '?'}[/] to {result.path}")
 
 
@@ -221,7 +229,8 @@ def models_score(
     out: Annotated[Path | None, typer.Option("--out", help="Write the scores to this CSV.")] = None,
     events: Annotated[bool, typer.Option("--events/--no-events", help="Append score_updated events to the log.")] = True,
     log_url: Annotated[str | None, typer.Option("--log", help="Event log URL (default: AME_EVENT_LOG).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Scoring time, ISO 8601 (default: now); a re-run with the same time and model appends nothing.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of",
+        help="Scoring time, ISO 8601 (default: now); a re-run with the same time and model appends nothing.")] = None,
     warehouse: Annotated[str | None, typer.Option("--warehouse")] = None,
     registry: RegistryOption = None,
 ) -> None:
@@ -248,7 +257,8 @@ def models_score(
         console.print(f"{len(scores):,} lifetime values from clv {model_version}: mean {scores['score'].mean():,.2f}")
     else:
         counts = scores["tier"].value_counts()
-        console.print(f"scored {len(scores):,} customers with {kind} {model_version}: " + ", ".join(f"{t} {counts.get(t, 0):,}" for t in ("High", "Medium", "Low")))
+        tiers = ", ".join(f"{t} {counts.get(t, 0):,}" for t in ("High", "Medium", "Low"))
+        console.print(f"scored {len(scores):,} customers with {kind} {model_version}: {tiers}")
     if out is not None:
         flat = scores.copy()
         if "reasons" in flat:

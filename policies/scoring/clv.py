@@ -61,17 +61,20 @@ def read_transactions(
         raise DataError(str(error)) from None
     missing = [c for c in (customer_col, date_col, amount_col) if c not in raw.columns]
     if missing:
-        raise DataError(f"{path} lacks column(s) {missing}; its columns are {list(raw.columns)} (name them with --customer-col/--date-col/--amount-col)")
+        raise DataError(f"{path} lacks column(s) {missing}; its columns are {list(raw.columns)} "
+                        "(name them with --customer-col/--date-col/--amount-col)")
     dates = pd.to_datetime(raw[date_col], errors="coerce")
     amounts = pd.to_numeric(raw[amount_col], errors="coerce")
     bad = dates.isna() | amounts.isna()
     if bad.any():
-        raise DataError(f"{int(bad.sum())} rows of {path} have an unreadable date or amount (first at row {int(np.argmax(bad.to_numpy())) + 2})")
+        first = int(np.argmax(bad.to_numpy())) + 2
+        raise DataError(f"{int(bad.sum())} rows of {path} have an unreadable date or amount (first at row {first})")
     return pd.DataFrame({"customer_id": raw[customer_col].astype(str), "date": dates, "amount": amounts.astype(float)})
 
 
 def rfm_summary(
-    transactions: pd.DataFrame, calibration_end: pd.Timestamp | str, holdout_end: pd.Timestamp | str | None = None, unit_days: float = DAYS_PER_WEEK
+    transactions: pd.DataFrame, calibration_end: pd.Timestamp | str, holdout_end: pd.Timestamp | str | None = None,
+    unit_days: float = DAYS_PER_WEEK,
 ) -> pd.DataFrame:
     """One row per customer who bought by ``calibration_end``: x (repeat purchase days), t_x, T, zbar
     (mean value of the repeat purchases) and, with ``holdout_end``, x_holdout (purchase days after
@@ -160,7 +163,7 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBD:
     if np.any(t_x > T + 1e-9) or np.any(x < 0):
         raise DataError("each customer needs 0 <= t_x <= T and x >= 0; check the calibration end date")
     # group identical histories: the likelihood is a sum over customers
-    keys, inverse, counts = np.unique(np.c_[x, t_x, T], axis=0, return_inverse=True, return_counts=True)
+    keys, _inverse, counts = np.unique(np.c_[x, t_x, T], axis=0, return_inverse=True, return_counts=True)
     ux, ut, uT = keys.T
 
     def nll(log_params: np.ndarray) -> float:
@@ -221,7 +224,8 @@ def fit_gamma_gamma(x: np.ndarray, zbar: np.ndarray) -> GammaGamma:
         value = -gamma_gamma_log_likelihood(np.exp(log_params), x, zbar)
         return value if np.isfinite(value) else 1e20
 
-    first = minimize(nll, np.log([1.0, 1.0, max(zbar.mean(), 1e-3)]), method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-8, "fatol": 1e-8})
+    first = minimize(nll, np.log([1.0, 1.0, max(zbar.mean(), 1e-3)]), method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-8,
+        "fatol": 1e-8})
     result = minimize(nll, first.x, method="BFGS")
     best = result if result.fun <= first.fun else first
     p, q, g = np.exp(best.x)

@@ -71,12 +71,14 @@ def fit_clv(transactions: pd.DataFrame, args: CLVArgs) -> CLVResult:
         bgnbd, spend, x, t_x, T, np.where(x > 0, zbar, 0.0), horizon=args.horizon_weeks, annual_discount_rate=args.annual_discount_rate
     )
     metrics: dict[str, Any] = {
-        "customers": int(len(summary)),
+        "customers": len(summary),
         "repeat_buyers": int((x > 0).sum()),
         "calibration_repeat_purchases": float(x.sum()),
         "bgnbd": {"r": bgnbd.r, "alpha": bgnbd.alpha, "a": bgnbd.a, "b": bgnbd.b, "log_likelihood": bgnbd.log_likelihood},
-        "gamma_gamma": {"p": spend.p, "q": spend.q, "gamma": spend.gamma, "log_likelihood": spend.log_likelihood, "population_mean": spend.population_mean},
-        "clv": {"horizon_weeks": args.horizon_weeks, "annual_discount_rate": args.annual_discount_rate, "total": float(customers["clv"].sum()), "mean": float(customers["clv"].mean())},
+        "gamma_gamma": {"p": spend.p, "q": spend.q, "gamma": spend.gamma, "log_likelihood": spend.log_likelihood,
+                        "population_mean": spend.population_mean},
+        "clv": {"horizon_weeks": args.horizon_weeks, "annual_discount_rate": args.annual_discount_rate,
+                "total": float(customers["clv"].sum()), "mean": float(customers["clv"].mean())},
     }
     weekly = pd.DataFrame()
     if args.holdout_end is not None:
@@ -141,7 +143,8 @@ def clv_card(result: CLVResult, version: str, data_hash: str, args: CLVArgs, pri
         f"| BG/NBD | r={b['r']:.4f}, alpha={b['alpha']:.4f}, a={b['a']:.4f}, b={b['b']:.4f} | {b['log_likelihood']:.2f} |",
         f"| Gamma-Gamma | p={g['p']:.4f}, q={g['q']:.4f}, gamma={g['gamma']:.4f} | {g['log_likelihood']:.2f} |",
         "",
-        f"CLV over {args.horizon_weeks:g} weeks at {100 * args.annual_discount_rate:g}% a year: total {m['clv']['total']:,.0f}, mean {m['clv']['mean']:,.2f} (revenue, not margin).",
+        f"CLV over {args.horizon_weeks:g} weeks at {100 * args.annual_discount_rate:g}% a year: "
+        f"total {m['clv']['total']:,.0f}, mean {m['clv']['mean']:,.2f} (revenue, not margin).",
     ]
     if "holdout" in m:
         h = m["holdout"]
@@ -183,8 +186,9 @@ def main(transactions: pd.DataFrame, args: CLVArgs, registry: ModelRegistry | No
     if plot is not None:
         files["holdout.png"] = plot
     metadata = {
-        "headline": f"BG/NBD LL {result.bgnbd.log_likelihood:.1f}" + (f", holdout {result.metrics['holdout']['error_pct']:+.1f}%" if "holdout" in result.metrics else ""),
-        "data": {"source": args.source, "rows": int(len(transactions)), "columns": list(transactions.columns), "privacy": privacy},
+        "headline": f"BG/NBD LL {result.bgnbd.log_likelihood:.1f}"
+        + (f", holdout {result.metrics['holdout']['error_pct']:+.1f}%" if "holdout" in result.metrics else ""),
+        "data": {"source": args.source, "rows": len(transactions), "columns": list(transactions.columns), "privacy": privacy},
         "args": asdict(args),
     }
     result.path = registry.save("clv", version, digest, files, metadata)

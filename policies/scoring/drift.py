@@ -62,7 +62,8 @@ def reference_profile(spec: TabularSpec, frame: pd.DataFrame, scores: np.ndarray
     """The binned distribution of the scores and of ``features`` on reference rows, saved with the model."""
     score_edges = numeric_bins(np.asarray(scores, dtype=np.float64))
     out: dict[str, Any] = {
-        "score": {"kind": "numeric", "edges": score_edges, "shares": numeric_shares(np.asarray(scores, dtype=np.float64), score_edges).tolist()},
+        "score": {"kind": "numeric", "edges": score_edges,
+                  "shares": numeric_shares(np.asarray(scores, dtype=np.float64), score_edges).tolist()},
         "features": {},
     }
     kinds = {c.name: c for c in spec.columns}

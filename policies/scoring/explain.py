@@ -43,7 +43,7 @@ def split_edges(booster: xgb.Booster, width: int) -> list[np.ndarray]:
     model = json.loads(booster.save_raw(raw_format="json"))
     edges: list[set[float]] = [set() for _ in range(width)]
     for tree in model["learner"]["gradient_booster"]["model"]["trees"]:
-        for index, condition, left in zip(tree["split_indices"], tree["split_conditions"], tree["left_children"]):
+        for index, condition, left in zip(tree["split_indices"], tree["split_conditions"], tree["left_children"], strict=True):
             if left != -1:
                 edges[index].add(condition)
     return [np.sort(np.asarray(list(e), dtype=np.float32)) for e in edges]

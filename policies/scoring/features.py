@@ -126,7 +126,10 @@ def profile_features(record: Mapping[str, Any] | Any, as_of: datetime) -> dict[s
         "tenure_days": _days_between(now_us, _first(record, "first_seen_us", "first_seen_at")),
     }
     for name, event_type in EVENT_COUNT_FEATURES.items():
-        features[name] = _number(counts[event_type]) if event_type in counts else _number(record.get(name)) if name in record else (0.0 if counts else NAN)
+        if event_type in counts:
+            features[name] = _number(counts[event_type])
+        else:
+            features[name] = _number(record.get(name)) if name in record else (0.0 if counts else NAN)
     channel = record.get("last_channel")
     features["last_channel"] = None if _missing(channel) else str(channel)
     consent = record.get("consent")

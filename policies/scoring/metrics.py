@@ -109,7 +109,7 @@ def evaluate(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[str, Any]:
     calibration = calibration_table(y, p, n_bins)
     lift = lift_table(y, p, n_bins)
     return {
-        "rows": int(len(y)),
+        "rows": len(y),
         "positives": int(np.sum(y)),
         "base_rate": float(np.mean(y)) if len(y) else float("nan"),
         "roc_auc": roc_auc(y, p),

@@ -110,7 +110,7 @@ class ScoringModel:
             values = [self._display_values(frame[col.name], col.kind) for col in self.spec.columns]
             names = self.spec.input_names
             out["reasons"] = [
-                [ReasonItem(names[j], float(c), values[j][i]) for j, c in zip(top[i], contrib[i])] for i in range(len(frame))
+                [ReasonItem(names[j], float(c), values[j][i]) for j, c in zip(top[i], contrib[i], strict=True)] for i in range(len(frame))
             ]
         return out
 
@@ -133,7 +133,8 @@ class ScoringModel:
         if top_k > 0:
             top, contrib = self.reasons_matrix(row[None, :], top_k)
             reasons = tuple(
-                ReasonItem(self.spec.columns[j].name, float(c), self._record_value(record, int(j))) for j, c in zip(top[0], contrib[0])
+                ReasonItem(self.spec.columns[j].name, float(c), self._record_value(record, int(j)))
+                for j, c in zip(top[0], contrib[0], strict=True)
             )
         return Score(probability=p, score=s, tier=self.scale.tier_of(s), reasons=reasons)
 

@@ -141,7 +141,8 @@ class ModelRegistry:
         """The folder of an entry; ``None`` or ``latest`` is the newest version of the kind."""
         versions = self.versions(kind)
         if not versions:
-            raise ModelNotFound(f"no {kind!r} model in the registry at {self.root}; train one with `ame train {'clv' if kind == 'clv' else 'scoring --kind ' + kind}`")
+            command = "clv" if kind == "clv" else f"scoring --kind {kind}"
+            raise ModelNotFound(f"no {kind!r} model in the registry at {self.root}; train one with `ame train {command}`")
         if version in (None, "latest"):
             return self.root / kind / versions[-1]
         matches = [v for v in versions if v == version or v.startswith(version)]
@@ -161,7 +162,8 @@ class ModelRegistry:
             for version in self.versions(kind):
                 meta = json.loads((self.root / kind / version / "metadata.json").read_text())
                 out.append(
-                    EntrySummary(kind, version, self.root / kind / version, meta.get("created_at", "?"), meta.get("data", {}).get("rows"), meta.get("headline", ""))
+                    EntrySummary(kind, version, self.root / kind / version, meta.get("created_at", "?"), meta.get("data", {}).get("rows"),
+                                 meta.get("headline", ""))
                 )
         return out
 

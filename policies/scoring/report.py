@@ -88,7 +88,8 @@ def render_report(metrics: dict[str, Any], console: Console, warnings: list[str]
     console.print(importance_table(metrics))
     tiers = metrics.get("tiers", {})
     rates = metrics.get("tier_rates", {})
-    console.print("tiers on the test split: " + ", ".join(f"{t} {tiers.get(t, 0):,} (rate {_f(rates.get(t), 4)})" for t in ("High", "Medium", "Low")))
+    said = ", ".join(f"{t} {tiers.get(t, 0):,} (rate {_f(rates.get(t), 4)})" for t in ("High", "Medium", "Low"))
+    console.print(f"tiers on the test split: {said}")
     for message in warnings or []:
         console.print(f"[yellow]leakage warning:[/yellow] {message}")
 

@@ -179,6 +179,46 @@ def leakage_warnings(frame: pd.DataFrame, spec_columns: Sequence[ColumnSpec], y:
     return out
 
 
+def _rows_with_target(frame: pd.DataFrame, target: str, named: list[str]) -> pd.DataFrame:
+    """The rows whose target is known, after checking that the table has rows and every named column."""
+    if frame.empty:
+        raise DataError("the table has no rows; check the file or the --table name")
+    missing = [c for c in named if c not in frame.columns]
+    if missing:
+        raise DataError(f"column(s) {missing} not in the table; its columns are {list(frame.columns)}")
+    kept_rows = frame[target].notna()
+    if not kept_rows.all():
+        log.warning("dropping %d rows whose target %r is missing", int((~kept_rows).sum()), target)
+        frame = frame[kept_rows]
+    return frame
+
+
+def column_spec(name: str, values: pd.Series, max_categories: int = 50) -> ColumnSpec | str:
+    """How one input column enters the model: numeric, or categorical with its kept categories; or, as a
+    string, the reason it is dropped (empty, a date, constant, an identifier)."""
+    if values.isna().all():
+        return "all values missing"
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return "a date column other than --time; derive a number (days since) from it first"
+    numbers = coerce_numeric(values)
+    share = numbers.notna().sum() / max(values.notna().sum(), 1)
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or share >= NUMERIC_PARSE_SHARE:
+        if numbers.nunique(dropna=True) <= 1:
+            return "constant"
+        if share < 1.0:
+            unread = int(values.notna().sum() - numbers.notna().sum())
+            log.warning("column %r: %d values are not numbers and are read as missing", name, unread)
+        return ColumnSpec(name=name, kind="numeric")
+    counts = category_text(values).value_counts(dropna=True)
+    if len(counts) <= 1:
+        return "constant"
+    if len(counts) > max(max_categories, 0.5 * len(values)) or (len(counts) == values.notna().sum() and len(values) > 20):
+        return f"looks like an identifier ({len(counts)} distinct texts); pass it as --id if it is one"
+    if len(counts) > max_categories:
+        log.warning("column %r: keeping the %d most frequent of %d categories", name, max_categories, len(counts))
+    return ColumnSpec(name=name, kind="categorical", categories=tuple(counts.index[:max_categories].astype(str)))
+
+
 def infer_spec(
     frame: pd.DataFrame,
     target: str,
@@ -199,55 +239,23 @@ def infer_spec(
     :param positive: the target value that counts as 1 when it is not obvious.
     :param max_categories: the most frequent categories kept per column; rarer ones read as unseen.
     """
-    if frame.empty:
-        raise DataError("the table has no rows; check the file or the --table name")
     drop = list(drop)
     named = [c for c in [target, id_column, time_column, *drop] if c is not None]
-    missing = [c for c in named if c not in frame.columns]
-    if missing:
-        raise DataError(f"column(s) {missing} not in the table; its columns are {list(frame.columns)}")
-    kept_rows = frame[target].notna()
-    if not kept_rows.all():
-        log.warning("dropping %d rows whose target %r is missing", int((~kept_rows).sum()), target)
-        frame = frame[kept_rows]
+    frame = _rows_with_target(frame, target, named)
     y, positive_label = coerce_target(frame[target], target, positive)
     if y.sum() < 2 or (len(y) - y.sum()) < 2:
         raise DataError(f"target {target!r} needs at least two rows of each class, found {int(y.sum())} positive of {len(y)}")
 
-    dropped: dict[str, str] = {c: "listed in --drop" for c in drop}
+    dropped: dict[str, str] = dict.fromkeys(drop, "listed in --drop")
     columns: list[ColumnSpec] = []
-    n = len(frame)
     for name in frame.columns:
         if name in named:
             continue
-        values = frame[name]
-        if values.isna().all():
-            dropped[name] = "all values missing"
-            continue
-        if pd.api.types.is_datetime64_any_dtype(values):
-            dropped[name] = "a date column other than --time; derive a number (days since) from it first"
-            continue
-        numbers = coerce_numeric(values)
-        share = numbers.notna().sum() / max(values.notna().sum(), 1)
-        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values) or share >= NUMERIC_PARSE_SHARE:
-            if numbers.nunique(dropna=True) <= 1:
-                dropped[name] = "constant"
-                continue
-            if share < 1.0:
-                log.warning("column %r: %d values are not numbers and are read as missing", name, int(values.notna().sum() - numbers.notna().sum()))
-            columns.append(ColumnSpec(name=str(name), kind="numeric"))
-            continue
-        text = category_text(values)
-        counts = text.value_counts(dropna=True)
-        if len(counts) <= 1:
-            dropped[name] = "constant"
-            continue
-        if len(counts) > max(max_categories, 0.5 * n) or (len(counts) == values.notna().sum() and n > 20):
-            dropped[name] = f"looks like an identifier ({len(counts)} distinct texts); pass it as --id if it is one"
-            continue
-        if len(counts) > max_categories:
-            log.warning("column %r: keeping the %d most frequent of %d categories", name, max_categories, len(counts))
-        columns.append(ColumnSpec(name=str(name), kind="categorical", categories=tuple(counts.index[:max_categories].astype(str))))
+        decided = column_spec(str(name), frame[name], max_categories)
+        if isinstance(decided, ColumnSpec):
+            columns.append(decided)
+        else:
+            dropped[name] = decided
     if not columns:
         raise DataError(f"no usable feature columns remain after dropping {dropped}; the table needs at least one feature")
     warnings = leakage_warnings(frame, columns, y)

@@ -85,13 +85,14 @@ class Split:
 def split_rows(y: np.ndarray, times: pd.Series | None, args: TrainArgs, rng: np.random.Generator) -> Split:
     """By time when a time column is given (oldest rows train, newest test), stratified on the target otherwise."""
     n = len(y)
-    n_test, n_cal = int(round(n * args.test_share)), int(round(n * args.calibration_share))
+    n_test, n_cal = round(n * args.test_share), round(n * args.calibration_share)
     if times is not None:
         parsed = pd.to_datetime(times, errors="coerce", utc=True)
         if parsed.isna().mean() > 0.01:
             numbers = pd.to_numeric(times, errors="coerce")
             if numbers.isna().mean() > 0.01:
-                raise DataError(f"time column {times.name!r} is neither dates nor numbers for {int(parsed.isna().sum())} rows; fix it or omit --time")
+                unreadable = int(parsed.isna().sum())
+                raise DataError(f"time column {times.name!r} is neither dates nor numbers for {unreadable} rows; fix it or omit --time")
             order = np.argsort(numbers.to_numpy(), kind="stable")
         else:
             order = np.argsort(parsed.to_numpy(dtype="datetime64[ns]"), kind="stable")
@@ -100,7 +101,7 @@ def split_rows(y: np.ndarray, times: pd.Series | None, args: TrainArgs, rng: np.
     parts: list[list[np.ndarray]] = [[], [], []]
     for cls in (0, 1):
         idx = rng.permutation(np.nonzero(y == cls)[0])
-        k_test, k_cal = int(round(len(idx) * args.test_share)), int(round(len(idx) * args.calibration_share))
+        k_test, k_cal = round(len(idx) * args.test_share), round(len(idx) * args.calibration_share)
         parts[2].append(idx[:k_test])
         parts[1].append(idx[k_test : k_test + k_cal])
         parts[0].append(idx[k_test + k_cal :])
@@ -211,7 +212,7 @@ def train_scoring(frame: pd.DataFrame, args: TrainArgs) -> TrainResult:
     reference = reference_profile(spec, frame.iloc[split.test], s_test, top_features)
     metadata = {
         "headline": f"AUC {metrics['test']['roc_auc']:.3f}, top-decile lift {metrics['test']['lift_top_decile']:.2f}",
-        "data": {"source": args.source, "rows": int(len(frame)), "columns": [str(c) for c in frame.columns]},
+        "data": {"source": args.source, "rows": len(frame), "columns": [str(c) for c in frame.columns]},
         "target": {"column": spec.target, "positive_label": spec.positive_label, "positive_rate": float(y.mean())},
         "split": {"method": split.method, "train": len(split.train), "calibration": len(split.calibration), "test": len(split.test)},
         "features": {"inputs": spec.input_names, "matrix_width": len(spec.feature_names), "dropped": spec.dropped},

@@ -57,24 +57,27 @@ class HubSpot:
             return outcome
         response = self.transport.request("POST", self.url, json_body={"inputs": inputs}, headers=self.headers)
         raise_for_status(response, "HubSpot batch upsert")
-        if response.status != 207:
-            return outcome
-        payload = response.json() or {}
-        by_id = {str(r.fields[idp]).lower(): r for r in sent}
-        unattributed: list[str] = []
-        for error in payload.get("errors", []):
-            message = f"{error.get('category', 'ERROR')}: {error.get('message', '')}"
-            hits = _context_ids(error.get("context")) & by_id.keys()
-            for ident in hits:
-                outcome.failed[by_id[ident].key] = message
-            if not hits:
-                unattributed.append(message)
-        if unattributed:  # rows with no result and no attributable error: count them as failed, they are resent
-            written = {str((res.get("properties") or {}).get(idp, "")).lower() for res in payload.get("results", [])}
-            for ident, r in by_id.items():
-                if ident not in written and r.key not in outcome.failed:
-                    outcome.failed[r.key] = unattributed[0]
+        if response.status == 207:
+            _attribute_errors(response.json() or {}, {str(r.fields[idp]).lower(): r for r in sent}, idp, outcome)
         return outcome
 
     def close(self, ok: bool) -> None:
         return None
+
+
+def _attribute_errors(payload: dict[str, Any], by_id: dict[str, Record], idp: str, outcome: BatchOutcome) -> None:
+    """A 207 multi-status answer: each error fails the rows its context names; rows with neither a result nor an
+    attributable error are counted as failed (they are resent)."""
+    unattributed: list[str] = []
+    for error in payload.get("errors", []):
+        message = f"{error.get('category', 'ERROR')}: {error.get('message', '')}"
+        hits = _context_ids(error.get("context")) & by_id.keys()
+        for ident in hits:
+            outcome.failed[by_id[ident].key] = message
+        if not hits:
+            unattributed.append(message)
+    if unattributed:
+        written = {str((res.get("properties") or {}).get(idp, "")).lower() for res in payload.get("results", [])}
+        for ident, r in by_id.items():
+            if ident not in written and r.key not in outcome.failed:
+                outcome.failed[r.key] = unattributed[0]

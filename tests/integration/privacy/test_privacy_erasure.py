@@ -62,7 +62,8 @@ def _aggregates(wh_url: str, log_url: str) -> dict:
     try:
         raw = con.execute("select count(*), sum(amount) from ame.raw_events where event_type not in"
                           " ('customer_erased', 'data_accessed')").fetchone()
-        marts = con.execute("select count(*), round(sum(total_revenue), 6), sum(total_purchases) from ame.marts_marketing_customer_360").fetchone()
+        marts = con.execute("select count(*), round(sum(total_revenue), 6), sum(total_purchases)"
+                            " from ame.marts_marketing_customer_360").fetchone()
     finally:
         con.close()
     log = open_log(log_url)

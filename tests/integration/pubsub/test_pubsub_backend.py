@@ -241,7 +241,7 @@ def test_ordered_subscription_stops_redelivering_poison_after_five_attempts(
 def test_publish_to_a_missing_topic_raises_log_unavailable(pubsub_url: str, tmp_path: Path) -> None:
     log = PubSubEventLog(pubsub_url, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publish_timeout_s=20)
     try:
-        with pytest.raises(LogUnavailable, match="did not take the batch.*ensure_consumer_resources"):
+        with pytest.raises(LogUnavailable, match=r"did not take the batch.*ensure_consumer_resources"):
             log.append(synthetic_events(5, 2, seed=17))
     finally:
         log.close()

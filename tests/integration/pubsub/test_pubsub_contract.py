@@ -95,7 +95,7 @@ def test_append_publishes_every_event_once_per_call(log: EventLog, topic: tuple[
 @pytest.mark.emulator
 def test_positions_do_not_exist_and_the_error_says_where_to_read(log: EventLog) -> None:
     for call in (lambda: log.read(0), lambda: log.replay(0), log.head):
-        with pytest.raises(PositionsUnsupported, match="subscription.*warehouse raw table"):
+        with pytest.raises(PositionsUnsupported, match=r"subscription.*warehouse raw table"):
             call()
 
 

@@ -24,7 +24,8 @@ def invoke(app, args: list[str]):
 def test_hillstrom_lead_score_end_to_end(datasets: Path, tmp_path: Path, log_url: str) -> None:
     csv = datasets / "hillstrom" / "hillstrom.csv"
     registry = tmp_path / "models"
-    result = invoke(train_app, ["scoring", "--csv", str(csv), "--target", "conversion", "--drop", "visit,spend", "--registry", str(registry)])
+    result = invoke(train_app, ["scoring", "--csv", str(csv), "--target", "conversion", "--drop", "visit,spend", "--registry",
+                                str(registry)])
     assert result.exit_code == 0, result.output
     assert "ROC-AUC" in result.output and "Lift by decile" in result.output and "leakage warning" not in result.output
     entry = next((registry / "lead").iterdir())

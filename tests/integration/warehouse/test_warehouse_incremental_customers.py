@@ -84,16 +84,17 @@ def _view(event_id: str, customer: str, at: str, anonymous_id: str) -> dict:
 
 def test_a_new_day_merges_two_old_components_and_a_later_one_splits_them(paths, tmp_path):
     background = day_events("2026-03-01", 100, "bg", customers=10)
-    day1 = background + [
+    day1 = [
+        *background,
         _view("v1", "anon-1", "2026-03-01T08:00:00Z", "web-ann"), _lead("l1", "lead-1", "2026-03-01T09:00:00Z", "ann@example.com", "web-ann"),
         _view("v2", "anon-2", "2026-03-01T10:00:00Z", "web-bob"), _lead("l2", "lead-2", "2026-03-01T11:00:00Z", "bob@example.com", "web-bob"),
     ]
     # lead-2 gives ann's email: the two components of day 1 are one customer, canonical the earlier lead
-    day2 = day_events("2026-03-02", 50, "bg2", customers=10) + [
-        _lead("l2b", "lead-2", "2026-03-02T09:00:00Z", "ANN@example.com", "web-bob")]
+    day2 = [*day_events("2026-03-02", 50, "bg2", customers=10),
+            _lead("l2b", "lead-2", "2026-03-02T09:00:00Z", "ANN@example.com", "web-bob")]
     # lead-2 corrects the email back: its latest email no longer links it, the customer splits again
-    day3 = day_events("2026-03-03", 50, "bg3", customers=10) + [
-        _lead("l2c", "lead-2", "2026-03-03T09:00:00Z", "bob@example.com", "web-bob")]
+    day3 = [*day_events("2026-03-03", 50, "bg3", customers=10),
+            _lead("l2c", "lead-2", "2026-03-03T09:00:00Z", "bob@example.com", "web-bob")]
     daily = _build_day_by_day(paths, [day1, day2])
     mapping = dict(daily.context.engine_adapter.fetchall(
         "SELECT customer_id, canonical_customer_id FROM ame.staging_customers_identity"

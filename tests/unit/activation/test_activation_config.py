@@ -74,7 +74,7 @@ def test_secrets_are_env_names_not_values() -> None:
 
 
 def test_missing_file_and_bad_yaml_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(SyncConfigError, match="syncs.example.yaml"):
+    with pytest.raises(SyncConfigError, match=r"syncs\.example\.yaml"):
         load_syncs(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("syncs: [\n", encoding="utf-8")

@@ -40,7 +40,7 @@ def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
     rng = random.Random(1)
     for attempt, cap in [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (8, 4.0)]:
         delays = [backoff_delay(attempt, policy, rng) for _ in range(200)]
-        assert 0 <= min(delays) and max(delays) <= cap and max(delays) > cap * 0.8
+        assert min(delays) >= 0 and max(delays) <= cap and max(delays) > cap * 0.8
 
 
 def test_retry_after_in_seconds_or_http_date() -> None:

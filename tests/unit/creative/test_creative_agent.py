@@ -55,7 +55,8 @@ def test_agent_learns_posteriors_promotes_and_replays_idempotently(tmp_path: Pat
     assert served[-200:].count(best) == 200  # after promotion only the winner is served
     # a fresh shard (state lost) replays the whole log: the same absolute counts, no duplicates
     before = store.counts([a.variant_id for a in arms])
-    replay = AgentShard(CreativeAgent(CreativeConfig(store_url=store_url)), ShardConfig(log_url=log_url, state_dir=tmp_path / "replay"), start=False)
+    replay = AgentShard(CreativeAgent(CreativeConfig(store_url=store_url)), ShardConfig(log_url=log_url, state_dir=tmp_path / "replay"),
+                        start=False)
     while replay.step():
         pass
     assert store.counts([a.variant_id for a in arms]) == before
@@ -68,11 +69,14 @@ def test_agent_counts_ad_clicks_and_conversions_and_ignores_other_decisions(tmp_
     log = open_log(log_url)
     log.append([
         exposure_event(variant, 0.5, "c-1", T0, "r-1"),
-        AdClick(event_id=new_event_id(), customer_id="c-1", occurred_at=T0, source="ads", properties={"campaign_id": "cmp-1", "creative_id": variant.variant_id}),
-        Purchase(event_id=new_event_id(), customer_id="c-1", occurred_at=T0, source="web", properties={"order_id": "o-1", "amount": 10.0, "context": {"creative_id": variant.variant_id}}),
+        AdClick(event_id=new_event_id(), customer_id="c-1", occurred_at=T0, source="ads",
+                properties={"campaign_id": "cmp-1", "creative_id": variant.variant_id}),
+        Purchase(event_id=new_event_id(), customer_id="c-1", occurred_at=T0, source="web",
+                 properties={"order_id": "o-1", "amount": 10.0, "context": {"creative_id": variant.variant_id}}),
         _click("cv-unknown", "c-2", T0),
     ])
-    shard = AgentShard(CreativeAgent(CreativeConfig(store_url=store_url)), ShardConfig(log_url=log_url, state_dir=tmp_path / "s"), start=False)
+    shard = AgentShard(CreativeAgent(CreativeConfig(store_url=store_url)), ShardConfig(log_url=log_url, state_dir=tmp_path / "s"),
+                       start=False)
     while shard.step():
         pass
     c = store.counts([variant.variant_id])[variant.variant_id]

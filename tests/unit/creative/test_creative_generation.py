@@ -35,7 +35,8 @@ def test_template_generator_is_deterministic_distinct_and_passes(kind: str) -> N
 
 def test_guardrails_fail_with_every_reason() -> None:
     g = Guardrails()
-    bad = make_variant("email_subject", "vip", "GUARANTEED miracle deal, mail jane.doe@example.com or call +1 415 555 0199 now!!", generator="gemini")
+    bad = make_variant("email_subject", "vip", "GUARANTEED miracle deal, mail jane.doe@example.com or call +1 415 555 0199 now!!",
+                       generator="gemini")
     verdict = g.check([bad])[0]
     text = " | ".join(verdict.reasons)
     assert not verdict.passed
@@ -131,7 +132,8 @@ def vertex_stub() -> Iterator[tuple[str, type[_Stub]]]:
 def _gemini(url: str) -> GeminiGenerator:
     from google.oauth2.credentials import Credentials
 
-    config = GeminiConfig(project="demo-project", location="europe-west4", model="gemini-test-model", base_url=url, timeout_ms=5000, attempts=1)
+    config = GeminiConfig(project="demo-project", location="europe-west4", model="gemini-test-model", base_url=url, timeout_ms=5000,
+                          attempts=1)
     return GeminiGenerator(config, credentials=Credentials(token="stub-token"))
 
 

@@ -28,7 +28,8 @@ def bank_marketing_csv(path: Path, rows: int = 2_000, seed: int = 0) -> Path:
         "education": rng.choice(["basic.4y", "high.school", "university.degree", "unknown"], rows),
         "default": rng.choice(["no", "unknown"], rows), "housing": rng.choice(["yes", "no"], rows),
         "loan": rng.choice(["yes", "no"], rows), "contact": rng.choice(["cellular", "telephone"], rows),
-        "month": rng.choice(["may", "jun", "jul", "aug", "nov"], rows), "day_of_week": rng.choice(["mon", "tue", "wed", "thu", "fri"], rows),
+        "month": rng.choice(["may", "jun", "jul", "aug", "nov"], rows), "day_of_week": rng.choice(["mon", "tue", "wed", "thu", "fri"],
+            rows),
         "poutcome": rng.choice(["nonexistent", "failure", "success"], rows),
     }
     age, duration = rng.integers(18, 90, rows), rng.integers(0, 3_000, rows)

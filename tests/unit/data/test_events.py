@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -40,7 +40,7 @@ def envelope(event_type: str, properties: dict, **overrides: object) -> dict:
 
 
 def test_every_required_type_has_a_model() -> None:
-    assert REQUIRED_TYPES <= set(EVENT_TYPES)
+    assert set(EVENT_TYPES) >= REQUIRED_TYPES
 
 
 @pytest.mark.parametrize("event_type", sorted(set(MIX) | set(EXAMPLES)))
@@ -123,7 +123,7 @@ def test_events_are_frozen() -> None:
 
 
 def test_ids_are_time_ordered_and_derived_ids_deterministic() -> None:
-    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=timezone.utc)
+    early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
     assert new_event_id(early) < new_event_id(late)
     assert uuid.UUID(new_event_id()).version == 7
     a = derive_event_id("evt-9", "journey", at=early)

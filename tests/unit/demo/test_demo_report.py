@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 from datetime import date, timedelta
 from typing import Any
 
@@ -37,7 +38,7 @@ def test_campaign_date_labels_do_not_overlap(days: int) -> None:
     boxes = sorted(_label_boxes(fig), key=lambda b: b.x0)
     plt.close(fig)
     assert len(boxes) >= 2
-    for left, right in zip(boxes, boxes[1:], strict=False):
+    for left, right in itertools.pairwise(boxes):
         assert left.x1 <= right.x0, f"{days} days: tick labels overlap"
 
 

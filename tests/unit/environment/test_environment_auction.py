@@ -59,7 +59,7 @@ def test_budget_is_never_exceeded_per_campaign() -> None:
     bids = np.full(6, 1.0)
     competing = np.full(6, 0.5)
     env = np.array([0, 0, 0, 1, 1, 1])
-    won, cost = resolve_auctions(bids, competing, env, np.array([1.2, 10.0]), reserve=0.0, first_price=False)
+    won, _cost = resolve_auctions(bids, competing, env, np.array([1.2, 10.0]), reserve=0.0, first_price=False)
     assert won.tolist() == [True, True, False, True, True, True]
     venv = AuctionVectorEnv(3, **SMALL)
     venv.reset(seed=1)
@@ -104,7 +104,7 @@ def test_market_is_not_stationary() -> None:
 
 @pytest.mark.parametrize("auction_type", ["second_price", "first_price"])
 def test_hindsight_bound_beats_every_bidding_baseline(auction_type: str) -> None:
-    for policy in bidding_baselines() + [ConstantMultiplier(0.4), ConstantMultiplier(2.0)]:
+    for policy in [*bidding_baselines(), ConstantMultiplier(0.4), ConstantMultiplier(2.0)]:
         score = evaluate_bidding(policy, n_campaigns=2, seed=0, auction_type=auction_type, **SMALL)
         assert (score.per_campaign_value <= score.per_campaign_hindsight + 1e-6).all(), policy.name
         assert score.expected_value > 0
@@ -123,5 +123,5 @@ def test_auction_vector_env_with_sb3_adapter() -> None:
     obs = venv.reset()
     assert obs.shape == (2, 10)
     for _ in range(96):
-        obs, rewards, dones, infos = venv.step(np.full((2, 1), 0.5, dtype=np.float32))
+        obs, _rewards, dones, infos = venv.step(np.full((2, 1), 0.5, dtype=np.float32))
     assert dones.all() and "terminal_observation" in infos[0]

@@ -20,7 +20,7 @@ def oracle_scores():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_oracle_scores_at_least_every_tuned_baseline(oracle_scores, seed) -> None:
     oracle = oracle_scores[seed]
-    for policy in journey_baselines() + [EmailEveryK(k=2), EmailEveryK(k=7)]:
+    for policy in [*journey_baselines(), EmailEveryK(k=2), EmailEveryK(k=7)]:
         score = evaluate_journey(policy, n_customers=N, seed=seed)
         assert oracle.mean >= score.mean, f"{score.policy} {score.mean:.3f} beats the oracle {oracle.mean:.3f}"
 

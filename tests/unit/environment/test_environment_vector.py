@@ -16,7 +16,7 @@ def test_vector_api_shapes_and_same_step_autoreset() -> None:
     obs, info = env.reset(seed=0)
     assert obs.shape == (7, 24) and env.observation_space.contains(obs)
     assert info["action_mask"].shape == (7, 6)
-    for day in range(60):
+    for _day in range(60):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         assert reward.shape == (7,) and not terminated.any()
     assert truncated.all() and info["_final_obs"].all()
@@ -43,7 +43,7 @@ def _episode_stats_single(policy, episodes: int) -> np.ndarray:
     rows = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=10_000 + ep)
-        total, clicks, visits, buys = 0.0, 0, 0, 0
+        total, clicks, buys = 0.0, 0, 0
         while True:
             action, _ = policy.predict(obs)
             obs, r, _, truncated, info = env.step(int(action))
@@ -83,7 +83,7 @@ def test_sb3_adapter_contract() -> None:
     venv.seed(3)
     obs = venv.reset()
     assert obs.shape == (16, 24)
-    for day in range(60):
+    for _day in range(60):
         obs, rewards, dones, infos = venv.step(np.zeros(16, dtype=np.int64))
         assert len(infos) == 16 and rewards.dtype == np.float32
     assert dones.all()

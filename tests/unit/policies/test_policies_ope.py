@@ -26,11 +26,11 @@ def _bandit(n: int = 20_000, seed: int = 0):
 def test_estimators_recover_true_value() -> None:
     """Over 20 seeded logs: IPS, SNIPS and DR unbiased (a biased reward model), DM off by the model's bias,
     and the 95% bootstrap intervals cover the truth most of the time."""
-    errors, covered = {k: [] for k in ope.ESTIMATORS}, {k: 0 for k in ope.ESTIMATORS}
+    errors, covered = {k: [] for k in ope.ESTIMATORS}, dict.fromkeys(ope.ESTIMATORS, 0)
     for seed in range(20):
         x, a, r, p, t, probs, means, truth = _bandit(n=10_000, seed=seed)
         noisy = means + 0.3
-        ql, qt = ope.reward_model_terms(lambda c, act: noisy[np.arange(len(c)), act], x, a, probs)
+        ql, qt = ope.reward_model_terms(lambda c, act, noisy=noisy: noisy[np.arange(len(c)), act], x, a, probs)
         res = ope.evaluate(r, p, t, ql, qt, n_boot=200, seed=seed)
         for k, est in res.items():
             errors[k].append(est.value - truth)

@@ -34,7 +34,7 @@ def maskable(journey_env):
 
 
 def _register(reg: PolicyRegistry, model, name: str = "journey-ppo", **kw):
-    fields = dict(task="journey", masked=True, seed=0, timesteps=256, env_config_hash="abc", metrics={"profit": 1.5})
+    fields = {"task": "journey", "masked": True, "seed": 0, "timesteps": 256, "env_config_hash": "abc", "metrics": {"profit": 1.5}}
     return reg.register(name, model, **(fields | kw))
 
 

@@ -45,7 +45,8 @@ def test_cli_policies_evaluate_and_ope(tmp_path: Path) -> None:
     from policies.train_journey import JourneyArgs, main
 
     reg = str(tmp_path / "reg")
-    main(JourneyArgs(timesteps=256, num_envs=16, batch_size=240, eval_customers=50, registry=reg, run_dir=str(tmp_path / "run"), progress=False))
+    main(JourneyArgs(timesteps=256, num_envs=16, batch_size=240, eval_customers=50, registry=reg, run_dir=str(tmp_path / "run"),
+                     progress=False))
     runner = CliRunner()
     result = runner.invoke(app, ["policies", "list", "--registry", reg])
     assert result.exit_code == 0 and "journey-ppo" in result.output
@@ -69,7 +70,8 @@ def test_cli_policies_evaluate_and_ope(tmp_path: Path) -> None:
 def test_evaluate_bidding_suite_small() -> None:
     from policies.evaluate import bidding_suite
 
-    res = bidding_suite(["dual_pacing", "linear_previous_day"], seeds=2, budgets=(0.125,), opportunities_per_day=2_000, days=2, n_campaigns=2)
+    res = bidding_suite(["dual_pacing", "linear_previous_day"], seeds=2, budgets=(0.125,), opportunities_per_day=2_000, days=2,
+                        n_campaigns=2)
     for ms in res.values():
         assert len(ms) == 2
         for m in ms:

@@ -257,7 +257,7 @@ def test_erasure_on_pubsub_shreds_the_key_and_sweeps_the_copies(
 
 
 def test_erasure_refuses_other_logs_clearly(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedForErasure, match="sqlite:///path.*pubsub://project/topic"):
+    with pytest.raises(UnsupportedForErasure, match=r"sqlite:///path.*pubsub://project/topic"):
         erase_customer("c1", "kafka://broker/topic")
 
 

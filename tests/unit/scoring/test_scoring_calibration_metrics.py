@@ -42,7 +42,7 @@ def test_score_scale_is_a_percentile_with_tiers() -> None:
     p = np.random.default_rng(2).beta(1, 20, 5_000)
     scale = fit_score_scale(p, high=80, medium=50)
     s = scale.score(p)
-    assert 0 <= s.min() and s.max() <= 100
+    assert s.min() >= 0 and s.max() <= 100
     assert abs(np.mean(s >= 80) - 0.2) < 0.01 and abs(np.mean(s >= 50) - 0.5) < 0.01
     assert np.all(np.diff(scale.score(np.sort(p))) >= 0)
     tiers = scale.tier(s)

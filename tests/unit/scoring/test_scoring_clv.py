@@ -89,7 +89,7 @@ def test_gamma_gamma_recovers_simulated_parameters() -> None:
     n = 3_000
     x = rng.integers(1, 8, n).astype(float)
     nu = rng.gamma(truth.q, 1 / truth.gamma, n)
-    zbar = np.array([rng.gamma(truth.p, 1 / v, int(k)).mean() for v, k in zip(nu, x)])
+    zbar = np.array([rng.gamma(truth.p, 1 / v, int(k)).mean() for v, k in zip(nu, x, strict=True)])
     fitted = fit_gamma_gamma(x, zbar)
     assert fitted.population_mean == pytest.approx(truth.population_mean, rel=0.1)
     assert fitted.p == pytest.approx(truth.p, rel=0.15)

@@ -43,7 +43,8 @@ def oracle_margin(frame: pd.DataFrame) -> np.ndarray:
 def trained(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("registry")
     frame = lead_table()
-    result = main(frame, TrainArgs(target="won", id_column="lead_id", time_column="created", n_estimators=150, n_threads=1, source="synthetic"), ModelRegistry(root))
+    result = main(frame, TrainArgs(target="won", id_column="lead_id", time_column="created", n_estimators=150, n_threads=1,
+                                   source="synthetic"), ModelRegistry(root))
     return frame, result, ModelRegistry(root)
 
 
@@ -102,7 +103,7 @@ def test_contributions_sum_to_the_margin_and_reasons_name_input_columns(trained)
     contrib = contributions(model.booster, x)
     margin = model.booster.predict(xgb.DMatrix(x, missing=np.nan), output_margin=True)
     np.testing.assert_allclose(contrib.sum(axis=1), margin, rtol=1e-4, atol=1e-4)
-    top, values = model.reasons_matrix(x, 3)
+    _top, values = model.reasons_matrix(x, 3)
     assert np.all(np.abs(values[:, 0]) >= np.abs(values[:, 1]))
     reasons = model.score_frame(frame.head(5), top_k=3)["reasons"]
     assert all(r.feature in {"visits", "days_since_seen", "channel", "noise"} for rs in reasons for r in rs)
