@@ -10,7 +10,6 @@ values, base64 of their little-endian bytes; ``features_hash`` is the hash of th
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,11 +27,12 @@ from environment.guardrails import (
     suppression_reason,
 )
 from environment.observation import (
-    N_OBS,
     ObservationSpec,
     attribute_defaults,
     consent_bits,
     day_of,
+    decode_observation,  # noqa: F401 - re-exported: the logged form of an observation
+    encode_observation,
     observe_records,
     withdrawn,
 )
@@ -83,19 +83,6 @@ class JourneyDecision:
         if self.suppressed:
             out["suppressed"] = self.suppressed
         return out
-
-
-def encode_observation(obs: np.ndarray) -> str:
-    """The observation as logged: base64 of its float32 little-endian bytes (exact, 128 characters)."""
-    return base64.b64encode(np.asarray(obs, dtype="<f4").tobytes()).decode("ascii")
-
-
-def decode_observation(text: str) -> np.ndarray:
-    """The inverse of :func:`encode_observation`."""
-    obs = np.frombuffer(base64.b64decode(text), dtype="<f4")
-    if obs.shape != (N_OBS,):
-        raise ValueError(f"a logged journey observation has {N_OBS} values, this one {obs.shape[0]}")
-    return obs.astype(np.float32)
 
 
 def last_contact_day(record: Record) -> int | None:

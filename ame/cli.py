@@ -13,6 +13,8 @@ from data.cli import events_app, log_app, profile_app
 from data.demo import demo_command as log_demo_command
 from data.privacy.cli import privacy_app
 from ame.demo import demo_command
+from ame.parity import parity_command
+from ame.parity_bid import parity_bid_command
 from environment.cli import sim_app
 from data.warehouse.cli import warehouse_app
 from policies.cli import models_app, train_app
@@ -42,6 +44,8 @@ app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(agents_app, name="agents")
+sim_app.command("parity")(parity_command)
+sim_app.command("parity-bid")(parity_bid_command)
 app.add_typer(sim_app, name="sim")
 app.add_typer(policies_app, name="policies")
 app.add_typer(evaluate_app, name="evaluate")

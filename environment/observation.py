@@ -38,7 +38,7 @@ a newbie, the web channel, a suburban zip.
 
 from __future__ import annotations
 
-import math
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -332,7 +332,14 @@ def observe_records(records: Sequence[Mapping[str, Any]], today: int | Sequence[
     return observe(facts_of_records(records, defaults), np.asarray(today, dtype=np.int64), spec)
 
 
-def days_since_last(record: Mapping[str, Any], kind: int, today: int) -> float:
-    """Whole days since ``kind`` last happened (inf if never), for guardrails and reports."""
-    last = record["last"][kind]
-    return math.inf if last is None else float(today - last)
+def encode_observation(obs: np.ndarray) -> str:
+    """An observation as the decision log keeps it: base64 of its float32 little-endian bytes (exact, 128 characters)."""
+    return base64.b64encode(np.asarray(obs, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_observation(text: str) -> np.ndarray:
+    """The inverse of :func:`encode_observation`."""
+    obs = np.frombuffer(base64.b64decode(text), dtype="<f4")
+    if obs.shape != (N_OBS,):
+        raise ValueError(f"a logged journey observation has {N_OBS} values, this one {obs.shape[0]}")
+    return obs.astype(np.float32)

@@ -285,13 +285,16 @@ def stream_market(
     log: Any, customers: int, days: int, policy: str | Predictor = "offer_every_k", seed: int = 0,
     config: MarketConfig | None = None, start: datetime | None = None, batch_size: int = 5_000,
     on_day: Callable[[int, int], None] | None = None, ticks: bool = False, on_decisions: DecisionHook | None = None,
-    policy_version: str = "builtin",
+    policy_version: str = "builtin", before_day: Callable[[int], None] | None = None,
+    on_outcome: Callable[[int, StepOutcome], None] | None = None,
 ) -> StreamReport:
     """Simulate ``customers`` for ``days`` days under ``policy`` and append their events to ``log`` (an
     :class:`~data.log.base.EventLog`) in batches; ``on_day(day, events_so_far)`` reports progress.
 
     :param ticks: append the engine's daily tick before each day's events (for agents that run on this log).
     :param on_decisions: see :data:`DecisionHook` (the parity check reads the simulator's observations there).
+    :param before_day: called with each day before its tick, everything before it appended (agents catch up there).
+    :param on_outcome: called with each day's outcome (what every customer did, and the reward it paid).
     :param policy_version: the version logged with the simulator's decisions (a registry version, or builtin).
     """
     if customers < 1 or days < 1:
@@ -313,10 +316,15 @@ def stream_market(
     out.add(arrival_events(run, start, ids, profiles, state.consent))
     total_reward = 0.0
     for day in range(days):
+        out.flush()
+        if before_day is not None:
+            before_day(day)
         if ticks:
             out.add([tick_event((start + timedelta(days=day)).date())])
         state, outcome, choice = _decide_and_step(state, tab, predictor, start, day, ids, rng, on_decisions)
         total_reward += float(outcome.reward.sum())
+        if on_outcome is not None:
+            on_outcome(day, outcome)
         out.add(day_events(run, day, start, ids, outcome, choice, label, time_rng, journey.discount_pct, journey.cost[AD]))
         out.flush()
         if on_day is not None:

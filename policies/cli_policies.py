@@ -254,33 +254,50 @@ def evaluate_bidding_cmd(
 
 
 def ope_command(
-    policy: str = typer.Option(..., "--policy", help="Registered policy name (or name@version) to evaluate."),
+    policy: str = typer.Option(..., "--policy", help="The target: NAME[:VERSION] of a registered policy, or a built-in "
+                               "heuristic (offer_every_k, ... , with -eps<e>)."),
     log: str = typer.Option(None, "--log", help="Event log URL (default AME_EVENT_LOG)."),
+    behaviour: str = typer.Option(None, "--behaviour", help="NAME@VERSION of the logged policy to evaluate on (default: "
+                                  "the treated policy with the most decisions)."),
+    agent: str = typer.Option("journey", "--agent", help="Whose decisions: journey (the agent) or serve:nba (the API)."),
+    window_days: float = typer.Option(1.0, "--window-days", min=0.01, help="Attribution window of a decision's reward."),
     registry: str = _REGISTRY,
     n_boot: int = typer.Option(1000, min=0),
-    simulate: int = typer.Option(0, min=0, help="First append N simulated uniform-random decisions to the log (a demo)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the estimates as JSON."),
 ) -> None:
-    """Off-policy value of POLICY from logged decision_made events (IPS, SNIPS, DM, DR with bootstrap CIs)."""
+    """Off-policy value of POLICY per customer, from the engine's own journey decisions (IS, SNIPS, DM, DR with
+    bootstrap CIs over customers), beside what the logged policy earned."""
     from data.log import open_log
+    from environment.config import load_market_config
+    from policies.evaluate import resolve_policy
     from policies.ope import OPEError
-    from policies.ope_data import ope_from_log, simulated_decision_events
-    from policies.registry import PolicyRegistry, RegistryError
+    from policies.ope_log import LogOPEError, pick_behaviour, read_decisions
+    from policies.ope_trajectory import behaviour_value, evaluate_trajectories
+    from policies.registry import RegistryError
 
     try:
-        base, _, version = policy.partition("@")
-        target = PolicyRegistry(registry).load(base, version or None)
-    except RegistryError as exc:
+        target = resolve_policy(policy.replace(":", "@"), registry)
+    except (RegistryError, ValueError) as exc:
         _fail(str(exc))
     event_log = open_log(log)
-    if simulate:
-        event_log.append(simulated_decision_events(simulate))
     try:
-        estimates, skipped, behaviour = ope_from_log(event_log, target, n_boot=n_boot)
-    except OPEError as exc:
+        logged = pick_behaviour(read_decisions(event_log, load_market_config().journey, agent, window_days), behaviour)
+        estimates = evaluate_trajectories(target, logged, n_boot=n_boot)
+    except (OPEError, LogOPEError) as exc:
         _fail(str(exc))
-    table = Table(title=f"OPE of {target.name} ({skipped} events skipped; behaviour's mean reward {behaviour:.3f})")
-    for col in ("estimator", "value", "95% CI", "n", "effective n"):
+    finally:
+        event_log.close()
+    earned = behaviour_value(logged)
+    table = Table(title=f"OPE of {policy} on {len(logged):,} decisions of {logged.behaviour.label()} "
+                        f"({len(logged.customers):,} customers)",
+                  caption=f"value = profit per customer over the logged days; the logged policy earned {earned:.4f}"
+                          + (f"; {logged.skipped:,} decisions without an observation left out" if logged.skipped else ""))
+    for col in ("estimator", "value", "95% CI", "customers", "effective n"):
         table.add_column(col, justify="right")
     for e in estimates.values():
         table.add_row(e.estimator, f"{e.value:.4f}", f"[{e.ci_low:.4f}, {e.ci_high:.4f}]", f"{e.n:,}", f"{e.effective_sample_size:,.0f}")
     console.print(table)
+    if json_out is not None:
+        json_out.write_text(json.dumps({"policy": policy, "behaviour": logged.behaviour.label(), "behaviour_value": earned,
+                                        "decisions": len(logged), "estimates": {k: e.as_dict() for k, e in estimates.items()}},
+                                       indent=2))

@@ -1,8 +1,6 @@
-"""Off-policy evaluation on data: logged ``decision_made`` events, the simulator, and the Hillstrom experiment.
+"""Off-policy evaluation on data sets: the simulator's bandit cut and the Hillstrom experiment (the engine's own
+decision log is read by :mod:`policies.ope_log` and evaluated by :mod:`policies.ope_trajectory`).
 
-- :func:`ope_from_log`: estimate a registered policy's value from ``decision_made`` events that carry the
-  behaviour propensity, the observed ``reward`` and the observation in ``properties.context`` as ``x0..x{d-1}``
-  (what :func:`simulated_decision_events` writes). Events missing any of these are counted and skipped.
 - :func:`simulator_ope`: a contextual bandit cut from the journey simulator (the day-0 action of each customer;
   then a fixed continuation policy for the rest of the 60 days; reward = the customer's 60-day return), logged by a
   uniform-random behaviour policy; estimates a target's value and compares it with its on-policy value.
@@ -20,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from environment.acting import proposal_distribution
+from environment.guardrails import executed_distribution
 from policies import ope
 
 logger = logging.getLogger(__name__)
@@ -87,10 +87,8 @@ def _first_action_episode(
 
 
 def _target_distribution(target: Any, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    if hasattr(target, "action_probabilities"):
-        return np.asarray(target.action_probabilities(obs, mask), dtype=np.float64)
-    a, _ = target.predict(obs, deterministic=True)
-    return np.eye(mask.shape[1])[np.asarray(a).reshape(-1)]
+    """What the target carries out at each context: its proposals (environment.acting), forbidden ones as wait."""
+    return executed_distribution(proposal_distribution(target, obs), mask)
 
 
 def simulator_ope(
@@ -186,74 +184,3 @@ def hillstrom_ope(path: str | Path, seed: int = 0, n_boot: int = 1000) -> dict[s
               for k in range(3)}
     shares = {HILLSTROM_ARMS[k]: float((choice == k).mean()) for k in range(3)}
     return {"estimates": est, "single_arms": single, "arm_shares": shares, "n_test": int(test.sum())}
-
-
-# ---- the event log ------------------------------------------------------------------------------------
-
-
-def simulated_decision_events(n_customers: int = 2_000, seed: int = 0, policy_name: str = "uniform", config: Any = None) -> list[Any]:
-    """``decision_made`` events of a uniform-random day-0 behaviour on the journey simulator (continuation: the
-    engagement ladder), each with its propensity, the 60-day return as reward, and the observation as context."""
-    from datetime import datetime, timezone
-
-    from data.events import DecisionMade, DecisionMadeProperties, new_event_id
-    from environment.config import load_market_config
-    from environment.heuristics import EngagementLadder
-
-    config = config or load_market_config()
-    rng = np.random.default_rng(seed)
-    obs, mask, actions, returns = _first_action_episode(
-        config, n_customers, seed, lambda o, m: (rng.random(m.shape) * m).argmax(axis=1), EngagementLadder()
-    )
-    now = datetime.now(timezone.utc)
-    events = []
-    for i in range(n_customers):
-        props = DecisionMadeProperties(
-            agent="journey", action=ACTIONS[int(actions[i])], propensity=float(1.0 / mask[i].sum()), policy_name=policy_name,
-            policy_version="1", reward=float(returns[i]), context={f"x{j}": float(v) for j, v in enumerate(obs[i])},
-        )
-        events.append(DecisionMade(event_id=new_event_id(), customer_id=f"sim-{seed}-{i}", occurred_at=now, source="simulator", properties=props))
-    return events
-
-
-def read_decisions(log: Any, agent: str | None = None, batch: int = 50_000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """(observations, action indices, propensities, rewards, skipped) from a log's ``decision_made`` events
-    with a reward and ``x0..`` context."""
-    obs, acts, props, rewards = [], [], [], []
-    skipped, after = 0, 0
-    while True:
-        page = log.read(after=after, limit=batch, event_types=["decision_made"])
-        items = list(page.events) if hasattr(page, "events") else list(page)
-        if not items:
-            break
-        for ev in items:
-            p = ev.properties  # a dict (StoredEvent) or a pydantic model
-            p = p if isinstance(p, dict) else p.model_dump()
-            ctx = p.get("context") or {}
-            if (agent and p.get("agent") != agent) or p.get("reward") is None or "x0" not in ctx or p.get("action") not in ACTIONS or p.get("holdout"):
-                skipped += 1
-                continue
-            obs.append([float(ctx[f"x{j}"]) for j in range(sum(1 for k in ctx if k.startswith("x") and k[1:].isdigit()))])
-            acts.append(ACTIONS.index(p["action"]))
-            props.append(float(p["propensity"]))
-            rewards.append(float(p["reward"]))
-        nxt = getattr(page, "next_after", None)
-        after = nxt if nxt is not None else after + len(items)
-    return np.asarray(obs, np.float32), np.asarray(acts, np.int64), np.asarray(props), np.asarray(rewards), skipped
-
-
-def ope_from_log(log: Any, policy: Any, n_boot: int = 1000, seed: int = 0) -> tuple[dict[str, ope.Estimate], int, float]:
-    """Estimates of ``policy`` (an :class:`~policies.registry.ExportedPolicy`) from ``log``'s decisions;
-    returns (estimates, skipped events, the logged behaviour's mean reward)."""
-    obs, acts, props, rewards, skipped = read_decisions(log)
-    if len(rewards) == 0:
-        raise ope.OPEError(
-            f"no usable decision_made events ({skipped} skipped): each needs properties.reward, a propensity and the "
-            "observation as context x0..x23 (see policies.ope_data.simulated_decision_events)"
-        )
-    from policies.registry import journey_action_mask
-
-    mask = journey_action_mask(obs)
-    probs = _target_distribution(policy, obs, mask)
-    q = cross_fit_action_models(obs.astype(np.float64), acts, rewards, probs.shape[1], seed)
-    return estimate(rewards, props, acts, probs, q, n_boot=n_boot, seed=seed), skipped, float(rewards.mean())
