@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all bench lint docs docs-serve clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,5 +25,14 @@ test-all: install  ## everything, slow tests included
 bench: install  ## every benchmark, with its baseline, in one run
 	$(BIN)/python -m benchmarks
 
+lint: install  ## ruff, with the rules of pyproject.toml ([tool.ruff])
+	$(BIN)/ruff check .
+
+docs: install  ## the documentation site into site/ (reference pages generated from the code); fails on any warning
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: install  ## the documentation site on localhost:8000, rebuilt on every change
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 clean:
-	rm -rf .ame .pytest_cache
+	rm -rf .ame .pytest_cache site
