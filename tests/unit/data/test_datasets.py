@@ -1,4 +1,5 @@
-"""The data sets shipped in datasets/: every file listed in a SOURCE.md is there, with the SHA-256 it records."""
+"""The data sets shipped in datasets/ (and the KubeRay CRDs the manifest test reads): every file listed in a SOURCE.md
+is there, with the SHA-256 it records."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ def listed_files(source_md: Path) -> dict[str, str]:
     return listed
 
 
-@pytest.mark.parametrize("name", ["hillstrom", "cdnow", "open_bandit"])
-def test_every_shipped_file_matches_its_recorded_checksum(name: str) -> None:
-    folder = dataset_path(name)
+@pytest.mark.parametrize("folder", [dataset_path("hillstrom"), dataset_path("cdnow"), dataset_path("open_bandit"),
+                                    Path(__file__).resolve().parents[2] / "fixtures" / "kuberay"], ids=lambda p: p.name)
+def test_every_shipped_file_matches_its_recorded_checksum(folder: Path) -> None:
     listed = listed_files(folder / "SOURCE.md")
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "SOURCE.md"}
     assert set(listed) == on_disk, "every data file is listed in SOURCE.md, and every listed file is shipped"
