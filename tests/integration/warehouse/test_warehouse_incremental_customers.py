@@ -86,8 +86,10 @@ def test_a_new_day_merges_two_old_components_and_a_later_one_splits_them(paths, 
     background = day_events("2026-03-01", 100, "bg", customers=10)
     day1 = [
         *background,
-        _view("v1", "anon-1", "2026-03-01T08:00:00Z", "web-ann"), _lead("l1", "lead-1", "2026-03-01T09:00:00Z", "ann@example.com", "web-ann"),
-        _view("v2", "anon-2", "2026-03-01T10:00:00Z", "web-bob"), _lead("l2", "lead-2", "2026-03-01T11:00:00Z", "bob@example.com", "web-bob"),
+        _view("v1", "anon-1", "2026-03-01T08:00:00Z", "web-ann"),
+        _lead("l1", "lead-1", "2026-03-01T09:00:00Z", "ann@example.com", "web-ann"),
+        _view("v2", "anon-2", "2026-03-01T10:00:00Z", "web-bob"),
+        _lead("l2", "lead-2", "2026-03-01T11:00:00Z", "bob@example.com", "web-bob"),
     ]
     # lead-2 gives ann's email: the two components of day 1 are one customer, canonical the earlier lead
     day2 = [*day_events("2026-03-02", 50, "bg2", customers=10),
