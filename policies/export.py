@@ -86,10 +86,7 @@ def _build(model: Any) -> tuple[nn.Module, str]:
         body = _ActorBody(copy.deepcopy(actor.features_extractor), copy.deepcopy(actor.latent_pi))
         return _Continuous(body, copy.deepcopy(actor.mu), space.low, space.high, squashed=True), "continuous"
     # on-policy actor-critic (PPO, A2C, MaskablePPO)
-    if not policy.share_features_extractor:
-        features = policy.pi_features_extractor
-    else:
-        features = policy.features_extractor
+    features = policy.features_extractor if policy.share_features_extractor else policy.pi_features_extractor
     body = _ActorBody(copy.deepcopy(features), copy.deepcopy(policy.mlp_extractor.policy_net))
     if isinstance(space, spaces.Discrete):
         return _Discrete(body, None, copy.deepcopy(policy.action_net), greedy=False), "discrete"
