@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from data.csvfile import read_csv_table
 from policies.scoring.errors import ScoringError
 from policies.scoring.tabular import read_table
 
@@ -244,7 +245,7 @@ def models_score(
         reg = ModelRegistry(registry)
         if kind == "clv":
             folder = reg.path("clv", version)
-            scores = clv_score_table(pd.read_csv(folder / "customers.csv", dtype={"customer_id": str}), folder.name, when)
+            scores = clv_score_table(read_csv_table(folder / "customers.csv", dtype={"customer_id": str}), folder.name, when)
             model_version = folder.name
         else:
             frame, _ = _load_table(csv, table, warehouse, sep)
