@@ -55,8 +55,7 @@ def cli_page() -> str:
 
     command = get_command(app)
     body = get_docs_for_click(obj=command, ctx=click.Context(command, info_name="ame"), name="ame", title="ame")
-    body = body.split("\n", 1)[1]  # the page has its own title
-    body = "\n".join(f"#{line}" if line.startswith("#") else line for line in body.splitlines())
+    body = body.split("\n", 1)[1]  # the page has its own title; Typer's "## `ame demo`" sections stay level 2
     return f"# Command line (`ame`)\n\n!!! note\n    {GENERATED}\n\n{body}\n"
 
 
