@@ -342,6 +342,22 @@ class DecisionMade(EventBase):
     properties: DecisionMadeProperties
 
 
+class PolicyPromotionProperties(Properties):
+    """A policy put into a serving slot, or refused by the promotion gate (the gate's figures in ``context``)."""
+
+    slot: Literal["journey", "bidding"]
+    policy_name: ShortText
+    policy_version: ShortText
+    previous_name: ShortText
+    previous_version: ShortText
+    outcome: Literal["promoted", "refused", "forced"]
+
+
+class PolicyPromotion(EventBase):
+    event_type: Literal["policy_promotion"] = "policy_promotion"
+    properties: PolicyPromotionProperties
+
+
 class TaskCreatedProperties(Properties):
     task_type: ShortText
     queue: ShortText = "sales"
@@ -426,6 +442,7 @@ Event = Annotated[
         SupportTicket,
         ScoreUpdated,
         DecisionMade,
+        PolicyPromotion,
         TaskCreated,
         IdentityMerged,
         CustomerErased,

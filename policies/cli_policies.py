@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -122,26 +124,35 @@ def _report(path: Path) -> None:
 
 @policies_app.command("list")
 def policies_list(registry: str = _REGISTRY) -> None:
-    """Every registered policy: versions, the promoted one, the headline metric."""
+    """What each serving slot serves, and every registered policy with its versions and headline metrics."""
     from policies.registry import PolicyRegistry
+    from policies.slots import SLOTS, SlotPointers
 
     reg = PolicyRegistry(registry)
+    pointers = SlotPointers(reg.root)
+    serving = {slot: pointers.target(slot) for slot in SLOTS}
+    slots = Table(title="serving slots")
+    for col in ("slot", "policy", "version"):
+        slots.add_column(col)
+    for slot, target in serving.items():
+        slots.add_row(slot, target.name, target.version)
+    console.print(slots)
     table = Table(title=f"policies in {reg.root}")
-    for col in ("name", "version", "promoted", "algo", "task", "steps"):
+    for col in ("name", "version", "serving", "algo", "task", "steps"):
         table.add_column(col, no_wrap=True)
     table.add_column("metrics")
     for name in reg.names():
-        promoted = reg.promoted_version(name)
         for v in reg.versions(name):
             m = reg.metadata(name, v)
             headline = ", ".join(f"{k}={val:.3g}" for k, val in list(m.metrics.items())[:3])
-            table.add_row(name, v, "*" if v == promoted else "", m.algo, m.task, f"{m.timesteps:,}", headline)
+            where = ", ".join(slot for slot, t in serving.items() if (t.name, t.version) == (name, v))
+            table.add_row(name, v, where, m.algo, m.task, f"{m.timesteps:,}", headline)
     console.print(table)
 
 
 @policies_app.command("show")
 def policies_show(name: str, version: str = typer.Argument(None), registry: str = _REGISTRY) -> None:
-    """The metadata of a version (default: promoted, else latest)."""
+    """The metadata of a version (default: the latest)."""
     from policies.registry import PolicyRegistry, RegistryError
 
     try:
@@ -152,15 +163,82 @@ def policies_show(name: str, version: str = typer.Argument(None), registry: str 
 
 
 @policies_app.command("promote")
-def policies_promote(name: str, version: str = typer.Argument(None), registry: str = _REGISTRY) -> None:
-    """Point NAME's PROMOTED at VERSION (default: the latest); serving picks it up."""
-    from policies.registry import PolicyRegistry, RegistryError
+def policies_promote(
+    name: str = typer.Argument(..., help="A registered policy, or a built-in heuristic (offer_every_k, ...)."),
+    version: str = typer.Argument(None, help="Its version (default: the latest; built-ins: builtin)."),
+    slot: str = typer.Option(None, "--slot", help="journey or bidding (default: the task the policy was trained for)."),
+    force: bool = typer.Option(False, "--force", help="Promote even when the gate finds the candidate worse."),
+    log: str = typer.Option(None, "--log", help="The event log: the gate's OPE reads it, the outcome is appended to it "
+                            "(default AME_EVENT_LOG)."),
+    seeds: int = typer.Option(5, "--gate-seeds", min=2, help="Simulator seeds the gate compares on."),
+    customers: int = typer.Option(2_000, "--gate-customers", min=100, help="Simulated customers per seed."),
+    registry: str = _REGISTRY,
+) -> None:
+    """Put NAME VERSION into its serving slot, for the agents and the API alike, after a gate: the simulator and
+    off-policy evaluation on the engine's recent log compare it with what serves now, and a candidate worse beyond
+    the confidence interval is refused (unless --force). The outcome is an event in the log."""
+    from data.log import open_log
+    from data.settings import get_settings
+    from policies.promotion import GateSettings, promotion_event, run_gate
+    from policies.slots import SlotError
 
+    root = Path(registry or get_settings().policies_dir)
     try:
-        v = PolicyRegistry(registry).promote(name, version)
-    except RegistryError as exc:
+        slot_name, candidate, current = _promotion_parties(root, name, version, slot)
+    except (SlotError, ValueError, LookupError) as exc:
         _fail(str(exc))
-    console.print(f"promoted {name} {v}")
+    event_log = open_log(log)
+    try:
+        report = run_gate(slot_name, candidate, current, event_log, GateSettings(seeds=seeds, customers=customers))
+        console.print(_gate_table(report))
+        outcome = "refused" if report.refused and not force else ("forced" if report.refused else "promoted")
+        if outcome != "refused":
+            from policies.slots import SlotPointers
+
+            SlotPointers(root).point(slot_name, report.candidate, previous=report.current.label())
+        event_log.append([promotion_event(report, outcome, by=f"cli:{os.environ.get('USER', 'unknown')}")])
+    finally:
+        event_log.close()
+    if outcome == "refused":
+        console.print(f"[red]refused[/red]: {report.candidate.label()} is worse than {report.current.label()} beyond the "
+                      "95% interval; the slot still serves the current policy (--force to promote anyway)")
+        raise typer.Exit(1)
+    console.print(f"{outcome}: the {slot_name} slot now serves {report.candidate.label()} (was {report.current.label()});"
+                  " the agents and every API replica switch within a second")
+
+
+def _promotion_parties(root: Path, name: str, version: str | None, slot: str | None) -> tuple[str, Any, Any]:
+    """(slot, candidate, current) as loaded policies."""
+    from environment.heuristics import HEURISTICS
+    from policies.registry import PolicyRegistry
+    from policies.slots import BUILTIN, BUILTINS, DEFAULT_POLICY, LoadedPolicy, RegistrySource, SlotPointers, SlotTarget, check_slot
+
+    reg = PolicyRegistry(root)
+    if version == BUILTIN or (version is None and name not in reg.names()):
+        if slot in (None, "journey") and name.partition("-eps")[0] not in HEURISTICS and name not in DEFAULT_POLICY.values():
+            raise LookupError(f"no registered policy or built-in named {name!r}; registered: {', '.join(reg.names()) or 'none'} "
+                              f"(train one with `ame train journey|bidding`); built-in: {', '.join(HEURISTICS)}")
+        target, task = SlotTarget(name, BUILTIN), slot or "journey"
+    else:
+        meta = reg.metadata(name, version)
+        target, task = SlotTarget(name, meta.version), slot or meta.task
+    check_slot(task)
+    source = RegistrySource(root, BUILTINS)
+    current = SlotPointers(root).target(task)
+    return (task, LoadedPolicy(target.name, target.version, source.load(task, target)),
+            LoadedPolicy(current.name, current.version, source.load(task, current)))
+
+
+def _gate_table(report: Any) -> Table:
+    table = Table(title=f"promotion gate: {report.candidate.label()} against {report.current.label()} ({report.slot})",
+                  caption="; ".join(report.skipped) or None)
+    for col in ("check", "candidate", "serving now", "difference", "95% interval", "verdict", "on"):
+        table.add_column(col, justify="left" if col in ("check", "on") else "right")
+    for c in report.checks:
+        verdict = "[red]worse[/red]" if c.worse else "ok"
+        table.add_row(c.name, f"{c.candidate:.4f}", f"{c.current:.4f}", f"{c.difference:+.4f}", f"[{c.low:+.4f}, {c.high:+.4f}]",
+                      verdict, c.note)
+    return table
 
 
 # ---- evaluate ----
@@ -211,7 +289,7 @@ def evaluate_journey_cmd(
     for n in names:
         if n not in JOURNEY_HEURISTICS and parse_planner_name(n) is None:
             base, _, v = n.partition("@")
-            csv = reg.path(base, v or reg.promoted_version(base) or reg.latest(base)) / "progress.csv"
+            csv = reg.path(base, v or reg.latest(base)) / "progress.csv"
             if csv.is_file():
                 curves[n] = csv
     plot_journey(results, out / "journey.png", curves)

@@ -153,6 +153,26 @@ def evaluate_trajectories(policy: Any, logged: LoggedDecisions, n_boot: int = 10
     return out
 
 
+def compare_trajectories(candidate: Any, current: Any, logged: LoggedDecisions, n_boot: int = 500, alpha: float = 0.05,
+                         seed: int = 0) -> dict[str, tuple[Estimate, Estimate, float, float]]:
+    """Both policies' estimates on the same log, and the interval of their difference (candidate - current) from
+    the same bootstrap resamples: ``{estimator: (candidate, current, low, high)}``."""
+    estimates, draws = [], []
+    for policy in (candidate, current):
+        target = target_probabilities(policy, logged)
+        tr = trajectories(logged, target, fitted_q(logged, target))
+        estimates.append({k: float(v[0]) for k, v in _estimates(tr, np.ones((1, tr.customers))).items()})
+        draws.append(_bootstrap(tr, n_boot, seed, 100))
+    out = {}
+    n = len(logged.customers)
+    for name in ESTIMATORS:
+        diff = draws[0][name] - draws[1][name]
+        lo, hi = np.quantile(diff, [alpha / 2, 1 - alpha / 2]) if n_boot else (np.nan, np.nan)
+        out[name] = (Estimate(name, estimates[0][name], np.nan, np.nan, n, np.nan),
+                     Estimate(name, estimates[1][name], np.nan, np.nan, n, np.nan), float(lo), float(hi))
+    return out
+
+
 def _bootstrap(tr: Trajectories, n_boot: int, seed: int, chunk: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     n = tr.customers

@@ -1,16 +1,15 @@
-"""The registry of trained policies: ``<root>/<name>/<version>/`` plus a promoted-version pointer per name.
+"""The registry of trained policies: ``<root>/<name>/<version>/``.
 
 Layout (root = ``AME_POLICIES_DIR``, default ``artifacts/policies``)::
 
     <root>/<name>/v0001/model.zip       the stable-baselines3 model (training, fine-tuning, analysis)
     <root>/<name>/v0001/policy.pt       TorchScript export: what serving loads, with torch only (no SB3)
     <root>/<name>/v0001/metadata.json   PolicyMetadata: env config hash, seed, steps, metrics, git sha, ...
-    <root>/<name>/PROMOTED              the promoted version, one line, replaced atomically (os.replace)
+    <root>/slots/<slot>.json            what serves each slot (policies.slots; written by ``ame policies promote``)
 
-Serving: ``load_promoted(name)`` returns an :class:`ExportedPolicy` with the SB3 ``predict`` protocol and
-``action_probabilities`` (the propensities to log with each decision). To hot-swap, poll
-``PolicyRegistry().promoted_version(name)`` (a one-line file read) and reload when it changes.
-This module imports neither stable-baselines3 nor the simulator's vector envs.
+Serving: :meth:`PolicyRegistry.load` returns an :class:`ExportedPolicy` with the SB3 ``predict`` protocol and
+``action_probabilities`` (the propensities to log with each decision); the slot a policy serves in is
+:mod:`policies.slots`'s business. This module imports neither stable-baselines3 nor the simulator's vector envs.
 """
 
 from __future__ import annotations
@@ -39,13 +38,12 @@ __all__ = [
     "PolicyMetadata",
     "PolicyRegistry",
     "ExportedPolicy",
-    "load_promoted",
     "config_hash",
     "code_version",
     "journey_action_mask",
 ]
 
-MODEL_FILE, EXPORT_FILE, METADATA_FILE, PROMOTED_FILE = "model.zip", "policy.pt", "metadata.json", "PROMOTED"
+MODEL_FILE, EXPORT_FILE, METADATA_FILE = "model.zip", "policy.pt", "metadata.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _VERSION = re.compile(r"^v(\d{4,})$")
 
@@ -55,7 +53,7 @@ class RegistryError(ValueError):
 
 
 class PolicyNotFound(RegistryError, LookupError):
-    """No such policy, version, or promoted version."""
+    """No such policy or version."""
 
 
 class PolicyMetadata(BaseModel):
@@ -223,8 +221,8 @@ class PolicyRegistry:
         return versions[-1]
 
     def metadata(self, name: str, version: str | None = None) -> PolicyMetadata:
-        """The metadata of a version (default: the promoted one, else the latest)."""
-        version = version or self.promoted_version(name) or self.latest(name)
+        """The metadata of a version (default: the latest)."""
+        version = version or self.latest(name)
         return PolicyMetadata.model_validate_json((self.path(name, version) / METADATA_FILE).read_text())
 
     # ---- writing ----
@@ -280,28 +278,10 @@ class PolicyRegistry:
         atomic_write(p, meta.model_dump_json(indent=2))
         return meta
 
-    # ---- promotion ----
-    def promote(self, name: str, version: str | None = None) -> str:
-        """Point ``<name>/PROMOTED`` at ``version`` (default: the latest), atomically; returns the version."""
-        version = version or self.latest(name)
-        self.path(name, version)  # must exist
-        atomic_write(self.root / name / PROMOTED_FILE, version + "\n")
-        logger.info("promoted %s %s", name, version)
-        return version
-
-    def promoted_version(self, name: str) -> str | None:
-        """The promoted version of ``name``, or None."""
-        self._check_name(name)
-        p = self.root / name / PROMOTED_FILE
-        try:
-            return p.read_text().strip() or None
-        except FileNotFoundError:
-            return None
-
     # ---- loading ----
     def load(self, name: str, version: str | None = None) -> ExportedPolicy:
-        """The exported (SB3-free) predictor of a version (default: promoted, else latest)."""
-        version = version or self.promoted_version(name) or self.latest(name)
+        """The exported (SB3-free) predictor of a version (default: the latest)."""
+        version = version or self.latest(name)
         return ExportedPolicy(self.path(name, version))
 
     def load_sb3(self, name: str, version: str | None = None) -> Any:
@@ -315,17 +295,6 @@ class PolicyRegistry:
         import stable_baselines3
 
         return getattr(stable_baselines3, meta.algo).load(str(path), device="cpu")
-
-
-def load_promoted(name: str, root: str | Path | None = None) -> ExportedPolicy:
-    """The promoted version of ``name`` as an SB3-free predictor (serving's entry point)."""
-    reg = PolicyRegistry(root)
-    version = reg.promoted_version(name)
-    if version is None:
-        raise PolicyNotFound(f"policy {name!r} has no promoted version under {reg.root}; run `ame policies promote {name} [VERSION]`")
-    policy = ExportedPolicy(reg.path(name, version))
-    refuse_unservable(policy)
-    return policy
 
 
 def refuse_unservable(policy: ExportedPolicy) -> None:

@@ -204,3 +204,16 @@ class PolicySlot:
 def builtin_journey_policy(name: str) -> Any:
     """A built-in journey policy by name (a tuned heuristic, ``no_contact``, ``<name>-eps<e>``)."""
     return heuristic_policy(name)
+
+
+def builtin_bidding_policy(name: str) -> Any:
+    """The built-in bidder: the pacing controller without a learned residual (the best untrained bidder)."""
+    if name != DEFAULT_POLICY["bidding"]:
+        raise SlotError(f"no built-in bidder named {name!r}; the built-in bidder is {DEFAULT_POLICY['bidding']}")
+    from policies.bidder import ProfilePacing  # the controller reads the auction simulator's modules
+
+    return ProfilePacing()
+
+
+BUILTINS: dict[str, Callable[[str], Any]] = {"journey": builtin_journey_policy, "bidding": builtin_bidding_policy}
+"""Slot -> (built-in policy name -> the policy)."""

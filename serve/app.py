@@ -28,7 +28,7 @@ from agents.journey_decision import JourneyRules
 from agents.state_reader import AgentStateReader
 from data.events import DataAccessed, DataAccessedProperties, EventError, new_event_id, validate_event
 from data.log.base import EventLog, RejectedInput
-from policies.slots import SLOTS, PolicyNotLoaded, PolicySlot, RegistrySource, SlotTarget, builtin_journey_policy
+from policies.slots import BUILTINS, SLOTS, PolicyNotLoaded, PolicySlot, RegistrySource, SlotTarget
 from serve.auth import ApiKey, AuthError, KeyStore, token_of
 from serve.decide import BidConfig, PacingCache, bid_prices
 from serve.decision_log import DecisionLogger, DecisionRecord
@@ -89,14 +89,6 @@ class Tunables(BaseModel):
     score_reasons: int = Field(3, ge=0, le=20)
 
 
-def _builtin_bidding() -> Any:
-    from policies.bidder import ProfilePacing
-
-    return ProfilePacing()  # the pacing controller without a residual: the best untrained bidder
-
-
-BUILTINS: dict[str, Callable[[str], Any]] = {"journey": builtin_journey_policy, "bidding": lambda name: _builtin_bidding()}
-"""Slot -> (built-in policy name -> policy)."""
 
 
 def _pinned(tunables: Tunables, slot: str) -> SlotTarget | None:

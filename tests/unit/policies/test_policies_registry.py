@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from policies.registry import ExportedPolicy, PolicyNotFound, PolicyRegistry, RegistryError, journey_action_mask, load_promoted
+from policies.registry import ExportedPolicy, PolicyNotFound, PolicyRegistry, RegistryError, journey_action_mask
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_export_equals_sb3_probabilities_and_actions(tmp_path: Path, maskable, j
     assert masks[np.arange(len(obs)), drawn].all()
 
 
-def test_metadata_versions_and_promotion(tmp_path: Path, maskable) -> None:
+def test_metadata_and_versions(tmp_path: Path, maskable) -> None:
     reg = PolicyRegistry(tmp_path)
     first, second = _register(reg, maskable), _register(reg, maskable)
     assert (first.version, second.version) == ("v0001", "v0002")
@@ -74,16 +74,10 @@ def test_metadata_versions_and_promotion(tmp_path: Path, maskable) -> None:
     for key in ("env_config_hash", "seed", "timesteps", "metrics", "code_version", "algo"):
         assert key in meta
     assert meta["algo"] == "MaskablePPO" and meta["metrics"]["profit"] == 1.5
-    with pytest.raises(PolicyNotFound, match="promote"):
-        load_promoted("journey-ppo", tmp_path)
-    assert reg.promote("journey-ppo", "v0001") == "v0001"
-    assert (tmp_path / "journey-ppo" / "PROMOTED").read_text().strip() == "v0001"
-    assert load_promoted("journey-ppo", tmp_path).metadata.version == "v0001"
-    reg.promote("journey-ppo")  # latest
-    assert reg.promoted_version("journey-ppo") == "v0002"
-    assert not list((tmp_path / "journey-ppo").glob(".*.tmp"))
+    assert reg.load("journey-ppo").metadata.version == "v0002"  # the latest by default
+    assert reg.load("journey-ppo", "v0001").metadata.version == "v0001"
     with pytest.raises(PolicyNotFound, match="v0009"):
-        reg.promote("journey-ppo", "v0009")
+        reg.load("journey-ppo", "v0009")
     with pytest.raises(RegistryError, match="invalid"):
         reg.versions("../etc")
     updated = reg.update_metrics("journey-ppo", "v0001", {"oracle_share": 0.9})
@@ -94,11 +88,10 @@ def test_metadata_versions_and_promotion(tmp_path: Path, maskable) -> None:
 def test_serving_loads_without_stable_baselines3(tmp_path: Path, maskable) -> None:
     reg = PolicyRegistry(tmp_path)
     _register(reg, maskable)
-    reg.promote("journey-ppo")
     code = (
         "import sys, numpy as np\n"
-        "from policies.registry import load_promoted\n"
-        f"p = load_promoted('journey-ppo', {str(tmp_path)!r})\n"
+        "from policies.registry import PolicyRegistry\n"
+        f"p = PolicyRegistry({str(tmp_path)!r}).load('journey-ppo')\n"
         "a, _ = p.predict(np.zeros((3, 24), dtype=np.float32), deterministic=True)\n"
         "assert a.shape == (3,)\n"
         "bad = [m for m in sys.modules if m.startswith(('stable_baselines3', 'sb3_contrib'))]\n"
