@@ -12,8 +12,7 @@ geometric delay (mean ``conversion_delay_slots``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -32,11 +31,12 @@ class AuctionEnv(gym.Env[np.ndarray, np.ndarray]):
       bid multiplier and every opportunity in the slot is bid ``multiplier x estimated value``.
     - ``"bid"`` (what serving does): one step per opportunity; the action ``Box(0, max_bid, (1,))`` is its bid.
 
-    **Observation Space**: multiplier mode ``Box(0, inf, (10,))``: slot/slots, day/days, budget left/budget,
-    last slot's spend / (budget/slots), win rate, volume / expected, mean estimate / median value, mean price paid
-    / median value, conversion value received / (budget/slots), share of the day's volume still to come.
-    Bid mode ``Box(0, inf, (7,))``: estimate / median value, segment/segments, slot/slots, day/days,
-    budget left/budget, share of volume to come, spend today/budget.
+    **Observation Space**: multiplier mode ``Box(0, inf, (10,))``: the bid observation of
+    :mod:`environment.bid_observation` (the one ``/v1/bid`` and the bidding agent build from the same events):
+    slot/slots, day/days, budget left/budget, last slot's spend / (budget/slots), win rate, volume / expected,
+    mean estimate / median value, mean price paid / median value, conversion value received / (budget/slots),
+    share of the day's volume still to come. Bid mode ``Box(0, inf, (7,))``: estimate / median value,
+    segment/segments, slot/slots, day/days, budget left/budget, share of volume to come, spend today/budget.
 
     **Rewards**: the value of the conversions that arrive in the step (delayed clicks and conversions, drawn from
     the true pCTR and pCVR); the pending ones are paid at the end. ``info["expected_value"]`` is the expected
@@ -46,7 +46,7 @@ class AuctionEnv(gym.Env[np.ndarray, np.ndarray]):
     once its price would exceed the day's remaining budget.
     """
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(
         self, config: MarketConfig | None = None, action_mode: str = "multiplier", opportunities_per_day: int | None = None,

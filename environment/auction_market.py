@@ -11,9 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from environment.bid_facts import BidSpec, CampaignFacts, fold_auctions, fold_conversions
+from environment.bid_observation import N_SLOT_OBS, bid_observation
 from environment.config import AuctionModel
 
-N_SLOT_OBS = 10
+__all__ = ["N_BID_OBS", "N_SLOT_OBS", "AuctionMarket", "MarketDay", "MarketShape", "bid_spec", "resolve_auctions"]
+
 N_BID_OBS = 7
 
 
@@ -41,6 +44,15 @@ class MarketShape:
         seg_comp = 0.6 * seg_ctr + rng.normal(0.0, 0.3, model.segments)
         value_scale = model.base_ctr * model.base_cvr * model.value_per_conversion
         return MarketShape(volume / volume.sum(), competition, ctr, seg_ctr, seg_cvr, seg_comp, value_scale)
+
+
+def bid_spec(model: AuctionModel, shape: MarketShape | None = None) -> BidSpec:
+    """The numbers the bid observation and the pacing controller read this market with."""
+    shape = shape or MarketShape.of(model)
+    return BidSpec(
+        model.slots_per_day, model.days, model.opportunities_per_day, float(shape.value_scale), shape.volume.copy(),
+        model.auction_type, model.reserve_price, model.max_multiplier, model.max_bid,
+    )
 
 
 @dataclass(slots=True)
@@ -136,6 +148,25 @@ class SlotResult:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ResolvedAuctions:
+    """The auctions one resolution settled (what the simulator's ``auction_result`` events report)."""
+
+    g: int  # global slot
+    index: slice  # into the day's opportunities
+    bids: np.ndarray
+    won: np.ndarray
+    cost: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedSlot:
+    """One closed slot: its day's opportunities, the auctions resolved in it and the conversion value that arrived."""
+
+    g: int
+    day: MarketDay
+    auctions: list[ResolvedAuctions]
+    conversions: np.ndarray  # (E,)
 
 
 class AuctionMarket:
@@ -144,6 +175,7 @@ class AuctionMarket:
     def __init__(self, model: AuctionModel, n_env: int) -> None:
         self.model, self.n_env = model, n_env
         self.shape = MarketShape.of(model)
+        self.spec = bid_spec(model, self.shape)
         self.first_price = model.auction_type == "first_price"
         self.total_slots = model.days * model.slots_per_day
         self.day = self.slot = 0
@@ -157,7 +189,9 @@ class AuctionMarket:
         self.log_factors = m.daily_drift * rng.standard_normal((3, e))  # volume, competition, ctr (stationary)
         self.adaptation = np.zeros(e)
         self.pending = np.zeros((e, self.total_slots + 1))
-        self._new_day_counters()
+        self.facts = CampaignFacts.empty(e, m.daily_budget, self.spec)
+        self.resolved: list[ResolvedAuctions] = []  # the current slot's, so far
+        self.closed: ClosedSlot | None = None  # the last slot closed: what its events report
         self.yesterday = None
         self.day_data = self._generate(rng)
 
@@ -169,11 +203,13 @@ class AuctionMarket:
     def global_slot(self) -> int:
         return self.day * self.model.slots_per_day + self.slot
 
-    def _new_day_counters(self) -> None:
-        e = self.n_env
-        self.budget_left = np.full(e, float(self.model.daily_budget))
-        self.spend_today, self.wins_today, self.opps_today = np.zeros(e), np.zeros(e), np.zeros(e)
-        self.last = np.zeros((6, e))  # spend, wins, opportunities, estimate sum, conversion value, (unused)
+    @property
+    def budget_left(self) -> np.ndarray:
+        return self.facts.budget_left(self.day)
+
+    @property
+    def spend_today(self) -> np.ndarray:
+        return self.facts.today_at(self.day)[0]
 
     def _generate(self, rng: np.random.Generator) -> MarketDay:
         vol, comp, ctr = self.log_factors
@@ -196,17 +232,16 @@ class AuctionMarket:
         return self._resolve(slice(index, index + 1), np.array([min(bid, self.model.max_bid)]), rng)
 
     def _resolve(self, sl: slice, bids: np.ndarray, rng: np.random.Generator) -> SlotResult:
-        d, e = self.day_data, self.n_env
+        d, e, model = self.day_data, self.n_env, self.model
         env = d.env[sl]
-        won, cost = resolve_auctions(bids, d.competing[sl], env, self.budget_left, self.model.reserve_price, self.first_price)
+        won, cost = resolve_auctions(bids, d.competing[sl], env, self.budget_left, model.reserve_price, self.first_price)
         spend = np.bincount(env, weights=cost, minlength=e)
         value = np.bincount(env, weights=np.where(won, d.value[sl], 0.0), minlength=e)
         wins = np.bincount(env, weights=won, minlength=e)
         opps = np.bincount(env, minlength=e).astype(np.float64)
-        self.budget_left = np.maximum(self.budget_left - spend, 0.0)
-        self.spend_today += spend
-        self.wins_today += wins
-        self.opps_today += opps
+        price_to_beat = np.maximum(d.competing[sl], np.float32(model.reserve_price))
+        fold_auctions(self.facts, self.spec, self.global_slot, env, d.estimate[sl], price_to_beat, won, cost)
+        self.resolved.append(ResolvedAuctions(self.global_slot, sl, bids, won, cost))
         winners = np.flatnonzero(won)
         if len(winners):
             u = rng.random((2, len(winners)))
@@ -216,17 +251,15 @@ class AuctionMarket:
                 conv_env = d.env[idx[converted]]
                 arrival = self.global_slot + geometric_delay(rng, self.model.conversion_delay_slots, int(converted.sum()))
                 np.add.at(self.pending, (conv_env, np.minimum(arrival, self.total_slots)), self.model.value_per_conversion)
-        est = np.bincount(env, weights=d.estimate[sl], minlength=e)
-        self.last[:4] += np.array([spend, wins, opps, est])
         return SlotResult(np.zeros(e), value, spend, wins, opps)
 
     def close_slot(self, rng: np.random.Generator) -> np.ndarray:
         """End the current slot: pay the conversions arriving now, move to the next slot (and day)."""
         reward = self.pending[:, self.global_slot].copy()
         self.pending[:, self.global_slot] = 0.0
-        self.last_obs_stats = self.last.copy()
-        self.last_obs_stats[4] = reward
-        self.last[:] = 0.0
+        fold_conversions(self.facts, self.spec, self.global_slot, reward)
+        self.closed = ClosedSlot(self.global_slot, self.day_data, self.resolved, reward)
+        self.resolved = []
         self.slot += 1
         if self.slot >= self.model.slots_per_day:
             self._end_day(rng)
@@ -234,7 +267,8 @@ class AuctionMarket:
 
     def _end_day(self, rng: np.random.Generator) -> None:
         m = self.model
-        win_rate = self.wins_today / np.maximum(self.opps_today, 1.0)
+        _, wins, opportunities = self.facts.today_at(self.day)
+        win_rate = wins / np.maximum(opportunities, 1.0)
         self.adaptation = np.clip(
             self.adaptation + m.competitor_adaptation * (win_rate - m.competitor_target_win_rate), -1.0, 1.0
         )
@@ -245,7 +279,6 @@ class AuctionMarket:
         self.day += 1
         self.slot = 0
         self.yesterday = self.day_data
-        self._new_day_counters()
         if not self.finished:
             self.day_data = self._generate(rng)
 
@@ -261,20 +294,6 @@ class AuctionMarket:
         return float(self.shape.volume[min(self.slot, self.model.slots_per_day) :].sum()) if not self.finished else 0.0
 
     def observe(self) -> np.ndarray:
-        """(E, 10) float32, the multiplier-mode observation (see AuctionEnv)."""
-        m, e = self.model, self.n_env
-        per_slot_budget = m.daily_budget / m.slots_per_day
-        stats = getattr(self, "last_obs_stats", np.zeros((6, e)))
-        opps = np.maximum(stats[2], 1.0)
-        obs = np.empty((e, N_SLOT_OBS), dtype=np.float32)
-        obs[:, 0] = min(self.slot, m.slots_per_day - 1) / m.slots_per_day
-        obs[:, 1] = min(self.day, m.days - 1) / m.days
-        obs[:, 2] = self.budget_left / m.daily_budget
-        obs[:, 3] = stats[0] / per_slot_budget
-        obs[:, 4] = stats[1] / opps
-        obs[:, 5] = stats[2] / (m.opportunities_per_day / m.slots_per_day)
-        obs[:, 6] = stats[3] / opps / self.shape.value_scale
-        obs[:, 7] = stats[0] / np.maximum(stats[1], 1.0) / self.shape.value_scale
-        obs[:, 8] = stats[4] / per_slot_budget
-        obs[:, 9] = self.volume_to_come()
-        return obs
+        """(E, 10) float32, the multiplier-mode observation: :func:`environment.bid_observation.bid_observation`
+        of the campaigns' facts at the start of the current slot."""
+        return bid_observation(self.facts, self.global_slot, self.spec)
