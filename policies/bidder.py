@@ -1,51 +1,35 @@
-"""The bidder: profile pacing (a dual-gradient controller on the log bid multiplier) with a learned residual.
+"""The bidder: profile pacing (the controller of :mod:`policies.bid_pacer`) with a learned residual.
 
-The base controller bids ``m x estimate``. Each day it starts from the multiplier that was LP-optimal on
-yesterday's logged auctions, and it paces spend to the *spend curve* that multiplier would have drawn
-yesterday (per slot, smoothed over days), not to the traffic curve: competition and CTR move over the day,
-so the LP-optimal spend is not proportional to volume. After each slot the log multiplier moves by ``eta``
-times the relative spend error against the re-planned target (the budget left spread over the curve left).
+The base controller bids ``m x estimate``; each day it starts from the multiplier that was LP-optimal on
+yesterday's auctions and paces spend to the spend curve that multiplier would have drawn (see
+:mod:`policies.bid_pacer`, which plans from the day's bid sketch, the bounded summary the bidding agent folds).
 
 The residual (trained with SAC, :mod:`policies.train_bidder`) is a factor in ``[1 - r, 1 + r]`` on the base
 multiplier, read from :func:`residual_observation` (10 pacing features). Without a network it is 1.
 
-Like the linear baselines of :mod:`environment.bidding`, the controller reads the logged auctions of
-yesterday through ``bind(env)`` (the bid landscape a bidder logs) and today's slot index and budget.
+In the simulator the controller reads the market's campaign facts through ``bind(env)`` (the facts the bidding
+agent folds from the market's events); served, its state is the bidding agent's record
+(:mod:`policies.bid_serving`). Either way :meth:`ProfilePacing.multipliers` turns the controller's state and the
+bid observation into the multiplier, so what is trained is what is served.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from environment.auction_market import resolve_auctions
-from environment.bounds import hindsight_lp
+from environment.bid_facts import BidSpec
+from policies.bid_pacer import DayPlan, PacerState, PacingParams, advance
+from policies.registry import ExportedPolicy
 
 N_RESIDUAL_OBS = 10
 RESIDUAL_RANGE = 0.1  # the residual factor lies in [1 - r, 1 + r]
-_LOG_M_MIN, _LOG_M_MAX = np.log(0.01), np.log(10.0)
-
-
-def yesterday_plan(day: Any, e: int, model: Any, est_price: bool = True) -> tuple[float, np.ndarray, float]:
-    """For campaign ``e`` on a logged ``day``: the LP multiplier on the estimates, the per-slot spend curve it
-    draws (sums to 1) and the spend that would have won everything."""
-    idx = np.flatnonzero(day.env == e)
-    price = np.maximum(day.competing[idx], model.reserve_price)
-    lp = hindsight_lp(day.estimate[idx], price, model.daily_budget)
-    mult = float(np.clip(1.0 / lp.threshold if np.isfinite(lp.threshold) and lp.threshold > 0 else model.max_multiplier,
-                         0.01, model.max_multiplier))
-    bids = np.minimum(mult * day.estimate[idx], model.max_bid)
-    _won, cost = resolve_auctions(bids, day.competing[idx], np.zeros(len(idx), dtype=np.int64),
-                                 np.array([np.inf]), model.reserve_price, model.auction_type == "first_price")
-    curve = np.bincount(day.slot[idx], weights=cost, minlength=model.slots_per_day)
-    total = curve.sum()
-    return mult, (curve / total if total > 0 else np.full(model.slots_per_day, 1.0 / model.slots_per_day)), float(price.sum())
 
 
 def residual_observation(
-    slot: int, slots: int, budget_left_share: np.ndarray, plan_left_share: np.ndarray, log_m: np.ndarray,
+    slot: int | np.ndarray, slots: int, budget_left_share: np.ndarray, plan_left_share: np.ndarray, log_m: np.ndarray,
     log_m_start: np.ndarray, last_spend_ratio: np.ndarray, env_obs: np.ndarray, yesterday_win_rate: np.ndarray,
 ) -> np.ndarray:
     """(E, 10) float32: time left in the day, budget left, planned spend left, log multiplier, its move since
@@ -66,6 +50,24 @@ def residual_observation(
     return obs
 
 
+def residual_features(state: PacerState, observation: np.ndarray, spec: BidSpec) -> np.ndarray:
+    """The residual's (E, 10) observation from the controller's state and the (E, 10) bid observation."""
+    obs = np.atleast_2d(observation)
+    slots = spec.slots_per_day
+    t = state.g % slots
+    plan_left = np.where(np.arange(slots)[None, :] >= t[:, None], state.curve, 0.0).sum(axis=1)
+    return residual_observation(t, slots, obs[:, 2], plan_left, state.log_m, state.log_m_start, state.ratio, obs, state.y_win)
+
+
+@runtime_checkable
+class PacedBidder(Protocol):
+    """A bidder whose multiplier comes from a pacing controller's state (not from the observation alone)."""
+
+    def multipliers(self, state: PacerState, observation: np.ndarray, spec: BidSpec) -> np.ndarray:
+        """(E,) multipliers for controllers in ``state`` seeing the (E, 10) bid ``observation``."""
+        ...
+
+
 @dataclass
 class ProfilePacing:
     """The base controller (see the module docstring); ``residual`` maps (E, 10) pacing features to (E, 1)
@@ -73,7 +75,7 @@ class ProfilePacing:
 
     :param eta: step of the log multiplier per unit of relative spend error.
     :param curve_memory: weight of the older spend curve when yesterday's is blended in.
-    :param initial: the multiplier of the first day (no log yet).
+    :param initial: the multiplier before any day has been planned.
     """
 
     eta: float = 0.08
@@ -82,74 +84,51 @@ class ProfilePacing:
     residual: Any = None
     name: str = "profile_pacing"
     env: Any = None
-    _state: dict[str, Any] = field(default_factory=dict)
+    _state: PacerState | None = None
+
+    @property
+    def params(self) -> PacingParams:
+        return PacingParams(self.eta, self.curve_memory, self.initial)
 
     def bind(self, env: Any) -> None:
-        self.env, self._state = env, {}
-
-    # ---- day bookkeeping ------------------------------------------------------------------------------
-    def _start_day(self, market: Any) -> None:
-        s, model, e = self._state, market.model, market.n_env
-        volume = market.shape.volume
-        if market.yesterday is None or "curve" not in s:
-            s["curve"] = np.tile(volume, (e, 1))
-            s["log_m_start"] = np.full(e, np.log(self.initial))
-            s["y_win"] = np.zeros(e)
-        else:
-            plans = [yesterday_plan(market.yesterday, i, model) for i in range(e)]
-            new = np.stack([p[1] for p in plans])
-            smooth = np.apply_along_axis(lambda c: np.convolve(np.pad(c, 2, mode="edge"), np.ones(5) / 5, "valid"), 1, new)
-            s["curve"] = self.curve_memory * s["curve"] + (1 - self.curve_memory) * smooth
-            s["curve"] = 0.9 * s["curve"] + 0.1 * volume  # never plan zero spend in a slot
-            s["curve"] /= s["curve"].sum(axis=1, keepdims=True)
-            s["log_m_start"] = np.log([p[0] for p in plans])
-            s["y_win"] = s.get("wins", np.zeros(e)) / np.maximum(s.get("opps", np.ones(e)), 1.0)
-        s["log_m"] = s["log_m_start"].copy()
-        s["left_before"] = np.ones(e)  # budget left share at the start of the last slot
-        s["wins"], s["opps"] = np.zeros(e), np.zeros(e)
-        s["ratio"] = np.ones(e)
-        s["day"] = market.day
-        s["slot"] = 0
+        self.env, self._state = env, None
 
     def base(self, observation: np.ndarray) -> np.ndarray:
-        """Update the controller on the last slot's outcome and return the base multipliers (E,)."""
-        obs = np.atleast_2d(observation)
+        """Bring the controller to the market's current slot (from the campaigns' facts) and return the base
+        multipliers (E,)."""
         market = self.env.market
-        model = market.model
-        slots = model.slots_per_day
-        s = self._state
-        if not s or market.day != s["day"]:
-            if s and market.day < s["day"]:
-                s.clear()  # a new episode
-            self._start_day(market)
-        t = market.slot
-        if t > 0 and t != s["slot"]:
-            curve = s["curve"]
-            plan_left = curve[:, t - 1 :].sum(axis=1)
-            target = np.maximum(s["left_before"] * curve[:, t - 1] / np.maximum(plan_left, 1e-9), 1e-6)
-            spend = obs[:, 3] / slots  # share of the daily budget spent in the last slot
-            ratio = spend / target
-            s["ratio"] = ratio
-            s["log_m"] = np.clip(s["log_m"] - self.eta * np.clip(ratio - 1.0, -1.0, 2.0), _LOG_M_MIN, _LOG_M_MAX)
-            s["left_before"] = obs[:, 2].astype(np.float64)
-            s["wins"] = s["wins"] + obs[:, 4] * obs[:, 5]
-            s["opps"] = s["opps"] + obs[:, 5]
-        s["slot"] = t
-        return np.exp(s["log_m"])
+        g = market.global_slot
+        if self._state is None or len(self._state.g) != market.n_env or (self._state.g > g).any():
+            self._state = PacerState.empty(market.n_env, market.spec)  # a new episode
+        advance(self._state, market.facts, g, market.spec, self.params, self.day_plan(market))
+        return self._state.multiplier
+
+    def day_plan(self, market: Any) -> DayPlan | None:
+        """The plan a new day starts from; None: the day's bid sketch in the facts (what serving has too)."""
+        return None
 
     def features(self, observation: np.ndarray) -> np.ndarray:
         """The residual's (E, 10) observation for the current slot (after :meth:`base`)."""
-        s, market = self._state, self.env.market
-        slots = market.model.slots_per_day
-        t = min(market.slot, slots - 1)
-        return residual_observation(
-            t, slots, np.atleast_2d(observation)[:, 2], s["curve"][:, t:].sum(axis=1), s["log_m"], s["log_m_start"],
-            s["ratio"], np.atleast_2d(observation), s["y_win"],
-        )
+        return residual_features(self._state, observation, self.env.market.spec)
+
+    def multipliers(self, state: PacerState, observation: np.ndarray, spec: BidSpec) -> np.ndarray:
+        """(E,) the controller's multiplier times the residual's factor, within ``[0, max_multiplier]``."""
+        m = state.multiplier
+        if self.residual is not None:
+            factor, _ = self.residual.predict(residual_features(state, observation, spec), deterministic=True)
+            m = m * np.asarray(factor, dtype=np.float64).reshape(-1)
+        return np.clip(m, 0.0, spec.max_multiplier)
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        m = self.base(observation)
-        if self.residual is not None:
-            factor, _ = self.residual.predict(self.features(observation), deterministic=True)
-            m = m * np.asarray(factor, dtype=np.float64).reshape(-1)
-        return np.clip(m, 0.0, self.env.market.model.max_multiplier)[:, None].astype(np.float32), state
+        self.base(observation)
+        return self.multipliers(self._state, observation, self.env.market.spec)[:, None].astype(np.float32), state
+
+
+def as_bidder(policy: Any) -> Any:
+    """A registered residual (``env_options.residual_of == "profile_pacing"``) inside its controller, with the
+    controller settings it was trained with; any other policy as it is."""
+    if not isinstance(policy, ExportedPolicy) or policy.metadata.env_options.get("residual_of") != "profile_pacing":
+        return policy
+    options = policy.metadata.env_options
+    return ProfilePacing(eta=float(options.get("eta", 0.08)), curve_memory=float(options.get("curve_memory", 0.5)),
+                         initial=float(options.get("initial", 0.4)), residual=policy, name=policy.metadata.name)

@@ -1,5 +1,11 @@
-"""Thin adapters from bid requests to the bidding policy: the paced bid price and the campaign-state cache
-the handler reads without a network hop (the next best action is in :mod:`serve.nba`).
+"""The bid price from the bidding agent's campaign record, and the cache the handler reads records from without
+a network hop (the next best action is in :mod:`serve.nba`).
+
+Price per impression = the impression's estimated value (``imp.ext.value``) x the served bidder's multiplier,
+capped at ``max_bid``. The multiplier is read on the campaign's view (:func:`policies.bid_serving.campaign_view`:
+the facts and the pacing controller the agent folded, moved to now): the controller, with a registered residual
+inside it, paces once; a bidding policy without a controller reads the bid observation. No bid once the day's
+budget is spent.
 """
 
 from __future__ import annotations
@@ -9,9 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-import numpy as np
+from environment.auction_market import bid_spec
+from environment.bid_facts import BidSpec, global_slot
+from environment.config import load_market_config
+from policies.bid_serving import campaign_view, view_multiplier
+from policies.bidder import ProfilePacing, as_bidder
 
 logger = logging.getLogger(__name__)
 
@@ -27,35 +38,46 @@ class BidConfig:
     min_tmax_ms: int = 10
 
 
-def bid_multiplier(policy: Any, value: float, pacing: Mapping[str, Any] | None) -> float:
-    """The bidding policy's multiplier (``environment.bidding`` predictors: (E, 10) observation -> (E, 1))."""
-    obs = np.zeros((1, 10), dtype=np.float32)
-    obs[0, 0] = value
-    if pacing:
-        budget = float(pacing.get("budget") or 0.0) or 1.0
-        obs[0, 4] = float(pacing.get("remaining_today", budget)) / budget
-        obs[0, 6] = float(pacing.get("spend_today", 0.0)) / budget
-    action, _ = policy.predict(obs, deterministic=True)
-    return float(np.asarray(action, dtype=np.float64).reshape(-1)[0])
+@dataclass(frozen=True, slots=True)
+class BidQuote:
+    """A campaign's bid multiplier now and the budget it has left today."""
+
+    multiplier: float
+    budget_left: float
 
 
-def bid_prices(policy: Any, imps: list[Any], pacing: Mapping[str, Any] | None, config: BidConfig) -> list[float | None]:
-    """Price per impression: value x policy multiplier x pacing, capped; None where it is under the floor."""
-    pace = 1.0 if not pacing else float(pacing.get("pacing_multiplier", 1.0))
-    if pace <= 0 or (pacing and float(pacing.get("remaining_today", 1.0)) <= 0):
+@lru_cache(maxsize=1)
+def default_spec() -> BidSpec:
+    """The spec of a campaign the bidding agent has not folded yet: the packaged market's."""
+    return bid_spec(load_market_config().auction)
+
+
+def bid_multiplier(policy: Any, record: Mapping[str, Any] | None, now_us: int, spec: BidSpec | None = None) -> BidQuote:
+    """The served bidder's multiplier on a campaign at ``now_us``, from the bidding agent's ``record`` (None: a
+    campaign with no auction folded yet, read under ``spec``)."""
+    bidder = as_bidder(policy)
+    params = bidder.params if isinstance(bidder, ProfilePacing) else None
+    view = campaign_view(record, now_us, spec or default_spec(), params)
+    return BidQuote(view_multiplier(bidder, view), view.budget_left)
+
+
+def bid_prices(imps: list[Any], quote: BidQuote, config: BidConfig) -> list[float | None]:
+    """Price per impression: estimated value x multiplier, capped; None under the floor or with no budget left."""
+    if quote.budget_left <= 0 or quote.multiplier <= 0:
         return [None] * len(imps)
     out: list[float | None] = []
     for imp in imps:
         ext = getattr(imp, "ext", None) or (imp.model_extra or {}).get("ext") or {}
         value = float(ext.get("value", config.default_value)) if isinstance(ext, dict) else config.default_value
-        price = round(min(config.max_bid, value * bid_multiplier(policy, value, pacing) * pace), 4)
+        price = round(min(config.max_bid, value * quote.multiplier), 4)
         out.append(price if price > 0 and price >= imp.bidfloor else None)
     return out
 
 
 class PacingCache:
-    """Campaign pacing records from the bidding agent's shards, refreshed in batches by a background thread, so
-    a bid reads a dict and never waits on an actor call. Campaigns join the refresh set when first asked for.
+    """Campaign records from the bidding agent's shards, refreshed in batches by a background thread, so a bid
+    reads a dict and never waits on an actor call. Campaigns join the refresh set when first asked for. A quote
+    is kept until the record, the slot or the policy changes (the multiplier moves once a slot).
 
     :param fetch: campaign ids -> {campaign: record}; default: ``AgentSupervisor.bidding_state`` over Ray.
     """
@@ -64,6 +86,7 @@ class PacingCache:
         self._fetch = fetch or _ray_bidding_fetch()
         self.interval_s = interval_s
         self._records: dict[str, Any] = {}
+        self._quotes: dict[str, tuple[Any, int, Any, BidQuote]] = {}  # campaign -> (record, slot, policy, quote)
         self._wanted: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pacing-cache", daemon=True)
@@ -74,13 +97,25 @@ class PacingCache:
             self._wanted.add(campaign)
         return self._records.get(campaign)
 
+    def quote(self, policy: Any, campaign: str, now_us: int) -> BidQuote:
+        """The campaign's multiplier and budget left at ``now_us`` under ``policy`` (see :func:`bid_multiplier`)."""
+        record = self.get(campaign)
+        spec = default_spec()
+        g = global_slot(now_us, int(record["spec"]["slots_per_day"]) if record else spec.slots_per_day)
+        kept = self._quotes.get(campaign)
+        if kept is not None and kept[0] is record and kept[1] == g and kept[2] is policy:
+            return kept[3]
+        quote = bid_multiplier(policy, record, now_us, spec)
+        self._quotes[campaign] = (record, g, policy, quote)
+        return quote
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
             if not self._wanted:
                 continue
             try:
                 self._records.update(self._fetch(sorted(self._wanted)))
-            except Exception:  # noqa: BLE001 - pacing is advisory; stale beats down
+            except Exception:
                 logger.debug("pacing refresh failed", exc_info=True)
 
     def stop(self) -> None:
