@@ -26,6 +26,7 @@ from policies.registry import ExportedPolicy
 
 N_RESIDUAL_OBS = 10
 RESIDUAL_RANGE = 0.1  # the residual factor lies in [1 - r, 1 + r]
+_DEFAULTS = PacingParams()
 
 
 def residual_observation(
@@ -71,16 +72,13 @@ class PacedBidder(Protocol):
 @dataclass
 class ProfilePacing:
     """The base controller (see the module docstring); ``residual`` maps (E, 10) pacing features to (E, 1)
-    factors (a registered policy's ``predict``), or None for the controller alone.
-
-    :param eta: step of the log multiplier per unit of relative spend error.
-    :param curve_memory: weight of the older spend curve when yesterday's is blended in.
-    :param initial: the multiplier before any day has been planned.
+    factors (a registered policy's ``predict``), or None for the controller alone. ``eta``, ``curve_memory`` and
+    ``initial`` are the controller's settings (see :class:`~policies.bid_pacer.PacingParams`).
     """
 
-    eta: float = 0.08
-    curve_memory: float = 0.5
-    initial: float = 0.4
+    eta: float = _DEFAULTS.eta
+    curve_memory: float = _DEFAULTS.curve_memory
+    initial: float = _DEFAULTS.initial
     residual: Any = None
     name: str = "profile_pacing"
     env: Any = None
