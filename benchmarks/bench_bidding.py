@@ -2,6 +2,10 @@
 controller alone, as a share of the hindsight LP, at budgets 1/2, 1/8 and 1/32 of the spend that wins every
 auction, in second and first price, over seeds (mean ± 95% t-interval).
 
+It also measures what planning from the bid sketch costs (the bounded summary the bidding agent folds, so that
+the served controller is the trained one): the controller as served beside the same controller planning each
+day from every auction of yesterday (the complete log only the simulator has), on the same markets.
+
     python -m benchmarks.bench_bidding [--seeds 10] [--quick] [--policy NAME]
 
 The bidder is the registered ``AME_BENCH_BIDDING_POLICY`` (default ``bidding-residual-sac``, trained with
@@ -26,6 +30,7 @@ AREA = "policies"
 BUDGETS = (1 / 2, 1 / 8, 1 / 32)
 AUCTIONS = ("second_price", "first_price")
 CONTROLLER = "profile_pacing"
+SKETCH_BUDGETS = (1 / 8, 1 / 32)
 
 
 def bidder_name() -> str:
@@ -46,6 +51,67 @@ def bidding_tables(seeds: int, opportunities: int = 100_000, bidder: str | None 
         auction: bidding_suite(_policies(bidder), seeds, BUDGETS, auction, opportunities_per_day=opportunities, registry=registry)
         for auction in AUCTIONS
     }
+
+
+def full_log_pacing() -> Any:
+    """A :class:`policies.bidder.ProfilePacing` whose :meth:`day_plan` is the exact LP multiplier and replayed
+    spend curve on yesterday's complete auctions (what the controller did before it planned from the sketch)."""
+    from environment.auction_market import resolve_auctions
+    from environment.bounds import hindsight_lp
+    from policies.bid_pacer import MIN_MULTIPLIER, DayPlan, smooth_curve
+    from policies.bidder import ProfilePacing
+
+    class _FullLog(ProfilePacing):
+        def day_plan(self, market: Any) -> DayPlan | None:
+            day, facts, spec = market.yesterday, market.facts, market.spec
+            if day is None or self._state is None or not (self._state.day < market.day).any():
+                return None
+            n, slots = market.n_env, spec.slots_per_day
+            log_m, curve = np.zeros(n), np.zeros((n, slots))
+            for e in range(n):
+                idx = np.flatnonzero(day.env == e)
+                price = np.maximum(day.competing[idx], spec.reserve_price)
+                lp = hindsight_lp(day.estimate[idx], price, float(facts.budget[e]))
+                mult = float(np.clip(1.0 / lp.threshold if np.isfinite(lp.threshold) and lp.threshold > 0 else spec.max_multiplier,
+                                     MIN_MULTIPLIER, spec.max_multiplier))
+                bids = np.minimum(mult * day.estimate[idx], spec.max_bid)
+                _, cost = resolve_auctions(bids, day.competing[idx], np.zeros(len(idx), np.int64), np.array([np.inf]),
+                                           spec.reserve_price, spec.auction_type == "first_price")
+                spend = np.bincount(day.slot[idx], weights=cost, minlength=slots)
+                log_m[e], curve[e] = np.log(mult), spend / spend.sum() if spend.sum() > 0 else spec.volume
+            _, wins, opportunities = facts.today
+            return DayPlan(facts.day.copy(), np.ones(n, bool), log_m, smooth_curve(curve), wins / np.maximum(opportunities, 1.0))
+
+    return _FullLog(name="profile_pacing_full_log")
+
+
+def sketch_cost(seeds: int, opportunities: int = 100_000) -> dict[float, tuple[list[float], list[float]]]:
+    """{budget: (LP shares planning from the sketch, from the complete log)} in second price, same markets."""
+    from environment.config import load_market_config
+    from policies.bidder import ProfilePacing
+    from policies.evaluate import budget_config, run_bidding, win_all_spend
+
+    base = load_market_config()
+    over = {"opportunities_per_day": opportunities, "days": 7, "auction_type": "second_price"}
+    out: dict[float, tuple[list[float], list[float]]] = {f: ([], []) for f in SKETCH_BUDGETS}
+    for seed in range(10_000, 10_000 + seeds):
+        spend_all = win_all_spend(base, 4, seed, **over)
+        for frac in SKETCH_BUDGETS:
+            cfg = budget_config(base, frac * spend_all, "second_price")
+            for k, policy in enumerate((ProfilePacing(), full_log_pacing())):
+                out[frac][k].append(run_bidding(policy, cfg, 4, seed, frac, **over).lp_share)
+    return out
+
+
+def sketch_rows(cost: dict[float, tuple[list[float], list[float]]]) -> list[BenchResult]:
+    """The controller as served (planning from the sketch) beside the same controller on the complete log."""
+    rows = []
+    for frac, (sketch, full) in cost.items():
+        s, f = float(np.mean(sketch)), float(np.mean(full))
+        rows.append(BenchResult(AREA, f"controller from the bid sketch 1/{round(1 / frac)} % of LP (second price)", s, "of LP",
+                                "same controller on the complete log", f, "report", None,
+                                f"ratio {s / f:.4f}; paired difference {_ci([a - b for a, b in zip(sketch, full, strict=True)])} points"))
+    return rows
 
 
 def _ci(values: list[float], scale: float = 100.0) -> str:
@@ -90,7 +156,8 @@ def targets(tables: dict[str, Any], bidder: str) -> list[BenchResult]:
     for frac, goal in ((1 / 8, 0.97), (1 / 32, 0.95)):
         s = share(bidder, frac)
         out.append(BenchResult(AREA, f"bidder 1/{round(1 / frac)} % of LP (second price)", s, "of LP", "linear_hindsight",
-                               share("linear_hindsight", frac), f">= {goal:.0%}", bool(s >= goal), f"dual pacing {share('dual_pacing', frac):.3f}"))
+                               share("linear_hindsight", frac), f">= {goal:.0%}", bool(s >= goal),
+                               f"dual pacing {share('dual_pacing', frac):.3f}"))
     ours = second[(bidder, 1 / 32)]
     prev = second[("linear_previous_day", 1 / 32)]
     lift = float(np.mean([m.value for m in ours]) / np.mean([m.value for m in prev]) - 1)
@@ -117,7 +184,7 @@ def run(quick: bool = False) -> list[BenchResult]:
     rows = targets(tables, bidder or CONTROLLER)
     if bidder is None:
         rows = [replace(r, note=f"no registered {bidder_name()!r}: controller alone; {r.note}") for r in rows]
-    return rows
+    return rows + sketch_rows(sketch_cost(seeds, opp))
 
 
 def main() -> None:
@@ -139,9 +206,10 @@ def main() -> None:
     tables = bidding_tables(seeds, opp, bidder, args.registry)
     print_tables(tables, seeds)
     sys.stdout.write(f"\ntargets ({bidder or CONTROLLER}), {time.perf_counter() - start:.0f} s:\n")
-    for r in targets(tables, bidder or CONTROLLER):
+    for r in targets(tables, bidder or CONTROLLER) + sketch_rows(sketch_cost(seeds, opp)):
         met = "-" if r.met is None else ("yes" if r.met else "NO")
-        sys.stdout.write(f"  {r.name:48s} {r.value:8.4f}  target {r.target:10s} met {met:3s}  ({r.baseline_name} {r.baseline_value}) {r.note}\n")
+        sys.stdout.write(f"  {r.name:60s} {r.value:8.4f}  target {r.target:10s} met {met:3s}  "
+                         f"({r.baseline_name} {r.baseline_value}) {r.note}\n")
 
 
 if __name__ == "__main__":
