@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from environment.acting import EnvBound
 from environment.auction_market import MarketDay, resolve_auctions
 from environment.bounds import hindsight_lp
 from environment.config import AuctionModel, MarketConfig, load_market_config
@@ -160,7 +161,7 @@ def evaluate_bidding(
 
     env = AuctionVectorEnv(n_campaigns, config or load_market_config(), **overrides)
     obs, _ = env.reset(seed=seed)
-    if hasattr(policy, "bind"):
+    if isinstance(policy, EnvBound):
         policy.bind(env)
     model = env.model
     value, reward, spend, bound = (np.zeros(n_campaigns) for _ in range(4))
