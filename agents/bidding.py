@@ -29,7 +29,7 @@ from environment.auction_market import bid_spec
 from environment.bid_facts import BidSpec, CampaignFacts, fold_auctions, fold_conversions, global_slot
 from environment.config import AuctionModel, load_market_config
 from policies.bid_pacer import PacerState, PacingParams, advance
-from policies.bid_serving import campaign_record, campaign_state, sketch_key
+from policies.bid_serving import campaign_record, campaign_state, current_record, sketch_key
 
 
 class BiddingConfig(BaseModel):
@@ -97,7 +97,7 @@ class BiddingAgent(Agent):
         return []
 
     def _load(self, campaign: str, state: StateView, kind: str) -> _Campaign | None:
-        record = state.get(campaign)
+        record = current_record(state.get(campaign))
         if record is None:
             if kind != "auction_result":
                 return None

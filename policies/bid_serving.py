@@ -28,6 +28,11 @@ from policies.bid_pacer import DayPlan, PacerState, PacingParams, advance, day_p
 from policies.bidder import PacedBidder
 
 
+def current_record(record: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The record if it is in this format; None for none or one written before it (read as a fresh campaign)."""
+    return record if record is not None and "pacer" in record else None
+
+
 def sketch_key(campaign_id: str) -> str:
     """The state key of a campaign's bid sketch (beside its record, in the same shard)."""
     return f"{campaign_id}#sketch"
@@ -72,7 +77,7 @@ def campaign_view(
 ) -> CampaignView:
     """The view of a campaign at ``now_us`` from the bidding agent's record. A campaign with no record yet (no
     auction folded) is a fresh one under ``spec`` and ``params``: its controller bids the initial multiplier."""
-    plan = None
+    plan, record = None, current_record(record)
     if record is None:
         facts, pacer, params = CampaignFacts.empty(1, 1.0, spec), PacerState.empty(1, spec), params or PacingParams()
     else:

@@ -21,7 +21,7 @@ from typing import Any
 from environment.auction_market import bid_spec
 from environment.bid_facts import BidSpec, global_slot
 from environment.config import load_market_config
-from policies.bid_serving import campaign_view, view_multiplier
+from policies.bid_serving import campaign_view, current_record, view_multiplier
 from policies.bidder import ProfilePacing, as_bidder
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class PacingCache:
 
     def quote(self, policy: Any, campaign: str, now_us: int) -> BidQuote:
         """The campaign's multiplier and budget left at ``now_us`` under ``policy`` (see :func:`bid_multiplier`)."""
-        record = self.get(campaign)
+        record = current_record(self.get(campaign))
         spec = default_spec()
         g = global_slot(now_us, int(record["spec"]["slots_per_day"]) if record else spec.slots_per_day)
         kept = self._quotes.get(campaign)

@@ -98,3 +98,25 @@ def test_the_record_stays_bounded_and_small_for_serving(tmp_path: Path) -> None:
         small, big = (len(orjson.dumps(s.record(key))) for s in (few, many))
         assert big < 1.5 * small, key
     assert len(orjson.dumps(many.record("cmp-a"))) < 10_000  # what /v1/bid's cache fetches every second
+
+
+def test_a_record_of_the_former_format_restarts_the_campaign(tmp_path: Path) -> None:
+    from agents.runtime import StateView
+
+    old = {"cmp-a": {"campaign_id": "cmp-a", "day": 1, "spend_today": 2.0, "pacing_multiplier": 1.3}}
+    view = StateView(dict(old), lambda keys: {}, lambda: list(old))
+    agent = BiddingAgent(BiddingConfig(daily_budgets={"cmp-a": 1.0}))
+    stored = [_stored(_auction(0, DAY0)), _stored(_purchase(1, DAY0, "cmp-a"))]
+    agent.decide(stored, view)
+    record = view.changes["cmp-a"]
+    assert record["auctions_total"] == 1 and record["spend_today"] == pytest.approx(0.02) and "pacer" in record
+    assert record["slot"][5] == 40.0
+
+
+def _stored(event: EventBase) -> object:
+    """The event as the log hands it to an agent."""
+    from data.log.base import StoredEvent
+
+    at = int(event.occurred_at.timestamp() * 1_000_000)
+    props = orjson.dumps(event.properties.model_dump(exclude_none=True)).decode()
+    return StoredEvent(0, event.event_id, event.event_type, event.customer_id, at, at, event.source, 1, None, props)

@@ -107,3 +107,8 @@ def test_the_cache_keeps_a_quote_until_the_record_slot_or_policy_changes() -> No
         assert cache.quote(ProfilePacing(), "cmp", NOW) is not quote
     finally:
         cache.stop()
+
+
+def test_a_record_of_the_former_format_reads_as_a_fresh_campaign() -> None:
+    old = {"campaign_id": "cmp", "budget": 10.0, "spend_today": 2.0, "remaining_today": 8.0, "pacing_multiplier": 1.3}
+    assert bid_multiplier(ProfilePacing(), old, NOW) == bid_multiplier(ProfilePacing(), None, NOW)
