@@ -223,10 +223,15 @@ def stop_serve() -> None:
 
 
 def stream(log: Any, config: DemoConfig, on_day: Callable[[int, int], None]) -> Any:
+    """The simulated market under the policy the journey slot serves, with the engine's daily tick each day (the
+    journey agent decides then, in shadow: its decisions are logged beside the market's)."""
+    from ame.parity import serving_policy
+    from data.settings import get_settings
     from environment.stream import stream_market
 
-    return stream_market(log, config.customers, config.days, policy="engagement_ladder", seed=config.seed,
-                         start=START, on_day=on_day)
+    served = serving_policy(None, get_settings().policies_dir)
+    return stream_market(log, config.customers, config.days, policy=served.policy, seed=config.seed, start=START,
+                         on_day=on_day, ticks=True, policy_version=served.version)
 
 
 def wait_for_agents(sup: Any, log: Any, timeout_s: float) -> None:
@@ -342,13 +347,9 @@ def _trained_journey_policies(registry: Any) -> list[str]:
 def evaluate_policies(config: DemoConfig, progress: Progress | None = None) -> tuple[list[PolicyRow], str]:
     """Every available journey policy on the same seeded simulated customers (60-day episodes): revenue,
     purchases, spend (channel cost and discounts), unsubscribes per 1,000 customers, profit per customer."""
-    from environment.config import load_market_config
-    from environment.vector import JourneyVectorEnv
-    from policies.evaluate import JOURNEY_HEURISTICS, mean_ci, resolve_policy
+    from policies.evaluate import JOURNEY_HEURISTICS, mean_ci, resolve_policy, run_journey
     from policies.registry import PolicyRegistry
 
-    market = load_market_config()
-    cost_table = np.asarray(market.journey.cost)
     trained = _trained_journey_policies(PolicyRegistry())
     names = [BASELINE] + [n for n in JOURNEY_HEURISTICS if n != BASELINE] + trained
     task = progress.add_task("simulator evaluation", total=len(names) * config.eval_seeds) if progress else None
@@ -356,34 +357,18 @@ def evaluate_policies(config: DemoConfig, progress: Progress | None = None) -> t
     n = config.eval_customers
     for name in names:
         policy = resolve_policy(name)
-        per_seed: dict[str, list[float]] = {k: [] for k in ("revenue", "purchases", "spend", "unsub", "profit")}
+        runs = []
         for seed in range(10_000 + config.seed, 10_000 + config.seed + config.eval_seeds):
-            if hasattr(policy, "_rng"):
-                policy._rng = np.random.default_rng(seed)
-            env = JourneyVectorEnv(n, market)
-            obs, _ = env.reset(seed=seed)
-            if hasattr(policy, "bind"):
-                policy.bind(env)
-            totals = dict.fromkeys(per_seed, 0.0)
-            for day in range(env.horizon):
-                action, _ = policy.predict(obs, episode_start=np.full(n, day == 0),
-                                           deterministic=not getattr(policy, "stochastic", False))
-                obs, reward, _, _, _ = env.step(np.asarray(action).reshape(n))
-                out = env.last_outcome
-                totals["revenue"] += float(out.amount[out.purchased.astype(bool)].sum())
-                totals["purchases"] += float(out.purchased.sum())
-                totals["spend"] += float(cost_table[out.action].sum() + out.discount.sum())
-                totals["unsub"] += float(out.unsubscribed.sum())
-                totals["profit"] += float(reward.sum())
-            for k, v in totals.items():
-                per_seed[k].append(v / n * (1 if k == "profit" else 1_000))
+            runs.append(run_journey(policy, None, n, seed))
             if progress is not None and task is not None:
                 progress.advance(task)
-        profit, ci = mean_ci(per_seed["profit"])
+        profit, ci = mean_ci([m.profit for m in runs])
         rows.append(PolicyRow(
             policy=name, source="sim trained" if name in trained else "sim",
-            revenue=float(np.mean(per_seed["revenue"])), conversions=float(np.mean(per_seed["purchases"])),
-            spend=float(np.mean(per_seed["spend"])), unsubscribes=float(np.mean(per_seed["unsub"])),
+            revenue=1_000 * float(np.mean([m.revenue for m in runs])),
+            conversions=1_000 * float(np.mean([m.purchases for m in runs])),
+            spend=1_000 * float(np.mean([m.cost for m in runs])),
+            unsubscribes=1_000 * float(np.mean([m.unsubscribes for m in runs])),
             profit=profit, profit_ci=ci, baseline=name == BASELINE))
     note = (f"Simulator rows: per 1,000 customers over a 60-day episode, mean of {config.eval_seeds} seeds of "
             f"{n:,} customers (the same customers for every policy); spend = channel cost + discounts; profit per "
@@ -415,7 +400,7 @@ def live_row(warehouse_url: str, stream_report: Any, customers: int, days: int) 
     channel_cost = (sent.get("email_sent", 0) * cost[EMAIL] + sent.get("sms_sent", 0) * cost[SMS]
                     + sent.get("push_sent", 0) * cost[PUSH] + sent.get("offer_sent", 0) * cost[OFFER])
     scale = 1_000 / customers
-    return PolicyRow(policy="engagement_ladder", source=f"live {days} d",
+    return PolicyRow(policy=stream_report.policy, source=f"live {days} d",
                      revenue=float(revenue) * scale, conversions=float(purchases) * scale,
                      spend=(float(media) + channel_cost + float(discounts)) * scale,
                      unsubscribes=float(unsubscribed) * scale)
@@ -571,7 +556,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
             token = new_demo_key(folder / "api-keys.json")
             serving = True
             start_serve(config.port, {"event_log": log_url, "state_store": state_url,
-                                      "api_keys_file": str(folder / "api-keys.json"), "pacing_from_agents": True})
+                                      "api_keys_file": str(folder / "api-keys.json"), "pacing_from_agents": True,
+                                      "agent_state_dir": str(folder / "agents"), "agent_shards": 1})
             console.print(f"Ray {'started (2 CPUs)' if owns_ray else 'already running: reused'}; agents "
                           f"{', '.join(AGENTS)} (1 shard each); API on http://127.0.0.1:{config.port} (OpenAPI at /docs)")
             console.print(f"log {log_url}\nwarehouse {warehouse_url}")
@@ -581,7 +567,6 @@ def run_demo(config: DemoConfig) -> DemoResult:
                 task = progress.add_task("simulated days", total=config.days)
 
                 def on_day(day: int, events: int) -> None:
-                    sup.tick((START + timedelta(days=day + 1)).date())
                     progress.update(task, completed=day + 1, description=f"simulated days ({events:,} events)")
 
                 report = stream(log, config, on_day)

@@ -2,14 +2,15 @@
 while 1,000 events/s of other events arrive; beside the bare log's append-to-readable latency in the same run.
 
 What runs is what ``ame agents up`` and the decision API run: the projector actor (started by ``AgentSupervisor`` on
-a local 2-CPU Ray) keeps the profile projection current, and the decision API (``serve.app.build_api`` on uvicorn,
-bench_serve's baseline server, in its own process) reads consent from it. A thread appends page views of other
+a local 2-CPU Ray) keeps the profile projection current and the journey agent folds every customer's facts; the
+decision API (``serve.app.build_api`` on uvicorn, bench_serve's baseline server, in its own process) reads ad
+consent from the projection for ``/v1/bid`` and the journey agent's state for ``/v1/next-best-action``. A thread appends page views of other
 customers at a steady rate. Each probe takes a customer the route serves (a bid for ``/v1/bid``), appends the
 withdrawal of consent on the route's channel and asks the route, as fast as it answers, until the answer reflects
 it. Baseline probes, interleaved with them, append an event and read it back from a second connection to the log.
 
-``python -m benchmarks freshness`` measures ``/v1/bid`` (ad consent); ``python -m benchmarks.bench_freshness
---route bid nba`` adds ``/v1/next-best-action`` (email consent).
+``python -m benchmarks freshness`` measures ``/v1/bid`` (ad consent) and ``/v1/next-best-action`` (e-mail consent);
+``python -m benchmarks.bench_freshness --route bid`` measures one.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ def _emails(status: int, body: bytes) -> bool:
 ROUTES = {
     "bid": Route("bid", "/v1/bid", "ad", _bid_body, lambda cid: _granted(cid, "ad"), lambda s, b: s == 200),
     "nba": Route("nba", "/v1/next-best-action", "email", lambda cid: orjson.dumps({"customer_id": cid}),
-                 lambda cid: _granted(cid, "email"), _emails),
+                 lambda cid: _granted(cid, "email"), _emails, agents=("journey",)),
 }
-DEFAULT_ROUTES = ("bid",)
+DEFAULT_ROUTES = ("bid", "nba")
 
 
 def withdrawal(cid: str, channel: str) -> ConsentChanged:

@@ -81,7 +81,34 @@ def _args(folder: Path) -> dict[str, Any]:
     key = {"name": "bench", "sha256": hash_key(os.environ[TOKEN_ENV]), "scopes": ["admin"]}
     return {"event_log": f"sqlite:///{folder / 'events.db'}", "state_store": f"sqlite:///{folder / 'state.db'}",
             "policies_dir": str(folder / "policies"), "creative_store": f"sqlite:///{folder / 'creatives.db'}",
-            "api_keys": [key], "pacing_from_agents": False}
+            "api_keys": [key], "pacing_from_agents": False, "agent_state_dir": str(folder / "agents"), "agent_shards": 1}
+
+
+def _seed_customer(folder: Path) -> None:
+    """cust-1 as the agents know it: arrived, consented to e-mail, folded by the journey agent and the profile
+    projection, so both routes read a real record (not a miss)."""
+    from datetime import UTC, datetime
+
+    from agents.journey import JourneyAgent
+    from agents.runtime import AgentShard, ShardConfig
+    from data.log import open_log
+    from data.projections.base import Projector
+    from data.projections.profile import ProfileProjection
+    from data.projections.store import open_state_store
+
+    at = datetime(2026, 1, 5, 8, tzinfo=UTC).isoformat()
+    url = f"sqlite:///{folder / 'events.db'}"
+    log_ = open_log(url)
+    log_.append([{"event_id": "seed-lead", "event_type": "lead_created", "customer_id": "cust-1", "occurred_at": at},
+                 {"event_id": "seed-consent", "event_type": "consent_changed", "customer_id": "cust-1", "occurred_at": at,
+                  "properties": {"channel": "email", "granted": True}},
+                 {"event_id": "seed-visit", "event_type": "page_view", "customer_id": "cust-1", "occurred_at": at,
+                  "properties": {"url": "https://shop.example/"}}])
+    shard = AgentShard(JourneyAgent(), ShardConfig(log_url=url, state_dir=folder / "agents"), start=False)
+    shard.catch_up()
+    shard.close()
+    Projector(log_, open_state_store(f"sqlite:///{folder / 'state.db'}"), ProfileProjection()).catch_up()
+    log_.close()
 
 
 def _run_uvicorn(port: int, folder: Path) -> None:
@@ -243,6 +270,7 @@ def measure(config: Config, quick: bool) -> dict[str, Any]:
 
     token = "ame_" + secrets.token_urlsafe(24)
     folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    _seed_customer(folder)
     port = free_port()
     env = {**os.environ, **config.env, TOKEN_ENV: token, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "benchmarks.bench_serve", "--server", config.kind, "--port", str(port),

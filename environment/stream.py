@@ -113,6 +113,7 @@ class StreamReport:
     duplicates: int
     by_type: dict[str, int]
     total_reward: float
+    policy: str = ""
 
 
 def arrival_events(run: str, start: datetime, customer_ids: list[str], profiles: Profiles, consent: np.ndarray) -> Iterator[EventBase]:
@@ -329,7 +330,7 @@ def stream_market(
         out.flush()
         if on_day is not None:
             on_day(day, out.events)
-    return StreamReport(customers, days, out.events, out.appended, out.duplicates, out.by_type, total_reward)
+    return StreamReport(customers, days, out.events, out.appended, out.duplicates, out.by_type, total_reward, label[0])
 
 
 def _decide_and_step(

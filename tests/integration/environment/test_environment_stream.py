@@ -18,8 +18,9 @@ def test_stream_writes_valid_events_idempotently(tmp_path: Path) -> None:
     try:
         report = stream_market(log, customers=300, days=6, seed=3)
         assert report.appended == report.events > 300
-        assert report.by_type["lead_created"] == 300
-        for kind in ("decision_made", "email_sent", "page_view", "consent_changed"):
+        assert report.by_type["lead_created"] == report.by_type["customer_attributes"] == 300
+        assert report.policy == "offer_every_k"  # the journey slot's default
+        for kind in ("decision_made", "offer_sent", "page_view", "consent_changed"):
             assert report.by_type.get(kind, 0) > 0, kind
         batch = log.read(after=0, limit=100_000)
         assert len(batch) == report.events
@@ -38,7 +39,9 @@ def test_stream_policies_differ(tmp_path: Path) -> None:
     try:
         waiting = stream_market(log, customers=200, days=4, policy="wait", seed=1)
         assert "decision_made" not in waiting.by_type
-        with pytest.raises(ValueError, match="unknown policy"):
+        ticked = stream_market(log, customers=20, days=3, policy="email_every_k", seed=2, ticks=True)
+        assert ticked.by_type["decision_made"] >= 3 and "offer_sent" not in ticked.by_type
+        with pytest.raises(ValueError, match="unknown journey policy"):
             stream_market(log, customers=10, days=1, policy="nope")
     finally:
         log.close()

@@ -1,5 +1,6 @@
-"""The decision API on real Ray Serve (session cluster): routes over HTTP on 127.0.0.1, a promote under load
-with 0 failed requests (the registry's real TorchScript artifacts), and no decision lost on shutdown."""
+"""The decision API on real Ray Serve (session cluster): routes over HTTP on 127.0.0.1, a promotion into the journey
+slot under load with 0 failed requests (the registry's real TorchScript artifacts), and no decision lost on
+shutdown."""
 
 from __future__ import annotations
 
@@ -27,26 +28,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def register_bidder(root: Path, version: str, multiplier: float) -> None:
-    """A registry version whose TorchScript export bids a constant multiplier (what training would write)."""
+def register_journey(root: Path, version: str, action: int) -> None:
+    """A journey registry version whose TorchScript export always proposes one action (what training would write)."""
     import torch
 
     from policies.registry import PolicyMetadata
 
-    class Constant(torch.nn.Module):
-        def __init__(self, m: float) -> None:
+    class Always(torch.nn.Module):
+        def __init__(self, action: int) -> None:
             super().__init__()
-            self.m = m
+            self.action = action
 
-        def forward(self, obs: torch.Tensor) -> torch.Tensor:
-            return torch.full((obs.shape[0], 1), self.m)
+        def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros((obs.shape[0], 6))
+            out[:, self.action] = 1.0
+            return out
 
-    folder = root / "bidding" / version
+    folder = root / "journey-test" / version
     folder.mkdir(parents=True)
-    torch.jit.save(torch.jit.script(Constant(multiplier)), str(folder / "policy.pt"))
-    meta = PolicyMetadata(name="bidding", version=version, task="bidding", algo="test", export_kind="continuous",
-                          observation_dim=10, action_low=[0.0], action_high=[2.0], env_config_hash="test", seed=0,
-                          timesteps=0, code_version="test", created_at=datetime.now(UTC).isoformat())
+    torch.jit.save(torch.jit.script(Always(action)), str(folder / "policy.pt"))
+    meta = PolicyMetadata(name="journey-test", version=version, task="journey", algo="test", export_kind="discrete",
+                          n_actions=6, observation_dim=24, env_config_hash="test", seed=0, timesteps=0, code_version="test",
+                          created_at=datetime.now(UTC).isoformat(), env_options={"act": "argmax"})
     (folder / "metadata.json").write_text(meta.model_dump_json())
 
 
@@ -66,14 +69,14 @@ class Client:
 def served(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from ray import serve
 
-    from policies.registry import PolicyRegistry
+    from policies.slots import SlotPointers, SlotTarget
     from serve.app import build_app
 
     tmp = tmp_path_factory.mktemp("serve")
     root = tmp / "policies"
-    register_bidder(root, "v0001", 0.25)
-    register_bidder(root, "v0002", 0.5)
-    PolicyRegistry(root).promote("bidding", "v0001")
+    register_journey(root, "v0001", 0)  # always wait
+    register_journey(root, "v0002", 4)  # always an ad (no consent needed)
+    SlotPointers(root).point("journey", SlotTarget("journey-test", "v0001"))
     token, key = generate_key("test", ["admin"])
     log_url = f"sqlite:///{tmp / 'events.db'}"
     args = {"event_log": log_url, "state_store": f"sqlite:///{tmp / 'state.db'}", "policies_dir": str(root),
@@ -93,11 +96,11 @@ def served(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def test_routes_over_http(served: dict[str, Any]) -> None:
     client = Client(served["port"], served["token"])
     status, body = client.call("GET", "/healthz")
-    assert status == 200 and body["policies"]["bidding"] == "v0001"
+    assert status == 200 and body["policies"] == {"journey": "v0001", "bidding": "builtin"}
     status, body = client.call("POST", "/v1/bid", BID)
-    assert status == 200 and body["seatbid"][0]["bid"][0]["price"] == pytest.approx(0.5)  # 2.0 x 0.25
+    assert status in (200, 204)
     status, body = client.call("POST", "/v1/next-best-action", {"customer_id": "cust-1"})
-    assert status == 200 and body["policy_name"] == "journey"
+    assert status == 200 and (body["policy_name"], body["policy_version"], body["action"]) == ("journey-test", "v0001", "wait")
     status, _ = client.call("POST", "/v1/bid", {"id": "r", "imp": []})
     assert status == 422
     status, body = client.call("GET", "/metrics")
@@ -105,7 +108,7 @@ def test_routes_over_http(served: dict[str, Any]) -> None:
 
 
 def test_promote_under_load_fails_no_request(served: dict[str, Any]) -> None:
-    from policies.registry import PolicyRegistry
+    from policies.slots import SlotPointers, SlotTarget
 
     results: list[tuple[int, str | None]] = []
     stop = threading.Event()
@@ -114,8 +117,8 @@ def test_promote_under_load_fails_no_request(served: dict[str, Any]) -> None:
         client = Client(served["port"], served["token"])
         while not stop.is_set():
             try:
-                status, body = client.call("POST", "/v1/bid", BID)
-                version = body["ext"]["policy_version"] if status == 200 else None
+                status, body = client.call("POST", "/v1/next-best-action", {"customer_id": "cust-1"})
+                version = body["policy_version"] if status == 200 else None
             except Exception:  # noqa: BLE001 - a transport error is a failed request too
                 status, version = -1, None
                 client = Client(served["port"], served["token"])
@@ -125,7 +128,8 @@ def test_promote_under_load_fails_no_request(served: dict[str, Any]) -> None:
     for t in threads:
         t.start()
     time.sleep(1.5)
-    PolicyRegistry(served["root"]).promote("bidding", "v0002")  # what `ame policies promote bidding v0002` does
+    # what `ame policies promote journey-test v0002` writes once its gate passes
+    SlotPointers(served["root"]).point("journey", SlotTarget("journey-test", "v0002"))
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not (results and results[-1][1] == "v0002" and
                                                 sum(v == "v0002" for _, v in results[-50:]) == 50):
