@@ -4,6 +4,7 @@ once (a registered residual inside its controller), no bid once the budget is sp
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -72,14 +73,26 @@ def test_a_policy_without_a_controller_reads_the_bid_observation() -> None:
 
 def _register_residual(root: Path, factor: float) -> object:
     """A registered bidder residual whose TorchScript export answers ``factor`` (what ``ame train bidder`` writes)."""
-    from policies.registry import PolicyMetadata, PolicyRegistry
-    from tests.integration.serve.test_serve_ray import register_bidder
+    import torch
 
-    register_bidder(root, "v0001", factor)  # a constant export, registered as a plain bidder ...
-    path = root / "bidding" / "v0001" / "metadata.json"
-    meta = PolicyMetadata.model_validate_json(path.read_text())
-    options = {"residual_of": "profile_pacing", "eta": 0.08, "curve_memory": 0.5, "initial": 0.25}  # ... made a residual
-    path.write_text(meta.model_copy(update={"env_options": options}).model_dump_json())
+    from policies.registry import PolicyMetadata, PolicyRegistry
+
+    class Constant(torch.nn.Module):
+        def __init__(self, m: float) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return torch.full((obs.shape[0], 1), self.m)
+
+    folder = root / "bidding" / "v0001"
+    folder.mkdir(parents=True)
+    torch.jit.save(torch.jit.script(Constant(factor)), str(folder / "policy.pt"))
+    options = {"residual_of": "profile_pacing", "eta": 0.08, "curve_memory": 0.5, "initial": 0.25}
+    meta = PolicyMetadata(name="bidding", version="v0001", task="bidding", algo="SAC", export_kind="continuous", observation_dim=10,
+                          action_low=[0.9], action_high=[1.1], env_config_hash="t", seed=0, timesteps=0, code_version="t",
+                          created_at=datetime.now(UTC).isoformat(), env_options=options)
+    (folder / "metadata.json").write_text(meta.model_dump_json())
     return PolicyRegistry(root).load("bidding", "v0001")
 
 
