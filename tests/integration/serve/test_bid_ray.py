@@ -4,6 +4,9 @@ from that record, moved to now; a campaign whose day's budget is spent gets no b
 
 from __future__ import annotations
 
+import http.client
+import json
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +16,6 @@ from typing import Any
 import pytest
 
 from serve.auth import generate_key
-from tests.integration.serve.test_serve_ray import Client, free_port
 
 APP = "ame-bid-test"
 BUDGETS = {"cmp-live": 50.0, "cmp-spent": 1.0}
@@ -29,6 +31,18 @@ def _auctions(campaign: str, paid: float, now: datetime) -> list[Any]:
                           properties={"campaign_id": campaign, "auction_id": f"{campaign}-{i}", "bid": 0.05, "won": i % 2 == 0,
                                       "price_paid": paid if i % 2 == 0 else 0.0, "estimate": 0.03, "price_to_beat": 0.02})
             for i in range(40)]
+
+
+def _post(port: int, token: str, body: dict[str, Any]) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", "/v1/bid", body=json.dumps(body), headers={"Authorization": f"Bearer {token}",
+                                                                          "Content-Type": "application/json"})
+        answer = conn.getresponse()
+        data = answer.read()
+        return answer.status, json.loads(data) if data else None
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +66,9 @@ def stack(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     args = {"event_log": log_url, "state_store": f"sqlite:///{tmp / 'state.db'}", "policies_dir": str(tmp / "policies"),
             "creative_store": f"sqlite:///{tmp / 'creatives.db'}", "api_keys": [key.model_dump(mode="json")],
             "pacing_from_agents": True}
-    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     try:
         assert sup.wait_caught_up(60)
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -64,10 +80,10 @@ def stack(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         sup.down()
 
 
-def _bid(client: Client, campaign: str, value: float) -> tuple[int, float | None]:
+def _bid(stack: dict[str, Any], campaign: str, value: float) -> tuple[int, float | None]:
     body = {"id": "r", "imp": [{"id": "1", "bidfloor": 0.001, "ext": {"value": value}}], "user": {"id": "cust-1"}, "tmax": 100,
             "ext": {"campaign_id": campaign}}
-    status, answer = client.call("POST", "/v1/bid", body)
+    status, answer = _post(stack["port"], stack["token"], body)
     return status, (answer["seatbid"][0]["bid"][0]["price"] if status == 200 else None)
 
 
@@ -77,11 +93,10 @@ def test_the_price_is_the_estimate_times_the_controllers_multiplier_from_the_age
 
     record = stack["ray"].get(stack["sup"].bidding_state("cmp-live"))
     assert record["auctions_today"] == 40 and record["spend_today"] == pytest.approx(0.4)
-    client = Client(stack["port"], stack["token"])
     deadline, seen = time.monotonic() + 30, []
     while time.monotonic() < deadline:
         before = time.time_ns() // 1000
-        status, price = _bid(client, "cmp-live", 1.5)
+        status, price = _bid(stack, "cmp-live", 1.5)
         after = time.time_ns() // 1000
         expected = {round(1.5 * bid_multiplier(ProfilePacing(), record, t).multiplier, 4) for t in (before, after)}
         seen.append(price)
@@ -96,10 +111,9 @@ def test_the_price_is_the_estimate_times_the_controllers_multiplier_from_the_age
 def test_a_campaign_with_its_budget_spent_gets_no_bid(stack: dict[str, Any]) -> None:
     record = stack["ray"].get(stack["sup"].bidding_state("cmp-spent"))
     assert record["remaining_today"] == 0.0
-    client = Client(stack["port"], stack["token"])
     deadline, statuses = time.monotonic() + 30, []
     while time.monotonic() < deadline:
-        statuses.append(_bid(client, "cmp-spent", 1.5)[0])
+        statuses.append(_bid(stack, "cmp-spent", 1.5)[0])
         if statuses[-1] == 204:
             break
         time.sleep(0.2)
