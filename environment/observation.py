@@ -119,14 +119,14 @@ def profile_columns(
     channel: np.ndarray, zip_type: np.ndarray,
 ) -> np.ndarray:
     """The (N, 9) profile columns from the attributes (channel and zip as indices into CHANNELS and ZIPS)."""
-    history = np.maximum(np.asarray(history, dtype=np.float64), 1e-9)
-    return np.column_stack([
-        np.asarray(recency, dtype=np.float64) / 12.0,
-        np.clip(np.log(history) / 8.2, 0.0, 1.0),
-        mens, womens, newbie,
-        np.asarray(channel) == 1, np.asarray(channel) == 2,
-        np.asarray(zip_type) == 1, np.asarray(zip_type) == 2,
-    ]).astype(np.float32)
+    channel, zip_type = np.asarray(channel), np.asarray(zip_type)
+    out = np.empty((channel.shape[0], N_PROFILE), dtype=np.float32)
+    out[:, 0] = np.asarray(recency, dtype=np.float64) / 12.0
+    out[:, 1] = np.clip(np.log(np.maximum(np.asarray(history, dtype=np.float64), 1e-9)) / 8.2, 0.0, 1.0)
+    out[:, 2], out[:, 3], out[:, 4] = mens, womens, newbie
+    out[:, 5], out[:, 6] = channel == 1, channel == 2
+    out[:, 7], out[:, 8] = zip_type == 1, zip_type == 2
+    return out
 
 
 def profiles_columns(profiles: Profiles) -> np.ndarray:
@@ -160,14 +160,20 @@ def attributes_of_profiles(profiles: Profiles, index: int) -> dict[str, Any]:
 
 
 def _attribute_rows(records: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any]) -> np.ndarray:
-    values = [[(rec.get("attrs") or {}).get(name, [defaults[name]])[0] for name in ATTRIBUTES] for rec in records]
-    cols = list(zip(*values, strict=True)) if values else [()] * len(ATTRIBUTES)
-    return profile_columns(
-        np.asarray(cols[0], dtype=np.float64), np.asarray(cols[1], dtype=np.float64),
-        np.asarray(cols[2], dtype=np.float64), np.asarray(cols[3], dtype=np.float64),
-        np.asarray(cols[4], dtype=np.float64), np.asarray([CHANNELS.index(c) for c in cols[5]], dtype=np.int64),
-        np.asarray([ZIPS.index(z) for z in cols[6]], dtype=np.int64),
-    ).reshape(len(records), N_PROFILE)
+    rows = np.array([[_attribute_value(rec, name, defaults) for name in ATTRIBUTES] for rec in records],
+                    dtype=np.float64).reshape(len(records), len(ATTRIBUTES))
+    return profile_columns(*rows.T)
+
+
+def _attribute_value(record: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> float:
+    """One attribute as a number (channel and zip as their index), the default where never stated."""
+    stated = (record.get("attrs") or {}).get(name)
+    value = defaults[name] if stated is None else stated[0]
+    if name == "purchase_channel":
+        return float(CHANNELS.index(value))
+    if name == "zip_type":
+        return float(ZIPS.index(value))
+    return float(value)
 
 
 # ---- the batch form: the simulator's facts, and the observation ----------------------------------------
