@@ -11,18 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time as dtime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from agents.projector import PROJECTOR_PREFIX, ProjectorConfig, projector_actor_class
-from agents.runtime import SYSTEM_CUSTOMER, Agent, ShardConfig, shard_actor_class, shard_of
-from data.events import DecisionMade, DecisionMadeProperties, derive_event_id
+from agents.runtime import Agent, ShardConfig, shard_actor_class, shard_of
 from data.log import open_log
+from data.ticks import TICK_ACTION, tick_event  # noqa: F401 - re-exported for the CLI and tests
 
 log = logging.getLogger(__name__)
-
-TICK_ACTION = "daily_tick"
 
 
 class SupervisorError(RuntimeError):
@@ -31,19 +29,6 @@ class SupervisorError(RuntimeError):
 
 def actor_name(agent: str, shard: int, shards: int) -> str:
     return f"{agent}-{shard}of{shards}"
-
-
-def tick_event(day: date) -> DecisionMade:
-    """The daily tick: one broadcast event per day (same id for the same day, so ticking twice is harmless)."""
-    at = datetime.combine(day, dtime(9, 0), tzinfo=UTC)
-    return DecisionMade(
-        event_id=derive_event_id("tick", day.isoformat(), at=at),
-        customer_id=SYSTEM_CUSTOMER,
-        occurred_at=at,
-        source="agent:scheduler",
-        properties=DecisionMadeProperties(agent="scheduler", action=TICK_ACTION, propensity=1.0, policy_name="calendar", policy_version="1"),
-    )
-
 
 class AgentSupervisor:
     """Starts, watches and stops the shard actors of several agents.
