@@ -1,11 +1,13 @@
-"""Agents benchmark: events/s through the scoring and journey agents on Ray (2 CPUs), append-to-decision lag
-at a steady 5,000 events/s, and the bare log read rate measured in the same run as the baseline."""
+"""Agents benchmark: events/s through the scoring and journey agents on Ray (2 CPUs), the journey agent's decisions/s
+at the daily tick, append-to-decision lag at a steady 5,000 events/s (the journey agent deciding on engagement
+events), and the bare log read rate measured in the same run as the baseline."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ from benchmarks.common import BenchResult
 
 log = logging.getLogger(__name__)
 AREA = "agents"
+ENGAGEMENT = frozenset({"page_view", "content_download", "email_open", "email_click", "sms_click", "ad_click"})
 
 
 def _bare_read_rate(log_) -> float:
@@ -55,7 +58,7 @@ def _throughput(folder: Path, n: int, shards: int) -> tuple[float, float, int]:
 
 
 def _lag(folder: Path, rate: float, seconds: float, shards: int) -> tuple[float, float, int]:
-    from agents.journey import JourneyAgent
+    from agents.journey import JourneyAgent, JourneyConfig
     from agents.scoring import ScoringAgent
     from agents.supervisor import AgentSupervisor
     from data.log import open_log
@@ -65,7 +68,9 @@ def _lag(folder: Path, rate: float, seconds: float, shards: int) -> tuple[float,
     log_ = open_log(url)
     n = int(rate * seconds)
     stream = list(synthetic_dicts(n, customers=5_000, seed=12, source="lagbench"))
-    sup = AgentSupervisor(url, folder / "state-lag", [ScoringAgent(), JourneyAgent()], shards=shards, namespace="bench-lag", batch_size=2_000, poll_interval_s=0.005)
+    on_events = JourneyAgent(JourneyConfig(decide_on=ENGAGEMENT))  # decisions on events, not only at the tick
+    sup = AgentSupervisor(url, folder / "state-lag", [ScoringAgent(), on_events], shards=shards, namespace="bench-lag",
+                          batch_size=2_000, poll_interval_s=0.005)
     sup.up()
     try:
         chunk = max(1, int(rate / 100))  # 100 appends a second
@@ -96,6 +101,35 @@ def _lag(folder: Path, rate: float, seconds: float, shards: int) -> tuple[float,
     return float(np.percentile(lags, 50)), float(np.percentile(lags, 99)), len(lags)
 
 
+def _tick_rate(folder: Path, n: int, customers: int, shards: int) -> tuple[float, int]:
+    """Decisions/s of the journey agent at one daily tick for every customer it holds (after folding ``n`` events)."""
+    from agents.journey import JourneyAgent
+    from agents.supervisor import AgentSupervisor, tick_event
+    from data.log import open_log
+    from data.synthetic import synthetic_dicts
+
+    url = f"sqlite:///{folder / 'tick.db'}"
+    log_ = open_log(url)
+    stream = list(synthetic_dicts(n, customers=customers, seed=13, source="tickbench"))
+    for i in range(0, n, 5_000):
+        log_.append(stream[i : i + 5_000])
+    sup = AgentSupervisor(url, folder / "state-tick", [JourneyAgent()], shards=shards, namespace="bench-tick", batch_size=5_000)
+    sup.up()
+    try:
+        if not sup.wait_caught_up(timeout_s=600, settle_s=0.05):
+            raise RuntimeError("the journey agent did not fold the stream within 10 minutes")
+        before = log_.head()
+        start = time.perf_counter()
+        log_.append([tick_event(date(2027, 1, 1))])
+        if not sup.wait_caught_up(timeout_s=600, settle_s=0.05):
+            raise RuntimeError("the journey agent did not decide the tick within 10 minutes")
+        elapsed = time.perf_counter() - start
+        decisions = log_.head() - before - 1
+    finally:
+        sup.down()
+    return decisions / elapsed, decisions
+
+
 def run(quick: bool = False) -> list[BenchResult]:
     """Throughput on a backlog (2 shards per agent on a 2-CPU Ray cluster) and lag at 5,000 events/s."""
     import ray
@@ -110,6 +144,7 @@ def run(quick: bool = False) -> list[BenchResult]:
         with tempfile.TemporaryDirectory(prefix="ame-bench-agents-") as tmp:
             folder = Path(tmp)
             rate, bare, outputs = _throughput(folder, n, shards)
+            tick_rate, tick_decisions = _tick_rate(folder, n // 4, 5_000 if quick else 20_000, shards)
             p50, p99, decisions = _lag(folder, 5_000.0, seconds, shards)
     finally:
         if started_here:
@@ -118,6 +153,8 @@ def run(quick: bool = False) -> list[BenchResult]:
         BenchResult(AREA, f"scoring + journey end to end, {n:,} events, {shards} shards each, 2 CPUs", rate, "events/s",
                     "bare log read (same log, same run)", bare, ">= 20,000 events/s", rate >= 20_000,
                     f"{outputs:,} output events appended"),
+        BenchResult(AREA, f"journey decisions at the daily tick, {shards} shards, 2 CPUs", tick_rate, "decisions/s",
+                    "bare log read (same run)", bare, "-", None, f"{tick_decisions:,} customers decided on one tick"),
         BenchResult(AREA, "append-to-decision lag p50 at 5,000 events/s", p50, "ms", "-", None, "-", None, f"{decisions:,} journey decisions"),
         BenchResult(AREA, "append-to-decision lag p99 at 5,000 events/s", p99, "ms", "-", None, "< 500 ms", p99 < 500),
     ]
