@@ -8,15 +8,15 @@ import logging
 import typer
 
 from agents.cli import agents_app
+from ame.demo import demo_command
+from ame.parity import parity_command
+from ame.parity_bid import parity_bid_command
 from data.activation.cli import activate_app
 from data.cli import events_app, log_app, profile_app
 from data.demo import demo_command as log_demo_command
 from data.privacy.cli import privacy_app
-from ame.demo import demo_command
-from ame.parity import parity_command
-from ame.parity_bid import parity_bid_command
-from environment.cli import sim_app
 from data.warehouse.cli import warehouse_app
+from environment.cli import sim_app
 from policies.cli import models_app, train_app
 from policies.cli_policies import evaluate_app, ope_command, policies_app
 from policies.creative.cli import creatives_app

@@ -11,7 +11,7 @@ import os
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -420,34 +420,34 @@ class DataAccessed(EventBase):
 
 
 Event = Annotated[
-    Union[
-        LeadCreated,
-        CustomerAttributes,
-        PageView,
-        ContentDownload,
-        EmailSent,
-        EmailOpen,
-        EmailClick,
-        SmsSent,
-        SmsClick,
-        PushSent,
-        PushOpen,
-        OfferSent,
-        AdImpression,
-        AdClick,
-        AuctionResult,
-        Purchase,
-        Unsubscribe,
-        ConsentChanged,
-        SupportTicket,
-        ScoreUpdated,
-        DecisionMade,
-        PolicyPromotion,
-        TaskCreated,
-        IdentityMerged,
-        CustomerErased,
-        DataAccessed,
-    ],
+    (
+        LeadCreated
+        | CustomerAttributes
+        | PageView
+        | ContentDownload
+        | EmailSent
+        | EmailOpen
+        | EmailClick
+        | SmsSent
+        | SmsClick
+        | PushSent
+        | PushOpen
+        | OfferSent
+        | AdImpression
+        | AdClick
+        | AuctionResult
+        | Purchase
+        | Unsubscribe
+        | ConsentChanged
+        | SupportTicket
+        | ScoreUpdated
+        | DecisionMade
+        | PolicyPromotion
+        | TaskCreated
+        | IdentityMerged
+        | CustomerErased
+        | DataAccessed
+    ),
     Field(discriminator="event_type"),
 ]
 """Any event, discriminated on ``event_type``."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from environment.acting import acting_mode
 from environment.config import MarketConfig
 from environment.dynamics import (
     JourneyState,
@@ -29,7 +30,6 @@ from environment.dynamics import (
     unsub_prob,
     visit_prob,
 )
-from environment.acting import acting_mode
 from environment.guardrails import LEGAL as _LEGAL
 from environment.population import (
     ACTION_CONSENT_BIT,

@@ -283,6 +283,19 @@ def latent_index(state: JourneyState, gap: int) -> np.ndarray:
 
 
 __all__ = [
-    "JourneyState", "StepOutcome", "Tables", "reset_batch", "step_batch", "observe", "legal_mask", "where_state",
-    "latent_index", "click_prob", "unsub_prob", "visit_prob", "conv_prob", "churn_prob", "profile_design",
+    "JourneyState",
+    "StepOutcome",
+    "Tables",
+    "churn_prob",
+    "click_prob",
+    "conv_prob",
+    "latent_index",
+    "legal_mask",
+    "observe",
+    "profile_design",
+    "reset_batch",
+    "step_batch",
+    "unsub_prob",
+    "visit_prob",
+    "where_state",
 ]

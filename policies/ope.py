@@ -24,24 +24,24 @@ vectorised: one ``(n_boot, n)`` index matrix evaluated in chunks).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 __all__ = [
-    "OPEError",
+    "ESTIMATORS",
     "Estimate",
-    "ips",
-    "snips",
+    "OPEError",
+    "RewardModel",
+    "bootstrap_ci",
     "direct_method",
     "doubly_robust",
-    "importance_weights",
-    "bootstrap_ci",
     "evaluate",
-    "ESTIMATORS",
-    "RewardModel",
+    "importance_weights",
+    "ips",
     "reward_model_terms",
+    "snips",
 ]
 
 

@@ -21,7 +21,7 @@ import os
 import re
 import subprocess
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,13 +33,13 @@ from environment.acting import legal_from_observation
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "RegistryError",
-    "PolicyNotFound",
-    "PolicyMetadata",
-    "PolicyRegistry",
     "ExportedPolicy",
-    "config_hash",
+    "PolicyMetadata",
+    "PolicyNotFound",
+    "PolicyRegistry",
+    "RegistryError",
     "code_version",
+    "config_hash",
     "journey_action_mask",
 ]
 
@@ -259,7 +259,7 @@ class PolicyRegistry:
         fields: dict[str, Any] = {
             "name": name, "version": version, "algo": type(model).__name__, "export_kind": kind,
             "observation_dim": int(np.prod(model.observation_space.shape)), "code_version": code_version(),
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         if kind == "discrete":
             fields["n_actions"] = int(space.n)

@@ -415,7 +415,7 @@ def build_api(engine: Engine | None = None) -> FastAPI:
         m = engine.metrics
         try:
             m.event_lag.labels(m.replica).set(await engine.run_io(engine.event_lag))
-        except Exception:  # noqa: BLE001 - a busy log must not break the scrape
+        except Exception:
             logger.debug("event lag unavailable", exc_info=True)
         m.decision_log_pending.labels(m.replica).set(engine.decisions.pending)
         return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -133,7 +133,7 @@ class DecisionLogger:
                     log.append(batch)
                     self.appended += len(batch)
                     backoff = 0.05
-                except Exception:  # noqa: BLE001 - keep the batch and retry; the log may be busy or restarting
+                except Exception:
                     self.failures += 1
                     logger.exception("decision log: append of %d decisions failed; retrying in %.2f s", len(batch), backoff)
                     self._queue.extendleft(reversed(batch))

@@ -28,7 +28,7 @@ class PolicyWatcher:
             for slot in list(self.slots.values()):
                 try:
                     slot.refresh()
-                except Exception:  # noqa: BLE001 - the watcher must outlive a bad pointer
+                except Exception:
                     logger.exception("slot %s: refresh failed", slot.name)
 
     def stop(self) -> None:

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.journey import JourneyAgent, JourneyConfig
+from agents.journey_decision import JourneyRules
 from agents.runtime import StateView
 from data.events import EVENT_ADAPTER
 from data.log.base import StoredEvent, to_micros
 from data.log.sqlite import event_row
-from agents.journey_decision import JourneyRules
 from environment.guardrails import ACTION_CHANNEL, ACTIONS
 from serve.nba import NextBestAction
 

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from data.log import open_log
+from policies.slots import RegistrySource, SlotPointers, SlotTarget
 from serve.app import Engine, ServeArgs, Tunables, build_api
 from serve.auth import generate_key
 from serve.decide import PacingCache
-from policies.slots import RegistrySource, SlotPointers, SlotTarget
 
 TOKENS: dict[str, str] = {}
 
