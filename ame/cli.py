@@ -11,6 +11,7 @@ from agents.cli import agents_app
 from ame.demo import demo_command
 from ame.parity import parity_command
 from ame.parity_bid import parity_bid_command
+from ame.sim_run import lift_command, run_command
 from data.activation.cli import activate_app
 from data.cli import events_app, log_app, profile_app
 from data.demo import demo_command as log_demo_command
@@ -44,12 +45,14 @@ app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(agents_app, name="agents")
+sim_app.command("run")(run_command)
 sim_app.command("parity")(parity_command)
 sim_app.command("parity-bid")(parity_bid_command)
 app.add_typer(sim_app, name="sim")
 app.add_typer(policies_app, name="policies")
 app.add_typer(evaluate_app, name="evaluate")
 app.command("ope")(ope_command)
+app.command("lift")(lift_command)
 app.add_typer(creatives_app, name="creatives")
 app.add_typer(serve_app, name="serve")
 app.add_typer(activate_app, name="activate")

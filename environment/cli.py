@@ -1,13 +1,12 @@
-"""``ame sim``: calibrate the market, stream it into the event log, compute bounds, tune baselines."""
+"""``ame sim``: calibrate the market, compute bounds, tune baselines (``ame sim run``, ``parity`` and ``parity-bid``
+run the engine too, so they are composed in ``ame/``)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 sim_app = typer.Typer(help="The simulated market: calibration, market stream, bounds and baselines.", no_args_is_help=True)
@@ -54,53 +53,6 @@ def calibrate_command(
     header = "# The calibrated market: written by `ame sim calibrate`.\n"
     target.write_text(header + config.to_yaml())
     console.print(f"wrote {target}")
-
-
-@sim_app.command("run")
-def run_command(
-    customers: int = typer.Option(10_000, "--customers", min=1),
-    days: int = typer.Option(30, "--days", min=1, max=3650),
-    log: str = typer.Option(None, "--log", help="Event log URL (default: AME_EVENT_LOG, else sqlite:///.ame/events.db)."),
-    policy: str = typer.Option("offer_every_k", "--policy", help="Journey policy: offer_every_k, engagement_ladder, "
-                               "email_every_k, propensity_threshold, no_contact; -eps<e> adds exploration (offer_every_k-eps0.05)."),
-    seed: int = typer.Option(0, "--seed"),
-    config: Path = typer.Option(None, "--config", help="A market config (default: the calibrated one)."),
-    ticks: bool = typer.Option(False, "--ticks", help="Append the engine's daily tick before each day (agents running on the log decide then)."),
-) -> None:
-    """Simulate the market and write its events into the event log, with a progress bar."""
-    from data.log import open_log
-    from environment.stream import resolve_policy, stream_market
-
-    try:
-        predictor = resolve_policy(policy)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
-    market = _config(config)
-    event_log = open_log(log)
-    started = time.perf_counter()
-    try:
-        with Progress(
-            TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("days · {task.fields[events]:,} events"),
-            TimeElapsedColumn(), console=console,
-        ) as progress:
-            task = progress.add_task("days", total=days, events=0)
-            report = stream_market(
-                event_log, customers, days, policy=predictor, seed=seed, config=market, ticks=ticks,
-                on_day=lambda day, events: progress.update(task, completed=day + 1, events=events),
-            )
-    finally:
-        event_log.close()
-    elapsed = time.perf_counter() - started
-    table = Table(title=f"{report.events:,} events for {customers:,} customers x {days} days ({elapsed:.1f} s)")
-    table.add_column("event_type")
-    table.add_column("count", justify="right")
-    for name, count in sorted(report.by_type.items(), key=lambda kv: -kv[1]):
-        table.add_row(name, f"{count:,}")
-    console.print(table)
-    console.print(
-        f"appended {report.appended:,}, already there {report.duplicates:,}; policy {policy}: reward per customer "
-        f"{report.total_reward / customers:.3f}"
-    )
 
 
 @sim_app.command("bounds")

@@ -53,10 +53,11 @@ def oracle_value(config: Any, n_customers: int, seed: int) -> float:
     return float(OraclePolicy(env).expected_value().mean())
 
 
-def run_journey(policy: Any, config: Any = None, n_customers: int = 2_000, seed: int = 0, oracle: float = float("nan")) -> JourneyMetrics:
-    """One 60-day episode of ``policy`` on the customers of ``seed``, acting as the engine acts
-    (:func:`environment.acting.choose`: its recorded acting mode, the guardrails; the draws of a sampling policy
-    come from ``seed``, so a rerun is identical)."""
+def run_journey(policy: Any, config: Any = None, n_customers: int = 2_000, seed: int = 0, oracle: float = float("nan"),
+                days: int | None = None) -> JourneyMetrics:
+    """One 60-day episode (or its first ``days`` days) of ``policy`` on the customers of ``seed``, acting as the
+    engine acts (:func:`environment.acting.choose`: its recorded acting mode, the guardrails; the draws of a sampling
+    policy come from ``seed``, so a rerun is identical)."""
     from environment.config import load_market_config
     from environment.vector import JourneyVectorEnv
 
@@ -69,7 +70,7 @@ def run_journey(policy: Any, config: Any = None, n_customers: int = 2_000, seed:
     cost_table = np.asarray(config.journey.cost)
     profit, cost, revenue, purchases, unsubscribes = (np.zeros(n_customers) for _ in range(5))
     bought, unsub = np.zeros(n_customers, bool), np.zeros(n_customers, bool)
-    for _ in range(env.horizon):
+    for _ in range(min(days or env.horizon, env.horizon)):
         choice = choose(policy, obs, info["action_mask"], draws.random(n_customers))
         obs, reward, _, _, info = env.step(choice.executed)
         out = env.last_outcome

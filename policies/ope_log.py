@@ -91,8 +91,44 @@ def _events(log: Any, types: list[str], batch: int) -> Iterator[Any]:
 def read_decisions(log: Any, journey: JourneyModel, agent: str = "journey", window_days: float = 1.0,
                    batch: int = 100_000) -> dict[Behaviour, LoggedDecisions]:
     """Every behaviour's decisions by ``agent`` in ``log``, each with its reward (see the module docstring)."""
+    return _group(_attributed_log(log, journey, agent, window_days, batch).decisions)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerOutcome:
+    """One customer's journey as the log shows it, from their first decision by the agent on."""
+
+    customer_id: str
+    behaviour: Behaviour
+    decisions: int
+    profit: float  # the sum of their decisions' rewards
+    purchases: int
+    unsubscribes: int
+
+
+def customer_outcomes(log: Any, journey: JourneyModel, agent: str = "journey", window_days: float = 1.0,
+                      batch: int = 100_000) -> list[CustomerOutcome]:
+    """Per customer with a decision by ``agent``: their arm (the behaviour of their first decision), profit by the
+    reward projection, and the purchases and unsubscribes that followed their first decision."""
+    read = _attributed_log(log, journey, agent, window_days, batch)
+    out = []
+    for cid, mine in read.decisions.items():
+        first = mine[0].at_us
+        after = [(t, kind) for t, kind, _ in read.outcomes.get(cid, ()) if t >= first]
+        out.append(CustomerOutcome(cid, mine[0].behaviour, len(mine), float(sum(d.reward for d in mine)),
+                                   sum(kind == "purchase" for _, kind in after), sum(kind == "unsubscribe" for _, kind in after)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _AttributedLog:
+    decisions: dict[str, list[_Decision]]  # per customer, in time order, rewards attributed
+    outcomes: dict[str, list[tuple[int, str, float]]]  # per customer: (time, event type, value)
+
+
+def _attributed_log(log: Any, journey: JourneyModel, agent: str, window_days: float, batch: int) -> _AttributedLog:
     decisions: dict[str, list[_Decision]] = {}
-    outcomes: dict[str, list[tuple[int, float]]] = {}
+    outcomes: dict[str, list[tuple[int, str, float]]] = {}
     margin, cost, unsub_value = journey.margin_rate, np.asarray(journey.cost), dict(zip(UNSUB_CHANNELS, journey.unsub_value, strict=True))
     for e in _events(log, ["decision_made", "purchase", "unsubscribe"], batch):
         props = orjson.loads(e.properties_json or "{}")
@@ -101,14 +137,15 @@ def read_decisions(log: Any, journey: JourneyModel, agent: str = "journey", wind
                 decisions.setdefault(e.customer_id, []).append(_decision(e.occurred_at_us, props, cost))
         elif e.event_type == "purchase":
             value = margin * float(props.get("amount") or 0.0) - float(props.get("discount") or 0.0)
-            outcomes.setdefault(e.customer_id, []).append((e.occurred_at_us, value))
+            outcomes.setdefault(e.customer_id, []).append((e.occurred_at_us, e.event_type, value))
         else:
-            outcomes.setdefault(e.customer_id, []).append((e.occurred_at_us, -unsub_value.get(str(props.get("channel")), 0.0)))
+            value = -unsub_value.get(str(props.get("channel")), 0.0)
+            outcomes.setdefault(e.customer_id, []).append((e.occurred_at_us, e.event_type, value))
     window = int(window_days * DAY_US)
     for cid, mine in decisions.items():
         mine.sort(key=lambda d: d.at_us)
-        _attribute(mine, outcomes.get(cid, ()), window)
-    return _group(decisions)
+        _attribute(mine, [(t, v) for t, _, v in outcomes.get(cid, ())], window)
+    return _AttributedLog(decisions, outcomes)
 
 
 def _decision(at_us: int, props: dict[str, Any], cost: np.ndarray) -> _Decision:
