@@ -24,6 +24,7 @@ from agents.runtime import SYSTEM_CUSTOMER, Agent, Record, StateView, in_holdout
 from agents.scoring import RETENTION_ACTION
 from data.events import DecisionMade, EventBase
 from data.log.base import StoredEvent, from_micros
+from data.sharding import ANONYMOUS_CUSTOMER
 from data.ticks import TICK_ACTION, decision_event_id
 from environment.observation import (
     ATTRIBUTE_EVENT,
@@ -165,7 +166,8 @@ class JourneyAgent(Agent):
                 elif props.get("agent") == "scoring" and props.get("action") == RETENTION_ACTION:
                     seqs.setdefault(event.customer_id, []).append((event, "retention_start"))
                 continue
-            seqs.setdefault(event.customer_id, []).append((event, ""))
+            if event.customer_id != ANONYMOUS_CUSTOMER:  # no journey for events of no known customer
+                seqs.setdefault(event.customer_id, []).append((event, ""))
         return seqs
 
     def _fold_to_point(self, seq: list[tuple[StoredEvent, str]], i: int, rec: Record | None, cid: str,

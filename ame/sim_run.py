@@ -12,14 +12,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agents.bidding import BiddingAgent, BiddingConfig
 from agents.journey import JourneyAgent, JourneyConfig
+from agents.runtime import AgentShard, ShardConfig
 from ame.closed_loop import ClosedLoopError, in_process_agents, run_closed_loop
+from ame.closed_loop_bid import CampaignDay, bid_market, bidding_from_log, run_bid_loop
 from ame.three_numbers import ThreeNumbers, three_numbers
 from data.log import open_log
 from data.settings import get_settings
 from environment.config import ConfigError, MarketConfig, load_market_config
 from environment.stream import SimulatedMarket, resolve_policy, stream_market
 from policies.lift import LiftError, LiveLift, live_lift
+from policies.slots import BUILTINS, LoadedPolicy, PolicySlot, RegistrySource
 
 console = Console()
 
@@ -44,11 +48,16 @@ def run_command(
                                "email_every_k, propensity_threshold, no_contact; -eps<e> adds exploration). Not with --closed-loop."),
     seed: int = typer.Option(0, "--seed"),
     config: Path = typer.Option(None, "--config", help="A market config (default: the calibrated one)."),
-    ticks: bool = typer.Option(False, "--ticks", help="Append the engine's daily tick before each day (agents running on the log decide then)."),
+    ticks: bool = typer.Option(False, "--ticks", help="Append the engine's daily tick before each day (agents running on "
+                               "the log decide then)."),
     closed_loop: bool = typer.Option(False, "--closed-loop", help="The engine decides: the journey agent serves the journey "
                                      "slot (the holdout its policy) and the market carries its decisions out."),
     shards: int = typer.Option(2, "--shards", min=1, help="Closed loop: shards of the journey agent (run in this process)."),
-    state_dir: Path = typer.Option(None, "--state-dir", help="Closed loop: the agent's state (default AME_HOME/agents)."),
+    state_dir: Path = typer.Option(None, "--state-dir", help="Closed loop: the agents' state (default AME_HOME/agents)."),
+    campaigns: int = typer.Option(2, "--campaigns", min=0, help="Closed loop: ad campaigns bidding what /v1/bid serves (0: none)."),
+    opportunities: int = typer.Option(20_000, "--opportunities", min=96, help="Closed loop: auctions per campaign and day."),
+    budget_fraction: float = typer.Option(1 / 8, "--budget-fraction", min=1e-4, max=1.0,
+                                          help="Closed loop: daily budget / the spend that would win every auction."),
 ) -> None:
     """Simulate the market and write its events into the event log, with a progress bar."""
     if closed_loop and policy is not None:
@@ -57,7 +66,10 @@ def run_command(
     market_config = _market(config)
     started = time.perf_counter()
     if closed_loop:
-        _run_closed_loop(customers, days, log, seed, market_config, shards, state_dir)
+        folder = state_dir or get_settings().home / "agents"
+        _run_closed_loop(customers, days, log, seed, market_config, shards, folder)
+        if campaigns:
+            _run_bid_loop(campaigns, days, log, seed, opportunities, budget_fraction, market_config, folder)
     else:
         _run_simulator(customers, days, log, policy or "offer_every_k", seed, market_config, ticks)
     console.print(f"{time.perf_counter() - started:.1f} s")
@@ -87,7 +99,7 @@ def _run_simulator(customers: int, days: int, log: str | None, policy: str, seed
 
 
 def _run_closed_loop(customers: int, days: int, log: str | None, seed: int, config: MarketConfig, shards: int,
-                     state_dir: Path | None) -> None:
+                     state_dir: Path) -> None:
     settings = get_settings()
     log_url = log or settings.event_log_url()
     agent = JourneyAgent(JourneyConfig(holdout_share=settings.agent_holdout_share, policies_dir=settings.policies_dir))
@@ -95,7 +107,7 @@ def _run_closed_loop(customers: int, days: int, log: str | None, seed: int, conf
     event_log = open_log(log_url)
     try:
         market = SimulatedMarket(customers, days, seed, config)
-        with in_process_agents(agent, log_url, state_dir or settings.home / "agents", shards) as engine, _progress() as progress:
+        with in_process_agents(agent, log_url, state_dir, shards) as engine, _progress() as progress:
             task = progress.add_task("days", total=days, events=0)
             report = run_closed_loop(event_log, market, engine, days,
                                      on_day=lambda day, events: progress.update(task, completed=day + 1, events=events))
@@ -160,4 +172,37 @@ def three_numbers_table(n: ThreeNumbers) -> Table:
     for name, est in n.ope.items():
         table.add_row(f"OPE {name}", est.text(), "", "", "the engine's own log, the treated customers' decisions")
     table.add_row("live", n.live.treated.profit.text(), n.live.holdout.profit.text(), n.live.lift.text(), "the log")
+    return table
+
+
+def _run_bid_loop(campaigns: int, days: int, log: str | None, seed: int, opportunities: int, budget_fraction: float,
+                  config: MarketConfig, state_dir: Path) -> None:
+    """The campaigns bid what the bidding slot serves, read from the bidding agent's record as /v1/bid reads it."""
+    settings = get_settings()
+    log_url = log or settings.event_log_url()
+    loop = bid_market(campaigns, days, seed, opportunities, budget_fraction, config)
+    agent = BiddingAgent(BiddingConfig(daily_budgets=dict.fromkeys(loop.campaigns, loop.budget), market=loop.env.model))
+    shard = AgentShard(agent, ShardConfig(log_url=log_url, state_dir=state_dir), start=False)
+    slot = PolicySlot("bidding", RegistrySource(settings.policies_dir, BUILTINS))
+    slot.refresh()
+    event_log = open_log(log_url)
+    try:
+        with Progress(TextColumn("[bold]bidding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("slots", total=days * loop.env.model.slots_per_day)
+            run_bid_loop(event_log, loop, days, slot.current.policy, shard.record, shard.catch_up,
+                         on_slot=lambda g: bar.update(task, completed=g))
+        console.print(bidding_table(bidding_from_log(event_log, loop.budget, loop.campaigns), slot.current))
+    finally:
+        shard.close()
+        event_log.close()
+
+
+def bidding_table(days: list[CampaignDay], served: LoadedPolicy) -> Table:
+    table = Table(title=f"bidding in the closed loop, from the log: {served.name}@{served.version}",
+                  caption="spend against the daily budget; value won = sum of the won impressions' value estimates; "
+                          "hindsight LP on the logged auctions and prices to beat")
+    for col in ("campaign", "day", "spend / budget", "value won", "hindsight LP", "% of LP"):
+        table.add_column(col, justify="left" if col == "campaign" else "right")
+    for d in days:
+        table.add_row(d.campaign, str(d.day), f"{d.spend_share:.2%}", f"{d.value:,.2f}", f"{d.lp_value:,.2f}", f"{d.lp_share:.2%}")
     return table

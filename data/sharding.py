@@ -8,6 +8,8 @@ from functools import lru_cache
 from typing import NamedTuple
 
 BROADCAST_CUSTOMER = "system"
+ANONYMOUS_CUSTOMER = "anonymous"
+"""The customer id of events no customer is known for (an auction for an unidentified user): no journey is kept."""
 """Events of this customer id (the daily tick, for example) belong to every shard."""
 
 

@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from data.events import AuctionResult, AuctionResultProperties, EventBase, Purchase, PurchaseProperties, derive_event_id
+from data.sharding import ANONYMOUS_CUSTOMER
 from environment.auction_market import AuctionMarket, ClosedSlot
 from environment.bid_facts import slot_start_us
 
-SIM_CUSTOMER = "anonymous"
+SIM_CUSTOMER = ANONYMOUS_CUSTOMER
 SOURCE = "simulator"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
