@@ -17,7 +17,9 @@ from rich.progress import Progress
 
 from benchmarks.common import BenchResult
 from data.events import EventBase, validate_event
-from data.log.sqlite import _INSERT, _SCHEMA, SqliteEventLog, connect, event_row
+from data.log import EventLog, open_log
+from data.log.ingest import ingest_lines
+from data.log.sqlite import SCHEMA, connect, event_row, insert_sql
 from data.projections.base import Projector
 from data.projections.profile import ProfileProjection
 from data.projections.store import SqliteStateStore
@@ -25,6 +27,7 @@ from data.synthetic import synthetic_dicts
 
 BATCH = 1_000
 CUSTOMERS = 100_000
+INSERT = insert_sql()
 
 
 def _typed_batches(n: int, seed: int) -> Iterator[list[EventBase]]:
@@ -47,18 +50,17 @@ def _executemany(path: Path, rows: list[tuple], schema: str) -> float:
     start = time.perf_counter()
     for i in range(0, len(rows), BATCH):
         conn.execute("begin immediate")
-        conn.executemany(_INSERT, rows[i : i + BATCH])
+        conn.executemany(INSERT, rows[i : i + BATCH])
         conn.execute("commit")
     seconds = time.perf_counter() - start
     conn.close()
     return len(rows) / seconds
 
 
-def _append(log: SqliteEventLog, n: int) -> list[BenchResult]:
+def _append(log: EventLog, work: Path, n: int) -> list[BenchResult]:
     """Append ``n`` typed events in batches beside the plain-sqlite3 baseline, then the extra baselines."""
-    work = log.path.parent
     baseline = connect(work / "baseline.db", 60_000)
-    for statement in filter(str.strip, _SCHEMA.split(";")):
+    for statement in filter(str.strip, SCHEMA.split(";")):
         baseline.execute(statement)
     append_seconds = baseline_seconds = 0.0
     with Progress(transient=True) as progress:
@@ -74,7 +76,7 @@ def _append(log: SqliteEventLog, n: int) -> list[BenchResult]:
                     append_seconds += time.perf_counter() - start
                 else:
                     baseline.execute("begin immediate")
-                    baseline.executemany(_INSERT, batch_rows)
+                    baseline.executemany(INSERT, batch_rows)
                     baseline.execute("commit")
                     baseline_seconds += time.perf_counter() - start
             progress.advance(task, len(batch))
@@ -83,14 +85,12 @@ def _append(log: SqliteEventLog, n: int) -> list[BenchResult]:
     # built after the timed loop: millions of live tuples during it would make garbage-collector passes the cost
     rows = [event_row(e, 0) for batch in _typed_batches(200_000, seed=1) for e in batch]
 
-    bare = _executemany(work / "bare.db", rows, _SCHEMA.split("create unique index")[0])
+    bare = _executemany(work / "bare.db", rows, SCHEMA.split("create unique index")[0])
     random_ids = [(str(uuid.uuid4()), *r[1:]) for r in rows]
-    random_rate = _executemany(work / "random.db", random_ids, _SCHEMA)
+    random_rate = _executemany(work / "random.db", random_ids, SCHEMA)
 
     lines = [validate_event(d).model_dump_json().encode() for d in islice(synthetic_dicts(50_000, CUSTOMERS, 9), 50_000)]
-    from data.log.ingest import ingest_lines
-
-    ingest_log = SqliteEventLog(f"sqlite:///{work / 'ingest.db'}")
+    ingest_log = open_log(f"sqlite:///{work / 'ingest.db'}")
     start = time.perf_counter()
     ingest_lines(ingest_log, lines, "bench", BATCH)
     ingest_rate = len(lines) / (time.perf_counter() - start)
@@ -112,7 +112,7 @@ def _append(log: SqliteEventLog, n: int) -> list[BenchResult]:
     ]
 
 
-def _fill(log: SqliteEventLog, n: int) -> None:
+def _fill(log: EventLog, n: int) -> None:
     """The same events the append benchmark writes, untimed (for a replay measured on its own)."""
     with Progress(transient=True) as progress:
         task = progress.add_task(f"write {n:,} events to replay", total=n)
@@ -122,16 +122,15 @@ def _fill(log: SqliteEventLog, n: int) -> None:
     gc.collect()
 
 
-def _replay(log: SqliteEventLog) -> BenchResult:
+def _replay(log: EventLog, work: Path) -> BenchResult:
     """A full rebuild of the profile projection from the log, beside a bare sqlite3 read of the same columns."""
-    work = log.path.parent
     store = SqliteStateStore(f"sqlite:///{work / 'state.db'}")
     projector = Projector(log, store, ProfileProjection(), batch_size=50_000)
     start = time.perf_counter()
     replayed = projector.rebuild()
     replay_rate = replayed / (time.perf_counter() - start)
     store.close()
-    conn = sqlite3.connect(log.path)
+    conn = sqlite3.connect(work / "events.db")
     start = time.perf_counter()
     read = sum(1 for _ in conn.execute("select position, event_type, customer_id, occurred_at_us, properties from events"))
     raw_read = read / (time.perf_counter() - start)
@@ -144,14 +143,14 @@ def run(quick: bool = False, only: str | None = None) -> list[BenchResult]:
     """:param only: ``"append"`` or ``"replay"`` measures just that part (a replay alone writes its log untimed)."""
     n = 200_000 if quick else 1_000_000
     work = Path(tempfile.mkdtemp(prefix="ame-bench-log-"))
-    log = SqliteEventLog(f"sqlite:///{work / 'events.db'}")
+    log = open_log(f"sqlite:///{work / 'events.db'}")  # as the engine opens it: PII encrypted on append
     results: list[BenchResult] = []
     if only == "replay":
         _fill(log, n)
     else:
-        results += _append(log, n)
+        results += _append(log, work, n)
     if only != "append":
-        results.append(_replay(log))
+        results.append(_replay(log, work))
     log.close()
     shutil.rmtree(work)
     return results

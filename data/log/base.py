@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import orjson
+from pydantic import BaseModel
 
 from data.events import EVENT_ADAPTER, EventBase
 from data.sharding import Shard
@@ -23,6 +24,19 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(micros: int) -> datetime:
     return EPOCH + timedelta(microseconds=micros)
+
+
+def properties_default(value: Any) -> Any:
+    """orjson's ``default`` for event properties: a nested model as its JSON form."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def properties_json(event: EventBase) -> str:
+    """The event's properties as compact JSON, every field included (unset ones as null): the model's full
+    form, written straight from its fields because this runs once per appended event."""
+    return orjson.dumps(event.properties.__dict__, default=properties_default).decode()
 
 
 class LogError(RuntimeError):
@@ -54,6 +68,12 @@ class StoredEvent(NamedTuple):
     schema_version: int
     causation_id: str | None
     properties_json: str
+
+    @classmethod
+    def of(cls, event: EventBase, position: int, recorded_at_us: int) -> StoredEvent:
+        """``event`` as the log would hold it at ``position``, recorded at ``recorded_at_us``."""
+        return cls(position, event.event_id, event.event_type, event.customer_id, to_micros(event.occurred_at),
+                   recorded_at_us, event.source, event.schema_version, event.causation_id, properties_json(event))
 
     @property
     def occurred_at(self) -> datetime:

@@ -2,9 +2,10 @@
 
 - :class:`PubSubEventLog` validates and publishes: batched, ordered by ``customer_id`` (the ordering key), with
   ``event_type``, ``event_id`` and ``schema_version`` as attributes (for subscription filters). Input that fails
-  validation goes to a local SQLite dead-letter store (the embedded log's own table, by composition). The
-  registered PII fields (:mod:`data.privacy.registry`) are encrypted with the customer's key before publishing,
-  as the SQLite log stores them, so message bodies on the wire and in retention hold only ``enc:v1:`` tokens.
+  validation goes to a local SQLite dead-letter store (the embedded log's own table, by composition). It publishes
+  events as given: :func:`data.log.open_log` wraps it in :class:`~data.privacy.encrypting_log.EncryptingLog`, so
+  the registered PII fields are encrypted before they get here, and message bodies on the wire and in retention
+  hold only ``enc:v1:`` tokens.
 - :class:`~data.log.pubsub_subscriber.PubSubSubscriber` consumes a subscription by streaming pull with flow control (backpressure), filters
   by event type on our side too, hands batches to a handler inside one state-store transaction that also records
   every ``event_id`` in ``processed_events`` and the consumer's position, and acks only after that commit.
@@ -21,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import orjson
 from google.api_core import exceptions as gexc
@@ -40,14 +41,15 @@ from data.log.base import (
     RejectedInput,
     ReplayEvent,
     StoredEvent,
+    from_micros,
+    properties_json,
 )
 from data.log.pubsub_admin import TopicRef, parse_pubsub_url
-from data.log.sqlite import SqliteEventLog, properties_json
-from data.privacy.registry import PII_EVENT_TYPES, TOKEN_PREFIX
+from data.log.sqlite import SqliteEventLog
+from data.privacy.codec import FieldCodec
+from data.privacy.registry import TOKEN_PREFIX
+from data.settings import get_settings
 from data.sharding import Shard
-
-if TYPE_CHECKING:
-    from data.privacy.codec import FieldCodec
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +79,8 @@ def _iso(moment: Any) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def encode_event(event: EventBase, recorded_at_us: int, properties: str | None = None) -> bytes:
-    """The message body: the envelope as JSON, the same shape producers send and the warehouse loads.
-
-    :param properties: the properties as JSON, when they differ from the event's own (its PII encrypted);
-        None: the event's properties as given."""
-    from data.log.base import from_micros
-
+def encode_event(event: EventBase, recorded_at_us: int) -> bytes:
+    """The message body: the envelope as JSON, the same shape producers send and the warehouse loads."""
     return orjson.dumps({
         "event_id": event.event_id,
         "event_type": event.event_type,
@@ -93,7 +90,7 @@ def encode_event(event: EventBase, recorded_at_us: int, properties: str | None =
         "source": event.source,
         "schema_version": event.schema_version,
         "causation_id": event.causation_id,
-        "properties": orjson.Fragment(properties_json(event) if properties is None else properties),
+        "properties": orjson.Fragment(properties_json(event)),
     })
 
 
@@ -112,16 +109,8 @@ def decode_message(data: bytes, codec: FieldCodec | None = None) -> EventBase:
     except orjson.JSONDecodeError as error:
         raise EventError(f"the message is not valid JSON: {error}") from None
     if codec is not None and isinstance(raw, dict) and holds_pii_token(data):
-        raw = _revealed(raw, codec)
+        raw = codec.reveal_envelope(raw)
     return validate_event(raw)
-
-
-def _revealed(raw: dict[str, Any], codec: FieldCodec) -> dict[str, Any]:
-    """The envelope with its PII tokens decrypted (left as it is when its shape is wrong: validation says why)."""
-    event_type, customer_id, properties = raw.get("event_type"), raw.get("customer_id"), raw.get("properties")
-    if event_type not in PII_EVENT_TYPES or not isinstance(customer_id, str) or not isinstance(properties, dict):
-        return raw
-    return {**raw, "properties": codec.reveal(event_type, customer_id, properties)}
 
 
 class PubSubEventLog:
@@ -138,8 +127,6 @@ class PubSubEventLog:
         :param dead_letter_store: SQLite URL of the store of rejected input (default ``AME_PUBSUB_DEAD_LETTER_STORE``).
         :param publish_timeout_s: how long :meth:`append` waits for the server (default ``AME_PUBSUB_PUBLISH_TIMEOUT_S``).
         :param publisher: a ready client (tests); by default one with batching and message ordering on."""
-        from data.settings import get_settings
-
         settings = get_settings()
         self.url = url
         self.ref: TopicRef = parse_pubsub_url(url)
@@ -168,28 +155,6 @@ class PubSubEventLog:
         )
         self._published: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._codec: FieldCodec | None = None  # opened on the first PII event (see _pii_codec)
-
-    # -- personal data (data/privacy): encrypted before publishing -----------------------------------------
-
-    def _pii_codec(self) -> FieldCodec:
-        """The codec of this log: the key store of ``AME_KEY_STORE`` (default ``<AME_HOME>/keys.db``) and the
-        ``AME_PRIVACY_ENCRYPT`` switch, as :func:`~data.privacy.codec.codec_for_log` resolves them."""
-        with self._lock:
-            if self._codec is None:
-                from data.privacy.codec import codec_for_log
-
-                self._codec = codec_for_log(self.url)
-            return self._codec
-
-    def _protected_properties(self, events: Sequence[EventBase]) -> dict[int, str]:
-        """The encrypted properties JSON of the events that carry PII, by index (empty, and no key store opened,
-        for the batches without any)."""
-        if not any(e.event_type in PII_EVENT_TYPES for e in events):
-            return {}
-        from data.privacy.codec import protected_properties
-
-        return protected_properties(self._pii_codec(), events)
 
     # -- events -----------------------------------------------------------------------------------------
 
@@ -199,22 +164,20 @@ class PubSubEventLog:
         Validation errors raise before anything is published. A publish that fails or outlasts the timeout raises
         :class:`LogUnavailable`; events of that batch may have been published, so retrying the append is safe
         (consumers de-duplicate on ``event_id``). ``duplicates`` is always 0 here: Pub/Sub does not de-duplicate,
-        the subscriber does. ``last_position`` is 0: Pub/Sub has no positions. The PII fields of the events whose
-        type carries any are encrypted first (an erased customer's new PII is published as null).
+        the subscriber does. ``last_position`` is 0: Pub/Sub has no positions.
         """
         validated = [e if isinstance(e, EventBase) else validate_event(dict(e)) for e in events]
         if not validated:
             return AppendResult(appended=0, duplicates=0, last_position=0)
-        protected = self._protected_properties(validated)
         now = time.time_ns() // 1000
         futures: list[concurrent.futures.Future[str]] = []
         keys: set[str] = set()
         try:
-            for i, event in enumerate(validated):
+            for event in validated:
                 keys.add(event.customer_id)
                 futures.append(self._publisher.publish(
                     self.topic_path,
-                    encode_event(event, now, protected.get(i) if protected else None),
+                    encode_event(event, now),
                     ordering_key=event.customer_id,
                     event_type=event.event_type,
                     event_id=event.event_id,
@@ -302,15 +265,9 @@ class PubSubEventLog:
         except Exception as error:  # noqa: BLE001 - closing must not mask the caller's own error
             log.warning("closing the Pub/Sub publisher: %s", error)
         self._letters.close()
-        if self._codec is not None:
-            self._codec.keys.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-
-# -- the consumer -------------------------------------------------------------------------------------------

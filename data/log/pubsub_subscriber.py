@@ -17,19 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from google.cloud import pubsub_v1
 
 from data.events import EventBase, EventError
-from data.log.base import ReplayEvent, StoredEvent, to_micros
+from data.log.base import ReplayEvent, StoredEvent, properties_json, to_micros
 from data.log.pubsub import decode_message, holds_pii_token
-from data.log.sqlite import properties_json
+from data.privacy.codec import FieldCodec, codec_for_log
 from data.projections.base import KeyedProjection
 from data.projections.store import SqliteStateStore
-
-if TYPE_CHECKING:
-    from data.privacy.codec import FieldCodec
+from data.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +111,6 @@ class PubSubSubscriber:
         :param codec: decrypts the PII of the messages that hold encrypted values; default: the settings' key
             store (``AME_KEY_STORE``, else ``<AME_HOME>/keys.db``, as the publisher's), opened on the first such
             message."""
-        from data.settings import get_settings
-
         settings = get_settings()
         self.subscription_path = subscription_path
         self.store = store
@@ -211,8 +207,6 @@ class PubSubSubscriber:
         if not holds_pii_token(data):
             return None
         if self._codec is None:
-            from data.privacy.codec import codec_for_log
-
             project, _, subscription = self.subscription_path.removeprefix("projects/").partition("/subscriptions/")
             self._codec = codec_for_log(f"pubsub://{project}/{subscription}")
         return self._codec
@@ -317,8 +311,7 @@ class PubSubSubscriber:
                 position += 1
                 if self.full_events:
                     recorded = to_micros(e.recorded_at) if e.recorded_at is not None else now
-                    fresh.append(StoredEvent(position, e.event_id, e.event_type, e.customer_id, to_micros(e.occurred_at),
-                                             recorded, e.source, e.schema_version, e.causation_id, properties_json(e)))
+                    fresh.append(StoredEvent.of(e, position, recorded))
                 else:
                     fresh.append(ReplayEvent(position, e.event_type, e.customer_id, to_micros(e.occurred_at),
                                              properties_json(e)))

@@ -1,4 +1,8 @@
-"""The embedded event log: one SQLite file in WAL mode, safe for several processes at once."""
+"""The embedded event log: one SQLite file in WAL mode, safe for several processes at once.
+
+It stores events as they are given: personal data is encrypted before it gets here, by the
+:class:`~data.privacy.encrypting_log.EncryptingLog` that :func:`data.log.open_log` wraps every backend in.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,12 +33,17 @@ from data.log.base import (
     ReplayEvent,
     StoredEvent,
     from_micros,
+    properties_default,
+    properties_json,
     to_micros,
 )
-from data.privacy.registry import PII_EVENT_TYPES
 from data.sharding import BROADCAST_CUSTOMER, Shard, customer_hash
+from data.sqlite_files import enable_wal, sqlite_path
 
-_SCHEMA = """
+__all__ = ["SCHEMA", "EventRow", "SqliteEventLog", "connect", "enable_wal", "event_row", "event_rows", "insert_sql",
+           "sqlite_path", "write_transaction"]
+
+SCHEMA = """
 create table if not exists events (
     position        integer primary key,
     event_id        text    not null,
@@ -69,42 +78,37 @@ create index if not exists ix_dead_letters_status on dead_letters(status, id);
 """
 
 _SHARD_FILTER = "(customer_hash % ? = ? or customer_id = ?)"
-_COLUMNS = (
-    "position, event_id, event_type, customer_id, occurred_at_us, recorded_at_us, "
-    "source, schema_version, causation_id, properties"
-)
-_INSERT = (
-    "insert or ignore into events (event_id, event_type, customer_id, occurred_at_us, recorded_at_us, "
-    "source, schema_version, causation_id, properties, customer_hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_COLUMNS = ", ".join(StoredEvent._fields).replace("properties_json", "properties")
+"""The columns of a full read, in :class:`StoredEvent`'s order."""
+
+
+class EventRow(NamedTuple):
+    """One row of the ``events`` table as :meth:`SqliteEventLog.append` inserts it (every column but the position)."""
+
+    event_id: str
+    event_type: str
+    customer_id: str
+    occurred_at_us: int
+    recorded_at_us: int
+    source: str
+    schema_version: int
+    causation_id: str | None
+    properties: str
+    customer_hash: int
+
+
+def insert_sql(table: str = "events") -> str:
+    """The idempotent insert of :class:`EventRow` s into ``table`` (a row whose ``event_id`` is stored is skipped)."""
+    return (f"insert or ignore into {table} ({', '.join(EventRow._fields)}) "
+            f"values ({', '.join('?' * len(EventRow._fields))})")
+
+
+_INSERT = insert_sql()
 _make_event = StoredEvent._make
-# ReplayEvent._make without a Python frame per row (a full replay converts millions of rows)
+# ReplayEvent._make and EventRow._make without a Python frame per row (a full replay converts millions of rows)
 _make_replay_event: Callable[[Any], ReplayEvent] = partial(tuple.__new__, ReplayEvent)
+_make_row: Callable[[tuple[Any, ...]], EventRow] = partial(tuple.__new__, EventRow)
 _SCAN_FACTOR = 16  # a filtered read scans at most limit * this many positions before returning
-
-
-def sqlite_path(url: str) -> Path:
-    """The file of a ``sqlite:///relative/path`` or ``sqlite:////absolute/path`` URL."""
-    if not url.startswith("sqlite:///"):
-        raise ValueError(f"not a SQLite URL: {url!r} (expected sqlite:///relative/path or sqlite:////abs/path)")
-    rest = url[len("sqlite:///") :]
-    if not rest:
-        raise ValueError(f"the SQLite URL {url!r} names no file")
-    return Path(rest)  # "sqlite:////abs" leaves "/abs", "sqlite:///rel" leaves "rel"
-
-
-def enable_wal(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
-    """Switch a new file to WAL mode. Two processes opening the same new file race for the exclusive lock this
-    needs, and SQLite answers the loser "database is locked" at once (no busy wait), so retry, bounded."""
-    deadline = time.monotonic() + busy_timeout_ms / 1000
-    while True:
-        try:
-            conn.execute("pragma journal_mode = wal")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 @contextmanager
@@ -143,48 +147,24 @@ def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
-def _properties_default(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json", exclude_none=True)
-    raise TypeError(f"cannot serialize {type(value).__name__}")
+def event_row(event: EventBase, recorded_at_us: int) -> EventRow:
+    """The stored row of an event."""
+    return EventRow(event.event_id, event.event_type, event.customer_id, to_micros(event.occurred_at), recorded_at_us,
+                    event.source, event.schema_version, event.causation_id, properties_json(event),
+                    customer_hash(event.customer_id))
 
 
-def properties_json(event: EventBase) -> str:
-    """The event's properties as compact JSON, every field included (unset ones as null): the model's full
-    form, written straight from its fields because this runs once per appended event."""
-    return orjson.dumps(event.properties.__dict__, default=_properties_default).decode()
-
-
-def event_row(event: EventBase, recorded_at_us: int, properties: str | None = None) -> tuple[Any, ...]:
-    """The stored row of an event; ``properties`` replaces its JSON (the log passes the encrypted form)."""
-    return (
-        event.event_id,
-        event.event_type,
-        event.customer_id,
-        to_micros(event.occurred_at),
-        recorded_at_us,
-        event.source,
-        event.schema_version,
-        event.causation_id,
-        properties_json(event) if properties is None else properties,
-        customer_hash(event.customer_id),
-    )
-
-
-def event_rows(events: Sequence[EventBase], recorded_at_us: int, protected: Mapping[int, str]) -> list[tuple[Any, ...]]:
+def event_rows(events: Sequence[EventBase], recorded_at_us: int) -> list[EventRow]:
     """:func:`event_row` for a batch, in one tight loop: this runs once per appended event, so it reads each
-    model's fields straight from its ``__dict__`` (the same values, about 25% faster). ``protected`` holds the
-    encrypted properties of the events at those indexes."""
-    rows: list[tuple[Any, ...]] = []
-    add, dumps, default, hash_of = rows.append, orjson.dumps, _properties_default, customer_hash
-    for i, event in enumerate(events):
+    model's fields straight from its ``__dict__`` (the same values, about 25% faster)."""
+    rows: list[EventRow] = []
+    add, make, dumps, default, hash_of = rows.append, _make_row, orjson.dumps, properties_default, customer_hash
+    for event in events:
         d = event.__dict__
         customer = d["customer_id"]
-        properties = protected.get(i) if protected else None
-        if properties is None:
-            properties = dumps(d["properties"].__dict__, default=default).decode()
-        add((d["event_id"], d["event_type"], customer, (d["occurred_at"] - EPOCH) // ONE_MICROSECOND, recorded_at_us,
-             d["source"], d["schema_version"], d["causation_id"], properties, hash_of(customer)))
+        add(make((d["event_id"], d["event_type"], customer, (d["occurred_at"] - EPOCH) // ONE_MICROSECOND,
+                  recorded_at_us, d["source"], d["schema_version"], d["causation_id"],
+                  dumps(d["properties"].__dict__, default=default).decode(), hash_of(customer))))
     return rows
 
 
@@ -196,96 +176,39 @@ class SqliteEventLog:
         self.path = sqlite_path(url)
         self._conn = connect(self.path, busy_timeout_ms)
         self._lock = threading.Lock()
-        self._codec: Any = None  # data.privacy's FieldCodec, opened on the first PII event (see _pii_codec)
         self._ensure_schema()
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
     def _ensure_schema(self) -> None:
-        with self._lock:
-            try:
-                self._conn.execute("begin immediate")
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    self._conn.execute(statement)
-                self._add_customer_hash()
-                self._conn.execute("commit")
-            except sqlite3.Error as error:
-                self._rollback()
-                raise LogUnavailable(f"cannot create the event log schema in {self.path}: {error}") from None
+        try:
+            with self._write() as conn:
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    conn.execute(statement)
+                self._add_customer_hash(conn)
+        except sqlite3.Error as error:
+            raise LogUnavailable(f"cannot create the event log schema in {self.path}: {error}") from None
 
-    def _add_customer_hash(self) -> None:
+    @staticmethod
+    def _add_customer_hash(conn: sqlite3.Connection) -> None:
         """Upgrade a log written before events carried their shard hash (inside the schema transaction)."""
-        columns = {row[1] for row in self._conn.execute("pragma table_info(events)")}
+        columns = {row[1] for row in conn.execute("pragma table_info(events)")}
         if "customer_hash" in columns:
             return
-        self._conn.execute("alter table events add column customer_hash integer not null default 0")
-        customers = [row[0] for row in self._conn.execute("select distinct customer_id from events")]
-        self._conn.executemany(
-            "update events set customer_hash = ? where customer_id = ?", [(customer_hash(c), c) for c in customers]
-        )
+        conn.execute("alter table events add column customer_hash integer not null default 0")
+        customers = [row[0] for row in conn.execute("select distinct customer_id from events")]
+        conn.executemany("update events set customer_hash = ? where customer_id = ?", [(customer_hash(c), c) for c in customers])
 
-    def _rollback(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("rollback")
-
-    class _Write:
-        def __init__(self, log: SqliteEventLog) -> None:
-            self.log = log
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.log._lock.acquire()
-            try:
-                self.log._conn.execute("begin immediate")
-            except sqlite3.OperationalError as error:
-                self.log._lock.release()
-                raise LogUnavailable(f"the event log {self.log.path} is locked: {error}") from None
-            return self.log._conn
-
-        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            try:
-                if exc_type is None:
-                    self.log._conn.execute("commit")
-                else:
-                    self.log._rollback()
-            finally:
-                self.log._lock.release()
-
-    def _write(self) -> SqliteEventLog._Write:
-        return SqliteEventLog._Write(self)
-
-    # -- personal data (data/privacy): encrypted on append, decrypted on read ----------------------------
-
-    def _pii_codec(self) -> Any:
-        if self._codec is None:
-            from data.privacy.codec import codec_for_log
-
-            self._codec = codec_for_log(self.url)
-        return self._codec
-
-    def _protected_properties(self, events: Sequence[EventBase]) -> dict[int, str]:
-        """The encrypted properties JSON of the events that carry PII, by index (empty for most batches)."""
-        if not any(e.event_type in PII_EVENT_TYPES for e in events):
-            return {}  # most batches: no key store opened, nothing encrypted
-        from data.privacy.codec import protected_properties
-
-        return protected_properties(self._pii_codec(), events)
-
-    def _revealed(self, rows: list[Any], type_at: int, customer_at: int, props_at: int) -> list[Any]:
-        from data.privacy.registry import TOKEN_PREFIX
-
-        mark = '"' + TOKEN_PREFIX
-        if not any(r[type_at] in PII_EVENT_TYPES and r[props_at] and mark in r[props_at] for r in rows):
-            return rows
-        return self._pii_codec().reveal_rows(rows, type_at, customer_at, props_at)
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn, self._lock, f"the event log {self.path}")
 
     # -- events -----------------------------------------------------------------------------------------
 
     def append(self, events: Iterable[EventBase | Mapping[str, Any]]) -> AppendResult:
         now = time.time_ns() // 1000
         validated = [e if isinstance(e, EventBase) else validate_event(dict(e)) for e in events]
-        protected = self._protected_properties(validated)
         with cyclic_gc_paused():
-            rows = event_rows(validated, now, protected)
+            rows = event_rows(validated, now)
         if not rows:
             return AppendResult(appended=0, duplicates=0, last_position=self.head())
         with self._write() as conn:
@@ -298,7 +221,7 @@ class SqliteEventLog:
     def read(
         self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None, shard: Shard | None = None
     ) -> ReadBatch[StoredEvent]:
-        return self._select(_COLUMNS, (), _make_event, after, limit, event_types, shard, reveal_at=(2, 3, 9))
+        return self._select(_COLUMNS, (), _make_event, after, limit, event_types, shard)
 
     def replay(
         self,
@@ -311,8 +234,7 @@ class SqliteEventLog:
         wanted = sorted(set(properties_of))
         props = f"case when event_type in ({','.join('?' * len(wanted))}) then properties end" if wanted else "null"
         columns = f"position, event_type, customer_id, occurred_at_us, {props}"
-        return self._select(columns, tuple(wanted), _make_replay_event, after, limit, event_types, shard,
-                            reveal_at=(1, 2, 4) if PII_EVENT_TYPES.intersection(wanted) else None)
+        return self._select(columns, tuple(wanted), _make_replay_event, after, limit, event_types, shard)
 
     def _select(
         self,
@@ -323,29 +245,37 @@ class SqliteEventLog:
         limit: int,
         event_types: Sequence[str] | None,
         shard: Shard | None = None,
-        reveal_at: tuple[int, int, int] | None = None,
     ) -> ReadBatch[E]:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         if shard is not None and not 0 <= shard.index < shard.count:
             raise ValueError(f"shard index {shard.index} is outside 0..{shard.count - 1}")
-        with self._lock:
-            if not event_types and shard is None:
+        if not event_types and shard is None:
+            with self._lock:
                 rows = self._conn.execute(
                     f"select {columns} from events where position > ? order by position limit ?",
                     (*column_args, after, limit),
                 ).fetchall()
-                if reveal_at is not None:
-                    rows = self._revealed(rows, *reveal_at)
-                return ReadBatch(list(map(make, rows)), rows[-1][0] if rows else after)
-            where, args = "", []
-            if event_types:
-                types = sorted(set(event_types))
-                where += f" and event_type in ({','.join('?' * len(types))})"
-                args += types
-            if shard is not None:
-                where += f" and {_SHARD_FILTER}"
-                args += [shard.count, shard.index, BROADCAST_CUSTOMER]
+            return ReadBatch(list(map(make, rows)), rows[-1][0] if rows else after)
+        rows, upper = self._select_filtered(columns, column_args, after, limit, event_types, shard)
+        next_after = rows[-1][0] if len(rows) == limit else max(upper, after)
+        return ReadBatch(list(map(make, rows)), next_after)
+
+    def _select_filtered(
+        self, columns: str, column_args: tuple[Any, ...], after: int, limit: int, event_types: Sequence[str] | None,
+        shard: Shard | None,
+    ) -> tuple[list[Any], int]:
+        """The rows of some types or of one shard, scanning at most ``limit * _SCAN_FACTOR`` positions; and the
+        last position scanned (a consumer moves past it even when nothing there matched)."""
+        where, args = "", []
+        if event_types:
+            types = sorted(set(event_types))
+            where += f" and event_type in ({','.join('?' * len(types))})"
+            args += types
+        if shard is not None:
+            where += f" and {_SHARD_FILTER}"
+            args += [shard.count, shard.index, BROADCAST_CUSTOMER]
+        with self._lock:
             self._conn.execute("begin")
             try:
                 head = self._conn.execute("select coalesce(max(position), 0) from events").fetchone()[0]
@@ -356,20 +286,11 @@ class SqliteEventLog:
                 ).fetchall()
             finally:
                 self._conn.execute("commit")
-        if reveal_at is not None:
-            rows = self._revealed(rows, *reveal_at)
-        events = list(map(make, rows))
-        next_after = rows[-1][0] if len(rows) == limit else max(upper, after)
-        return ReadBatch(events, next_after)
+        return rows, upper
 
     def head(self) -> int:
         with self._lock:
             return self._conn.execute("select coalesce(max(position), 0) from events").fetchone()[0]
-
-    def get(self, event_id: str) -> StoredEvent | None:
-        with self._lock:
-            row = self._conn.execute(f"select {_COLUMNS} from events where event_id = ?", (event_id,)).fetchone()
-        return _make_event(self._revealed([row], 2, 3, 9)[0]) if row else None
 
     # -- dead letters -----------------------------------------------------------------------------------
 
@@ -396,14 +317,17 @@ class SqliteEventLog:
     def dead_letters(self, status: str | None = "pending", limit: int = 1000) -> list[DeadLetter]:
         where, args = ("where status = ?", (status,)) if status else ("", ())
         with self._lock:
-            rows = self._conn.execute(
+            cursor = self._conn.cursor()
+            cursor.row_factory = sqlite3.Row
+            rows = cursor.execute(
                 "select id, received_at_us, source, line, raw, reason, status, times_seen, event_id, position"
                 f" from dead_letters {where} order by id limit ?",
                 (*args, limit),
             ).fetchall()
         return [
-            DeadLetter(id=r[0], received_at=from_micros(r[1]), source=r[2], line=r[3], raw=bytes(r[4]), reason=r[5],
-                       status=r[6], times_seen=r[7], event_id=r[8], position=r[9])
+            DeadLetter(id=r["id"], received_at=from_micros(r["received_at_us"]), source=r["source"], line=r["line"],
+                       raw=bytes(r["raw"]), reason=r["reason"], status=r["status"], times_seen=r["times_seen"],
+                       event_id=r["event_id"], position=r["position"])
             for r in rows
         ]
 
@@ -445,8 +369,6 @@ class SqliteEventLog:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-            if self._codec is not None:
-                self._codec.keys.close()
 
     def __enter__(self) -> SqliteEventLog:
         return self

@@ -1,7 +1,8 @@
 """AES-GCM encryption of the registered PII properties, with a per-customer key.
 
-The log calls :meth:`FieldCodec.protect` on append (after validation, before the row is stored) and
-:meth:`FieldCodec.reveal_json` on read. A token is bound to its customer, event type and field (the AEAD's
+The log's wrapper (:class:`~data.privacy.encrypting_log.EncryptingLog`) calls :meth:`FieldCodec.protect_events`
+on append (after validation, before the backend stores or publishes the events) and :meth:`FieldCodec.reveal_event`
+on read. A token is bound to its customer, event type and field (the AEAD's
 associated data), so it cannot be moved to another customer's event. Keys are cached per process; the cache is
 dropped when the key store records a new erasure, so an erased customer stops decrypting in every process.
 """
@@ -12,17 +13,35 @@ import base64
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from data.log.sqlite import properties_json
-from data.privacy.keystore import KeyStore
+from data.events import EventBase
+from data.privacy.keystore import KeyStore, key_store_path_for
 from data.privacy.registry import ERASED, PII_EVENT_TYPES, TOKEN_PREFIX, pii_fields
+from data.settings import get_settings
 
 _TOKEN_MARK = '"' + TOKEN_PREFIX
+
+R = TypeVar("R", bound="LogRow")
+
+
+class LogRow(Protocol):
+    """A row read from a log (:class:`~data.log.base.StoredEvent`, :class:`~data.log.base.ReplayEvent`)."""
+
+    @property
+    def event_type(self) -> str: ...
+
+    @property
+    def customer_id(self) -> str: ...
+
+    @property
+    def properties_json(self) -> str | None: ...
+
+    def _replace(self: R, **changes: Any) -> R: ...
 
 
 def _aad(customer_id: str, event_type: str, field: str) -> bytes:
@@ -81,6 +100,18 @@ class FieldCodec:
 
     # -- append -----------------------------------------------------------------------------------------
 
+    def protect_events(self, events: Sequence[EventBase]) -> list[EventBase]:
+        """``events`` with the PII values of those whose type carries any encrypted (copies of those; the others
+        as they are). An erased customer's new PII is not stored at all (null)."""
+        todo = [i for i, e in enumerate(events) if e.event_type in PII_EVENT_TYPES]
+        props = [{f: getattr(events[i].properties, f) for f in pii_fields(events[i].event_type)} for i in todo]
+        self.protect([events[i] for i in todo], props)
+        out = list(events)
+        for i, values in zip(todo, props, strict=True):
+            event = events[i]
+            out[i] = event.model_copy(update={"properties": event.properties.model_copy(update=values)})
+        return out
+
     def protect(self, events: Sequence[Any], props: list[dict[str, Any]]) -> None:
         """Encrypt, in place, the PII values of ``props[i]`` (the stored properties of ``events[i]``).
         An erased customer's new PII is not stored at all (null)."""
@@ -90,22 +121,23 @@ class FieldCodec:
             return
         keys = self._keys_for((events[i].customer_id for i in todo), create=self.encrypt)
         for i in todo:
-            event, p = events[i], props[i]
-            key = keys.get(event.customer_id)
-            if key is None and not self.encrypt and not self.keys.is_erased(event.customer_id):
-                continue  # encryption off and no key: stored as given
-            for field in pii_fields(event.event_type):
-                value = p.get(field)
-                if not value:
-                    continue
-                if key is None:
-                    p[field] = None
-                    continue
-                aad = _aad(event.customer_id, event.event_type, field)
-                if isinstance(value, list):
-                    p[field] = [v if is_token(v) else encrypt_value(key, str(v), aad) for v in value]
-                elif not is_token(value):
-                    p[field] = encrypt_value(key, str(value), aad)
+            self._protect_one(events[i], props[i], keys.get(events[i].customer_id))
+
+    def _protect_one(self, event: Any, p: dict[str, Any], key: bytes | None) -> None:
+        if key is None and not self.encrypt and not self.keys.is_erased(event.customer_id):
+            return  # encryption off and no key: stored as given
+        for field in pii_fields(event.event_type):
+            value = p.get(field)
+            if not value:
+                continue
+            if key is None:
+                p[field] = None
+                continue
+            aad = _aad(event.customer_id, event.event_type, field)
+            if isinstance(value, list):
+                p[field] = [v if is_token(v) else encrypt_value(key, str(v), aad) for v in value]
+            elif not is_token(value):
+                p[field] = encrypt_value(key, str(value), aad)
 
     # -- read -------------------------------------------------------------------------------------------
 
@@ -140,37 +172,30 @@ class FieldCodec:
             return properties_json
         return orjson.dumps(self.reveal(event_type, customer_id, orjson.loads(properties_json))).decode()
 
-    def reveal_rows(self, rows: list[tuple], type_at: int, customer_at: int, props_at: int) -> list[tuple]:
-        """Rows read from the log with their properties column decrypted (the rows that need it)."""
-        out = rows
-        for n, row in enumerate(rows):
-            p = row[props_at]
-            if row[type_at] in PII_EVENT_TYPES and p is not None and _TOKEN_MARK in p:
-                if out is rows:
-                    out = list(rows)
-                fixed = list(row)
-                fixed[props_at] = self.reveal_json(row[type_at], row[customer_at], p)
-                out[n] = tuple(fixed)
-        return out
+    def reveal_event(self, row: R) -> R:
+        """A row read from the log with its properties decrypted (the row itself when it holds no token)."""
+        revealed = self.reveal_json(row.event_type, row.customer_id, row.properties_json)
+        return row if revealed is row.properties_json else row._replace(properties_json=revealed)
+
+    def reveal_envelope(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """An event as JSON data (a message body) with its tokens decrypted; left as it is when its shape is wrong
+        (validation then says why)."""
+        event_type, customer_id, properties = raw.get("event_type"), raw.get("customer_id"), raw.get("properties")
+        if event_type not in PII_EVENT_TYPES or not isinstance(customer_id, str) or not isinstance(properties, dict):
+            return raw
+        return {**raw, "properties": self.reveal(event_type, customer_id, properties)}
 
 
-__all__ = ["ERASED", "FieldCodec", "codec_for_log", "decrypt_value", "encrypt_value", "is_token", "protected_properties"]
+def holds_token(properties_json: str | None) -> bool:
+    """Whether stored properties JSON holds an encrypted value (a cheap substring test)."""
+    return properties_json is not None and _TOKEN_MARK in properties_json
 
 
-def protected_properties(codec: FieldCodec, events: Sequence[Any]) -> dict[int, str]:
-    """The properties JSON of the events whose type carries PII, with that PII encrypted, by index in
-    ``events`` (what a log stores or publishes instead of the event's own properties)."""
-    todo = [i for i, e in enumerate(events) if e.event_type in PII_EVENT_TYPES]
-    props = [orjson.loads(properties_json(events[i])) for i in todo]
-    codec.protect([events[i] for i in todo], props)
-    return {i: orjson.dumps(p).decode() for i, p in zip(todo, props, strict=True)}
+__all__ = ["ERASED", "FieldCodec", "codec_for_log", "decrypt_value", "encrypt_value", "holds_token", "is_token"]
 
 
 def codec_for_log(log_url: str) -> FieldCodec:
     """The codec of a log, with the key store and switch from the settings (``AME_KEY_STORE``,
     ``AME_PRIVACY_ENCRYPT``)."""
-    from data.privacy.keystore import key_store_path_for
-    from data.settings import get_settings
-
     settings = get_settings()
     return FieldCodec(KeyStore(key_store_path_for(log_url, settings.key_store)), encrypt=settings.privacy_encrypt)

@@ -29,6 +29,8 @@ from data.events import (
     DataAccessedProperties,
     new_event_id,
 )
+from data.log import open_log
+from data.log.base import from_micros
 from data.log.sqlite import sqlite_path
 from data.privacy.codec import FieldCodec, codec_for_log
 from data.privacy.errors import UnsupportedForErasure
@@ -40,6 +42,10 @@ from data.privacy.scrub import (
     scrub_duckdb,
     scrub_sqlite,
 )
+from data.projections.profile import ProfileProjection
+from data.projections.store import open_state_store
+from data.settings import get_settings
+from data.warehouse.duckdb_backend import duckdb_path
 
 PUBSUB_LOG_NOTE = (
     "not scrubbed: Pub/Sub messages hold the PII only as enc:v1 tokens, unreadable now that the key is deleted "
@@ -127,8 +133,6 @@ def erase_customer(
     :param requested_by: who asked (recorded on the event).
     :param reason: why (recorded on the event; no personal data).
     """
-    from data.log import open_log
-
     on_pubsub = log_url.startswith("pubsub://")
     log_path = None if on_pubsub else _erasable_log_file(log_url)
     warehouse_path = _warehouse_file(warehouse_url) if warehouse_url else None
@@ -152,8 +156,6 @@ def erase_customer(
         codec.keys.close()
     log_scrub, log_note, letters_scrub = None, None, None
     if log_path is None:
-        from data.settings import get_settings
-
         log_note = PUBSUB_LOG_NOTE
         letters_scrub = scrub_sqlite(sqlite_path(get_settings().pubsub_dead_letter_store_url()), customer_id, values)
     else:
@@ -177,17 +179,12 @@ def _warehouse_file(warehouse_url: str) -> Path:
     if not warehouse_url.startswith("duckdb:///"):
         raise UnsupportedForErasure(
             f"erasure rewrites DuckDB warehouses only; for {warehouse_url!r} run the UPDATE in the README (Privacy)")
-    from data.warehouse.duckdb_backend import duckdb_path
-
     return duckdb_path(warehouse_url)
 
 
 def export_customer(customer_id: str, log_url: str, state_url: str | None = None, accessor: str | None = None) -> dict[str, Any]:
     """Everything the engine holds about one customer, as JSON-ready data (access and portability), with
     erased values as ``[erased]``; the read itself is recorded as a ``data_accessed`` event."""
-    from data.log.base import from_micros
-    from data.log.sqlite import SqliteEventLog
-
     codec = codec_for_log(log_url)
     try:
         erased = codec.keys.is_erased(customer_id)
@@ -205,9 +202,6 @@ def export_customer(customer_id: str, log_url: str, state_url: str | None = None
         codec.keys.close()
     profile = None
     if state_url and sqlite_path(state_url).exists():
-        from data.projections.profile import ProfileProjection
-        from data.projections.store import open_state_store
-
         store = open_state_store(state_url)
         try:
             with store.transaction() as conn:
@@ -217,9 +211,12 @@ def export_customer(customer_id: str, log_url: str, state_url: str | None = None
         finally:
             store.close()
     accessor = accessor or f"cli:{getpass.getuser()}"
-    with SqliteEventLog(log_url) as event_log:
+    event_log = open_log(log_url)
+    try:
         event_log.append([DataAccessed(
             event_id=new_event_id(), customer_id=customer_id, occurred_at=datetime.now(UTC), source="privacy",
             properties=DataAccessedProperties(accessor=accessor[:256], resource="ame privacy export", purpose="access request"))])
+    finally:
+        event_log.close()
     return {"customer_id": customer_id, "erased": erased, "exported_at": datetime.now(UTC).isoformat(),
             "profile": profile, "events": events}

@@ -16,8 +16,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from data.log.sqlite import enable_wal
 from data.privacy.errors import KeyStoreUnavailable
+from data.settings import get_settings
+from data.sqlite_files import enable_wal
 
 _SCHEMA = (
     "create table if not exists customer_keys (customer_id text primary key, key blob not null,"
@@ -36,8 +37,6 @@ def key_store_path_for(log_url: str, configured: str = "") -> Path:
     if log_url.startswith("sqlite:///"):
         log_path = Path(log_url[len("sqlite:///"):])
         return log_path.with_name(log_path.stem + ".keys.db")
-    from data.settings import get_settings
-
     return get_settings().home / "keys.db"
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from data.privacy.encrypting_log import EncryptingLog
+
 _START_TIMEOUT_S = 60.0
 _MISSING = (
     "the Pub/Sub emulator is not available: install the Google Cloud CLI with its pubsub-emulator component "
@@ -103,9 +105,10 @@ def pubsub_url(pubsub_emulator: str) -> str:
 
 @pytest.fixture
 def log(pubsub_url: str, tmp_path: Path) -> Iterator[Any]:
-    """A :class:`~data.log.pubsub.PubSubEventLog` on the test's topic, its dead letters in the test's folder."""
+    """A :class:`~data.log.pubsub.PubSubEventLog` on the test's topic, its dead letters in the test's folder, wrapped
+    in the log's encryption as :func:`data.log.open_log` opens it."""
     from data.log.pubsub import PubSubEventLog
 
-    opened = PubSubEventLog(pubsub_url, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publish_timeout_s=30)
+    opened = EncryptingLog(PubSubEventLog(pubsub_url, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publish_timeout_s=30))
     yield opened
     opened.close()

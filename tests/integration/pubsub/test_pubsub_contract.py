@@ -27,6 +27,7 @@ from data.log.pubsub_admin import (
     event_type_filter,
     parse_pubsub_url,
 )
+from data.privacy.encrypting_log import EncryptingLog
 from data.synthetic import synthetic_dicts, synthetic_events
 
 
@@ -70,7 +71,7 @@ def _published(subscription: str, wait_s: float) -> list[pubsub_v1.types.PubsubM
 
 @pytest.mark.emulator
 def test_open_log_dispatches_pubsub_urls(log: EventLog) -> None:
-    assert isinstance(log, PubSubEventLog) and isinstance(log, EventLog)
+    assert isinstance(log, EncryptingLog) and isinstance(log.inner, PubSubEventLog) and isinstance(log, EventLog)
 
 
 @pytest.mark.emulator

@@ -15,11 +15,11 @@ import pytest
 from google.cloud import pubsub_v1
 
 from data.events import LeadCreated, LeadCreatedProperties, Purchase, PurchaseProperties
-from data.log.base import StoredEvent
-from data.log.pubsub import PubSubEventLog, encode_event
+from data.log.base import StoredEvent, properties_json
+from data.log.pubsub import encode_event
 from data.log.pubsub_admin import ensure_subscription, ensure_topic, parse_pubsub_url
 from data.log.pubsub_subscriber import PubSubSubscriber
-from data.log.sqlite import properties_json
+from data.privacy.encrypting_log import EncryptingLog
 from data.privacy.erase import PUBSUB_LOG_NOTE, erase_customer
 from data.projections.store import SqliteStateStore
 from data.settings import get_settings
@@ -85,7 +85,7 @@ def _consume(subscription: str, store: SqliteStateStore, consumer: str, expected
 
 
 def test_messages_hold_tokens_consumers_see_plaintext_and_erasure_shreds_them(
-        log: PubSubEventLog, pubsub_url: str, tmp_path: Path) -> None:
+        log: EncryptingLog, pubsub_url: str, tmp_path: Path) -> None:
     raw, live, later = _subscriptions(pubsub_url, "raw", "live", "later")
     log.append([_lead(TARGET, 0, **SECRETS, company="Vantreeck GmbH"), _lead(KEEP, 0, email=KEEP_EMAIL, first_name="Keepwell")])
 
@@ -127,7 +127,7 @@ def test_messages_hold_tokens_consumers_see_plaintext_and_erasure_shreds_them(
     assert b"back.again" not in b"".join(m.data for m in _pull_all(raw, 1))  # an erased customer's new PII is not sent
 
 
-def test_messages_without_pii_are_published_as_before(log: PubSubEventLog, pubsub_url: str) -> None:
+def test_messages_without_pii_are_published_as_before(log: EncryptingLog, pubsub_url: str) -> None:
     (raw,) = _subscriptions(pubsub_url, "raw")
     events = [Purchase(event_id=f"buy-{i}", customer_id=f"c{i % 4}", occurred_at=AT,
                        properties=PurchaseProperties(order_id=f"o-{i}", amount=9.5 + i)) for i in range(40)]
@@ -145,4 +145,4 @@ def test_messages_without_pii_are_published_as_before(log: PubSubEventLog, pubsu
             "properties": orjson.Fragment(properties_json(event))})
         recorded_us = round(datetime.fromisoformat(body["recorded_at"]).timestamp() * 1e6)
         assert m.data == before == encode_event(event, recorded_us)
-    assert log._codec is None and not (get_settings().home / "keys.db").exists()
+    assert not (get_settings().home / "keys.db").exists()

@@ -14,7 +14,6 @@ from agents.journey_decision import decode_observation
 from agents.runtime import StateView, in_holdout
 from data.events import ConsentChanged, CustomerAttributes, EmailSent, LeadCreated, PageView, Unsubscribe
 from data.log.base import StoredEvent
-from data.log.sqlite import event_row
 from data.ticks import tick_event
 from environment.guardrails import mask_of_bits
 from environment.observation import ObservationSpec, fold_event, observe_records
@@ -25,8 +24,7 @@ T0 = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)
 
 
 def stored(event, position: int) -> StoredEvent:
-    row = event_row(event, 0)
-    return StoredEvent(position, *row[:8], row[8])
+    return StoredEvent.of(event, position, 0)
 
 
 class Always:

@@ -16,9 +16,7 @@ T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 
 
 def stored(event, position: int) -> StoredEvent:
-    from data.log.sqlite import event_row
-
-    return StoredEvent(position, *event_row(event, 0)[:8], event_row(event, 0)[8])
+    return StoredEvent.of(event, position, 0)
 
 
 def warm_lead(cid: str = "c-1") -> list:

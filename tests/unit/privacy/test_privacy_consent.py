@@ -17,7 +17,6 @@ from agents.journey_decision import JourneyRules
 from agents.runtime import StateView
 from data.events import EVENT_ADAPTER
 from data.log.base import StoredEvent, to_micros
-from data.log.sqlite import event_row
 from environment.guardrails import ACTION_CHANNEL, ACTIONS
 from serve.nba import NextBestAction
 
@@ -61,8 +60,7 @@ def _stored(steps: list[tuple]) -> list[StoredEvent]:
         t = t + timedelta(minutes=gap)
         event = EVENT_ADAPTER.validate_python({"event_id": f"e{i}", "event_type": kind, "customer_id": cid,
                                                "occurred_at": t, "properties": _props(kind, channel, granted)})
-        row = event_row(event, 0)
-        out.append(StoredEvent(i + 1, *row[:8], row[8]))
+        out.append(StoredEvent.of(event, i + 1, 0))
     return out
 
 

@@ -22,11 +22,11 @@ from data.events import (
     Purchase,
     PurchaseProperties,
 )
-from data.log.base import StoredEvent
+from data.log.base import StoredEvent, properties_json
 from data.log.pubsub import PubSubEventLog, decode_message, encode_event
 from data.log.pubsub_subscriber import PubSubSubscriber
-from data.log.sqlite import properties_json
 from data.privacy.codec import FieldCodec, codec_for_log
+from data.privacy.encrypting_log import EncryptingLog
 from data.privacy.erase import PUBSUB_LOG_NOTE, erase_customer
 from data.privacy.errors import UnsupportedForErasure
 from data.privacy.keystore import KeyStore
@@ -89,8 +89,9 @@ def publisher() -> RecordingPublisher:
 
 
 @pytest.fixture
-def log(tmp_path: Path, publisher: RecordingPublisher) -> Iterator[PubSubEventLog]:
-    opened = PubSubEventLog(URL, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publisher=publisher)
+def log(tmp_path: Path, publisher: RecordingPublisher) -> Iterator[EncryptingLog]:
+    """The Pub/Sub backend as :func:`data.log.open_log` opens it: wrapped by the log's encryption."""
+    opened = EncryptingLog(PubSubEventLog(URL, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publisher=publisher))
     yield opened
     opened.close()
 
@@ -106,7 +107,7 @@ def _keys_file() -> Path:
     return get_settings().home / "keys.db"
 
 
-def test_published_pii_is_encrypted_and_decodes_back(log: PubSubEventLog, publisher: RecordingPublisher,
+def test_published_pii_is_encrypted_and_decodes_back(log: EncryptingLog, publisher: RecordingPublisher,
                                                      codec: FieldCodec) -> None:
     log.append([_lead()])
     body, attributes = publisher.messages[0]
@@ -120,10 +121,10 @@ def test_published_pii_is_encrypted_and_decodes_back(log: PubSubEventLog, publis
 
 
 def test_a_batch_without_pii_publishes_the_same_bytes_and_opens_no_key_store(
-        log: PubSubEventLog, publisher: RecordingPublisher) -> None:
+        log: EncryptingLog, publisher: RecordingPublisher) -> None:
     events = [_purchase(f"c{i % 3}", i) for i in range(20)]
     log.append(events)
-    assert log._codec is None and not _keys_file().exists()
+    assert not _keys_file().exists()
     for event, (body, _) in zip(events, publisher.messages, strict=True):
         recorded_us = round(datetime.fromisoformat(orjson.loads(body)["recorded_at"]).timestamp() * 1e6)
         assert body == encode_event(event, recorded_us)
@@ -135,7 +136,7 @@ def test_a_batch_without_pii_publishes_the_same_bytes_and_opens_no_key_store(
             "properties": orjson.Fragment(properties_json(event))})
 
 
-def test_only_the_pii_events_of_a_mixed_batch_change(log: PubSubEventLog, publisher: RecordingPublisher,
+def test_only_the_pii_events_of_a_mixed_batch_change(log: EncryptingLog, publisher: RecordingPublisher,
                                                      codec: FieldCodec) -> None:
     merged = IdentityMerged(event_id="m1", customer_id="c1", occurred_at=AT, properties=IdentityMergedProperties(
         merged_ids=["c9"], identifiers=[f"email:{EMAIL}", "phone:+15550001111"]))
@@ -150,13 +151,13 @@ def test_encryption_switched_off_publishes_as_given(tmp_path: Path, monkeypatch:
                                                     publisher: RecordingPublisher) -> None:
     monkeypatch.setenv("AME_PRIVACY_ENCRYPT", "false")
     get_settings.cache_clear()
-    with PubSubEventLog(URL, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publisher=publisher) as log:
+    with EncryptingLog(PubSubEventLog(URL, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publisher=publisher)) as log:
         log.append([_lead()])
     assert EMAIL.encode() in publisher.messages[0][0] and b"enc:v1:" not in publisher.messages[0][0]
 
 
 def test_an_erased_customer_reads_null_and_new_pii_is_not_published(
-        log: PubSubEventLog, publisher: RecordingPublisher, codec: FieldCodec) -> None:
+        log: EncryptingLog, publisher: RecordingPublisher, codec: FieldCodec) -> None:
     log.append([_lead("c1"), _lead("c2", email="other@pubsub-privacy.example")])
     KeyStore(_keys_file()).erase("c1", "evt", "test")
     first, second = (decode_message(b, codec) for b, _ in publisher.messages)
@@ -168,7 +169,7 @@ def test_an_erased_customer_reads_null_and_new_pii_is_not_published(
 
 
 def test_decode_message_without_a_codec_returns_the_event_and_leaves_tokens_alone(
-        log: PubSubEventLog, publisher: RecordingPublisher) -> None:
+        log: EncryptingLog, publisher: RecordingPublisher) -> None:
     event = _purchase("c1", 0)
     decoded = decode_message(encode_event(event, 1_700_000_000_000_000))
     assert decoded.model_dump(exclude={"recorded_at"}) == event.model_dump(exclude={"recorded_at"})
@@ -178,9 +179,9 @@ def test_decode_message_without_a_codec_returns_the_event_and_leaves_tokens_alon
     assert decode_message(body).properties.first_name.startswith("enc:v1:")  # no codec: nothing is decrypted
 
 
-def test_decoding_touches_the_key_store_only_for_tokens(log: PubSubEventLog, publisher: RecordingPublisher) -> None:
+def test_decoding_touches_the_key_store_only_for_tokens(log: EncryptingLog, publisher: RecordingPublisher) -> None:
     class Refusing:
-        def reveal(self, *args: Any, **kwargs: Any) -> Any:
+        def reveal_envelope(self, *args: Any, **kwargs: Any) -> Any:
             raise AssertionError("a message without tokens needs no key")
 
     plain = LeadCreated(event_id="l0", customer_id="c1", occurred_at=AT, properties=LeadCreatedProperties(acquisition_source="web"))
@@ -201,7 +202,7 @@ class _Subscriber(PubSubSubscriber):
                          client=object(), full_events=True, codec=codec)  # type: ignore[arg-type]
 
 
-def test_the_subscriber_hands_plaintext_to_its_handler(tmp_path: Path, log: PubSubEventLog,
+def test_the_subscriber_hands_plaintext_to_its_handler(tmp_path: Path, log: EncryptingLog,
                                                        publisher: RecordingPublisher) -> None:
     log.append([_lead("c1"), _purchase("c1", 1)])
     store = SqliteStateStore(f"sqlite:///{tmp_path / 'state.db'}")
@@ -221,7 +222,7 @@ def test_the_subscriber_hands_plaintext_to_its_handler(tmp_path: Path, log: PubS
     store.close()
 
 
-def test_the_subscriber_opens_no_key_store_without_tokens(tmp_path: Path, log: PubSubEventLog,
+def test_the_subscriber_opens_no_key_store_without_tokens(tmp_path: Path, log: EncryptingLog,
                                                           publisher: RecordingPublisher) -> None:
     log.append([_purchase("c1", i) for i in range(5)])
     store = SqliteStateStore(f"sqlite:///{tmp_path / 'state.db'}")
@@ -234,7 +235,7 @@ def test_the_subscriber_opens_no_key_store_without_tokens(tmp_path: Path, log: P
 
 
 def test_erasure_on_pubsub_shreds_the_key_and_sweeps_the_copies(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: PubSubEventLog, publisher: RecordingPublisher,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: EncryptingLog, publisher: RecordingPublisher,
         codec: FieldCodec) -> None:
     log.append([_lead("c1")])
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
@@ -244,7 +245,7 @@ def test_erasure_on_pubsub_shreds_the_key_and_sweeps_the_copies(
                      [("c1", EMAIL, FIRST), ("c2", "keep@pubsub-privacy.example", "Keep")])
     conn.commit()
     conn.close()
-    monkeypatch.setattr("data.log.open_log", lambda url: log)
+    monkeypatch.setattr("data.privacy.erase.open_log", lambda url: log)
     report = erase_customer("c1", URL, state_url, None, requested_by="test")
     erased = decode_message(publisher.messages[-1][0])
     assert erased.event_type == "customer_erased" and erased.customer_id == "c1"
@@ -261,7 +262,7 @@ def test_erasure_refuses_other_logs_clearly(tmp_path: Path) -> None:
         erase_customer("c1", "kafka://broker/topic")
 
 
-def test_pii_is_found_in_the_copies_by_customer_id(tmp_path: Path, log: PubSubEventLog, publisher: RecordingPublisher,
+def test_pii_is_found_in_the_copies_by_customer_id(tmp_path: Path, log: EncryptingLog, publisher: RecordingPublisher,
                                                    codec: FieldCodec) -> None:
     import duckdb
 
