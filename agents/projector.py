@@ -11,34 +11,27 @@ reopens the store and resumes from the committed position. Its status has the sh
 
 from __future__ import annotations
 
-import logging
-import sqlite3
-import sys
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agents.polling import LoopTiming, PollingLoop, RateMeter, catch_up, was_reconstructed
 from agents.runtime import ShardStatus
+from agents.state_repository import bump_restarts
 from data.log import EventLog, open_log
 from data.projections.base import KeyedProjection, Projector
 from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
-
-log = logging.getLogger(__name__)
+from data.settings import Settings, get_settings
 
 PROJECTOR_PREFIX = "projector:"
 """Actor names and status rows of projectors start with this (``projector:profile``)."""
 
 PROJECTIONS: dict[str, Callable[[], KeyedProjection[Any]]] = {"profile": ProfileProjection}
 """The projections a projector actor can keep current, by name."""
-
-_RESTARTS_SCHEMA = "create table if not exists agent_restarts (consumer text primary key, restarts integer not null)"
-
 
 class ProjectorConfig(BaseModel):
     """Which projection to keep current, where, and how often to look for new events.
@@ -50,6 +43,9 @@ class ProjectorConfig(BaseModel):
     :param poll_interval_s: wait between polls when caught up; with the fold's time it bounds freshness.
     :param snapshot_every: snapshot the projection every N positions (0: never).
     :param max_backoff_s: longest wait before retrying a failed batch (the wait doubles from the poll interval).
+    :param stop_timeout_s: how long stopping waits for the batch in hand.
+    :param rate_window: batches the reported events/s is measured over.
+    :param rate_idle_s: events/s reads 0 after this long without a batch.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -59,7 +55,10 @@ class ProjectorConfig(BaseModel):
     batch_size: int = Field(50_000, ge=1, le=1_000_000)
     poll_interval_s: float = Field(0.05, gt=0, le=10)
     snapshot_every: int = Field(0, ge=0)
-    max_backoff_s: float = Field(5.0, gt=0, le=300)
+    max_backoff_s: float = Field(default_factory=lambda: get_settings().agent_max_backoff_s, gt=0, le=300)
+    stop_timeout_s: float = Field(default_factory=lambda: get_settings().agent_stop_timeout_s, gt=0)
+    rate_window: int = Field(default_factory=lambda: get_settings().agent_rate_window, ge=2)
+    rate_idle_s: float = Field(default_factory=lambda: get_settings().agent_rate_idle_s, gt=0)
 
     @property
     def actor_name(self) -> str:
@@ -72,26 +71,19 @@ class ProjectorConfig(BaseModel):
         return f"sqlite:///{Path(url.removeprefix('sqlite:///')).resolve()}"
 
     @classmethod
-    def from_settings(cls, log_url: str, state_url: str, settings: Any) -> ProjectorConfig:
+    def from_settings(cls, log_url: str, state_url: str, settings: Settings) -> ProjectorConfig:
         """The profile projector with the engine's settings (:class:`data.settings.Settings`)."""
         return cls(log_url=log_url, state_url=state_url, batch_size=settings.read_batch_size,
-                   poll_interval_s=settings.projector_poll_interval_s, snapshot_every=settings.snapshot_every)
+                   poll_interval_s=settings.projector_poll_interval_s, snapshot_every=settings.snapshot_every,
+                   max_backoff_s=settings.agent_max_backoff_s, stop_timeout_s=settings.agent_stop_timeout_s,
+                   rate_window=settings.agent_rate_window, rate_idle_s=settings.agent_rate_idle_s)
+
+    def timing(self) -> LoopTiming:
+        return LoopTiming(self.poll_interval_s, self.max_backoff_s, self.stop_timeout_s)
 
 
 def projector_actor_name(projection: str) -> str:
     return f"{PROJECTOR_PREFIX}{projection}"
-
-
-def was_reconstructed() -> bool:
-    """Whether this process is a Ray actor that Ray restarted after a failure (False outside Ray)."""
-    ray = sys.modules.get("ray")  # only inside a Ray worker; a plain projector never imports Ray
-    if ray is None or not ray.is_initialized():
-        return False
-    try:
-        context = ray.get_runtime_context()
-        return context.get_actor_id() is not None and bool(context.was_current_actor_reconstructed)
-    except Exception:  # noqa: BLE001 - not in an actor
-        return False
 
 
 class ProjectionRunner:
@@ -112,19 +104,15 @@ class ProjectionRunner:
         self._restarts = self._count_restart(reconstructed)
         self._position = self.projector.position()
         self._head = self._position
-        self._events = self._errors = 0
-        self._last_error: str | None = None
-        self._rate: deque[tuple[float, int]] = deque(maxlen=64)
-        self._stop = threading.Event()
+        self._rate = RateMeter(config.rate_window, config.rate_idle_s)
         self._lock = threading.Lock()  # one batch at a time (the loop thread and direct step() calls)
-        self._thread: threading.Thread | None = None
+        self._loop = PollingLoop(self.name, self.step, config.timing())
         if start or reconstructed:  # a restarted actor resumes on its own
             self.start()
 
     def _count_restart(self, reconstructed: bool) -> int:
-        with self.store.transaction() as conn:
-            conn.execute(_RESTARTS_SCHEMA)
-            return _bump_restarts(conn, self.name, reconstructed)
+        with self.store.transaction() as conn:  # counted as the agent shards count theirs
+            return bump_restarts(conn, self.name, reconstructed)
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -136,60 +124,26 @@ class ProjectionRunner:
             self._position = self.projector.position()
             self._head = max(self._head, self._position)
             if moved:
-                self._events += moved
-                self._rate.append((time.monotonic(), self._events))
+                self._rate.add(moved)
             return moved
 
     def catch_up(self, max_batches: int | None = None) -> int:
         """Fold batches until caught up with the log's head; returns the positions moved past."""
-        done = batches = 0
-        while max_batches is None or batches < max_batches:
-            moved = self.step()
-            if moved == 0:
-                break
-            done += moved
-            batches += 1
-        return done
-
-    def _loop(self) -> None:
-        backoff = self.config.poll_interval_s
-        while not self._stop.is_set():
-            try:
-                moved = self.step()
-            except Exception as error:  # keep projecting; the batch is retried from the last commit
-                self._errors += 1
-                self._last_error = f"{type(error).__name__}: {error}"
-                log.exception("%s: batch failed, retrying from position %d", self.name, self._position)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self.config.max_backoff_s)
-                continue
-            backoff = self.config.poll_interval_s
-            if moved == 0:
-                self._stop.wait(self.config.poll_interval_s)
+        return catch_up(self.step, max_batches)
 
     def start(self) -> bool:
         """Start the background loop (idempotent)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-            self._thread.start()
-        return True
+        return self._loop.start()
 
     def stop(self) -> bool:
         """Stop the loop after the current batch (idempotent)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        return True
+        return self._loop.stop()
 
     # -- status -----------------------------------------------------------------------------------------
 
     def events_per_s(self) -> float:
-        """Events folded per second over the last batches (0 when idle for 5 s)."""
-        if len(self._rate) < 2:
-            return 0.0
-        (t0, n0), (t1, n1) = self._rate[0], self._rate[-1]
-        return (n1 - n0) / (t1 - t0) if time.monotonic() - t1 < 5 and t1 > t0 else 0.0
+        """Events folded per second over the last batches (0 when idle)."""
+        return self._rate.per_second()
 
     def status(self) -> dict[str, Any]:
         """Position, lag, events/s, restarts and errors, as an agent shard reports them (idempotent, cheap)."""
@@ -199,9 +153,8 @@ class ProjectionRunner:
             head = self._head
         return ShardStatus(
             agent=self.name, shard=0, shards=1, position=self._position, head=head, lag=max(0, head - self._position),
-            events=self._events, events_per_s=self.events_per_s(), appended=0, duplicates=0, restarts=self._restarts,
-            errors=self._errors, running=self._thread is not None and self._thread.is_alive(),
-            last_error=self._last_error,
+            events=self._rate.total, events_per_s=self.events_per_s(), appended=0, duplicates=0, restarts=self._restarts,
+            errors=self._loop.errors, running=self._loop.running, last_error=self._loop.last_error,
         ).to_dict()
 
     def ping(self) -> bool:
@@ -211,14 +164,6 @@ class ProjectionRunner:
         self.stop()
         self.store.close()
         self.log.close()
-
-
-def _bump_restarts(conn: sqlite3.Connection, consumer: str, reconstructed: bool) -> int:
-    """The consumer's restarts so far, one more when this start is a restart (written in ``conn``)."""
-    row = conn.execute("select restarts from agent_restarts where consumer = ?", (consumer,)).fetchone()
-    restarts = (row[0] if row else 0) + (1 if reconstructed else 0)
-    conn.execute("insert or replace into agent_restarts (consumer, restarts) values (?, ?)", (consumer, restarts))
-    return restarts
 
 
 def projector_actor_class(max_restarts: int = -1) -> Any:

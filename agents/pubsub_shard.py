@@ -16,19 +16,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from agents.runtime import (
-    _STATE_SCHEMA,
-    Agent,
-    Record,
-    StateView,
-    consumer_name,
-    state_store_url,
-)
+from agents.runtime import Agent, Record, StateView
+from agents.state_repository import AgentStateRepository, consumer_name, state_store_url
 from data.log import open_log
 from data.log.base import StoredEvent
 from data.log.pubsub_admin import ensure_consumer_resources
@@ -52,9 +45,7 @@ class PubSubAgentShard:
         self.consumer = consumer_name(agent.name, shard, shards)
         self.log = open_log(log_url)
         self.store = SqliteStateStore(state_store_url(state_dir, agent.name, shard, shards))
-        with self.store.transaction() as conn:
-            for statement in filter(str.strip, _STATE_SCHEMA.split(";")):
-                conn.execute(statement)
+        self.state = AgentStateRepository(self.store, self.consumer)
         types = sorted(agent.event_types) if agent.event_types else None
         subscription = ensure_consumer_resources(log_url, f"agent-{agent.name}-{shard}of{shards}", types)
         self.subscriber = PubSubSubscriber(subscription, self.store, self.consumer, self._handle, types,
@@ -71,28 +62,12 @@ class PubSubAgentShard:
         if not mine:
             return
 
-        def load(keys: Sequence[str]) -> dict[str, Record]:
-            out: dict[str, Record] = {}
-            for i in range(0, len(keys), 500):
-                chunk = list(keys[i : i + 500])
-                rows = conn.execute(
-                    f"select key, record from agent_state where consumer = ? and key in ({','.join('?' * len(chunk))})",
-                    (self.consumer, *chunk),
-                )
-                out.update((k, orjson.loads(r)) for k, r in rows)
-            return out
-
-        def all_keys() -> list[str]:
-            return [r[0] for r in conn.execute("select key from agent_state where consumer = ?", (self.consumer,))]
-
-        view = StateView({}, load, all_keys)  # no cache across batches: the transaction may still roll back
+        view = StateView({}, partial(self.state.load_in, conn), partial(self.state.keys_in, conn))  # no cache across
+        # batches: the subscriber's transaction may still roll back
         outputs = self.agent.decide(mine, view)
         if outputs:
             self.appended += self.log.append(outputs).appended  # before the commit: a retry republishes the same ids
-        conn.executemany(
-            "insert or replace into agent_state (consumer, key, record) values (?, ?, ?)",
-            [(self.consumer, k, orjson.dumps(r, option=orjson.OPT_SORT_KEYS)) for k, r in view.changes.items()],
-        )
+        self.state.put_in(conn, view.changes)
 
     def start(self) -> None:
         self.subscriber.start()
@@ -104,8 +79,7 @@ class PubSubAgentShard:
                 "published": self.appended, "error": repr(self.subscriber.error) if self.subscriber.error else None}
 
     def records(self) -> dict[str, Record]:
-        rows = self.store.read().execute("select key, record from agent_state where consumer = ?", (self.consumer,))
-        return {k: orjson.loads(r) for k, r in rows}
+        return self.state.records()
 
     def stop(self) -> None:
         self.subscriber.stop()

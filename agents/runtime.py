@@ -17,25 +17,21 @@ a restarted actor reopens its store and resumes from its last commit.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import sqlite3
-import sys
 import threading
-import time
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.polling import LoopTiming, PollingLoop, RateMeter, catch_up, was_reconstructed
+from agents.state_repository import AgentStateRepository, Record, consumer_name, state_store_url
 from data.events import EventBase
 from data.hotpath import cyclic_gc_paused
 from data.log import EventLog, StoredEvent, open_log
-from data.projections.store import SqliteStateStore
+from data.settings import get_settings
 from data.sharding import BROADCAST_CUSTOMER, Shard, shard_of, stable_hash
 
 log = logging.getLogger(__name__)
@@ -43,21 +39,8 @@ log = logging.getLogger(__name__)
 SYSTEM_CUSTOMER = BROADCAST_CUSTOMER
 """The customer id of broadcast events (the daily tick): every shard of an agent handles them."""
 
-Record = dict[str, Any]
-"""One key's state: a JSON-ready dict. Agents never mutate a record they read; they ``put`` a new one."""
-
-_STATE_SCHEMA = """
-create table if not exists agent_state (
-    consumer  text not null,
-    key       text not null,
-    record    blob not null,
-    primary key (consumer, key)
-);
-create table if not exists agent_restarts (
-    consumer  text primary key,
-    restarts  integer not null
-)
-"""
+__all__ = ["SYSTEM_CUSTOMER", "Agent", "AgentShard", "Record", "ShardConfig", "ShardStatus", "StateView",
+           "in_holdout", "iter_shard_configs", "replay_serially", "shard_actor_class"]
 
 
 # ---- stable hashing -----------------------------------------------------------------------------------
@@ -75,7 +58,8 @@ class StateView:
     """The state an agent reads and writes while deciding one batch: committed records plus this batch's
     changes. Nothing reaches the store until the batch commits, so a failed batch leaves no trace."""
 
-    def __init__(self, cache: dict[str, Record], load: Any, all_keys: Any) -> None:
+    def __init__(self, cache: dict[str, Record], load: Callable[[Sequence[str]], dict[str, Record]],
+                 all_keys: Callable[[], list[str]]) -> None:
         self._cache = cache
         self._load = load
         self._all_keys = all_keys
@@ -147,6 +131,19 @@ class ShardConfig(BaseModel):
     poll_interval_s: float = Field(0.01, gt=0, le=10, description="Wait when caught up.")
     snapshot_every: int = Field(0, ge=0, description="Snapshot the whole state every N positions (0: never).")
     max_rate: float | None = Field(None, gt=0, description="Most events per second this shard reads (None: no limit).")
+    max_backoff_s: float = Field(default_factory=lambda: get_settings().agent_max_backoff_s, gt=0,
+                                 description="Longest wait before retrying a failed batch (AME_AGENT_MAX_BACKOFF_S).")
+    stop_timeout_s: float = Field(default_factory=lambda: get_settings().agent_stop_timeout_s, gt=0,
+                                  description="How long stopping waits for the batch in hand (AME_AGENT_STOP_TIMEOUT_S).")
+    rate_window: int = Field(default_factory=lambda: get_settings().agent_rate_window, ge=2,
+                             description="Batches the reported events/s is measured over (AME_AGENT_RATE_WINDOW).")
+    rate_idle_s: float = Field(default_factory=lambda: get_settings().agent_rate_idle_s, gt=0,
+                               description="events/s reads 0 after this long without a batch (AME_AGENT_RATE_IDLE_S).")
+    state_read_chunk: int = Field(default_factory=lambda: get_settings().agent_state_read_chunk, ge=1,
+                                  description="Keys per state read (AME_AGENT_STATE_READ_CHUNK).")
+
+    def timing(self) -> LoopTiming:
+        return LoopTiming(self.poll_interval_s, self.max_backoff_s, self.stop_timeout_s, self.max_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,23 +167,6 @@ class ShardStatus:
         return asdict(self)
 
 
-def consumer_name(agent: str, shard: int, shards: int) -> str:
-    return f"agent:{agent}:{shard}of{shards}"
-
-
-def state_store_url(state_dir: Path, agent: str, shard: int, shards: int) -> str:
-    return f"sqlite:///{(Path(state_dir) / f'{agent}-{shard}of{shards}.db').resolve()}"
-
-
-def encode_records(records: Mapping[str, Record]) -> bytes:
-    """Canonical bytes of a whole state (sorted keys), for snapshots and hashes."""
-    return orjson.dumps(dict(sorted(records.items())), option=orjson.OPT_SORT_KEYS)
-
-
-def state_hash(records: Mapping[str, Record]) -> str:
-    return hashlib.sha256(encode_records(records)).hexdigest()
-
-
 # ---- the shard ----------------------------------------------------------------------------------------
 
 
@@ -203,71 +183,43 @@ class AgentShard:
         self.config = config
         self.consumer = consumer_name(agent.name, config.shard, config.shards)
         self.log: EventLog = open_log(config.log_url)
-        self.store = SqliteStateStore(state_store_url(config.state_dir, agent.name, config.shard, config.shards))
-        with self.store.transaction() as conn:
-            for statement in filter(str.strip, _STATE_SCHEMA.split(";")):
-                conn.execute(statement)
-            self._restarts = self._count_restart(conn)
+        self.state = AgentStateRepository.open(state_store_url(config.state_dir, agent.name, config.shard, config.shards),
+                                               self.consumer, config.state_read_chunk)
+        reconstructed = was_reconstructed()
+        self._restarts = self.state.count_restart(reconstructed)
         self._cache: dict[str, Record] = {}
-        self._position = self.store.position(self.consumer)
+        self._position = self.state.position()
         self._head = self._position
-        self._events = self._appended = self._duplicates = self._errors = 0
-        self._last_error: str | None = None
-        self._rate: deque[tuple[float, int]] = deque(maxlen=64)
+        self._appended = self._duplicates = 0
+        self._rate = RateMeter(config.rate_window, config.rate_idle_s)
         self._types = sorted(agent.event_types) if agent.event_types else None
         self._log_shard = (  # the log filters this shard's customers itself (they keep their hash in the log)
             Shard(config.shard, config.shards) if config.shards > 1 and agent.keyed_by_customer else None
         )
-        self._stop = threading.Event()
         self._lock = threading.Lock()  # one batch at a time (the loop thread and direct step() calls)
-        self._thread: threading.Thread | None = None
-        if start or self._reconstructed:  # a restarted shard resumes on its own
+        self._loop = PollingLoop(self.consumer, self.step, config.timing())
+        if start or reconstructed:  # a restarted shard resumes on its own
             self.start()
 
-    def _count_restart(self, conn: sqlite3.Connection) -> int:
-        reconstructed = False
-        ray = sys.modules.get("ray")  # only inside a Ray worker; never import Ray for a plain shard
-        if ray is not None and ray.is_initialized():
-            try:
-                context = ray.get_runtime_context()
-                reconstructed = context.get_actor_id() is not None and context.was_current_actor_reconstructed
-            except Exception:  # not in an actor
-                reconstructed = False
-        row = conn.execute("select restarts from agent_restarts where consumer = ?", (self.consumer,)).fetchone()
-        self._reconstructed = reconstructed
-        restarts = (row[0] if row else 0) + (1 if reconstructed else 0)
-        conn.execute("insert or replace into agent_restarts (consumer, restarts) values (?, ?)", (self.consumer, restarts))
-        return restarts
+    @property
+    def appended(self) -> int:
+        """Output events this shard appended that were new to the log."""
+        return self._appended
+
+    @property
+    def duplicates(self) -> int:
+        """Output events this shard appended that the log already held (a replay re-deriving them)."""
+        return self._duplicates
 
     # -- state ------------------------------------------------------------------------------------------
 
-    def _load(self, keys: Sequence[str]) -> dict[str, Record]:
-        out: dict[str, Record] = {}
-        conn = self.store.read()
-        for i in range(0, len(keys), 500):
-            chunk = list(keys[i : i + 500])
-            marks = ",".join("?" * len(chunk))
-            with self.store._lock:
-                rows = conn.execute(
-                    f"select key, record from agent_state where consumer = ? and key in ({marks})", (self.consumer, *chunk)
-                ).fetchall()
-            out.update((k, orjson.loads(r)) for k, r in rows)
-        return out
-
-    def _all_keys(self) -> list[str]:
-        with self.store._lock:
-            return [r[0] for r in self.store.read().execute("select key from agent_state where consumer = ?", (self.consumer,))]
-
     def records(self) -> dict[str, Record]:
         """The whole committed state of this shard."""
-        with self.store._lock:
-            rows = self.store.read().execute("select key, record from agent_state where consumer = ?", (self.consumer,)).fetchall()
-        return {k: orjson.loads(r) for k, r in rows}
+        return self.state.records()
 
     def record(self, key: str) -> Record | None:
         """One committed record (what the bid endpoint reads from the bidding agent)."""
-        got = self._load([key])
-        return got.get(key)
+        return self.state.load([key]).get(key)
 
     # -- the loop ---------------------------------------------------------------------------------------
 
@@ -285,104 +237,51 @@ class AgentShard:
             return self._step()
 
     def _step(self) -> int:
-        position = self.store.position(self.consumer)
+        position = self.state.position()
         batch = self.log.read(position, self.config.batch_size, self._types, self._log_shard)
         self._head = max(self._head, batch.next_after)
         if batch.next_after == position:
             self._position = position
             return 0
         mine = self._mine(batch.events)
-        view = StateView(self._cache, self._load, self._all_keys)
+        view = StateView(self._cache, self.state.load, self.state.keys)
         outputs = self.agent.decide(mine, view) if mine else []
         if outputs:
             result = self.log.append(outputs)
             self._appended += result.appended
             self._duplicates += result.duplicates
-        with self.store.transaction() as conn:
-            if view.changes:
-                conn.executemany(
-                    "insert or replace into agent_state (consumer, key, record) values (?, ?, ?)",
-                    [(self.consumer, k, orjson.dumps(r, option=orjson.OPT_SORT_KEYS)) for k, r in view.changes.items()],
-                )
-            self.store.commit_position(conn, self.consumer, batch.next_after)
+        self.state.save(view.changes, batch.next_after)
         self._cache.update(view.changes)
         every = self.config.snapshot_every
         if every and batch.next_after // every > position // every:
             self.snapshot()
         self._position = batch.next_after
-        self._events += len(mine)
-        self._rate.append((time.monotonic(), self._events))
+        self._rate.add(len(mine))
         return batch.next_after - position
 
     def catch_up(self, max_batches: int | None = None) -> int:
         """Process batches until caught up with the log's head (tests, serial replays). Returns positions."""
-        done = batches = 0
-        while max_batches is None or batches < max_batches:
-            moved = self.step()
-            if moved == 0:
-                break
-            done += moved
-            batches += 1
-        return done
-
-    def _loop(self) -> None:
-        backoff = self.config.poll_interval_s
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                moved = self.step()
-                backoff = self.config.poll_interval_s
-            except Exception as error:  # keep consuming; the batch is retried from the last commit
-                self._errors += 1
-                self._last_error = f"{type(error).__name__}: {error}"
-                log.exception("%s: batch failed, retrying from position %d", self.consumer, self._position)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if moved == 0:
-                self._stop.wait(self.config.poll_interval_s)
-            elif self.config.max_rate:
-                spare = moved / self.config.max_rate - (time.monotonic() - started)
-                if spare > 0:
-                    self._stop.wait(spare)
+        return catch_up(self.step, max_batches)
 
     def start(self) -> bool:
         """Start the background loop (idempotent)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name=self.consumer, daemon=True)
-            self._thread.start()
-        return True
+        return self._loop.start()
 
     def stop(self) -> bool:
         """Stop the background loop after the current batch (idempotent)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        return True
+        return self._loop.stop()
 
     # -- snapshots and status ---------------------------------------------------------------------------
 
     def snapshot(self) -> str:
         """Write the whole state at the committed position as a snapshot; returns its hash."""
-        with self.store.transaction() as conn:
-            position = self.store.position(self.consumer)
-            rows = conn.execute("select key, record from agent_state where consumer = ?", (self.consumer,)).fetchall()
-            data = encode_records({k: orjson.loads(r) for k, r in rows})
-            digest = hashlib.sha256(data).hexdigest()
-            self.store.save_snapshot(conn, self.consumer, position, data, digest)
-        return digest
+        return self.state.snapshot()
 
     def status(self) -> dict[str, Any]:
         """Position, lag, events/s over the last seconds, restarts and errors (idempotent, cheap)."""
-        rate = 0.0
-        if len(self._rate) >= 2:
-            (t0, n0), (t1, n1) = self._rate[0], self._rate[-1]
-            if time.monotonic() - t1 < 5 and t1 > t0:
-                rate = (n1 - n0) / (t1 - t0)
         try:
             head = self.log.head()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a busy log must not fail the status
             head = self._head
         return ShardStatus(
             agent=self.agent.name,
@@ -391,14 +290,14 @@ class AgentShard:
             position=self._position,
             head=head,
             lag=max(0, head - self._position),
-            events=self._events,
-            events_per_s=rate,
+            events=self._rate.total,
+            events_per_s=self._rate.per_second(),
             appended=self._appended,
             duplicates=self._duplicates,
             restarts=self._restarts,
-            errors=self._errors,
-            running=self._thread is not None and self._thread.is_alive(),
-            last_error=self._last_error,
+            errors=self._loop.errors,
+            running=self._loop.running,
+            last_error=self._loop.last_error,
         ).to_dict()
 
     def ping(self) -> bool:
@@ -406,7 +305,7 @@ class AgentShard:
 
     def close(self) -> None:
         self.stop()
-        self.store.close()
+        self.state.close()
         self.log.close()
 
 
@@ -422,22 +321,6 @@ def shard_actor_class(max_restarts: int = -1) -> Any:
     return ray.remote(max_restarts=max_restarts, max_task_retries=-1, num_cpus=0)(AgentShard)
 
 
-def read_records(state_dir: Path, agent: str, shards: int) -> dict[str, Record]:
-    """The committed state of every shard of an agent, read from their stores (actors may be down)."""
-    out: dict[str, Record] = {}
-    for shard in range(shards):
-        url = state_store_url(state_dir, agent, shard, shards)
-        if not Path(url[len("sqlite:///") :]).exists():
-            continue
-        store = SqliteStateStore(url)
-        try:
-            rows = store.read().execute("select key, record from agent_state where consumer = ?", (consumer_name(agent, shard, shards),))
-            out.update((k, orjson.loads(r)) for k, r in rows)
-        finally:
-            store.close()
-    return out
-
-
 def replay_serially(agent: Agent, log_url: str, state_dir: Path, batch_size: int = 5_000) -> tuple[dict[str, Record], int, int]:
     """Run ``agent`` as one shard over the whole log in this process (the reference run of the fault tests).
 
@@ -446,6 +329,6 @@ def replay_serially(agent: Agent, log_url: str, state_dir: Path, batch_size: int
     shard = AgentShard(agent, ShardConfig(log_url=log_url, state_dir=state_dir, batch_size=batch_size), start=False)
     try:
         shard.catch_up()
-        return shard.records(), shard._appended, shard._duplicates
+        return shard.records(), shard.appended, shard.duplicates
     finally:
         shard.close()

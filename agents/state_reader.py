@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from agents.runtime import Record, consumer_name, state_store_url
+from agents.state_repository import Record, consumer_name, state_store_url
 from data.log.sqlite import sqlite_path
 from data.sharding import shard_of
 

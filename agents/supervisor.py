@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from agents.projector import PROJECTOR_PREFIX, ProjectorConfig, projector_actor_class
-from agents.runtime import Agent, ShardConfig, shard_actor_class, shard_of
+from agents.runtime import Agent, ShardConfig, shard_actor_class
 from data.log import open_log
+from data.settings import get_settings
+from data.sharding import shard_of
 from data.ticks import TICK_ACTION, tick_event  # noqa: F401 - re-exported for the CLI and tests
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ class SupervisorError(RuntimeError):
 
 def actor_name(agent: str, shard: int, shards: int) -> str:
     return f"{agent}-{shard}of{shards}"
+
 
 class AgentSupervisor:
     """Starts, watches and stops the shard actors of several agents.
@@ -49,8 +52,8 @@ class AgentSupervisor:
         shards: int = 2,
         namespace: str = "ame",
         detached: bool = False,
-        batch_size: int = 2_000,
-        poll_interval_s: float = 0.01,
+        batch_size: int | None = None,
+        poll_interval_s: float | None = None,
         max_restarts: int = -1,
         snapshot_every: int = 0,
         projector: ProjectorConfig | None = None,
@@ -62,9 +65,8 @@ class AgentSupervisor:
         self.namespace = namespace
         self.detached = detached
         self.max_restarts = max_restarts
-        self.base = ShardConfig(
-            log_url=log_url, state_dir=self.state_dir, batch_size=batch_size, poll_interval_s=poll_interval_s, snapshot_every=snapshot_every
-        )
+        pacing = {k: v for k, v in (("batch_size", batch_size), ("poll_interval_s", poll_interval_s)) if v is not None}
+        self.base = ShardConfig(log_url=log_url, state_dir=self.state_dir, snapshot_every=snapshot_every, **pacing)
         self.projector = projector
         self.handles: dict[tuple[str, int], Any] = {}
 
@@ -124,7 +126,7 @@ class AgentSupervisor:
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
         done = set(ready)
         out: list[dict[str, Any]] = []
-        for key, ref in zip(keys, refs):
+        for key, ref in zip(keys, refs, strict=True):
             try:
                 if ref not in done:
                     raise TimeoutError("no answer")
@@ -177,7 +179,7 @@ class AgentSupervisor:
         import ray
 
         refs = [h.stop.remote() for h in self.handles.values()]
-        ray.wait(refs, num_returns=len(refs), timeout=30)
+        ray.wait(refs, num_returns=len(refs), timeout=get_settings().agent_stop_timeout_s)
         for handle in self.handles.values():
             ray.kill(handle, no_restart=True)
         n = len(self.handles)

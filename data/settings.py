@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     agent_shards: int = Field(2, ge=1, le=1024, description="Shard actors per agent type (hash of customer_id mod N).")
     agent_batch_size: int = Field(2_000, ge=1, le=100_000, description="Most events an agent shard reads per batch.")
     agent_holdout_share: float = Field(0.05, ge=0.0, le=0.5, description="Share of customers held out from the agents' policies.")
+    agent_state_read_chunk: int = Field(
+        500, ge=1, le=30_000, description="Agents: keys per state read (one SQL `in (...)` list; SQLite binds at most 32,766 values)."
+    )
+    agent_rate_window: int = Field(
+        64, ge=2, le=100_000, description="Agents and projectors: batches the reported events/s is measured over."
+    )
+    agent_rate_idle_s: float = Field(5.0, gt=0, description="Agents and projectors: events/s reads 0 after this long without a batch.")
+    agent_max_backoff_s: float = Field(
+        5.0, gt=0, le=300,
+        description="Agents and projectors: longest wait before retrying a failed batch (doubling from the poll interval).",
+    )
+    agent_stop_timeout_s: float = Field(
+        30.0, gt=0, le=3_600, description="Agents and projectors: how long stopping waits for the batch in hand to finish."
+    )
     projector_poll_interval_s: float = Field(
         0.05, gt=0, le=10, description="Projector actor: wait between polls of the log when caught up (bounds how fresh consent is)."
     )

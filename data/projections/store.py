@@ -10,7 +10,8 @@ import sqlite3
 import threading
 import time
 import zlib
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from data.log.sqlite import connect, sqlite_path, write_transaction
@@ -66,6 +67,13 @@ class SqliteStateStore:
     def read(self) -> sqlite3.Connection:
         """The connection, for reads outside a transaction (call under no other thread's transaction)."""
         return self._conn
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection for reads, held by this thread alone until the block ends (no other thread's
+        transaction or read interleaves)."""
+        with self._lock:
+            yield self._conn
 
     # -- consumer groups --------------------------------------------------------------------------------
 

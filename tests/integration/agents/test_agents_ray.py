@@ -63,7 +63,8 @@ def _run_with_kills(tmp_path: Path, ray, n_events: int, customers: int, kill_eve
     from datetime import date
 
     from agents.journey import JourneyAgent
-    from agents.runtime import read_records, replay_serially, state_hash
+    from agents.runtime import replay_serially
+    from agents.state_repository import read_records, state_hash
     from agents.supervisor import tick_event
     from data.synthetic import synthetic_dicts
 

@@ -6,11 +6,12 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agents.runtime import AgentShard, ShardConfig, StateView, in_holdout, shard_of, stable_hash
+from agents.runtime import AgentShard, ShardConfig, StateView, in_holdout
 from agents.scoring import ScoringAgent, ScoringRules
 from data.events import ContentDownload, EmailClick, LeadCreated, PageView, SupportTicket, derive_event_id
 from data.log import open_log
 from data.log.base import StoredEvent
+from data.sharding import shard_of, stable_hash
 
 T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 
@@ -86,20 +87,21 @@ def test_crash_before_commit_re_derives_the_same_ids(tmp_path: Path) -> None:
         pass
 
     shard = AgentShard(ScoringAgent(), config, start=False)
-    original = shard.store.commit_position
+    store = shard.state.store
+    original = store.commit_position
 
     def failing(conn, consumer, position):  # the outputs are appended, the commit fails
         raise Boom()
 
-    shard.store.commit_position = failing  # type: ignore[method-assign]
+    store.commit_position = failing  # type: ignore[method-assign]
     with contextlib.suppress(Boom):
         shard.step()
-    shard.store.commit_position = original  # type: ignore[method-assign]
-    assert shard.store.position(shard.consumer) == 0
+    store.commit_position = original  # type: ignore[method-assign]
+    assert shard.state.position() == 0 and shard.records() == {}  # the records rolled back with the position
     shard.close()
     again = AgentShard(ScoringAgent(), config, start=False)
     again.catch_up()
-    assert again._duplicates > 0
+    assert again.duplicates > 0
     events = log.read(0, 10_000).events
     ids = [e.event_id for e in events]
     assert len(ids) == len(set(ids))
