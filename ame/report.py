@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-SECTIONS = ("policy-comparison", "learning-curves", "bid-pacing", "campaign-performance", "score-drift")
+SECTIONS = ("three-numbers", "policy-comparison", "learning-curves", "bid-pacing", "campaign-performance", "score-drift")
 """The ids of the report's sections, in order (the demo's test checks each one is present)."""
 
 NO_TRAINED_POLICY = "no trained policy yet"
@@ -66,6 +66,27 @@ class ScoreSample:
     recent_label: str
 
 
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A figure with its 95% interval."""
+
+    label: str
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class ThreeNumbers:
+    """The served policy against the control: the simulator's prediction, OPE and the live figures."""
+
+    served: str
+    control: str
+    days: int
+    lifts: list[Estimate]  # predicted, live (profit per customer, served minus control)
+    values: list[Estimate]  # the served policy per customer: predicted, OPE SNIPS, OPE DR, live
+
+
 @dataclass
 class ReportData:
     """Everything the page shows."""
@@ -81,6 +102,7 @@ class ReportData:
     campaign_rows: list[tuple[Any, ...]]
     scores: list[ScoreSample]
     scores_note: str = ""
+    three_numbers: ThreeNumbers | None = None
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
 
@@ -126,6 +148,21 @@ def plot_comparison(rows: Sequence[PolicyRow]) -> str:
     return png_base64(fig)
 
 
+def plot_three_numbers(n: ThreeNumbers) -> str:
+    fig, (left, right) = _figure(10, 3.6, ncols=2)
+    for ax, items, title in ((left, n.lifts, f"lift per customer over {n.days} days (served - control)"),
+                             (right, n.values, f"{n.served}: profit per treated customer")):
+        x = np.arange(len(items))
+        values = np.array([e.value for e in items])
+        errors = np.array([[e.value - e.low for e in items], [e.high - e.value for e in items]])
+        ax.errorbar(x, values, yerr=errors, fmt="o", capsize=6, color="#1f77b4")
+        ax.set_xticks(x, [e.label for e in items])
+        ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.set_xlim(-0.6, len(items) - 0.4)
+        ax.set_title(title, fontsize=10)
+    return png_base64(fig)
+
+
 def plot_curves(curves: Sequence[LearningCurve]) -> str:
     fig, ax = _figure()
     for c in curves:  # a short run logs few rows: markers keep a one-point curve visible
@@ -146,7 +183,7 @@ def plot_pacing(pacing: dict[str, np.ndarray]) -> str:
     ax.set_xlabel("hour of the day")
     ax.set_ylabel("share of the daily budget spent")
     ax.set_xlim(0, 24)
-    ax.set_title("bid pacing over one simulated day")
+    ax.set_title("bid pacing over one day")
     ax.legend(fontsize=8)
     return png_base64(fig)
 
@@ -261,6 +298,21 @@ def render_html(data: ReportData) -> str:
              f"<p class='note'>generated {_e(data.generated_at)}</p>",
              "<table class='facts'>" + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in data.facts.items())
              + "</table>"]
+
+    parts.append("<section id='three-numbers'><h2>Prediction, off-policy estimate and live result</h2>")
+    if data.three_numbers is not None:
+        n = data.three_numbers
+        parts.append(_img(plot_three_numbers(n), "three numbers"))
+        parts.append(_table(("figure", "value", "95% interval"),
+                            [(e.label, e.value, f"[{e.low:.3f}, {e.high:.3f}]") for e in (*n.lifts, *n.values)]))
+        parts.append(f"<p class='note'>{_e(n.served)} serving against the control {_e(n.control)} (the holdout's policy), "
+                     f"over the {n.days} days of the closed loop. Left: the lift in profit per customer predicted by the "
+                     "simulator for the same two policies on the same market, beside the live lift measured from the log "
+                     "(treated minus holdout). Right: the served policy's profit per treated customer: predicted, "
+                     "estimated off-policy (SNIPS and DR) from the engine's own log, and live.</p>")
+    else:
+        parts.append("<figure class='empty'><figcaption>no closed-loop run: nothing to set side by side</figcaption></figure>")
+    parts.append("</section>")
 
     parts.append("<section id='policy-comparison'><h2>Policy comparison</h2>")
     parts.append(_table(COMPARISON_HEADERS, comparison_rows(data.comparison)))

@@ -190,7 +190,7 @@ def policies_promote(
     event_log = open_log(log)
     try:
         report = run_gate(slot_name, candidate, current, event_log, GateSettings(seeds=seeds, customers=customers))
-        console.print(_gate_table(report))
+        console.print(gate_table(report))
         outcome = "refused" if report.refused and not force else ("forced" if report.refused else "promoted")
         if outcome != "refused":
             from policies.slots import SlotPointers
@@ -229,7 +229,7 @@ def _promotion_parties(root: Path, name: str, version: str | None, slot: str | N
             LoadedPolicy(current.name, current.version, source.load(task, current)))
 
 
-def _gate_table(report: Any) -> Table:
+def gate_table(report: Any) -> Table:
     table = Table(title=f"promotion gate: {report.candidate.label()} against {report.current.label()} ({report.slot})",
                   caption="; ".join(report.skipped) or None)
     for col in ("check", "candidate", "serving now", "difference", "95% interval", "verdict", "on"):

@@ -1,9 +1,11 @@
-"""``ame demo`` end to end in a tiny configuration on the session Ray cluster (which it must reuse and leave up)."""
+"""``ame demo`` end to end in a tiny configuration on the session Ray cluster (which it must reuse and leave up): a policy
+through the gate, the closed loop, the three numbers, report.html and the --json summary."""
 
 from __future__ import annotations
 
 import base64
 import csv
+import json
 import re
 import socket
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ame.report import NO_TRAINED_POLICY, SECTIONS
+from ame.report import SECTIONS
 
 
 def free_port() -> int:
@@ -28,11 +30,12 @@ def test_demo_runs_the_engine_and_writes_the_report(ray_cluster: Any, tmp_path: 
     from data.settings import get_settings
     from data.warehouse import open_warehouse
 
-    monkeypatch.setenv("AME_POLICIES_DIR", str(tmp_path / "no-policies"))  # no trained policy: the heuristics only
+    monkeypatch.setenv("AME_POLICIES_DIR", str(tmp_path / "no-policies"))  # nothing registered: the demo trains one
     get_settings.cache_clear()
-    report = tmp_path / "report.html"
+    report, summary = tmp_path / "report.html", tmp_path / "summary.json"
     result = CliRunner().invoke(app, ["demo", "--customers", "300", "--days", "3", "--port", str(free_port()),
-                                      "--report", str(report), "--eval-customers", "100", "--eval-seeds", "1"])
+                                      "--report", str(report), "--eval-customers", "100", "--eval-seeds", "2",
+                                      "--train-steps", "2000", "--json", str(summary)])
     assert result.exit_code == 0, result.output
     out = result.output
 
@@ -53,7 +56,17 @@ def test_demo_runs_the_engine_and_writes_the_report(ray_cluster: Any, tmp_path: 
     finally:
         log.close()
     assert sources.get("simulator", 0) > 300
-    assert sources.get("agent:scoring", 0) > 0 and sources.get("agent:journey", 0) > 0, sources
+    assert sources.get("agent:scoring", 0) > 0 and sources.get("agent:journey", 0) >= 300 * 3, sources
+
+    # a policy trained in the demo went through the gate; the engine decided in the closed loop
+    figures = json.loads(summary.read_text())
+    assert figures["learning"]["origin"] == "trained in the demo" and figures["learning"]["outcome"] in ("promoted", "refused")
+    assert figures["learning"]["gate"] and "journey decisions by the engine" in out
+    assert figures["serving"] in ("offer_every_k@builtin", figures["learning"]["candidate"])
+    for key in ("live_lift", "offline_prediction", "ope", "prediction_within_live_ci", "bidding"):
+        assert key in figures, key
+    assert set(figures["ope"]) == {"snips", "dr"}
+    assert figures["bidding"]["overspent_days"] == 0 and min(figures["bidding"]["spend_share"]) > 0.5
 
     # the API answered, and the curl line is printed
     assert "/v1/next-best-action →" in out and "/v1/bid →" in out
@@ -74,9 +87,10 @@ def test_demo_runs_the_engine_and_writes_the_report(ray_cluster: Any, tmp_path: 
         rows = list(csv.DictReader(handle))
     assert rows and {"_ame_key", "_ame_op", "customer_id", "segment"} <= set(rows[0])
 
-    # the summary table
+    # the tables: live lift, the three numbers, the policies in the simulator
+    assert "treated" in out and "holdout" in out and "offline" in out and "OPE snips" in out
     assert "policies against the baseline" in out
-    for name in ("email_every_k", "engagement_ladder", "propensity_threshold", "live 3 d", "baseline"):
+    for name in ("email_every_k", "engagement_ladder", "propensity_threshold", "baseline"):
         assert name in out, name
 
     # report.html: every section, images embedded as base64 PNGs, no external resources
@@ -84,9 +98,9 @@ def test_demo_runs_the_engine_and_writes_the_report(ray_cluster: Any, tmp_path: 
     for section in SECTIONS:
         assert f"id='{section}'" in page, section
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) >= 4
+    assert len(images) >= 5
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
-    assert NO_TRAINED_POLICY in page
+    assert "journey-ppo v0001" in page  # the learning curve of the policy trained in the demo
     assert "http://" not in page.split("</table>", 1)[1].replace("http://127.0.0.1", "")
 
 
