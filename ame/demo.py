@@ -137,6 +137,7 @@ class DemoResult:
     nba: dict[str, Any] | None = None
     bid: dict[str, Any] | None = None
     comparison: list[Any] = field(default_factory=list)
+    comparison_note: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -267,7 +268,7 @@ def _three_numbers(run: _Run) -> None:
     console.print(three_numbers_table(numbers))
     with progress_bar() as progress:
         rows, note = evaluate_policies(config, run.registry, progress)
-    run.result.comparison = rows
+    run.result.comparison, run.result.comparison_note = rows, note
     (console if console.is_terminal else Console(width=140)).print(summary_table(rows))
     console.print(note, style="dim", highlight=False)
 
@@ -285,7 +286,7 @@ def _report(run: _Run) -> None:
                "events in the log": f"{sum(result.events_by_source.values()):,}",
                "events by source": ", ".join(f"{k} {v:,}" for k, v in sorted(result.events_by_source.items())),
                "activation file": str(result.activation_file), "log": result.log_url, "warehouse": result.warehouse_url},
-        comparison=rows, comparison_note="the simulator's evaluation of every policy on the same customers",
+        comparison=rows, comparison_note=result.comparison_note,
         curves=learning_curves(run.registry), pacing=pacing, pacing_note=pacing_note, campaign_columns=columns,
         campaign_rows=campaigns, scores=scores, scores_note=scores_note,
         three_numbers=_report_numbers(result.numbers) if result.numbers else None)

@@ -341,6 +341,8 @@ def render_html(data: ReportData) -> str:
     parts.append("<section id='campaign-performance'><h2>Campaign performance</h2>")
     if data.campaign_rows:
         parts.append(_img(plot_campaigns(data.campaign_columns, data.campaign_rows), "campaign performance"))
+        parts.append("<p class='note'>Revenue (solid) and sends plus impressions (dashed) per day and campaign, from "
+                     "the warehouse's marts_marketing_campaign_performance.</p>")
         parts.append(_table(data.campaign_columns, data.campaign_rows))
     else:
         parts.append("<p>the campaign mart is empty</p>")
