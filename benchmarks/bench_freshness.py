@@ -3,7 +3,7 @@ while 1,000 events/s of other events arrive; beside the bare log's append-to-rea
 
 What runs is what ``ame agents up`` and the decision API run: the projector actor (started by ``AgentSupervisor`` on
 a local 2-CPU Ray) keeps the profile projection current and the journey agent folds every customer's facts; the
-decision API (``serve.app.build_api`` on uvicorn, bench_serve's baseline server, in its own process) reads ad
+decision API (``serve.routes.build_api`` on uvicorn, bench_serve's baseline server, in its own process) reads ad
 consent from the projection for ``/v1/bid`` and the journey agent's state for ``/v1/next-best-action``. A thread appends page views of other
 customers at a steady rate. Each probe takes a customer the route serves (a bid for ``/v1/bid``), appends the
 withdrawal of consent on the route's channel and asks the route, as fast as it answers, until the answer reflects

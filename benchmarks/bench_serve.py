@@ -1,6 +1,6 @@
 """Serve benchmark: closed-loop HTTP clients at concurrency 1, 8, 32 against ``/v1/bid`` and
 ``/v1/next-best-action``, and an open-loop steady 200 req/s on ``/v1/bid``; p50, p99 and req/s for each Ray Serve
-configuration, beside the same FastAPI app (``serve.app.build_api``) on plain uvicorn, all in one run.
+configuration, beside the same FastAPI app (``serve.routes.build_api``) on plain uvicorn, all in one run.
 
 Each server runs in its own process tree (``python -m benchmarks.bench_serve --server NAME --port P``); Serve
 configurations get their environment variables before ``ray.init`` so every Ray process sees them. The load
@@ -114,7 +114,8 @@ def _seed_customer(folder: Path) -> None:
 def _run_uvicorn(port: int, folder: Path) -> None:
     import uvicorn
 
-    from serve.app import Engine, ServeArgs, build_api
+    from serve.engine import Engine, ServeArgs
+    from serve.routes import build_api
 
     app = build_api(Engine(ServeArgs.model_validate(_args(folder))))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop", http="httptools")

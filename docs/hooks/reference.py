@@ -1,7 +1,7 @@
 """mkdocs hook: the Reference pages, generated from the code at build time (never hand-copied).
 
 - ``reference/cli.md``: every ``ame`` command, from the Typer app (``ame.cli.app``);
-- ``reference/api.md`` and ``reference/openapi.json``: the decision API, from ``serve.app.build_api().openapi()``;
+- ``reference/api.md`` and ``reference/openapi.json``: the decision API, from ``serve.routes.build_api().openapi()``;
 - ``reference/events.md`` and ``reference/events.schema.json``: the event envelope and every event type, from the
   pydantic models of ``data/events.py``;
 - ``reference/settings.md``: every ``AME_*`` setting, from ``data.settings.Settings``.
@@ -191,7 +191,7 @@ def _json_constraints(spec: dict[str, Any]) -> str:
 
 
 def openapi() -> dict[str, Any]:
-    from serve.app import build_api
+    from serve.routes import build_api
 
     return build_api().openapi()
 

@@ -77,7 +77,8 @@ def test_the_supervisor_runs_the_projector_and_a_killed_one_resumes(projected: t
 def test_a_withdrawn_ad_consent_gets_no_bid_within_the_bound_while_events_stream(
     projected: tuple[AgentSupervisor, str, str], tmp_path: Path
 ) -> None:
-    from serve.app import Engine, ServeArgs, build_api
+    from serve.engine import Engine, ServeArgs
+    from serve.routes import build_api
     from serve.auth import generate_key
     from serve.decide import PacingCache
 

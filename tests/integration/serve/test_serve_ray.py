@@ -157,7 +157,7 @@ def test_no_decision_lost_on_shutdown(served: dict[str, Any]) -> None:
         status, _ = client.call("POST", "/v1/bid", {**BID, "id": f"shutdown-{i}"})
         assert status == 200
         ids.append(f"shutdown-{i}")
-    serve.delete(APP)  # graceful: replicas run __del__, which drains the decision queue
+    serve.delete(APP)  # graceful: Serve runs the app's lifespan shutdown, which closes the engine and drains the queue
     log = open_log(served["log_url"])
     seen = set()
     after = 0

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from data.log import open_log
 from data.projections.base import Projector
 from data.projections.profile import ProfileProjection
-from serve.app import Engine, ServeArgs, Tunables, build_api
+from serve.engine import Engine, ServeArgs, Tunables
+from serve.routes import build_api
 from serve.auth import generate_key
 from serve.decide import PacingCache
 

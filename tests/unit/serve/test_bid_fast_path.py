@@ -1,4 +1,4 @@
-"""``/v1/bid``'s fast path (``serve.app.BidFastPath``) answers exactly what the FastAPI route answers: the same
+"""``/v1/bid``'s fast path (``serve.bid_fast_path.BidFastPath``) answers exactly what the FastAPI route answers: the same
 status, body and content type for good bids, no-bids and every refused request (those it hands to the route),
 and decisions that reach the log with ids that survive a retried append."""
 
@@ -13,7 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from data.log import open_log
-from serve.app import BidFastPath, Engine, ServeArgs, Tunables, build_api
+from serve.bid_fast_path import BidFastPath
+from serve.engine import Engine, ServeArgs, Tunables
+from serve.routes import build_api
 from serve.auth import generate_key
 from serve.decide import PacingCache
 from serve.decision_log import DecisionLogger, DecisionRecord

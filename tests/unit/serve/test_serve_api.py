@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from data.log import open_log
 from policies.slots import RegistrySource, SlotPointers, SlotTarget
-from serve.app import Engine, ServeArgs, Tunables, build_api
+from serve.engine import Engine, ServeArgs, Tunables
+from serve.routes import build_api
 from serve.auth import generate_key
 from serve.decide import PacingCache
 
@@ -37,7 +38,7 @@ def setup(tmp_path: Path, log_url: str, state_url: str) -> Iterator[tuple[TestCl
         TOKENS[name] = token
         keys.append(key)
     policies = tmp_path / "policies"
-    from serve.app import BUILTINS
+    from policies.slots import BUILTINS
 
     source = RegistrySource(policies, BUILTINS, loader=lambda name, version: FixedMultiplier(float(version.split("-")[1])))
     args = ServeArgs(event_log=log_url, state_store=state_url, api_keys=keys, pacing_from_agents=False,

@@ -54,7 +54,7 @@ def test_serve_config_is_a_valid_serve_deploy_schema() -> None:
     assert app.import_path == "serve.app:build_app"
     deployment = app.deployments[0]
     assert deployment.autoscaling_config["min_replicas"] >= 1 and deployment.autoscaling_config["max_replicas"] > 1
-    from serve.app import ServeArgs, Tunables
+    from serve.engine import ServeArgs, Tunables
 
     ServeArgs.model_validate(app.args)  # build_app's args and the user_config must parse as the app parses them
     Tunables.model_validate(deployment.user_config)
