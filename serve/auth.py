@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -72,6 +72,9 @@ class KeyStore:
 
     def __len__(self) -> int:
         return len(self._by_hash)
+
+    def __iter__(self) -> Iterator[ApiKey]:
+        return iter(self._by_hash.values())
 
     @classmethod
     def from_file(cls, path: str | Path) -> KeyStore:

@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from data.log import open_log
+from data.settings import get_settings
 from policies.slots import RegistrySource, SlotPointers, SlotTarget
-from serve.engine import Engine, ServeArgs, Tunables
-from serve.routes import build_api
 from serve.auth import generate_key
 from serve.decide import PacingCache
+from serve.engine import Engine, ServeArgs, Tunables, api_keys
+from serve.routes import build_api
 
 TOKENS: dict[str, str] = {}
 
@@ -188,3 +190,14 @@ def test_creative_select_over_the_bandit_store(setup: tuple[TestClient, Engine, 
     assert r.json()["variant_id"].startswith("cv-") and 0 < r.json()["propensity"] <= 1
     r = client.post("/v1/creatives/select", json={"customer_id": "cust-1", "segment": "nobody"}, headers=auth("site"))
     assert r.status_code == 404 and "approve" in r.json()["detail"]
+
+
+def test_keys_come_from_the_key_file_and_the_inline_list(tmp_path: Path, log_url: str, state_url: str) -> None:
+    file_token, file_key = generate_key("from-file", ["decide"])
+    inline_token, inline_key = generate_key("inline", ["ingest"])
+    path = tmp_path / "keys.json"
+    path.write_text(orjson.dumps({"keys": [file_key.model_dump(mode="json")]}).decode())
+    keys = api_keys(ServeArgs(api_keys=[inline_key], api_keys_file=str(path)), get_settings())
+    assert len(keys) == 2 and {k.name for k in keys} == {"from-file", "inline"}
+    assert keys.authenticate(file_token, "decide").name == "from-file"
+    assert keys.authenticate(inline_token, "ingest").name == "inline"
