@@ -18,10 +18,14 @@ CUSTOMER_ID = re.compile(r"^[A-Za-z0-9_.:@+\-]{1,128}$")
 """A user id the engine keys customers by; any other id bids as ``anonymous`` (no profile read)."""
 
 
-async def decide_bid(engine: Engine, body: BidRequest, loaded: LoadedPolicy) -> tuple[int, bytes | None]:
+def decide_bid(engine: Engine, body: BidRequest, loaded: LoadedPolicy) -> tuple[int, bytes | None]:
     """One bid decision: (200, the OpenRTB response) or (204, None); the decision is queued for the log.
 
-    The consent check reads the customer's profile on the engine's I/O threads, off the event loop.
+    The consent check reads the customer's profile on the event loop, not through :meth:`Engine.run_io` as the
+    other handlers' reads do: it is one indexed SQLite lookup (tens of microseconds, from the page cache), and the
+    thread hop cost more than the read. Measured with bench_serve's plain-uvicorn server at concurrency 32, same
+    session, two runs each: 3,753 req/s (p99 52-61 ms) through the thread against 4,881 req/s (p99 14-16 ms)
+    inline, a 23% loss on the hot path.
     """
     ext = body.ext or {}
     campaign = str(ext.get("campaign_id", "default"))
@@ -29,7 +33,7 @@ async def decide_bid(engine: Engine, body: BidRequest, loaded: LoadedPolicy) -> 
     now = datetime.now(UTC)
     user_id = body.user.id if body.user is not None and body.user.id else "anonymous"
     known_id = CUSTOMER_ID.match(user_id) is not None
-    opted_out = known_id and await engine.run_io(engine.opted_out, user_id, "ad")
+    opted_out = known_id and engine.opted_out(user_id, "ad")  # inline on purpose: see the docstring
     if opted_out or (body.tmax is not None and body.tmax < engine.bid_config.min_tmax_ms):
         prices = [None] * len(body.imp)  # no ad to a customer who withdrew consent on the ad channel
     else:

@@ -67,7 +67,7 @@ class BidFastPath:
             self._route = self.route()
         if self._route is not None:
             scope["route"] = self._route  # what EdgeMiddleware labels the latency with
-        status, payload = await decide_bid(engine, body, loaded)
+        status, payload = decide_bid(engine, body, loaded)
         await _send(send, status, payload)
         return True
 

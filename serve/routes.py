@@ -233,7 +233,7 @@ async def next_best_action(body: NextBestActionIn, request: Request, key: ApiKey
 
 async def bid(body: BidRequest, request: Request, key: ApiKey = require("decide")) -> Response:
     engine = engine_of(request)
-    status, payload = await decide_bid(engine, body, engine.slots["bidding"].current)
+    status, payload = decide_bid(engine, body, engine.slots["bidding"].current)
     return Response(status_code=204) if payload is None else Response(payload, status, media_type="application/json")
 
 
