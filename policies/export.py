@@ -19,7 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
+
+from environment.acting import legal_from_observation
 
 __all__ = ["ExportMismatch", "export_torchscript", "sb3_action_probabilities", "sb3_actions", "verify_export"]
 
@@ -73,8 +76,6 @@ class _ActorBody(nn.Module):
 
 
 def _build(model: Any) -> tuple[nn.Module, str]:
-    from gymnasium import spaces
-
     policy = model.policy
     space = model.action_space
     algo = type(model).__name__
@@ -156,12 +157,7 @@ def verify_export(model: Any, path: str | Path, kind: str, journey_masked: bool,
     module = torch.jit.load(str(path))
     with torch.no_grad():
         if kind == "discrete":
-            if journey_masked:
-                from policies.registry import journey_action_mask
-
-                masks = journey_action_mask(obs)
-            else:
-                masks = np.ones((n, int(model.action_space.n)), dtype=bool)
+            masks = legal_from_observation(obs) if journey_masked else np.ones((n, int(model.action_space.n)), dtype=bool)
             ours = module(torch.from_numpy(obs), torch.from_numpy(masks)).numpy().argmax(axis=1)
             theirs = sb3_actions(model, obs, masks if journey_masked else None)
             ok = np.array_equal(ours, theirs)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from data.log.base import ReplayEvent
-from data.projections.profile import (
+from data.projections.profile_records import (
     CONSENT_EVENTS,
     ENGAGEMENT_CHANNEL,
     NOT_SEEN_FIRST,
