@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch  # the test writes real TorchScript exports, as training does
 
+from data.log import open_log
+from policies.registry import PolicyMetadata
+from policies.slots import SlotPointers, SlotTarget
 from serve.auth import generate_key
 
 APP = "ame-serve-test"
@@ -28,25 +32,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class AlwaysProposes(torch.nn.Module):
+    """A journey policy's TorchScript export that always proposes one action (scripted at module scope: TorchScript
+    cannot compile a class defined inside a function once the module is imported twice)."""
+
+    def __init__(self, action: int) -> None:
+        super().__init__()
+        self.action = action
+
+    def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros((obs.shape[0], 6))
+        out[:, self.action] = 1.0
+        return out
+
+
 def register_journey(root: Path, version: str, action: int) -> None:
-    """A journey registry version whose TorchScript export always proposes one action (what training would write)."""
-    import torch
-
-    from policies.registry import PolicyMetadata
-
-    class Always(torch.nn.Module):
-        def __init__(self, action: int) -> None:
-            super().__init__()
-            self.action = action
-
-        def forward(self, obs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            out = torch.zeros((obs.shape[0], 6))
-            out[:, self.action] = 1.0
-            return out
-
+    """A journey registry version whose export always proposes one action (what training would write)."""
     folder = root / "journey-test" / version
     folder.mkdir(parents=True)
-    torch.jit.save(torch.jit.script(Always(action)), str(folder / "policy.pt"))
+    torch.jit.save(torch.jit.script(AlwaysProposes(action)), str(folder / "policy.pt"))
     meta = PolicyMetadata(name="journey-test", version=version, task="journey", algo="test", export_kind="discrete",
                           n_actions=6, observation_dim=24, env_config_hash="test", seed=0, timesteps=0, code_version="test",
                           created_at=datetime.now(UTC).isoformat(), env_options={"act": "argmax"})
@@ -67,10 +71,9 @@ class Client:
 
 @pytest.fixture(scope="module")
 def served(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from ray import serve
+    from ray import serve  # lazy: Ray is heavy
 
-    from policies.slots import SlotPointers, SlotTarget
-    from serve.app import build_app
+    from serve.app import build_app  # lazy: loads FastAPI
 
     tmp = tmp_path_factory.mktemp("serve")
     root = tmp / "policies"
@@ -108,8 +111,6 @@ def test_routes_over_http(served: dict[str, Any]) -> None:
 
 
 def test_promote_under_load_fails_no_request(served: dict[str, Any]) -> None:
-    from policies.slots import SlotPointers, SlotTarget
-
     results: list[tuple[int, str | None]] = []
     stop = threading.Event()
 
@@ -147,9 +148,8 @@ def test_promote_under_load_fails_no_request(served: dict[str, Any]) -> None:
 
 def test_no_decision_lost_on_shutdown(served: dict[str, Any]) -> None:
     """The flush interval is 5 s, so only the shutdown path can have appended these."""
-    from ray import serve
+    from ray import serve  # lazy: Ray is heavy
 
-    from data.log import open_log
 
     client = Client(served["port"], served["token"])
     ids = []
