@@ -30,6 +30,7 @@ from data.events import (
     derive_event_id,
 )
 from data.log.base import StoredEvent
+from data.score_tiers import tier_of  # the tiers the warehouse cuts at too
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,6 @@ class Scorer(Protocol):
     version: str
 
     def score(self, model: str, features: Mapping[str, float]) -> ScoreOut: ...
-
-
-def tier_of(score: float) -> str:
-    return "High" if score >= 80 else "Medium" if score >= 50 else "Low"
 
 
 @dataclass(frozen=True, slots=True)
