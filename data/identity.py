@@ -6,7 +6,7 @@ of ``lead_created``). Two ids that share an identifier are one customer, and so 
 ``identity_merged`` event names. The customers are the connected components of the graph of ids and identifiers.
 
 The canonical id of a component is the id of its earliest ``lead_created`` event (ties: the smaller id); a
-component with no lead keeps its smallest id. The warehouse model ``staging_customers_identity`` computes the
+component with no lead keeps its smallest id. The warehouse model ``intermediate_identity`` computes the
 same mapping in SQL; the profile projection calls :func:`resolve_identities` over the links it folded with
 :func:`identity_links`. A change of mapping is recorded as ``identity_merged`` events
 (:func:`identity_merged_events`), with deterministic ids, so a replay re-derives the same history.

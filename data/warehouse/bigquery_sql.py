@@ -42,7 +42,8 @@ def render_for_bigquery(project: str, dataset: str, start: str, end: str, execut
     rendered: list[RenderedModel] = []
     for fqn in context.dag.sorted:
         model = context.get_model(fqn)
-        if model is None or model.kind.is_external or not model.is_sql:
+        # an embedded model is no table: the models that read it carry its query as a subquery
+        if model is None or model.kind.is_external or model.kind.is_embedded or not model.is_sql:
             continue
         query = context.render(model, start=start, end=end, execution_time=execution_time)
         for table in query.find_all(exp.Table):

@@ -204,7 +204,7 @@ class WarehouseProject:
 
     def _count_rows(self, report: BuildReport) -> None:
         """Rows each model holds in the intervals it just computed (for incremental models: what it processed)."""
-        time_columns = {"staging_events_all": "event_date", "staging_web_sessions": "session_date",
+        time_columns = {"staging_events_all": "event_date", "intermediate_web_sessions": "session_date",
                         "marts_marketing_campaign_performance": "event_date",
                         "staging_events_payload": "event_date"}
         for name, run in report.models.items():

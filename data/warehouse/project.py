@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.warehouse.variables import project_variables
+
 PROJECT_DIR = Path(__file__).resolve().parent / "sqlmesh"
 DEFAULT_DATASET = "ame"
 DEFAULT_START = "2020-01-01"
@@ -21,15 +23,23 @@ DEFAULT_START = "2020-01-01"
 # columns of 10M events: 336 MiB instead of 166 MiB).
 _NO_DICTIONARY = {"disabled_compression_methods": "dictionary"}
 MODEL_NAMES: tuple[str, ...] = (
+    # staging: one source each (raw_events), typed and deduplicated
     "staging_events_all",
     "staging_events_payload",
-    "staging_customers_activity",
-    "staging_customers_anonymous_ids",
     "staging_customers_profiles",
-    "staging_customers_identity",
-    "staging_customers_summary",
     "staging_build_as_of",
-    "staging_web_sessions",
+    # intermediate: joins, sessions, identity, per-id and per-customer aggregates
+    "intermediate_ids_activity",
+    "intermediate_ids_anonymous_ids",
+    "intermediate_identity",
+    "intermediate_web_sessions",
+    "intermediate_customers_scope",
+    "intermediate_customers_activity",
+    "intermediate_customers_profiles",
+    "intermediate_customers_consents",
+    "intermediate_customers_scores",
+    "intermediate_customers_summary",
+    # marts: what people and the activation syncs read
     "marts_marketing_customer_360",
     "marts_marketing_campaign_performance",
     "marts_sales_lead_scores",
@@ -126,7 +136,7 @@ def sqlmesh_config(
         gateways={target.engine: gateways[target.engine]},
         default_gateway=target.engine,
         model_defaults=ModelDefaultsConfig(dialect="duckdb", start=start, cron="@daily"),
-        variables={"attribution_window_days": 7, "churn_after_days": 180},
+        variables=project_variables(),
         disable_anonymized_analytics=True,
         cache_dir=str(Path(cache_dir).resolve()),
     )

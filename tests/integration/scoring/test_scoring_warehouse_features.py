@@ -97,7 +97,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, CustomerP
     project.close()
     con = duckdb.connect(str(tmp / "wh.duckdb"), read_only=True)
     try:
-        assert con.execute("SELECT COUNT(*) FROM ame.staging_customers_identity WHERE is_merged").fetchone()[0] == 0
+        assert con.execute("SELECT COUNT(*) FROM ame.intermediate_identity WHERE is_merged").fetchone()[0] == 0
         cursor = con.execute("SELECT * FROM ame.marts_marketing_customer_360")
         names = [d[0] for d in cursor.description]
         rows = {r[0]: dict(zip(names, r, strict=True)) for r in cursor.fetchall()}

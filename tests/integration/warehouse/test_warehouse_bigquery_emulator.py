@@ -106,12 +106,12 @@ def test_bigquery_raw_load_and_marts_match_duckdb(client, tmp_path):
 
         checks = [
             "SELECT COUNT(*), COUNT(DISTINCT event_id) FROM ame.staging_events_all",
-            "SELECT customer_id, canonical_customer_id FROM ame.staging_customers_identity WHERE is_merged",
+            "SELECT customer_id, canonical_customer_id FROM ame.intermediate_identity WHERE is_merged",
             ("SELECT customer_id, email, total_purchases, ROUND(total_revenue, 2), page_views, lifecycle_stage,"
              " customer_segment, preferred_channel, ROUND(lead_score, 6) FROM ame.marts_marketing_customer_360"),
             ("SELECT CAST(event_date AS STRING), campaign_id, impressions, clicks, ROUND(spend, 4), conversions,"
              " ROUND(revenue, 2), ROUND(linear_conversions, 4) FROM ame.marts_marketing_campaign_performance"),
-            "SELECT COUNT(*), SUM(page_views) FROM ame.staging_web_sessions",
+            "SELECT COUNT(*), SUM(page_views) FROM ame.intermediate_web_sessions",
             "SELECT customer_id, lead_tier FROM ame.marts_sales_lead_scores",
         ]
         for sql in checks:

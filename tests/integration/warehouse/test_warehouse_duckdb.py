@@ -66,7 +66,7 @@ def test_second_build_after_one_new_day_recomputes_only_that_partition(paths):
     staging = second.models["staging_events_all"]
     assert staging.intervals == [("2026-03-03", "2026-03-03")]
     assert staging.rows == 250  # the rows processed: the new day's events, nothing older
-    assert second.models["staging_web_sessions"].intervals == [("2026-03-03", "2026-03-03")]
+    assert second.models["intermediate_web_sessions"].intervals == [("2026-03-03", "2026-03-03")]
     assert second.models["marts_marketing_campaign_performance"].intervals == [("2026-03-03", "2026-03-03")]
     # older partitions untouched, the new one complete
     assert project.context.fetchdf(
@@ -148,13 +148,13 @@ def test_an_injected_duplicate_key_in_a_model_fails_its_audit(paths):
     assert project.context.audit(start="2026-03-01", end="2026-03-01", models=iter(["ame.marts_marketing_customer_360"]))
     identity = project.context.fetchdf(
         "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables "
-        "WHERE table_name LIKE 'ame__staging_customers_identity__%'"
+        "WHERE table_name LIKE 'ame__intermediate_identity__%'"
     )["t"].tolist()[0]
     project.context.engine_adapter.execute(
         f"INSERT INTO {identity} SELECT customer_id, 'someone-else', 1, TRUE, built_through FROM {identity} LIMIT 1"
     )
     assert not project.context.audit(start="2026-03-01", end="2026-03-01",
-                                     models=iter(["ame.staging_customers_identity"]))
+                                     models=iter(["ame.intermediate_identity"]))
     project.close()
 
 
@@ -198,7 +198,7 @@ def test_anonymous_page_views_join_the_lead_profile_and_sql_agrees_with_python(p
         "SELECT COUNT(*) AS n FROM ame.marts_marketing_customer_360 WHERE customer_id IN ('anon-7', 'crm-77')"
     )["n"][0] == 0
     sql_mapping = dict(project.context.engine_adapter.fetchall(
-        "SELECT customer_id, canonical_customer_id FROM ame.staging_customers_identity"
+        "SELECT customer_id, canonical_customer_id FROM ame.intermediate_identity"
     ))
     links = [link for e in events for link in identity_links(e["event_type"], e["customer_id"], e["properties"])]
     created = {e["customer_id"]: e["occurred_at"] for e in events if e["event_type"] == "lead_created"}

@@ -19,7 +19,7 @@ from tests.integration.warehouse.warehouse_events import day_events
 pytestmark = pytest.mark.filterwarnings("ignore:.*json_encoders.*")
 
 C360 = "SELECT * FROM ame.marts_marketing_customer_360 ORDER BY customer_id"
-IDENTITY = "SELECT customer_id, canonical_customer_id, component_size, is_merged FROM ame.staging_customers_identity ORDER BY 1"
+IDENTITY = "SELECT customer_id, canonical_customer_id, component_size, is_merged FROM ame.intermediate_identity ORDER BY 1"
 
 
 def _build_day_by_day(paths: dict[str, str], days: list[list[dict]]) -> WarehouseProject:
@@ -57,7 +57,7 @@ def test_a_customer_the_new_day_does_not_touch_still_ages_with_the_build_date(pa
     daily = _build_day_by_day(paths, days)
     # c-9 was not recomputed by the second build: its summary row is the first build's
     assert daily.context.engine_adapter.fetchone(
-        "SELECT built_through FROM ame.staging_customers_summary WHERE customer_id = 'c-9'"
+        "SELECT built_through FROM ame.intermediate_customers_summary WHERE customer_id = 'c-9'"
     )[0] == date(2026, 3, 1)
     row = daily.context.fetchdf(
         "SELECT churn_risk_score, lifecycle_stage, customer_segment, predicted_clv"
@@ -99,7 +99,7 @@ def test_a_new_day_merges_two_old_components_and_a_later_one_splits_them(paths, 
             _lead("l2c", "lead-2", "2026-03-03T09:00:00Z", "bob@example.com", "web-bob")]
     daily = _build_day_by_day(paths, [day1, day2])
     mapping = dict(daily.context.engine_adapter.fetchall(
-        "SELECT customer_id, canonical_customer_id FROM ame.staging_customers_identity"
+        "SELECT customer_id, canonical_customer_id FROM ame.intermediate_identity"
         " WHERE customer_id IN ('anon-1', 'lead-1', 'anon-2', 'lead-2')"))
     assert set(mapping.values()) == {"lead-1"}
     merged = daily.context.fetchdf(

@@ -8,9 +8,7 @@ MODEL (
   description 'One row: the day after the last day of the latest build (its execution date). customer_360 is a
 view that computes its date-dependent columns (churn risk, lifecycle stage, segment, fallback CLV) against this
 date, so a build rewrites one row here instead of every customer''s row.',
-  column_descriptions (
-    execution_date = 'The build''s execution date: the day after the last day built.'
-  )
+  column_descriptions @column_docs(staging_build_as_of)
 );
 
 SELECT CAST(@execution_ds AS DATE) AS execution_date

@@ -1,5 +1,5 @@
 MODEL (
-  name @{dataset}.staging_customers_identity,
+  name @{dataset}.intermediate_identity,
   kind INCREMENTAL_BY_UNIQUE_KEY (unique_key customer_id),
   clustered_by (customer_id),
   grain (customer_id),
@@ -17,15 +17,9 @@ A build recomputes only the components the new days can change, and upserts thei
 whose form changed (its email or CRM id may have changed, which can split it), and every component linked to an
 identifier of the new days that now spans more than one old component or a new id (a merge). Every link of
 those ids is followed, so the recomputed part is closed; the other components keep their rows. As in
-staging_customers_activity, the old rows are those written for days before the interval (built_through): a
+intermediate_ids_activity, the old rows are those written for days before the interval (built_through): a
 restated day rebuilds every component.',
-  column_descriptions (
-    customer_id = 'An id events were logged under.',
-    canonical_customer_id = 'The id of the customer it belongs to.',
-    component_size = 'How many ids the customer has.',
-    is_merged = 'True when customer_id is not the canonical id.',
-    built_through = 'Last day of the interval that last wrote the row (its component was recomputed then).'
-  )
+  column_descriptions @column_docs(intermediate_identity)
 );
 
 WITH old AS (
@@ -43,7 +37,7 @@ merges AS (
 -- every link (id, identifier); fresh: the link was written by the new days (a superset of the new links)
 links AS (
   SELECT customer_id, 'anonymous_id:' || anonymous_id AS identifier, built_through >= @start_ds AS fresh
-  FROM @{dataset}.staging_customers_anonymous_ids
+  FROM @{dataset}.intermediate_ids_anonymous_ids
   UNION ALL
   SELECT customer_id, 'email:' || email, built_through >= @start_ds FROM profiles WHERE email IS NOT NULL
   UNION ALL
@@ -55,7 +49,7 @@ links AS (
   SELECT merged_id, 'customer_id:' || customer_id, occurred_at >= CAST(@start_ts AS TIMESTAMP) FROM merges
   UNION ALL
   SELECT customer_id, 'customer_id:' || customer_id, built_through >= @start_ds
-  FROM @{dataset}.staging_customers_activity
+  FROM @{dataset}.intermediate_ids_activity
 ),
 fresh_identifiers AS (SELECT DISTINCT identifier FROM links WHERE fresh),
 -- an identifier of the new days merges when its ids span several old components, or an old one and a new id

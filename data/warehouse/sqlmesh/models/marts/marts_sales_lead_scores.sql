@@ -11,21 +11,7 @@ MODEL (
   ),
   description 'Leads for sales: known customers (a form filled in) who have not bought yet, ranked by lead
 score, with the engagement behind the score.',
-  column_descriptions (
-    customer_id = 'Canonical customer id.',
-    email = 'Email to reach the lead.',
-    first_name = 'First name.',
-    last_name = 'Last name.',
-    lead_score = 'Probability-like score in [0, 1] (customer_360.lead_score): the lead model''s calibrated
-probability when a score_updated event exists, else the rule.',
-    lead_tier = 'The tier of the latest lead score_updated event (the model''s own cut on its 0-100 score) when
-there is one; else from the score: High (>= 0.7), Medium (>= 0.4) or Low.',
-    score_rank = 'Rank by lead score, 1 = best.',
-    score_source = 'model or rule (see customer_360).',
-    page_views = 'Page views.',
-    last_seen_at = 'Latest activity.',
-    acquisition_source = 'Where the lead came from.'
-  )
+  column_descriptions @column_docs(marts_sales_lead_scores)
 );
 
 SELECT
@@ -36,8 +22,8 @@ SELECT
   LEAST(GREATEST(lead_score, 0), 1)::DOUBLE AS lead_score,
   CASE
     WHEN lead_model_tier IN ('High', 'Medium', 'Low') THEN lead_model_tier
-    WHEN lead_score >= 0.7 THEN 'High'
-    WHEN lead_score >= 0.4 THEN 'Medium'
+    WHEN lead_score >= @lead_tier_high THEN 'High'
+    WHEN lead_score >= @lead_tier_medium THEN 'Medium'
     ELSE 'Low'
   END::VARCHAR AS lead_tier,
   ROW_NUMBER() OVER (ORDER BY lead_score DESC, customer_id)::BIGINT AS score_rank,

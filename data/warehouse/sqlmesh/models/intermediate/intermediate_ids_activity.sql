@@ -1,5 +1,5 @@
 MODEL (
-  name @{dataset}.staging_customers_activity,
+  name @{dataset}.intermediate_ids_activity,
   kind INCREMENTAL_BY_UNIQUE_KEY (unique_key customer_id),
   clustered_by (customer_id),
   grain (customer_id),
@@ -13,32 +13,7 @@ id already has (@this_model): counts and revenue add up, first and latest times 
 later. A row is merged only when it was written for days before the interval (built_through); restating a
 day (late events) makes SQLMesh recompute this model from its first day, and those rows are then replaced,
 not added to, so a day is never counted twice.',
-  column_descriptions (
-    customer_id = 'An id events were logged under.',
-    first_seen_at = 'First event.',
-    last_seen_at = 'Latest event.',
-    first_source = 'source of the first event.',
-    purchases = 'Number of purchase events.',
-    revenue = 'Sum of purchase amounts.',
-    last_purchase_at = 'Time of the latest purchase.',
-    events_total = 'Number of events of any type.',
-    page_views = 'Number of page_view events.',
-    downloads = 'Number of content_download events.',
-    email_opens = 'email_open events logged under this id.',
-    email_clicks = 'email_click events logged under this id.',
-    sms_clicks = 'sms_click events logged under this id.',
-    push_opens = 'push_open events logged under this id.',
-    ad_clicks = 'ad_click events logged under this id.',
-    offers_received = 'offer_sent events logged under this id.',
-    support_tickets = 'support_ticket events logged under this id.',
-    last_engaged_at = 'Time of the latest inbound engagement (email_open/click, sms_click, push_open, ad_click,
-page_view, content_download).',
-    engaged_position = 'Log position of that engagement (-1 when unknown): among engagements at the same time the
-latest in the log wins.',
-    engaged_event_id = 'event_id of that engagement (the last tie-break).',
-    last_channel = 'Its channel: email, sms, push, ad or web.',
-    built_through = 'Last day of the interval that last wrote the row.'
-  )
+  column_descriptions @column_docs(intermediate_ids_activity)
 );
 
 WITH interval_ids AS (

@@ -12,25 +12,11 @@ MODEL (
 happened; conversions and revenue are credited to the campaigns that touched the buyer within
 attribution_window_days before the purchase, on the purchase day, by last touch and by linear attribution.
 A touch is a campaign-tagged impression, send, open or click; identity resolution links a buyer''s ids.',
-  column_descriptions (
-    event_date = 'Day (UTC): of delivery, or of the purchase for attributed columns.',
-    campaign_id = 'Campaign.',
-    impressions = 'Ad impressions.',
-    sends = 'Emails, SMS and pushes sent.',
-    clicks = 'Ad, email and SMS clicks.',
-    spend = 'Media cost (ad cost and auction prices paid).',
-    touches = 'Campaign touches (impressions, sends, opens, clicks) that day.',
-    conversions = 'Purchases credited by last touch.',
-    revenue = 'Revenue credited by last touch.',
-    roas = 'revenue / spend (null without spend).',
-    linear_conversions = 'Purchases credited linearly (each touch in the window gets an equal share).',
-    linear_revenue = 'Revenue credited linearly.',
-    attributed_touches = 'Touches that earned any credit from that day''s purchases.'
-  )
+  column_descriptions @column_docs(marts_marketing_campaign_performance)
 );
 
 WITH ids AS (
-  SELECT customer_id, canonical_customer_id FROM @{dataset}.staging_customers_identity
+  SELECT customer_id, canonical_customer_id FROM @{dataset}.intermediate_identity
 ),
 delivery AS (
   SELECT

@@ -1,5 +1,5 @@
 MODEL (
-  name @{dataset}.staging_web_sessions,
+  name @{dataset}.intermediate_web_sessions,
   kind INCREMENTAL_BY_TIME_RANGE (time_column session_date),
   partitioned_by (session_date),
   clustered_by (customer_id),
@@ -8,19 +8,9 @@ MODEL (
     not_null(columns := (session_id, customer_id, session_start, session_date)),
     unique_values(columns := (session_id))
   ),
-  description 'Web sessions: page views of one customer with no gap over 30 minutes. A session that spans
+  description 'Web sessions: page views of one customer with no gap longer than session_gap_seconds (30 minutes). A session that spans
 midnight (UTC) is split at the day boundary, so that each day is computed from its own partition.',
-  column_descriptions (
-    session_id = 'md5 of customer_id and the session start.',
-    customer_id = 'Id the page views were logged under.',
-    anonymous_id = 'Visitor id of the first page view that carried one.',
-    session_start = 'First page view.',
-    session_end = 'Last page view.',
-    page_views = 'Page views in the session.',
-    duration_s = 'Seconds from the first to the last page view.',
-    landing_url = 'URL of the first page view.',
-    session_date = 'Day of the session (UTC); the partition.'
-  )
+  column_descriptions @column_docs(intermediate_web_sessions)
 );
 
 WITH views AS (
@@ -33,7 +23,7 @@ marked AS (
     *,
     CASE
       WHEN LAG(occurred_at) OVER w IS NULL THEN 1
-      WHEN DATE_DIFF('second', LAG(occurred_at) OVER w, occurred_at) > 1800 THEN 1
+      WHEN DATE_DIFF('second', LAG(occurred_at) OVER w, occurred_at) > @session_gap_seconds THEN 1
       ELSE 0
     END AS is_new_session
   FROM views

@@ -10,26 +10,7 @@ MODEL (
     accepted_event_types
   ),
   description 'Every event once (deduplicated on event_id), typed, one partition per event day.',
-  column_descriptions (
-    event_id = 'Idempotency key of the event.',
-    event_type = 'Event type, as in data/events.py.',
-    customer_id = 'Id the event was logged under (identity resolution maps it in staging_customers_identity).',
-    occurred_at = 'Event time, UTC.',
-    event_date = 'Day of occurred_at (UTC); the partition.',
-    recorded_at = 'Log time, UTC.',
-    source = 'Producer of the event.',
-    causation_id = 'The event that caused this one.',
-    campaign_id = 'Campaign the event belongs to, if any.',
-    creative_id = 'Creative shown or sent, if any.',
-    anonymous_id = 'Web or app visitor id carried by the event.',
-    session_id = 'Client session id carried by the event.',
-    url = 'Page or link URL.',
-    amount = 'Purchase revenue.',
-    cost = 'Media cost: ad cost, or the price paid in an auction.',
-    channel = 'Marketing channel (email, sms, push, ad).',
-    score_model = 'Model of a score_updated event (lead, churn, clv, conversion).',
-    score = 'Score of a score_updated event.'
-  )
+  column_descriptions @column_docs(staging_events_all)
 );
 
 -- The bounds are plain TIMESTAMPs like occurred_at: compared with @start_dt (a TIMESTAMPTZ) DuckDB casts every

@@ -12,23 +12,10 @@ each field, and the first lead event for acquisition. Reads raw_events directly,
 lead_created rows are needed and their fields live in the JSON payload. Each build reads only the new days''
 lead events and merges them with the row the id already has (@this_model): the new days are later than every
 day the row was built from, so a field the new days filled in wins, and the first lead stays the old one. As in
-staging_customers_activity, a row is merged only when it was written for days before the interval
+intermediate_ids_activity, a row is merged only when it was written for days before the interval
 (built_through); a restated day rebuilds this model from its first day (build.py restates it with raw''s other
 readers), replacing rows.',
-  column_descriptions (
-    customer_id = 'Id the lead was logged under.',
-    email = 'Latest email given, lower-cased.',
-    first_name = 'Latest first name given.',
-    last_name = 'Latest last name given.',
-    company = 'Latest company given.',
-    crm_contact_id = 'CRM contact id (properties.context.crm_contact_id), if a CRM sync sent one.',
-    anonymous_id = 'Visitor id the form was filled in from.',
-    acquisition_source = 'acquisition_source of the first lead event.',
-    acquisition_campaign_id = 'campaign_id of the first lead event.',
-    created_at = 'Time of the first lead event.',
-    built_through = 'Last day of the interval that last wrote the row (a row written in this build is one whose
-form changed).'
-  )
+  column_descriptions @column_docs(staging_customers_profiles)
 );
 
 WITH leads AS (

@@ -11,19 +11,7 @@ MODEL (
 partition per event day, so that customer_360 reads these few rows instead of scanning raw_events. Read
 from raw_events with their log position (the tie-break of events at the same time); a redelivered copy is the
 same event and changes no result.',
-  column_descriptions (
-    event_id = 'Idempotency key of the event.',
-    event_type = 'consent_changed, unsubscribe or score_updated.',
-    customer_id = 'Id the event was logged under.',
-    occurred_at = 'Event time, UTC.',
-    event_date = 'Day of occurred_at (UTC); the partition.',
-    log_position = 'Position in the event log (-1 when unknown).',
-    channel = 'Channel the consent or unsubscribe is about.',
-    granted = 'consent_changed: properties.granted is true; false for an unsubscribe.',
-    score_model = 'Model of a score_updated event (lead, churn, clv, conversion).',
-    score = 'Score of a score_updated event.',
-    score_tier = 'properties.tier of a score_updated event.'
-  )
+  column_descriptions @column_docs(staging_events_payload)
 );
 
 SELECT

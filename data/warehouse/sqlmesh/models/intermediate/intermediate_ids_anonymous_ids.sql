@@ -1,5 +1,5 @@
 MODEL (
-  name @{dataset}.staging_customers_anonymous_ids,
+  name @{dataset}.intermediate_ids_anonymous_ids,
   kind INCREMENTAL_BY_UNIQUE_KEY (unique_key (customer_id, anonymous_id)),
   clustered_by (customer_id),
   grain (customer_id, anonymous_id),
@@ -9,12 +9,7 @@ MODEL (
   description 'Every (logged id, anonymous web or app id) pair seen: the anonymous links of identity
 resolution. Each build adds the pairs of the new days only (a pair seen again is upserted, so reprocessing a
 day changes nothing but built_through).',
-  column_descriptions (
-    customer_id = 'An id events were logged under.',
-    anonymous_id = 'A visitor id one of its events carried.',
-    built_through = 'Last day of the interval that last saw the pair (identity resolution looks only at the
-identifiers of the new days).'
-  )
+  column_descriptions @column_docs(intermediate_ids_anonymous_ids)
 );
 
 SELECT DISTINCT
