@@ -12,7 +12,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from agents.bidding import BiddingAgent
+from agents.creative import CreativeAgent
+from agents.journey import JourneyAgent, JourneyConfig
+from agents.lift import holdout_lift
+from agents.projector import ProjectorConfig
 from agents.runtime import Agent
+from agents.scoring import ScoringAgent, load_scorer
+from agents.supervisor import AgentSupervisor, tick_event
+from data.log import open_log
+from data.settings import get_settings
 
 console = Console()
 err = Console(stderr=True)
@@ -29,12 +38,6 @@ KNOWN = ("scoring", "journey", "bidding", "creative")
 
 def build_agents(names: list[str]) -> list[Agent]:
     """The agents by name, with their default configuration (scoring uses the registry's models if any)."""
-    from agents.bidding import BiddingAgent
-    from agents.creative import CreativeAgent
-    from agents.journey import JourneyAgent, JourneyConfig
-    from agents.scoring import ScoringAgent, load_scorer
-    from data.settings import get_settings
-
     settings = get_settings()
     out: list[Agent] = []
     for name in names:
@@ -52,7 +55,7 @@ def build_agents(names: list[str]) -> list[Agent]:
 
 
 def _ray_init(address: str | None, namespace: str) -> Any:
-    import ray
+    import ray  # lazy: Ray is heavy
 
     try:
         ray.init(address=address, namespace=namespace, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
@@ -77,9 +80,6 @@ def status_table(rows: list[dict[str, Any]], lift_line: str | None = None) -> Ta
 
 
 def _lift_line(log_url: str | None) -> str | None:
-    from agents.lift import holdout_lift
-    from data.log import open_log
-
     try:
         log = open_log(log_url)
         try:
@@ -105,10 +105,6 @@ def up(
 ) -> None:
     """Start the shard actors and the projector actor. With --address they are detached and keep running; without,
     a local cluster runs them in the foreground with a live status table until Ctrl-C."""
-    from agents.projector import ProjectorConfig
-    from agents.supervisor import AgentSupervisor
-    from data.settings import get_settings
-
     settings = get_settings()
     log_url = log or settings.event_log_url()
     folder = (state_dir or settings.home / "agents").resolve()
@@ -139,8 +135,6 @@ def up(
 @agents_app.command("status")
 def status(address: AddressOption = "auto", namespace: NamespaceOption = "ame", log: LogOption = None) -> None:
     """Lag, events/s and restarts per shard and of the projector, and the lift against the holdout."""
-    from agents.supervisor import AgentSupervisor
-
     _ray_init(address, namespace)
     sup = AgentSupervisor.attach(namespace)
     if not sup.handles:
@@ -152,8 +146,6 @@ def status(address: AddressOption = "auto", namespace: NamespaceOption = "ame", 
 @agents_app.command("down")
 def down(address: AddressOption = "auto", namespace: NamespaceOption = "ame") -> None:
     """Stop every shard and the projector after their current batch (their state and positions are committed)."""
-    from agents.supervisor import AgentSupervisor
-
     _ray_init(address, namespace)
     console.print(f"stopped {AgentSupervisor.attach(namespace).down()} actors")
 
@@ -161,9 +153,6 @@ def down(address: AddressOption = "auto", namespace: NamespaceOption = "ame") ->
 @agents_app.command("tick")
 def tick(day: Annotated[str | None, typer.Argument(help="YYYY-MM-DD (default: today, UTC).")] = None, log: LogOption = None) -> None:
     """Append the daily tick: the journey agent asks its policy again for every customer."""
-    from agents.supervisor import tick_event
-    from data.log import open_log
-
     when = date.fromisoformat(day) if day else datetime.now(UTC).date()
     appended = open_log(log).append([tick_event(when)]).appended
     console.print(f"tick for {when}: {'appended' if appended else 'already in the log'}")

@@ -24,8 +24,10 @@ from agents.runtime import SYSTEM_CUSTOMER, Agent, Record, StateView, in_holdout
 from agents.scoring import RETENTION_ACTION
 from data.events import DecisionMade, EventBase
 from data.log.base import StoredEvent, from_micros
+from data.settings import get_settings
 from data.sharding import ANONYMOUS_CUSTOMER
 from data.ticks import TICK_ACTION, decision_event_id
+from environment.config import load_market_config
 from environment.observation import (
     ATTRIBUTE_EVENT,
     CONSENT_EVENTS,
@@ -85,7 +87,6 @@ class JourneyAgent(Agent):
     @property
     def rules(self) -> JourneyRules:
         if self._rules is None:
-            from environment.config import load_market_config
 
             self._rules = JourneyRules.of(load_market_config(self.config.market_config), self.config.quiet_hours)
         return self._rules
@@ -96,7 +97,6 @@ class JourneyAgent(Agent):
         if self._given is not None:
             return self._given
         if self._slot is None:
-            from data.settings import get_settings
 
             root = self.config.policies_dir or get_settings().policies_dir
             self._slot = PolicySlot(self.config.slot, RegistrySource(root, {"journey": builtin_journey_policy}))

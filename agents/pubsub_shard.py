@@ -89,6 +89,6 @@ class PubSubAgentShard:
 
 def pubsub_shard_actor_class(max_restarts: int = -1) -> Any:
     """:class:`PubSubAgentShard` as a Ray actor: restarted on failure; unacked messages are redelivered to it."""
-    import ray
+    import ray  # lazy: Ray is heavy
 
     return ray.remote(max_restarts=max_restarts, max_task_retries=-1, num_cpus=0)(PubSubAgentShard)

@@ -316,7 +316,7 @@ def iter_shard_configs(base: ShardConfig, shards: int) -> Iterator[ShardConfig]:
 
 def shard_actor_class(max_restarts: int = -1) -> Any:
     """:class:`AgentShard` as a Ray actor class: restarted on failure, its calls retried (they are idempotent)."""
-    import ray
+    import ray  # lazy: Ray is heavy
 
     return ray.remote(max_restarts=max_restarts, max_task_retries=-1, num_cpus=0)(AgentShard)
 

@@ -73,7 +73,7 @@ class AgentSupervisor:
     def up(self, start: bool = True) -> dict[tuple[str, int], Any]:
         """Start every shard (idempotent: shards already running by that name are reused). With
         ``start=False`` the actors wait for :meth:`start` (benchmarks start them all at once)."""
-        import ray
+        import ray  # lazy: Ray is heavy
 
         cls = shard_actor_class(self.max_restarts)
         for agent in self.agents:
@@ -99,7 +99,7 @@ class AgentSupervisor:
     @classmethod
     def attach(cls, namespace: str = "ame") -> AgentSupervisor:
         """The supervisor of the shards already running in ``namespace`` (for ``status`` and ``down``)."""
-        import ray
+        import ray  # lazy: Ray is heavy
 
         sup = cls(log_url="", state_dir=Path("."), namespace=namespace)
         for entry in ray.util.list_named_actors(all_namespaces=True):
@@ -119,7 +119,7 @@ class AgentSupervisor:
 
     def status(self, timeout_s: float = 5.0) -> list[dict[str, Any]]:
         """Every shard's status; a shard that does not answer in time (restarting) is reported as such."""
-        import ray
+        import ray  # lazy: Ray is heavy
 
         keys = sorted(self.handles)
         refs = [self.handles[k].status.remote() for k in keys]
@@ -155,7 +155,7 @@ class AgentSupervisor:
 
     def start(self) -> None:
         """Start the loops of shards made with ``up(start=False)``."""
-        import ray
+        import ray  # lazy: Ray is heavy
 
         ray.get([h.start.remote() for h in self.handles.values()])
 
@@ -176,7 +176,7 @@ class AgentSupervisor:
 
     def down(self) -> int:
         """Stop the loops after their current batch and kill the actors (no restart). Returns shards stopped."""
-        import ray
+        import ray  # lazy: Ray is heavy
 
         refs = [h.stop.remote() for h in self.handles.values()]
         ray.wait(refs, num_returns=len(refs), timeout=get_settings().agent_stop_timeout_s)

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.journey import JourneyAgent, JourneyConfig
+from agents.scoring import ScoringAgent
+from agents.supervisor import AgentSupervisor, tick_event
 from benchmarks.common import BenchResult
+from data.log import open_log
+from data.synthetic import synthetic_dicts
 
 log = logging.getLogger(__name__)
 AREA = "agents"
@@ -31,12 +36,6 @@ def _bare_read_rate(log_) -> float:
 
 
 def _throughput(folder: Path, n: int, shards: int) -> tuple[float, float, int]:
-    from agents.journey import JourneyAgent
-    from agents.scoring import ScoringAgent
-    from agents.supervisor import AgentSupervisor
-    from data.log import open_log
-    from data.synthetic import synthetic_dicts
-
     url = f"sqlite:///{folder / 'throughput.db'}"
     log_ = open_log(url)
     stream = list(synthetic_dicts(n, customers=max(1_000, n // 20), seed=11))
@@ -58,12 +57,6 @@ def _throughput(folder: Path, n: int, shards: int) -> tuple[float, float, int]:
 
 
 def _lag(folder: Path, rate: float, seconds: float, shards: int) -> tuple[float, float, int]:
-    from agents.journey import JourneyAgent, JourneyConfig
-    from agents.scoring import ScoringAgent
-    from agents.supervisor import AgentSupervisor
-    from data.log import open_log
-    from data.synthetic import synthetic_dicts
-
     url = f"sqlite:///{folder / 'lag.db'}"
     log_ = open_log(url)
     n = int(rate * seconds)
@@ -103,11 +96,6 @@ def _lag(folder: Path, rate: float, seconds: float, shards: int) -> tuple[float,
 
 def _tick_rate(folder: Path, n: int, customers: int, shards: int) -> tuple[float, int]:
     """Decisions/s of the journey agent at one daily tick for every customer it holds (after folding ``n`` events)."""
-    from agents.journey import JourneyAgent
-    from agents.supervisor import AgentSupervisor, tick_event
-    from data.log import open_log
-    from data.synthetic import synthetic_dicts
-
     url = f"sqlite:///{folder / 'tick.db'}"
     log_ = open_log(url)
     stream = list(synthetic_dicts(n, customers=customers, seed=13, source="tickbench"))
@@ -132,7 +120,7 @@ def _tick_rate(folder: Path, n: int, customers: int, shards: int) -> tuple[float
 
 def run(quick: bool = False) -> list[BenchResult]:
     """Throughput on a backlog (2 shards per agent on a 2-CPU Ray cluster) and lag at 5,000 events/s."""
-    import ray
+    import ray  # lazy: Ray is heavy
 
     n = 50_000 if quick else 200_000
     seconds = 5.0 if quick else 20.0

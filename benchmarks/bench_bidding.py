@@ -25,6 +25,13 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import BenchResult
+from environment.auction_market import resolve_auctions
+from environment.bounds import hindsight_lp
+from environment.config import load_market_config
+from policies.bid_pacer import MIN_MULTIPLIER, DayPlan, smooth_curve
+from policies.bidder import ProfilePacing
+from policies.evaluate import BIDDING_BASELINES, bidding_suite, budget_config, mean_ci, run_bidding, win_all_spend
+from policies.registry import PolicyRegistry
 
 AREA = "policies"
 BUDGETS = (1 / 2, 1 / 8, 1 / 32)
@@ -38,15 +45,11 @@ def bidder_name() -> str:
 
 
 def _policies(bidder: str | None) -> list[str]:
-    from policies.evaluate import BIDDING_BASELINES
-
     return [*BIDDING_BASELINES, CONTROLLER, *([bidder] if bidder else [])]
 
 
 def bidding_tables(seeds: int, opportunities: int = 100_000, bidder: str | None = None, registry: str | None = None) -> dict[str, Any]:
     """``{auction_type: bidding_suite results}`` for every policy, budget and auction type."""
-    from policies.evaluate import bidding_suite
-
     return {
         auction: bidding_suite(_policies(bidder), seeds, BUDGETS, auction, opportunities_per_day=opportunities, registry=registry)
         for auction in AUCTIONS
@@ -56,11 +59,6 @@ def bidding_tables(seeds: int, opportunities: int = 100_000, bidder: str | None 
 def full_log_pacing() -> Any:
     """A :class:`policies.bidder.ProfilePacing` whose :meth:`day_plan` is the exact LP multiplier and replayed
     spend curve on yesterday's complete auctions (what the controller did before it planned from the sketch)."""
-    from environment.auction_market import resolve_auctions
-    from environment.bounds import hindsight_lp
-    from policies.bid_pacer import MIN_MULTIPLIER, DayPlan, smooth_curve
-    from policies.bidder import ProfilePacing
-
     class _FullLog(ProfilePacing):
         def day_plan(self, market: Any) -> DayPlan | None:
             day, facts, spec = market.yesterday, market.facts, market.spec
@@ -87,10 +85,6 @@ def full_log_pacing() -> Any:
 
 def sketch_cost(seeds: int, opportunities: int = 100_000) -> dict[float, tuple[list[float], list[float]]]:
     """{budget: (LP shares planning from the sketch, from the complete log)} in second price, same markets."""
-    from environment.config import load_market_config
-    from policies.bidder import ProfilePacing
-    from policies.evaluate import budget_config, run_bidding, win_all_spend
-
     base = load_market_config()
     over = {"opportunities_per_day": opportunities, "days": 7, "auction_type": "second_price"}
     out: dict[float, tuple[list[float], list[float]]] = {f: ([], []) for f in SKETCH_BUDGETS}
@@ -115,8 +109,6 @@ def sketch_rows(cost: dict[float, tuple[list[float], list[float]]]) -> list[Benc
 
 
 def _ci(values: list[float], scale: float = 100.0) -> str:
-    from policies.evaluate import mean_ci
-
     m, h = mean_ci(values)
     return f"{scale * m:.1f} ± {scale * h:.1f}" if np.isfinite(h) else f"{scale * m:.1f}"
 
@@ -175,8 +167,6 @@ def targets(tables: dict[str, Any], bidder: str) -> list[BenchResult]:
 
 def run(quick: bool = False) -> list[BenchResult]:
     """The must-show rows for the registered bidder (or the controller alone when none is registered)."""
-    from policies.registry import PolicyRegistry
-
     bidder = bidder_name() if bidder_name() in PolicyRegistry().names() else None
     seeds, opp = (2, 20_000) if quick else (10, 100_000)
     tables = bidding_tables(seeds, opp, bidder)
@@ -195,7 +185,6 @@ def main() -> None:
     parser.add_argument("--policy", default=None, help="registered bidder (default AME_BENCH_BIDDING_POLICY or bidding-residual-sac)")
     parser.add_argument("--registry", default=None)
     args = parser.parse_args()
-    from policies.registry import PolicyRegistry
 
     name = args.policy or bidder_name()
     bidder = name if name in PolicyRegistry(args.registry).names() else None

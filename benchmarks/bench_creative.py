@@ -13,13 +13,17 @@ import numpy as np
 
 from benchmarks.common import BenchResult
 from data.datasets import dataset_path
+from policies.creative.generators import TemplateGenerator
+from policies.creative.obd import obd_report
+from policies.creative.pipeline import generate_for_test
+from policies.creative.serving import select_creative
+from policies.creative.simulate import simulate_tests
+from policies.creative.store import CreativeStore
 
 AREA = "creative"
 
 
 def _simulator(quick: bool) -> list[BenchResult]:
-    from policies.creative.simulate import simulate_tests
-
     reps = 200 if quick else 1000
     sim = simulate_tests(reps=reps, seed=0)
     n95 = sim.impressions_for(0.95)
@@ -34,8 +38,6 @@ def _simulator(quick: bool) -> list[BenchResult]:
 
 
 def _obd() -> list[BenchResult]:
-    from policies.creative.obd import obd_report
-
     rows = obd_report(dataset_path("open_bandit"), n_boot=500)
     behaviour = next(r for r in rows if r.method == "on-policy" and r.policy.startswith("random"))
     bts = next(r for r in rows if r.method == "on-policy" and r.policy.startswith("Bernoulli"))
@@ -49,11 +51,6 @@ def _obd() -> list[BenchResult]:
 
 
 def _latency(quick: bool) -> list[BenchResult]:
-    from policies.creative.generators import TemplateGenerator
-    from policies.creative.pipeline import generate_for_test
-    from policies.creative.serving import select_creative
-    from policies.creative.store import CreativeStore
-
     with tempfile.TemporaryDirectory() as folder:
         store = CreativeStore(f"sqlite:///{Path(folder) / 'c.db'}")
         generate_for_test(TemplateGenerator(), store, "email_subject", "vip", n=10, top=3)

@@ -23,7 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from agents.journey import JourneyAgent
+from agents.scoring import ScoringAgent
+from agents.supervisor import AgentSupervisor
 from benchmarks.common import BenchResult, free_port
+from data.log import open_log
+from serve.auth import generate_key
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +183,7 @@ class _Load:
 
 def serve_replicas(app: str = APP) -> list[str]:
     """Names of the Serve replica actors of ``app`` that are alive now."""
-    import ray
+    import ray  # lazy: Ray is heavy
 
     # a named actor's name is released when it dies, so the names listed are the live (or restarting) replicas
     return sorted(e["name"] for e in ray.util.list_named_actors(all_namespaces=True)
@@ -187,7 +192,7 @@ def serve_replicas(app: str = APP) -> list[str]:
 
 def kill_replica(rng: random.Random) -> str:
     """SIGKILL-equivalent of one live replica (no restart: the Serve controller must replace it)."""
-    import ray
+    import ray  # lazy: Ray is heavy
 
     name = rng.choice(serve_replicas())
     ray.kill(ray.get_actor(name, namespace=SERVE_NAMESPACE), no_restart=True)
@@ -213,14 +218,10 @@ def _kill_schedule(plan: FaultPlan) -> list[tuple[float, str]]:
 
 def run_faults(plan: FaultPlan, folder: Path) -> FaultReport:
     """One run: deploy, load, kill on schedule, stop, and check the log. Needs ``ray.init`` done."""
-    import ray
-    from ray import serve
+    import ray  # lazy: Ray is heavy
+    from ray import serve  # lazy: Ray is heavy
 
-    from agents.journey import JourneyAgent
-    from agents.scoring import ScoringAgent
-    from agents.supervisor import AgentSupervisor
-    from serve.app import build_app
-    from serve.auth import generate_key
+    from serve.app import build_app  # lazy: loads FastAPI
 
     token, key = generate_key("faults", ["admin"])
     log_url = f"sqlite:///{folder / 'events.db'}"
@@ -270,8 +271,6 @@ def run_faults(plan: FaultPlan, folder: Path) -> FaultReport:
 
 def _check_log(log_url: str, load: _Load) -> None:
     """Accepted events present, bid decisions counted, agent decisions unique."""
-    from data.log import open_log
-
     event_log = open_log(log_url)
     seen: set[str] = set()
     request_ids: set[str] = set()
@@ -300,7 +299,7 @@ def _check_log(log_url: str, load: _Load) -> None:
 
 
 def run(quick: bool = False, duration_s: float | None = None, rate: float | None = None) -> list[BenchResult]:
-    import ray
+    import ray  # lazy: Ray is heavy
 
     plan = FaultPlan(duration_s=duration_s or (25.0 if quick else 60.0), rate_per_s=rate or 150.0)
     started = not ray.is_initialized()

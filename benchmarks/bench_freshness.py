@@ -20,6 +20,7 @@ import http.client
 import logging
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -35,10 +36,15 @@ from typing import Any, Self
 import numpy as np
 import orjson
 
+from agents.cli import build_agents
+from agents.projector import ProjectorConfig
+from agents.supervisor import AgentSupervisor
+from benchmarks.__main__ import print_results
 from benchmarks.bench_serve import ROOT, TOKEN_ENV, _wait_ready
 from benchmarks.common import BenchResult, free_port
 from data.events import ConsentChanged, EventBase, LeadCreated, PageView
 from data.log import EventLog, open_log
+from data.settings import get_settings
 
 log = logging.getLogger(__name__)
 AREA = "freshness"
@@ -241,14 +247,8 @@ class Samples:
 
 def measure(routes: list[Route], probes: int, poll_interval_s: float, seed: int = 0) -> dict[str, Any]:
     """Start the projector, the API and the load; interleave route and baseline probes; stop everything."""
-    import secrets
+    import ray  # lazy: Ray is heavy
 
-    import ray
-
-    from agents.cli import build_agents
-    from agents.projector import ProjectorConfig
-    from agents.supervisor import AgentSupervisor
-    from data.settings import get_settings
 
     folder = Path(tempfile.mkdtemp(prefix="bench-freshness-"))
     log_url, state_url = f"sqlite:///{folder / 'events.db'}", f"sqlite:///{folder / 'state.db'}"
@@ -320,8 +320,6 @@ def rows(measured: dict[str, Any], routes: list[Route]) -> list[BenchResult]:
 
 def run(quick: bool = False, route_keys: tuple[str, ...] = DEFAULT_ROUTES) -> list[BenchResult]:
     """The freshness rows of ``route_keys`` (keys of :data:`ROUTES`)."""
-    from data.settings import get_settings
-
     routes = [ROUTES[k] for k in route_keys]
     measured = measure(routes, probes=40 if quick else 200, poll_interval_s=get_settings().projector_poll_interval_s)
     return rows(measured, routes)
@@ -334,7 +332,6 @@ def _main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from benchmarks.__main__ import print_results
 
     print_results(run(quick=args.quick, route_keys=tuple(args.route)))
 

@@ -18,11 +18,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.common import BenchResult
+from data.log.ingest import ingest_lines
+from data.log.sqlite import SqliteEventLog
+from data.projections.base import Projector
+from data.projections.profile import ProfileProjection
+from serve.auth import generate_key
+from serve.decide import PacingCache
+from serve.engine import Engine, ServeArgs, Tunables
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +92,9 @@ class FuzzTarget:
     """A decision API on fresh files, seeded with events whose stored form is kept to compare against."""
 
     def __init__(self, folder: Path) -> None:
-        from fastapi.testclient import TestClient
+        from fastapi.testclient import TestClient  # lazy: FastAPI is heavy
 
-        from data.projections.base import Projector
-        from data.projections.profile import ProfileProjection
-        from serve.engine import Engine, ServeArgs, Tunables
-        from serve.routes import build_api
-        from serve.auth import generate_key
-        from serve.decide import PacingCache
+        from serve.routes import build_api  # lazy: loads FastAPI
 
         self.tokens, keys = {}, []
         for name, scopes in (("fuzz", ["admin"]),):
@@ -133,7 +136,7 @@ def _settings(n: int) -> Any:
 
 def fuzz_schema_routes(target: FuzzTarget, cases: int, only: str = "") -> dict[str, RouteFigures]:
     """Every operation of /openapi.json, with schemathesis' generated (valid and invalid) requests."""
-    import schemathesis
+    import schemathesis  # lazy: schemathesis is heavy
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", target.app)
     out: dict[str, RouteFigures] = {}
@@ -202,8 +205,6 @@ URL_TEXT = HOSTILE_TEXT.map(lambda t: t[:2_000])  # longer URLs are refused by t
 def fuzz_hostile_requests(target: FuzzTarget, cases: int, only: str = "") -> dict[str, RouteFigures]:
     """Every GET route with hostile query strings, path parameters and headers (a forged, oversized or
     missing credential; odd content types): what schemathesis cannot vary on routes without parameters."""
-    from urllib.parse import quote
-
     out: dict[str, RouteFigures] = {}
     query = st.dictionaries(URL_TEXT.map(lambda t: t[:64] or "q"), URL_TEXT, max_size=4)
     auth = st.one_of(st.just(None), st.just(target.headers["Authorization"].encode()), HEADER_TEXT.map(lambda t: b"Bearer " + t),
@@ -234,9 +235,6 @@ def _request_runner(target: FuzzTarget, figures: RouteFigures, path: str, query:
 def fuzz_event_append(folder: Path, cases: int) -> RouteFigures:
     """Malformed, oversized and hostile lines through ingestion (the log's edge): valid ones appended, the rest
     dead-lettered, never an exception; the seeded events stay unchanged."""
-    from data.log.ingest import ingest_lines
-    from data.log.sqlite import SqliteEventLog
-
     figures = RouteFigures()
     event_log = SqliteEventLog(f"sqlite:///{folder / 'append.db'}")
     event_log.append(_seed_events())

@@ -15,15 +15,16 @@ import numpy as np
 
 from benchmarks.common import BenchResult
 from data.datasets import dataset_path
+from environment.heuristics import EmailEveryK
+from policies.evaluate import JOURNEY_HEURISTICS, journey_suite, mean_ci
+from policies.ope_data import hillstrom_ope, simulator_ope
+from policies.registry import PolicyRegistry
 
 logger = logging.getLogger(__name__)
 AREA = "policies"
 
 
 def _journey(quick: bool) -> list[BenchResult]:
-    from policies.evaluate import JOURNEY_HEURISTICS, journey_suite, mean_ci
-    from policies.registry import PolicyRegistry
-
     name = os.environ.get("AME_BENCH_JOURNEY_POLICY", "journey-ppo")
     if name not in PolicyRegistry().names():
         return [BenchResult(AREA, "journey policy profit/customer", float("nan"), "$", "best heuristic", None, ">= +10%", None,
@@ -49,9 +50,6 @@ def _journey(quick: bool) -> list[BenchResult]:
 
 
 def _ope(quick: bool) -> list[BenchResult]:
-    from environment.heuristics import EmailEveryK
-    from policies.ope_data import hillstrom_ope, simulator_ope
-
     sim = simulator_ope(EmailEveryK(), n_customers=30_000 if quick else 200_000, seed=0, n_boot=200)
     out = []
     for k in ("snips", "dr"):

@@ -13,20 +13,32 @@ import argparse
 import asyncio
 import logging
 import os
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
+from agents.journey import JourneyAgent
+from agents.runtime import AgentShard, ShardConfig
+from benchmarks.__main__ import print_results
 from benchmarks.common import BenchResult, free_port
+from data.log import open_log
+from data.projections.base import Projector
+from data.projections.profile import ProfileProjection
+from data.projections.store import open_state_store
+from serve.auth import hash_key
+from serve.engine import Engine, ServeArgs
 
 log = logging.getLogger(__name__)
 AREA = "serve"
@@ -76,8 +88,6 @@ CONFIGS = [
 
 
 def _args(folder: Path) -> dict[str, Any]:
-    from serve.auth import hash_key
-
     key = {"name": "bench", "sha256": hash_key(os.environ[TOKEN_ENV]), "scopes": ["admin"]}
     return {"event_log": f"sqlite:///{folder / 'events.db'}", "state_store": f"sqlite:///{folder / 'state.db'}",
             "policies_dir": str(folder / "policies"), "creative_store": f"sqlite:///{folder / 'creatives.db'}",
@@ -87,15 +97,6 @@ def _args(folder: Path) -> dict[str, Any]:
 def _seed_customer(folder: Path) -> None:
     """cust-1 as the agents know it: arrived, consented to e-mail, folded by the journey agent and the profile
     projection, so both routes read a real record (not a miss)."""
-    from datetime import UTC, datetime
-
-    from agents.journey import JourneyAgent
-    from agents.runtime import AgentShard, ShardConfig
-    from data.log import open_log
-    from data.projections.base import Projector
-    from data.projections.profile import ProfileProjection
-    from data.projections.store import open_state_store
-
     at = datetime(2026, 1, 5, 8, tzinfo=UTC).isoformat()
     url = f"sqlite:///{folder / 'events.db'}"
     log_ = open_log(url)
@@ -112,22 +113,19 @@ def _seed_customer(folder: Path) -> None:
 
 
 def _run_uvicorn(port: int, folder: Path) -> None:
-    import uvicorn
+    import uvicorn  # lazy: uvicorn is heavy
 
-    from serve.engine import Engine, ServeArgs
-    from serve.routes import build_api
+    from serve.routes import build_api  # lazy: loads FastAPI
 
     app = build_api(Engine(ServeArgs.model_validate(_args(folder))))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop", http="httptools")
 
 
 def _run_serve(port: int, folder: Path, replicas: int, options: dict[str, Any]) -> None:
-    import signal
+    import ray  # lazy: Ray is heavy
+    from ray import serve  # lazy: Ray is heavy
 
-    import ray
-    from ray import serve
-
-    from serve.app import build_app
+    from serve.app import build_app  # lazy: loads FastAPI
 
     def stop(*_: Any) -> None:
         serve.shutdown()
@@ -267,8 +265,6 @@ def _haproxy_pids() -> set[int]:
 
 def measure(config: Config, quick: bool) -> dict[str, Any]:
     """Start one server, load it, stop it; the figures by route and concurrency."""
-    import secrets
-
     token = "ame_" + secrets.token_urlsafe(24)
     folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     _seed_customer(folder)
@@ -379,7 +375,6 @@ def _main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.only:
         CONFIGS[:] = [CONFIGS[0]] + [c for c in CONFIGS[1:] if any(o in c.name for o in args.only)]
-    from benchmarks.__main__ import print_results
 
     print_results(run(quick=args.quick))
 

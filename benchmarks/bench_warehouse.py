@@ -17,15 +17,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 
 from benchmarks.common import BenchResult
+from data.warehouse.build import WarehouseProject
 from data.warehouse.duckdb_backend import DuckDBWarehouse
-
-if TYPE_CHECKING:
-    from data.warehouse.build import WarehouseProject
 
 AREA = "warehouse"
 DAYS = 100
@@ -115,8 +112,6 @@ def copy_staging_columns(project: WarehouseProject, table: str) -> float:
 
 def measure(events: int, workdir: Path) -> Timings:
     """The full build, the floor on the same raw rows, then the incremental build after 1% more data."""
-    from data.warehouse.build import WarehouseProject
-
     url = f"duckdb:///{workdir / 'bench.duckdb'}"
     customers = max(1_000, events * CUSTOMERS_PER_MILLION // 1_000_000)
     wh = DuckDBWarehouse(url)

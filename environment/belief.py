@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from environment.acting import acting_mode
+from environment.bounds import solve_oracle
 from environment.config import MarketConfig
 from environment.dynamics import (
     JourneyState,
@@ -249,8 +250,6 @@ class BeliefPlanner:
     def predict(
         self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True
     ) -> tuple[np.ndarray, Any]:
-        from environment.bounds import solve_oracle
-
         if self.env is None or self.env.state is None or self._belief is None:
             raise RuntimeError("bind the planner to a reset JourneyVectorEnv before asking")
         now = self.env.state

@@ -157,7 +157,7 @@ def evaluate_bidding(
     policy: Any, config: MarketConfig | None = None, n_campaigns: int = 4, seed: int = 0, **overrides: Any
 ) -> BiddingScore:
     """Run ``policy`` for one episode of ``days`` days on ``n_campaigns`` campaigns (same seed, same first day)."""
-    from environment.vector import AuctionVectorEnv
+    from environment.vector import AuctionVectorEnv  # lazy: loads torch and stable-baselines3
 
     env = AuctionVectorEnv(n_campaigns, config or load_market_config(), **overrides)
     obs, _ = env.reset(seed=seed)

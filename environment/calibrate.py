@@ -13,7 +13,7 @@ Two parts:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ import pandas as pd
 
 from environment.config import ConfigError, CreativeModel, JourneyModel, MarketConfig, ProfileModel
 from environment.dynamics import Tables, reset_batch, step_batch
-from environment.population import EMAIL, WAIT, Profiles, profile_design
+from environment.population import EMAIL, WAIT, Profiles, profile_design, sample_profiles
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,6 @@ def simulate_campaign(
     """
     tab = Tables.of(config.journey)
     base_rng = np.random.default_rng(seed)
-    from environment.population import sample_profiles
 
     profiles = sample_profiles(config.profile, n_per_arm, base_rng)
     results: dict[str, ArmMeans] = {}
@@ -231,8 +230,6 @@ def _update(config: MarketConfig, sim: dict[str, ArmMeans], target: dict[str, Ar
 
 
 def _with_email_consent(state):  # everyone in the experiment could be e-mailed
-    from dataclasses import replace
-
     return replace(state, consent=state.consent | 1)
 
 

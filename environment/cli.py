@@ -9,13 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from environment.bidding import ConstantMultiplier, bidding_baselines, evaluate_bidding
+from environment.bounds import OraclePolicy
+from environment.calibrate import ARMS, METRICS, calibrate, load_hillstrom, real_arm_means, simulate_campaign
+from environment.config import DEFAULT_CONFIG_PATH, ConfigError, load_market_config
+from environment.heuristics import evaluate_journey, journey_baselines, tune_journey_heuristics
+
 sim_app = typer.Typer(help="The simulated market: calibration, market stream, bounds and baselines.", no_args_is_help=True)
 console = Console()
 
 
 def _config(path: Path | None):
-    from environment.config import ConfigError, load_market_config
-
     try:
         return load_market_config(path)
     except ConfigError as error:
@@ -30,9 +34,6 @@ def calibrate_command(
     seed: int = typer.Option(7, "--seed"),
 ) -> None:
     """Fit the response parameters so that a simulated Hillstrom campaign reproduces its arm means."""
-    from environment.calibrate import ARMS, METRICS, calibrate, load_hillstrom, real_arm_means, simulate_campaign
-    from environment.config import DEFAULT_CONFIG_PATH, ConfigError
-
     try:
         frame = load_hillstrom(data)
     except ConfigError as error:
@@ -63,10 +64,6 @@ def bounds_command(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """The upper bounds beside the baselines: the journey oracle and the auction hindsight optimum."""
-    from environment.bidding import ConstantMultiplier, bidding_baselines, evaluate_bidding
-    from environment.bounds import OraclePolicy
-    from environment.heuristics import evaluate_journey, journey_baselines
-
     table = Table(title=f"Journeys: mean return per customer over 60 days ({customers} customers, seed {seed})")
     for col in ("policy", "return", "± s.e.", "of oracle"):
         table.add_column(col, justify="left" if col == "policy" else "right")
@@ -94,8 +91,6 @@ def tune_command(
     quick: bool = typer.Option(False, "--quick", help="A small grid."),
 ) -> None:
     """Grid-search the journey heuristics' parameters on the simulator."""
-    from environment.heuristics import tune_journey_heuristics
-
     with console.status("grid search..."):
         tuned = tune_journey_heuristics(n_customers=customers, seed=seed, quick=quick)
     table = Table(title="Tuned journey heuristics")

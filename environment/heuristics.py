@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from environment.acting import EnvBound, Predictor, choose, legal_from_observation
+from environment.calibrate import _logistic_fit
 from environment.config import MarketConfig, load_market_config
 from environment.population import AD, EMAIL, OFFER, PUSH, SMS, WAIT
 
@@ -221,7 +222,7 @@ def evaluate_journey(
 ) -> JourneyScore:
     """Run ``policy`` for one episode on ``n_customers`` customers, acting as the engine acts
     (:func:`environment.acting.choose`); the same seed gives the same customers and draws."""
-    from environment.vector import JourneyVectorEnv
+    from environment.vector import JourneyVectorEnv  # lazy: loads torch and stable-baselines3
 
     config = config or load_market_config()
     env = JourneyVectorEnv(n_customers, config)
@@ -240,8 +241,7 @@ def evaluate_journey(
 
 def fit_propensity_weights(config: MarketConfig | None = None, n_customers: int = 4_000, seed: int = 123) -> tuple[float, ...]:
     """Fit the propensity model on exploration data: P(purchase within 7 days | observation), random policy."""
-    from environment.calibrate import _logistic_fit
-    from environment.vector import JourneyVectorEnv
+    from environment.vector import JourneyVectorEnv  # lazy: loads torch and stable-baselines3
 
     config = config or load_market_config()
     env = JourneyVectorEnv(n_customers, config)
@@ -285,7 +285,7 @@ def tune_journey_heuristics(
     config = config or load_market_config()
     weights = fit_propensity_weights(config)
     probe = PropensityThreshold(weights)
-    from environment.vector import JourneyVectorEnv
+    from environment.vector import JourneyVectorEnv  # lazy: loads torch and stable-baselines3
 
     env = JourneyVectorEnv(n_customers, config)
     obs, _ = env.reset(seed=seed + 1)

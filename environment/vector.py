@@ -22,7 +22,9 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from environment.config import MarketConfig, load_market_config
+from environment.auction_market import N_SLOT_OBS, AuctionMarket
+from environment.belief import N_BELIEF, BeliefTracker
+from environment.config import AuctionModel, MarketConfig, load_market_config
 from environment.dynamics import (
     JourneyState,
     StepOutcome,
@@ -31,6 +33,7 @@ from environment.dynamics import (
     observe,
     reset_batch,
     step_batch,
+    where_state,
 )
 from environment.observation import N_OBS
 from environment.population import N_ACTIONS
@@ -45,8 +48,6 @@ class JourneyVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
     def __init__(self, num_envs: int, config: MarketConfig | None = None, belief: bool = False) -> None:
-        from environment.belief import N_BELIEF, BeliefTracker
-
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.num_envs = num_envs
@@ -115,8 +116,6 @@ def _with_belief(obs: np.ndarray, belief: np.ndarray) -> np.ndarray:
 
 
 def _masked_reset(config: MarketConfig, state: JourneyState, mask: np.ndarray, rng: np.random.Generator) -> JourneyState:
-    from environment.dynamics import where_state
-
     return where_state(mask, reset_batch(config, len(state), rng), state)
 
 
@@ -191,9 +190,6 @@ class AuctionVectorEnv(VectorEnv):
         self, num_envs: int, config: MarketConfig | None = None, opportunities_per_day: int | None = None,
         days: int | None = None, auction_type: str | None = None,
     ) -> None:
-        from environment.auction_market import N_SLOT_OBS, AuctionMarket
-        from environment.config import AuctionModel
-
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         config = config or load_market_config()

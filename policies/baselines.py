@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from environment.heuristics import EmailEveryK, EngagementLadder
+
 ACTIONS = ("wait", "email", "sms", "push", "ad", "offer")
 """Action ids of the journey environment (0 wait .. 5 offer)."""
 WAIT, EMAIL, SMS = 0, 1, 2
@@ -29,8 +31,8 @@ class JourneyPolicy(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RuleJourneyPolicy:
-    """E-mail every ``k`` days where allowed; an SMS to whoever clicked in the last day (the fallback when
-    ``environment.heuristics`` is not installed)."""
+    """E-mail every ``k`` days where allowed; an SMS to whoever clicked in the last day (a rule policy with
+    nothing tuned)."""
 
     k: int = 7
     name: str = "rule_journey"
@@ -72,18 +74,10 @@ class Named:
 
 
 def journey_baseline() -> JourneyPolicy:
-    """The production baseline: the simulator's tuned engagement ladder when available, else the rules."""
-    try:
-        from environment.heuristics import EngagementLadder
-    except ImportError:
-        return RuleJourneyPolicy()
+    """The production baseline: the simulator's tuned engagement ladder."""
     return Named(EngagementLadder(), "engagement_ladder", "tuned-1")
 
 
 def holdout_baseline() -> JourneyPolicy:
     """The holdout's baseline arm: e-mail every 12 days (the simplest business-as-usual policy)."""
-    try:
-        from environment.heuristics import EmailEveryK
-    except ImportError:
-        return RuleJourneyPolicy(k=12, name="email_every_k")
     return Named(EmailEveryK(), "email_every_k", "tuned-1")

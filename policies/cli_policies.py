@@ -11,6 +11,30 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from data.log import open_log
+from data.settings import get_settings
+from environment.belief import parse_planner_name
+from environment.config import load_market_config
+from environment.heuristics import HEURISTICS
+from policies.evaluate import JOURNEY_HEURISTICS, bidding_suite, journey_suite, mean_ci, plot_journey, resolve_policy
+from policies.ope import OPEError
+from policies.ope_log import LogOPEError, pick_behaviour, read_decisions
+from policies.ope_trajectory import behaviour_value, evaluate_trajectories
+from policies.promotion import GateSettings, promotion_event, run_gate
+from policies.registry import PolicyRegistry, RegistryError
+from policies.slots import (
+    BUILTIN,
+    BUILTINS,
+    DEFAULT_POLICY,
+    SLOTS,
+    LoadedPolicy,
+    RegistrySource,
+    SlotError,
+    SlotPointers,
+    SlotTarget,
+    check_slot,
+)
+
 console = Console()
 
 policies_app = typer.Typer(help="The registry of trained RL policies: list, show, promote.", no_args_is_help=True)
@@ -49,7 +73,7 @@ def train_journey(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a journey policy on the vectorized simulator, evaluate it, register it."""
-    from policies.train_journey import WARM_STARTS, JourneyArgs, main
+    from policies.train_journey import WARM_STARTS, JourneyArgs, main  # lazy: loads torch and stable-baselines3
 
     if algo not in ("ppo", "a2c", "dqn"):
         _fail(f"unknown algo {algo!r}; choose ppo, a2c or dqn")
@@ -79,7 +103,7 @@ def train_bidding(
     progress: bool = typer.Option(True),
 ) -> None:
     """Train a budget-pacing bidder (multiplier per slot) on the auction simulator, evaluate it, register it."""
-    from policies.train_bidding import BiddingArgs, main
+    from policies.train_bidding import BiddingArgs, main  # lazy: loads torch and stable-baselines3
 
     if algo not in ("sac", "ppo"):
         _fail(f"unknown algo {algo!r}; choose sac or ppo")
@@ -99,7 +123,7 @@ def train_bidder(
     progress: bool = typer.Option(True),
 ) -> None:
     """Train the bidder: a SAC residual on profile pacing, across budgets 1/2..1/32; evaluate it, register it."""
-    from policies.train_bidder import BidderArgs, main
+    from policies.train_bidder import BidderArgs, main  # lazy: loads torch and stable-baselines3
 
     if auction_type not in ("second_price", "first_price"):
         _fail("--auction-type must be second_price or first_price")
@@ -125,9 +149,6 @@ def _report(path: Path) -> None:
 @policies_app.command("list")
 def policies_list(registry: str = _REGISTRY) -> None:
     """What each serving slot serves, and every registered policy with its versions and headline metrics."""
-    from policies.registry import PolicyRegistry
-    from policies.slots import SLOTS, SlotPointers
-
     reg = PolicyRegistry(registry)
     pointers = SlotPointers(reg.root)
     serving = {slot: pointers.target(slot) for slot in SLOTS}
@@ -153,8 +174,6 @@ def policies_list(registry: str = _REGISTRY) -> None:
 @policies_app.command("show")
 def policies_show(name: str, version: str = typer.Argument(None), registry: str = _REGISTRY) -> None:
     """The metadata of a version (default: the latest)."""
-    from policies.registry import PolicyRegistry, RegistryError
-
     try:
         meta = PolicyRegistry(registry).metadata(name, version)
     except RegistryError as exc:
@@ -177,11 +196,6 @@ def policies_promote(
     """Put NAME VERSION into its serving slot, for the agents and the API alike, after a gate: the simulator and
     off-policy evaluation on the engine's recent log compare it with what serves now, and a candidate worse beyond
     the confidence interval is refused (unless --force). The outcome is an event in the log."""
-    from data.log import open_log
-    from data.settings import get_settings
-    from policies.promotion import GateSettings, promotion_event, run_gate
-    from policies.slots import SlotError
-
     root = Path(registry or get_settings().policies_dir)
     try:
         slot_name, candidate, current = _promotion_parties(root, name, version, slot)
@@ -193,8 +207,6 @@ def policies_promote(
         console.print(gate_table(report))
         outcome = "refused" if report.refused and not force else ("forced" if report.refused else "promoted")
         if outcome != "refused":
-            from policies.slots import SlotPointers
-
             SlotPointers(root).point(slot_name, report.candidate, previous=report.current.label())
         event_log.append([promotion_event(report, outcome, by=f"cli:{os.environ.get('USER', 'unknown')}")])
     finally:
@@ -209,10 +221,6 @@ def policies_promote(
 
 def _promotion_parties(root: Path, name: str, version: str | None, slot: str | None) -> tuple[str, Any, Any]:
     """(slot, candidate, current) as loaded policies."""
-    from environment.heuristics import HEURISTICS
-    from policies.registry import PolicyRegistry
-    from policies.slots import BUILTIN, BUILTINS, DEFAULT_POLICY, LoadedPolicy, RegistrySource, SlotPointers, SlotTarget, check_slot
-
     reg = PolicyRegistry(root)
     if version == BUILTIN or (version is None and name not in reg.names()):
         if slot in (None, "journey") and name.partition("-eps")[0] not in HEURISTICS and name not in DEFAULT_POLICY.values():
@@ -245,8 +253,6 @@ def gate_table(report: Any) -> Table:
 
 
 def _ci(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
-    from policies.evaluate import mean_ci
-
     m, h = mean_ci(values)
     return f"{m * scale:.{digits}f} ± {h * scale:.{digits}f}"
 
@@ -260,10 +266,6 @@ def evaluate_journey_cmd(
     registry: str = _REGISTRY,
 ) -> None:
     """Profit, conversion, cost, unsubscribes and % of oracle per policy, with 95% CIs across seeds."""
-    from environment.belief import parse_planner_name
-    from policies.evaluate import JOURNEY_HEURISTICS, journey_suite, plot_journey
-    from policies.registry import PolicyRegistry, RegistryError
-
     names = [n.strip() for n in policies.split(",") if n.strip()]
     try:
         results = journey_suite(names, seeds, customers, registry)
@@ -313,8 +315,6 @@ def evaluate_bidding_cmd(
     registry: str = _REGISTRY,
 ) -> None:
     """Value won as % of the hindsight LP, and spend as % of budget, per bidder and budget, with 95% CIs."""
-    from policies.evaluate import bidding_suite
-
     names = [n.strip() for n in policies.split(",") if n.strip()]
     fracs = tuple(float(b) for b in budgets.split(","))
     results = bidding_suite(names, seeds, fracs, auction_type, opportunities_per_day=opportunities, days=days, registry=registry)
@@ -345,14 +345,6 @@ def ope_command(
 ) -> None:
     """Off-policy value of POLICY per customer, from the engine's own journey decisions (IS, SNIPS, DM, DR with
     bootstrap CIs over customers), beside what the logged policy earned."""
-    from data.log import open_log
-    from environment.config import load_market_config
-    from policies.evaluate import resolve_policy
-    from policies.ope import OPEError
-    from policies.ope_log import LogOPEError, pick_behaviour, read_decisions
-    from policies.ope_trajectory import behaviour_value, evaluate_trajectories
-    from policies.registry import RegistryError
-
     try:
         target = resolve_policy(policy.replace(":", "@"), registry)
     except (RegistryError, ValueError) as exc:

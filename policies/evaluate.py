@@ -14,9 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
+from environment import bidding, heuristics
 from environment.acting import EnvBound, choose
+from environment.belief import BeliefPlanner, WithBelief, parse_planner_name
+from environment.bidding import evaluate_bidding
+from environment.bounds import OraclePolicy
+from environment.config import load_market_config
+from policies.bidder import ProfilePacing
+from policies.registry import PolicyRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +53,7 @@ class JourneyMetrics:
 
 def oracle_value(config: Any, n_customers: int, seed: int) -> float:
     """The exact expected return per customer of the DP oracle on the customers of ``seed``."""
-    from environment.bounds import OraclePolicy
-    from environment.vector import JourneyVectorEnv
+    from environment.vector import JourneyVectorEnv  # lazy: loads torch and stable-baselines3
 
     env = JourneyVectorEnv(n_customers, config)
     env.reset(seed=seed)
@@ -58,8 +65,7 @@ def run_journey(policy: Any, config: Any = None, n_customers: int = 2_000, seed:
     """One 60-day episode (or its first ``days`` days) of ``policy`` on the customers of ``seed``, acting as the
     engine acts (:func:`environment.acting.choose`: its recorded acting mode, the guardrails; the draws of a sampling
     policy come from ``seed``, so a rerun is identical)."""
-    from environment.config import load_market_config
-    from environment.vector import JourneyVectorEnv
+    from environment.vector import JourneyVectorEnv  # lazy: loads torch and stable-baselines3
 
     config = config or load_market_config()
     env = JourneyVectorEnv(n_customers, config)
@@ -124,7 +130,7 @@ class BiddingMetrics:
 def win_all_spend(config: Any, n_campaigns: int, seed: int, **overrides: Any) -> float:
     """The daily spend that would win every auction of a campaign (mean over campaigns, day 1 of ``seed``):
     the sum of max(competing bid, reserve)."""
-    from environment.vector import AuctionVectorEnv
+    from environment.vector import AuctionVectorEnv  # lazy: loads torch and stable-baselines3
 
     env = AuctionVectorEnv(n_campaigns, config, **overrides)
     env.reset(seed=seed)
@@ -144,8 +150,6 @@ def budget_config(config: Any, daily_budget: float, auction_type: str | None = N
 
 def run_bidding(policy: Any, config: Any, n_campaigns: int, seed: int, budget_fraction: float, **overrides: Any) -> BiddingMetrics:
     """One episode of a bidder; the budget in ``config`` is used as is (see :func:`budget_config`)."""
-    from environment.bidding import evaluate_bidding
-
     score = evaluate_bidding(policy, config, n_campaigns=n_campaigns, seed=seed, **overrides)
     days = overrides.get("days") or config.auction.days
     budget = config.auction.daily_budget * days
@@ -164,16 +168,12 @@ BIDDING_BASELINES = ("linear_previous_day", "linear_hindsight", "dual_pacing")
 def resolve_policy(name: str, registry: str | None = None) -> Any:
     """A heuristic or baseline by name (journey heuristics may take ``-eps<e>``, see
     :func:`environment.heuristics.heuristic_policy`), or a registered policy as ``name`` or ``name@version``."""
-    from environment import bidding, heuristics
-    from policies.bidder import ProfilePacing
-
     if name.partition("-eps")[0] in heuristics.HEURISTICS:  # a journey heuristic, maybe with exploration
         return heuristics.heuristic_policy(name)
     makers = {
         "linear_previous_day": bidding.LinearPreviousDay,
         "linear_hindsight": bidding.LinearHindsight, "dual_pacing": bidding.DualPacing, "profile_pacing": ProfilePacing,
     }
-    from environment.belief import BeliefPlanner, parse_planner_name
 
     planner = parse_planner_name(name)
     if planner is not None:
@@ -181,7 +181,6 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
         return BeliefPlanner(lookahead=lookahead, unsub_price=unsub_price)
     if name in makers:
         return makers[name]()
-    from policies.registry import PolicyRegistry
 
     base, _, version = name.partition("@")
     policy = PolicyRegistry(registry).load(base, version or None)
@@ -192,7 +191,6 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
                              initial=float(options.get("initial", 0.4)), residual=policy, name=base)
     # it acts by its recorded mode (ExportedPolicy.acting: sample, or argmax where validation preferred it)
     if options.get("belief"):  # it observes the Bayes filter's belief too: tracked from the env's observed events
-        from environment.belief import WithBelief
 
         return WithBelief(policy, name=base)
     return policy
@@ -203,8 +201,6 @@ def journey_suite(
 ) -> dict[str, list[JourneyMetrics]]:
     """Every named policy on the customers of seeds ``first_seed .. first_seed + seeds - 1`` (never the
     training seeds), each metric beside the oracle's exact value on the same customers."""
-    from environment.config import load_market_config
-
     config = config or load_market_config()
     policies = {n: resolve_policy(n, registry) for n in names}
     out: dict[str, list[JourneyMetrics]] = {n: [] for n in names}
@@ -222,8 +218,6 @@ def bidding_suite(
     first_seed: int = 10_000,
 ) -> dict[tuple[str, float], list[BiddingMetrics]]:
     """Every bidder at every budget fraction (of the spend that wins everything) on the same seeded markets."""
-    from environment.config import load_market_config
-
     base = config or load_market_config()
     over = {"opportunities_per_day": opportunities_per_day, "days": days, "auction_type": auction_type}
     out: dict[tuple[str, float], list[BiddingMetrics]] = {}
@@ -239,10 +233,10 @@ def bidding_suite(
 
 def plot_journey(results: dict[str, list[JourneyMetrics]], path: Any, curves: dict[str, Any] | None = None) -> None:
     """PNG: profit per customer with 95% CIs (and the oracle line), and the learning curves when given."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is heavy
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is heavy
 
     ncols = 2 if curves else 1
     fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4), squeeze=False)
@@ -255,7 +249,6 @@ def plot_journey(results: dict[str, list[JourneyMetrics]], path: Any, curves: di
     ax.tick_params(axis="x", rotation=30)
     ax.legend()
     if curves:
-        import pandas as pd
 
         ax2 = axes[0, 1]
         for n, csv in curves.items():

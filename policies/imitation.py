@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from environment.belief import BeliefPlanner
+
 
 @dataclass(frozen=True, slots=True)
 class Demonstrations:
@@ -40,8 +42,7 @@ def planner_demonstrations(config: Any, customers: int, seeds: list[int], gamma:
     With ``learner`` (a function of the belief observation and the legal mask that returns actions), the learner
     acts and the planner only labels the days it visits (DAgger): the clone then learns the planner's choice in
     the situations its own mistakes lead to."""
-    from environment.belief import BeliefPlanner
-    from environment.vector import JourneyVectorEnv
+    from environment.vector import JourneyVectorEnv  # lazy: loads torch and stable-baselines3
 
     observations, masks, actions, returns = [], [], [], []
     for seed in seeds:
@@ -77,7 +78,7 @@ def behaviour_clone(model: Any, demos: Demonstrations, epochs: int, batch_size: 
                     value_weight: float = 0.005, seed: int = 0, progress: Any = None) -> dict[str, float]:
     """Fit a MaskablePPO model's actor to the demonstrations' actions (cross-entropy under the legal mask) and
     its critic to their returns; returns the final action agreement and negative log-likelihood."""
-    import torch
+    import torch  # lazy: torch is heavy
 
     policy = model.policy
     x = torch.as_tensor(demos.observations)

@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from environment.acting import proposal_distribution
+from environment.config import load_market_config
 from environment.guardrails import executed_distribution
+from environment.heuristics import EngagementLadder
 from policies import ope
 
 logger = logging.getLogger(__name__)
@@ -70,7 +73,7 @@ def _first_action_episode(
     config: Any, n: int, seed: int, first: Any, continuation: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Day 0 by ``first(obs, mask) -> actions``, then ``continuation``; returns obs0, mask0, actions0, returns."""
-    from environment.vector import JourneyVectorEnv
+    from environment.vector import JourneyVectorEnv  # lazy: loads torch and stable-baselines3
 
     env = JourneyVectorEnv(n, config)
     obs, info = env.reset(seed=seed)
@@ -102,9 +105,6 @@ def simulator_ope(
     :param continuation: the policy after day 0 (default: the tuned engagement ladder).
     :return: ``{"true": float, "true_stderr": float, "estimates": {name: Estimate}, "behaviour": float}``.
     """
-    from environment.config import load_market_config
-    from environment.heuristics import EngagementLadder
-
     config = config or load_market_config()
     continuation = continuation or EngagementLadder()
     rng = np.random.default_rng(seed)
@@ -156,8 +156,7 @@ def hillstrom_ope(path: str | Path, seed: int = 0, n_boot: int = 1000) -> dict[s
     """Personalized arm policy learned on a random half (per-arm gradient-boosted spend models, argmax), valued
     on the other half by SNIPS and DR (reward model: the training half's models) with bootstrap CIs, beside
     each single arm's SNIPS value on the same half. Propensity 1/3 per arm (the randomized design)."""
-    import pandas as pd
-    import xgboost as xgb
+    import xgboost as xgb  # lazy: xgboost is heavy
 
     df = pd.read_csv(path)
     x = hillstrom_features(df)

@@ -21,6 +21,7 @@ import numpy as np
 
 from data.events import PolicyPromotion, derive_event_id
 from data.sharding import BROADCAST_CUSTOMER
+from environment.config import load_market_config
 from policies.evaluate import budget_config, mean_ci, run_bidding, run_journey, win_all_spend
 from policies.ope_log import LoggedDecisions, LogOPEError, pick_behaviour, read_decisions
 from policies.ope_trajectory import compare_trajectories
@@ -86,7 +87,6 @@ def simulator_check(slot: str, candidate: Any, current: Any, settings: GateSetti
                  for s in seeds]
         unit = "profit per customer (simulator)"
     else:
-        from environment.config import load_market_config
 
         base = load_market_config()
         pairs = []
@@ -112,8 +112,6 @@ def recent(logged: LoggedDecisions, customers: int) -> LoggedDecisions:
 
 def log_checks(log: Any, candidate: Any, current: Any, settings: GateSettings) -> tuple[list[Check], str | None]:
     """SNIPS and DR of both policies on the engine's recent journey decisions (none when the log holds none)."""
-    from environment.config import load_market_config
-
     try:
         logged = pick_behaviour(read_decisions(log, load_market_config().journey))
     except LogOPEError as error:

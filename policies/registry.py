@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from data.settings import get_settings
 from environment.acting import legal_from_observation
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class ExportedPolicy:
     """
 
     def __init__(self, path: str | Path) -> None:
-        import torch
+        import torch  # lazy: torch is heavy
 
         self.path = Path(path)
         self.metadata = PolicyMetadata.model_validate_json((self.path / METADATA_FILE).read_text())
@@ -179,7 +180,6 @@ class PolicyRegistry:
 
     def __init__(self, root: str | Path | None = None) -> None:
         if root is None:
-            from data.settings import get_settings
 
             root = get_settings().policies_dir
         self.root = Path(root)
@@ -237,7 +237,7 @@ class PolicyRegistry:
         (task, seed, timesteps, env_config_hash, metrics, ...); name, version, export kind and code version
         are set here.
         """
-        from policies.export import export_torchscript, verify_export
+        from policies.export import export_torchscript, verify_export  # lazy: loads torch
 
         self._check_name(name)
         (self.root / name).mkdir(parents=True, exist_ok=True)
@@ -289,10 +289,10 @@ class PolicyRegistry:
         meta = self.metadata(name, version)
         path = self.path(name, meta.version) / MODEL_FILE
         if meta.algo == "MaskablePPO":
-            from sb3_contrib import MaskablePPO
+            from sb3_contrib import MaskablePPO  # lazy: sb3-contrib is heavy
 
             return MaskablePPO.load(str(path), device="cpu")
-        import stable_baselines3
+        import stable_baselines3  # lazy: stable-baselines3 is heavy
 
         return getattr(stable_baselines3, meta.algo).load(str(path), device="cpu")
 

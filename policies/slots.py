@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from environment.heuristics import heuristic_policy
+from policies.bidder import ProfilePacing
 from policies.registry import PolicyRegistry, atomic_write, refuse_unservable
 
 logger = logging.getLogger(__name__)
@@ -210,7 +211,6 @@ def builtin_bidding_policy(name: str) -> Any:
     """The built-in bidder: the pacing controller without a learned residual (the best untrained bidder)."""
     if name != DEFAULT_POLICY["bidding"]:
         raise SlotError(f"no built-in bidder named {name!r}; the built-in bidder is {DEFAULT_POLICY['bidding']}")
-    from policies.bidder import ProfilePacing  # the controller reads the auction simulator's modules
 
     return ProfilePacing()
 

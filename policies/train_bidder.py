@@ -26,7 +26,9 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from environment.bounds import hindsight_lp
+from environment.config import load_market_config
 from policies.bidder import N_RESIDUAL_OBS, RESIDUAL_RANGE, ProfilePacing
+from policies.evaluate import budget_config, run_bidding, win_all_spend
 from policies.train_common import (
     make_callbacks,
     make_logger,
@@ -51,8 +53,7 @@ class ResidualPacingVecEnv(VecEnv):
     """
 
     def __init__(self, config: Any, fractions: Sequence[float], campaigns: int, seed: int, **overrides: Any) -> None:
-        from environment.vector import AuctionVectorEnv
-        from policies.evaluate import budget_config, win_all_spend
+        from environment.vector import AuctionVectorEnv  # lazy: loads torch and stable-baselines3
 
         self.subs, self.pacers = [], []
         for k, frac in enumerate(fractions):
@@ -183,10 +184,8 @@ class BidderArgs:
 
 def main(args: BidderArgs) -> Path:
     """Train, evaluate and register the residual; returns the registered version's folder."""
-    from stable_baselines3 import SAC
+    from stable_baselines3 import SAC  # lazy: stable-baselines3 is heavy
 
-    from environment.config import load_market_config
-    from policies.evaluate import budget_config, run_bidding, win_all_spend
 
     # the run folder; seeding: python, numpy, torch (the env by its reset)
     run_dir = start_run(args.run_dir or Path("runs") / f"{args.name}-s{args.seed}", args.seed, args.torch_threads)

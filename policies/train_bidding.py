@@ -19,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from environment.bidding import LinearPreviousDay
+from environment.config import load_market_config
 from environment.vector import SB3VecEnvAdapter
+from policies.evaluate import budget_config, run_bidding, win_all_spend
 from policies.train_common import (
     make_callbacks,
     make_logger,
@@ -73,12 +76,9 @@ class BiddingArgs:
 
 def main(args: BiddingArgs) -> Path:
     """Train, evaluate and register a bidder; returns the registered version's folder."""
-    from stable_baselines3.common.vec_env import VecNormalize
+    from stable_baselines3.common.vec_env import VecNormalize  # lazy: stable-baselines3 is heavy
 
-    from environment.bidding import LinearPreviousDay
-    from environment.config import load_market_config
-    from environment.vector import AuctionVectorEnv
-    from policies.evaluate import budget_config, run_bidding, win_all_spend
+    from environment.vector import AuctionVectorEnv  # lazy: loads torch and stable-baselines3
 
     name = args.name or f"bidding-{args.algo}-b{round(1 / args.budget_fraction)}"
     # the run folder; seeding: python, numpy, torch (the env by its reset)
@@ -93,12 +93,12 @@ def main(args: BiddingArgs) -> Path:
 
     common = {"seed": args.seed, "device": "cpu", "verbose": 0, "policy_kwargs": {"net_arch": list(args.net_arch)}}
     if args.algo == "sac":
-        from stable_baselines3 import SAC
+        from stable_baselines3 import SAC  # lazy: stable-baselines3 is heavy
 
         model = SAC("MlpPolicy", env, learning_rate=args.learning_rate, gamma=args.gamma, learning_starts=2_000,
                     batch_size=256, train_freq=4, gradient_steps=1, **common)
     elif args.algo == "ppo":
-        from stable_baselines3 import PPO
+        from stable_baselines3 import PPO  # lazy: stable-baselines3 is heavy
 
         model = PPO("MlpPolicy", env, n_steps=96, batch_size=384, n_epochs=5, learning_rate=args.learning_rate,
                     gamma=args.gamma, **common)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import random
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.logger import Logger, configure
+
+from policies.registry import PolicyRegistry, config_hash
 
 logger = logging.getLogger(__name__)
 
@@ -19,10 +24,7 @@ CURVE_FILE = "progress.csv"
 
 def start_run(run_dir: str | Path, seed: int, torch_threads: int) -> Path:
     """Create the run folder and seed python, numpy and torch (the env is seeded by its own reset)."""
-    import random
-
-    import numpy as np
-    import torch
+    import torch  # lazy: torch is heavy
 
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
@@ -51,8 +53,6 @@ class RichProgress(BaseCallback):
         self._task: Any = None
 
     def _on_training_start(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"), transient=False,
@@ -82,8 +82,6 @@ class EpisodeReturns(BaseCallback):
         self._done: list[float] = []
 
     def _on_step(self) -> bool:
-        import numpy as np
-
         rewards, dones = self.locals.get("rewards"), self.locals.get("dones")
         if rewards is None or dones is None:
             return True
@@ -120,8 +118,6 @@ def register_trained(
     hyperparameters: dict[str, Any], metrics: dict[str, float], train_seconds: float, run_dir: Path, registry: str | None,
 ) -> Path:
     """Register ``model`` (zip, TorchScript export checked against SB3, metadata) and copy its learning curve."""
-    from policies.registry import PolicyRegistry, config_hash
-
     reg = PolicyRegistry(registry)
     meta = reg.register(
         name, model, task=task, masked=masked, seed=seed, timesteps=timesteps, env_config_hash=config_hash(config),

@@ -14,6 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.progress import Progress
+
+from environment.belief import WithBelief
+from environment.config import load_market_config
+from environment.heuristics import journey_baselines
+from policies.evaluate import run_journey
+from policies.imitation import behaviour_clone, planner_demonstrations
+from policies.registry import journey_action_mask
 from policies.train_common import (
     make_callbacks,
     make_logger,
@@ -66,10 +74,7 @@ class JourneyArgs:
 
 def main(args: JourneyArgs) -> Path:
     """Train, evaluate and register a journey policy; returns the registered version's folder."""
-    from environment.config import load_market_config
-    from environment.heuristics import journey_baselines
-    from environment.vector import JourneyVectorEnv, SB3VecEnvAdapter
-    from policies.evaluate import run_journey
+    from environment.vector import JourneyVectorEnv, SB3VecEnvAdapter  # lazy: loads torch and stable-baselines3
 
     name = args.name or f"journey-{args.algo}"
     # the run folder; seeding: python, numpy, torch (the env by its reset)
@@ -87,14 +92,14 @@ def main(args: JourneyArgs) -> Path:
     env = SB3VecEnvAdapter(JourneyVectorEnv(args.num_envs, train_config, belief=args.belief))
     env.seed(args.seed)
     if args.normalize_reward:
-        from stable_baselines3.common.vec_env import VecNormalize
+        from stable_baselines3.common.vec_env import VecNormalize  # lazy: stable-baselines3 is heavy
 
         env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=args.gamma)
 
     policy_kwargs: dict[str, Any] = {"net_arch": list(args.net_arch)}
     common = {"seed": args.seed, "device": "cpu", "verbose": 0, "policy_kwargs": policy_kwargs}
     if args.algo == "ppo":
-        from sb3_contrib import MaskablePPO
+        from sb3_contrib import MaskablePPO  # lazy: sb3-contrib is heavy
 
         model = MaskablePPO(
             "MlpPolicy", env, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
@@ -102,12 +107,12 @@ def main(args: JourneyArgs) -> Path:
             clip_range=args.clip_range, **common,
         )
     elif args.algo == "a2c":
-        from stable_baselines3 import A2C
+        from stable_baselines3 import A2C  # lazy: stable-baselines3 is heavy
 
         model = A2C("MlpPolicy", env, n_steps=8, learning_rate=args.learning_rate * 3, gamma=args.gamma,
                     gae_lambda=args.gae_lambda, ent_coef=args.ent_coef, **common)
     elif args.algo == "dqn":
-        from stable_baselines3 import DQN
+        from stable_baselines3 import DQN  # lazy: stable-baselines3 is heavy
 
         model = DQN("MlpPolicy", env, learning_rate=1e-4, buffer_size=500_000, learning_starts=20_000, batch_size=512,
                     train_freq=1, gradient_steps=1, target_update_interval=2_000, gamma=args.gamma,
@@ -117,7 +122,6 @@ def main(args: JourneyArgs) -> Path:
     model.set_logger(make_logger(run_dir))
 
     from policies.export import sb3_action_probabilities  # torch: imported where a model is trained
-    from policies.registry import journey_action_mask
 
     class _Trained:  # acts as it will be served: environment.acting.choose on its distribution
         acting = "argmax" if args.algo == "dqn" else "sample"
@@ -132,7 +136,6 @@ def main(args: JourneyArgs) -> Path:
 
     trained = _Trained()
     if args.belief:
-        from environment.belief import WithBelief
 
         trained = WithBelief(trained)
 
@@ -169,10 +172,6 @@ def main(args: JourneyArgs) -> Path:
 
 def _warm_start(model: Any, args: JourneyArgs, config: Any) -> dict[str, float]:
     """Clone the belief-state planner into ``model`` (actor and critic) before PPO; returns the fit's figures."""
-    from rich.progress import Progress
-
-    from policies.imitation import behaviour_clone, planner_demonstrations
-
     lookahead = args.warm_start == "lookahead"
 
     def clone_acts(features: Any, mask: Any) -> Any:  # the clone, sampling its distribution, for DAgger

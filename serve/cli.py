@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
+import yaml
 from rich.console import Console
 
 from serve.auth import SCOPES, generate_key
@@ -46,14 +48,11 @@ def run_command(
     address: Annotated[str, typer.Option(help="Ray address ('auto' for a running cluster, '' for a local one).")] = "",
 ) -> None:
     """Deploy serve/config.yaml on a Ray cluster and keep it up until Ctrl-C (``serve run`` does the same)."""
-    import time
+    import ray  # lazy: Ray is heavy
+    from ray import serve  # lazy: Ray is heavy
+    from ray.serve.schema import ServeDeploySchema  # lazy: Ray is heavy
 
-    import ray
-    import yaml
-    from ray import serve
-    from ray.serve.schema import ServeDeploySchema
-
-    from serve.app import build_app
+    from serve.app import build_app  # lazy: loads FastAPI
 
     spec = ServeDeploySchema.model_validate(yaml.safe_load(config.read_text()))
     ray.init(address=address or None)

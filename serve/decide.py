@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from agents.supervisor import AgentSupervisor
 from environment.auction_market import bid_spec
 from environment.bid_facts import BidSpec, global_slot
 from environment.config import load_market_config
@@ -127,7 +128,7 @@ def _ray_bidding_fetch() -> Callable[[list[str]], dict[str, Any]]:
     state: dict[str, Any] = {"sup": None, "tried": 0.0}
 
     def fetch(campaigns: list[str]) -> dict[str, Any]:
-        import ray
+        import ray  # lazy: Ray is heavy
 
         if not ray.is_initialized():
             return {}
@@ -135,7 +136,6 @@ def _ray_bidding_fetch() -> Callable[[list[str]], dict[str, Any]]:
             if time.monotonic() - state["tried"] < 10:
                 return {}
             state["tried"] = time.monotonic()
-            from agents.supervisor import AgentSupervisor
 
             sup = AgentSupervisor.attach()
             if not any(agent == "bidding" for agent, _ in sup.handles):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from data.datasets import dataset_path
+from data.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,8 +32,6 @@ def state_url(tmp_path: Path) -> str:
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets its own AME_HOME, so nothing leaks into ./.ame or between tests."""
-    from data.settings import get_settings
-
     monkeypatch.setenv("AME_HOME", str(tmp_path / "ame-home"))
     for name in ("AME_EVENT_LOG", "AME_STATE_STORE", "AME_WAREHOUSE"):
         monkeypatch.delenv(name, raising=False)

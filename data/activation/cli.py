@@ -11,7 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from data.activation.config import load_syncs
 from data.activation.errors import ActivationError
+from data.activation.runner import WarehouseSource, is_due, run_sync
+from data.activation.state import SyncState
+from data.settings import get_settings
 
 console = Console()
 err = Console(stderr=True)
@@ -25,9 +29,6 @@ StateOption = Annotated[str | None, typer.Option("--state", help="State store UR
 
 
 def _load(config: Path | None, only: list[str] | None):
-    from data.activation.config import load_syncs
-    from data.settings import get_settings
-
     syncs = load_syncs(config or get_settings().activation_config).syncs
     if only:
         unknown = sorted(set(only) - {s.name for s in syncs})
@@ -38,9 +39,6 @@ def _load(config: Path | None, only: list[str] | None):
 
 
 def _state(url: str | None):
-    from data.activation.state import SyncState
-    from data.settings import get_settings
-
     return SyncState.from_url(url or get_settings().state_store_url())
 
 
@@ -80,9 +78,6 @@ def run_command(
     show_errors: Annotated[int, typer.Option(help="Row errors to print per sync.")] = 10,
 ) -> None:
     """Run the syncs: send rows changed since the last run, with retries, rate limits and per-row errors."""
-    from data.activation.runner import WarehouseSource, is_due, run_sync
-    from data.settings import get_settings
-
     try:
         syncs = _load(config, sync)
         store = _state(state)

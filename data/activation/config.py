@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from croniter import croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -147,8 +148,6 @@ DestinationConfig = Annotated[
 
 def validate_cron(expression: str) -> str:
     """The expression if it is a valid 5-field cron string, else a ``ValueError`` that says why."""
-    from croniter import croniter
-
     fields = expression.split()
     if len(fields) != 5:
         raise ValueError(

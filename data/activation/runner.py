@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+from croniter import croniter
 
 from data.activation.config import SyncConfig
 from data.activation.destinations import BatchOutcome, Destination, Record, RunInfo, build_destination
@@ -24,6 +25,7 @@ from data.activation.diff import batches, map_row, plan_sync
 from data.activation.errors import ActivationError, DestinationError
 from data.activation.state import SyncState
 from data.activation.transport import Clock, HttpTransport
+from data.warehouse import open_warehouse
 from data.warehouse.base import WarehouseError
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,6 @@ class WarehouseSource:
         self.url = url
 
     def rows(self, sync: SyncConfig) -> Iterable[dict[str, Any]]:
-        from data.warehouse import open_warehouse
-
         store = open_warehouse(self.url)
         try:
             result = store.query(model_query(sync, store.dataset))
@@ -229,7 +229,6 @@ def is_due(schedule: str, last_success: float | None, now: float | None = None) 
     """Whether the cron ``schedule`` has a tick between the last successful run and now (never run: due)."""
     if last_success is None:
         return True
-    from croniter import croniter
 
     now = time.time() if now is None else now
     next_tick = croniter(schedule, datetime.fromtimestamp(last_success, UTC)).get_next(float)

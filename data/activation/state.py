@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from data.log.sqlite import sqlite_path
+
 _SCHEMA = """
 create table if not exists activation_rows (
   sync text not null, key text not null, hash text not null, fields blob not null, synced_at real not null,
@@ -53,8 +55,6 @@ class SyncState:
 
     @classmethod
     def from_url(cls, url: str) -> SyncState:
-        from data.log.sqlite import sqlite_path
-
         return cls(sqlite_path(url))
 
     def rows(self, sync: str) -> dict[str, tuple[str, dict[str, Any]]]:

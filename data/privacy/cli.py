@@ -10,6 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from data.events import validate_event
+from data.privacy.erase import erase_customer, export_customer
+from data.privacy.errors import PrivacyError
+from data.privacy.keystore import KeyStore, key_store_path_for
+from data.settings import get_settings
+
 privacy_app = typer.Typer(help="Personal data: erase or export one customer's data.", no_args_is_help=True)
 console = Console()
 
@@ -18,8 +24,6 @@ StateOption = Annotated[str | None, typer.Option("--state", help="State store UR
 
 
 def _urls(log: str | None, state: str | None) -> tuple[str, str]:
-    from data.settings import get_settings
-
     settings = get_settings()
     return log or settings.event_log_url(), state or settings.state_store_url()
 
@@ -37,11 +41,6 @@ def erase_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Delete the customer's key (crypto-shredding), sweep the copies, record a customer_erased event."""
-    from data.events import validate_event
-    from data.privacy.erase import erase_customer
-    from data.privacy.errors import PrivacyError
-    from data.settings import get_settings
-
     log_url, state_url = _urls(log, state)
     wh_url = None if warehouse == "none" else (warehouse or get_settings().warehouse_url())
     try:  # the id must be one the log could hold
@@ -83,8 +82,6 @@ def export_command(
     by: Annotated[str | None, typer.Option("--by", help="Who reads the data (recorded as data_accessed).")] = None,
 ) -> None:
     """Everything held about the customer, as JSON (the read is audited)."""
-    from data.privacy.erase import export_customer
-
     log_url, state_url = _urls(log, state)
     data = export_customer(customer_id, log_url, state_url, accessor=by)
     text = json.dumps(data, indent=2, ensure_ascii=False)
@@ -98,9 +95,6 @@ def export_command(
 @privacy_app.command("erased")
 def erased_command(log: LogOption = None) -> None:
     """The erased customers (what training code excludes)."""
-    from data.privacy.keystore import KeyStore, key_store_path_for
-    from data.settings import get_settings
-
     log_url, _ = _urls(log, None)
     store = KeyStore(key_store_path_for(log_url, get_settings().key_store))
     try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import orjson
 
 from data.privacy.registry import ERASED, PII_EVENT_TYPES, pii_fields
@@ -101,8 +102,6 @@ def _pii_in_sqlite(path: Path, customer_id: str) -> list[tuple[str, Any]]:
 
 
 def _pii_in_duckdb(path: Path, customer_id: str, codec: FieldCodec) -> list[tuple[str, Any]]:
-    import duckdb
-
     con = duckdb.connect(str(path), read_only=True)
     try:
         fields: list[tuple[str, Any]] = []
@@ -195,8 +194,6 @@ def scrub_duckdb(path: Path, customer_id: str, values: PiiValues, dataset: str =
     """Anonymize the customer's rows of a DuckDB warehouse (raw_events properties, PII columns of every table
     keyed by customer, the distinctive values anywhere), then rewrite the file so no freed block keeps them.
     Counts and amounts are untouched, so aggregates still reconcile."""
-    import duckdb
-
     count = ScrubCount()
     if not path.exists():
         return count
@@ -255,8 +252,6 @@ def _replace_values(con: DuckDBPyConnection, full: str, c: str, keyed: str | Non
 def rewrite_duckdb(path: Path) -> None:
     """Copy the database into a fresh file of the same name (the catalog keeps its name, so views still
     resolve) and swap it in: the old file, with whatever its freed blocks held, is deleted."""
-    import duckdb
-
     folder = Path(tempfile.mkdtemp(prefix="ame-rewrite-", dir=path.parent))
     fresh = folder / path.name
     try:

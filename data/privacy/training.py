@@ -8,12 +8,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from data.privacy.keystore import KeyStore, key_store_path_for
+from data.settings import get_settings
 
 
 def erased_customers(log_url: str) -> set[str]:
     """The customers erased from a log (its key store's tombstones)."""
-    from data.settings import get_settings
-
     path = key_store_path_for(log_url, get_settings().key_store)
     if not path.exists():  # no key store yet: nobody was ever erased
         return set()
@@ -48,7 +47,6 @@ def exclude_erased(frame: Any, id_column: str | None, log_url: str | None = None
     if id_column not in frame.columns:
         raise KeyError(f"the customer id column {id_column!r} is not in the training data; its columns are {list(frame.columns)}")
     if log_url is None:
-        from data.settings import get_settings
 
         log_url = get_settings().event_log_url()
     erased = erased_customers(log_url)

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from data.log.sqlite import connect, sqlite_path, write_transaction
+from data.settings import get_settings
 
 _SCHEMA = """
 create table if not exists tracking (
@@ -122,8 +123,6 @@ class SqliteStateStore:
 
 def open_state_store(url: str | None = None) -> SqliteStateStore:
     """Open the state store at ``url`` (default: ``AME_STATE_STORE``, else ``sqlite:///.ame/state.db``)."""
-    from data.settings import get_settings
-
     settings = get_settings()
     url = url or settings.state_store_url()
     if not url.startswith("sqlite:///"):

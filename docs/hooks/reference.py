@@ -14,8 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
+from typer.cli import get_docs_for_click
+from typer.main import get_command
+
+from data.events import EVENT_ADAPTER, EVENT_TYPES, EventBase
+from data.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # mkdocs runs from the repository root, but may be called from elsewhere
@@ -47,11 +53,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
 
 def cli_page() -> str:
     """Every command of ``ame``, with its options, as Typer documents them."""
-    import click
-    from typer.cli import get_docs_for_click
-    from typer.main import get_command
-
-    from ame.cli import app
+    from ame.cli import app  # lazy: loads torch and stable-baselines3
 
     command = get_command(app)
     body = get_docs_for_click(obj=command, ctx=click.Context(command, info_name="ame"), name="ame", title="ame")
@@ -64,8 +66,6 @@ def cli_page() -> str:
 
 def settings_page() -> str:
     """Every field of the settings object, as the ``AME_*`` variable that sets it."""
-    from data.settings import Settings
-
     prefix = Settings.model_config.get("env_prefix", "")
     rows = ["| variable | type | default | constraints | meaning |", "|---|---|---|---|---|"]
     for name, field in Settings.model_fields.items():
@@ -107,15 +107,11 @@ def _cell(text: str) -> str:
 
 
 def events_schema_json() -> str:
-    from data.events import EVENT_ADAPTER
-
     return json.dumps(EVENT_ADAPTER.json_schema(), indent=2)
 
 
 def events_page() -> str:
     """The envelope, then each event type's properties, from the pydantic models."""
-    from data.events import EVENT_TYPES, EventBase
-
     parts = [
         f"# Events\n\n!!! note\n    {GENERATED}\n",
         "Every fact is an event: one envelope, and one typed `properties` model per `event_type`. An event that "
@@ -191,7 +187,7 @@ def _json_constraints(spec: dict[str, Any]) -> str:
 
 
 def openapi() -> dict[str, Any]:
-    from serve.routes import build_api
+    from serve.routes import build_api  # lazy: loads FastAPI
 
     return build_api().openapi()
 

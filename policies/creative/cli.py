@@ -12,7 +12,15 @@ from rich.console import Console
 from rich.table import Table
 
 from data.datasets import DATASETS_DIR
+from data.settings import get_settings
+from policies.creative.bandit import win_probabilities
+from policies.creative.generators import GeminiConfig, GeminiGenerator, TemplateGenerator, default_generator
 from policies.creative.models import KINDS, CreativeError, Status
+from policies.creative.obd import obd_report
+from policies.creative.pipeline import generate_for_test
+from policies.creative.serving import PRIOR
+from policies.creative.simulate import DEFAULT_CTRS, simulate_tests
+from policies.creative.store import open_store
 
 creatives_app = typer.Typer(help="Creatives: generate, guardrails, approve critical variants, bandit tests per segment.",
                             no_args_is_help=True)
@@ -23,8 +31,6 @@ StoreOption = Annotated[str | None, typer.Option("--store", help="Creative store
 
 
 def _store(url: str | None):
-    from policies.creative.store import open_store
-
     return open_store(url)
 
 
@@ -44,15 +50,6 @@ def generate(
     store: StoreOption = None,
 ) -> None:
     """Generate N variants, run the guardrails, enter the top ones into the segment's test (critical ones wait)."""
-    from data.settings import get_settings
-    from policies.creative.generators import (
-        GeminiConfig,
-        GeminiGenerator,
-        TemplateGenerator,
-        default_generator,
-    )
-    from policies.creative.pipeline import generate_for_test
-
     if kind not in KINDS:
         _fail(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
     try:
@@ -142,9 +139,6 @@ def reject(
 @creatives_app.command("stats")
 def stats(store: StoreOption = None, seed: int = 0) -> None:
     """Per test (segment, kind): each servable arm's impressions, clicks, CTR, P(best) and the promotion."""
-    from policies.creative.bandit import win_probabilities
-    from policies.creative.serving import PRIOR
-
     st = _store(store)
     table = Table(title="creative tests")
     for col in ("segment", "kind", "variant", "impressions", "clicks", "conversions", "CTR", "P(best)", "promoted"):
@@ -174,9 +168,6 @@ def report(
     seed: int = 0,
 ) -> None:
     """The Open Bandit table (learned policy by IPS/SNIPS/DR vs random and bts) and the simulator's figures."""
-    from policies.creative.obd import obd_report
-    from policies.creative.simulate import DEFAULT_CTRS, simulate_tests
-
     root = data or DATASETS_DIR / "open_bandit"
     if (root / "random").is_dir():
         table = Table(title=f"Open Bandit sample (ZOZOTOWN, all campaign): click rate per impression, 95% bootstrap CI ({root})")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from data.settings import get_settings
 from policies.creative.models import (
     KINDS,
     GenerationError,
@@ -154,8 +155,8 @@ class GeminiGenerator:
 
     @cached_property
     def client(self) -> Any:
-        from google import genai
-        from google.genai import types
+        from google import genai  # lazy: the Google client is heavy
+        from google.genai import types  # lazy: the Google client is heavy
 
         http = types.HttpOptions(
             timeout=self.config.timeout_ms,
@@ -168,7 +169,7 @@ class GeminiGenerator:
         )
 
     def generate(self, kind: str, segment: str, n: int, product: str | None = None) -> list[Variant]:
-        from google.genai import errors, types
+        from google.genai import errors, types  # lazy: the Google client is heavy
 
         _check_kind(kind)
         seg = self.catalog.segment(segment)
@@ -210,8 +211,6 @@ class GeminiGenerator:
 
 def default_generator() -> Generator:
     """The generator the settings name (``AME_CREATIVE_GENERATOR``): ``template`` (default) or ``gemini``."""
-    from data.settings import get_settings
-
     s = get_settings()
     if s.creative_generator == "template":
         return TemplateGenerator()

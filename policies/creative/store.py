@@ -18,6 +18,7 @@ from functools import lru_cache
 import orjson
 
 from data.log.sqlite import connect, sqlite_path, write_transaction
+from data.settings import get_settings
 from policies.creative.models import Status, Variant, VariantNotFound, Verdict
 
 _SCHEMA = """
@@ -252,7 +253,6 @@ def _open_cached(url: str) -> CreativeStore:
 def open_store(url: str | None = None) -> CreativeStore:
     """The process's store for ``url`` (default: ``AME_CREATIVE_STORE``, else ``<AME_HOME>/creatives.db``)."""
     if url is None:
-        from data.settings import get_settings
 
         url = get_settings().creative_store_url()
     return _open_cached(url)

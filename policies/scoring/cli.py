@@ -10,14 +10,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from data.csvfile import read_csv_table
+from data.log import LogError, open_log
+from data.settings import get_settings
+from data.warehouse.duckdb_backend import DuckDBWarehouse
+from policies.scoring.clv import read_transactions
+from policies.scoring.drift import drift_metrics, drift_report
 from policies.scoring.errors import ScoringError
+from policies.scoring.report import render_report
 from policies.scoring.tabular import read_table
 
 console = Console()
@@ -44,14 +52,11 @@ def read_warehouse_table(name: str, url: str | None) -> pd.DataFrame:
     """A whole warehouse table as a DataFrame (``--table``). The name may be ``schema.table``."""
     if not TABLE_NAME.match(name):
         raise ScoringError(f"table name {name!r} is not a plain [schema.]table name")
-    from data.settings import get_settings
 
     url = url or get_settings().warehouse_url()
     if not url.startswith("duckdb:///"):
         raise ScoringError(f"--table reads DuckDB warehouses only in this build (got {url!r}); export the table to CSV and pass --csv")
-    import duckdb  # only --table needs it
 
-    from data.warehouse.duckdb_backend import DuckDBWarehouse
 
     warehouse = DuckDBWarehouse(url)
     try:
@@ -107,10 +112,8 @@ def train_scoring(
     registry: RegistryOption = None,
 ) -> None:
     """Train a calibrated XGBoost lead or churn score on any customer table and save it in the registry."""
-    from data.settings import get_settings
-    from policies.scoring.registry import ModelRegistry
-    from policies.scoring.report import render_report
-    from policies.scoring.train import TrainArgs, main
+    from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost
+    from policies.scoring.train import TrainArgs, main  # lazy: loads xgboost
 
     if kind not in ("lead", "churn"):
         raise _fail(ScoringError(f"--kind must be lead or churn, not {kind!r}"))
@@ -147,9 +150,8 @@ def train_clv(
     registry: RegistryOption = None,
 ) -> None:
     """Fit BG/NBD + Gamma-Gamma lifetime value by maximum likelihood and save it in the registry."""
-    from policies.scoring.clv import read_transactions
-    from policies.scoring.clv_train import CLVArgs, main
-    from policies.scoring.registry import ModelRegistry
+    from policies.scoring.clv_train import CLVArgs, main  # lazy: loads xgboost
+    from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost
 
     try:
         frame = read_transactions(transactions, fmt, customer_col, date_col, amount_col, sep)
@@ -182,7 +184,7 @@ def train_clv(
 
 def models_list(registry: RegistryOption = None) -> None:
     """List the registry's entries, newest last."""
-    from policies.scoring.registry import ModelRegistry
+    from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost
 
     reg = ModelRegistry(registry)
     entries = reg.entries()
@@ -203,9 +205,7 @@ def models_show(
     registry: RegistryOption = None,
 ) -> None:
     """Show one entry: its model card, metadata and files."""
-    from rich.markdown import Markdown
-
-    from policies.scoring.registry import ModelRegistry
+    from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost
 
     try:
         reg = ModelRegistry(registry)
@@ -237,8 +237,8 @@ def models_score(
 ) -> None:
     """Batch-score a table with a registered model: score_updated events to the log, and optionally a CSV.
     With ``--kind clv``, the customers of the CLV entry are sent (score = CLV, probability = P(alive))."""
-    from policies.scoring.batch import clv_score_table, score_table, write_scores
-    from policies.scoring.registry import ModelRegistry
+    from policies.scoring.batch import clv_score_table, score_table, write_scores  # lazy: loads xgboost
+    from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost
 
     try:
         when = _parse_time(as_of)
@@ -267,7 +267,6 @@ def models_score(
         flat.to_csv(out, index=False)
         console.print(f"wrote {out}")
     if events:
-        from data.log import LogError, open_log
 
         try:
             event_log = open_log(log_url)
@@ -291,8 +290,7 @@ def models_drift(
     registry: RegistryOption = None,
 ) -> None:
     """Population stability index of the scores and the top features: recent table against training."""
-    from policies.scoring.drift import drift_metrics, drift_report
-    from policies.scoring.registry import ModelRegistry
+    from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost
 
     try:
         frame, source = _load_table(csv, table, warehouse, sep)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.privacy.training import privacy_card_line
+from data.privacy.training import exclude_erased, privacy_card_line
 from policies.scoring.clv import BGNBD, GammaGamma, customer_lifetime_value, fit_bgnbd, fit_gamma_gamma, rfm_summary, tracking_curve
 from policies.scoring.errors import DataError
 from policies.scoring.registry import ModelRegistry
@@ -104,10 +104,10 @@ def holdout_plot_writer(result: CLVResult, calibration_weeks: float | None) -> C
         return None
 
     def write(path: Path) -> None:
-        import matplotlib
+        import matplotlib  # lazy: matplotlib is heavy
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: matplotlib is heavy
 
         w = result.weekly
         fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -161,7 +161,6 @@ def main(transactions: pd.DataFrame, args: CLVArgs, registry: ModelRegistry | No
     """Fit, then save ``clv/<version>/`` with params, metrics, per-customer predictions, card and plot."""
     if transactions.empty:
         raise DataError("the transactions file has no rows")
-    from data.privacy.training import exclude_erased
 
     registry = registry or ModelRegistry()
     transactions, privacy = exclude_erased(transactions, "customer_id")

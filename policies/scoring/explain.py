@@ -7,6 +7,7 @@ of the customer table (``channel``), not an encoding detail (``channel=Web``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,8 +39,6 @@ def contributions(booster: xgb.Booster, matrix: np.ndarray, n_threads: int = 0) 
 
 def split_edges(booster: xgb.Booster, width: int) -> list[np.ndarray]:
     """Per matrix column, the sorted float32 thresholds the trees split it on (read from the model's JSON)."""
-    import json
-
     model = json.loads(booster.save_raw(raw_format="json"))
     edges: list[set[float]] = [set() for _ in range(width)]
     for tree in model["learner"]["gradient_booster"]["model"]["trees"]:

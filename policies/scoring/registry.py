@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import xgboost as xgb
 
+from data.settings import get_settings
 from policies.scoring.calibration import Calibrator, ScoreScale
 from policies.scoring.errors import ModelNotFound
 from policies.scoring.model import ScoringModel
@@ -79,7 +80,6 @@ class ModelRegistry:
 
     def __init__(self, root: str | Path | None = None) -> None:
         if root is None:
-            from data.settings import get_settings
 
             root = get_settings().models_dir
         self.root = Path(root)

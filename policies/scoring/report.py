@@ -145,10 +145,10 @@ def report_plot_writer(metrics: dict[str, Any], title: str = "") -> Callable[[Pa
         return None
 
     def write(path: Path) -> None:
-        import matplotlib
+        import matplotlib  # lazy: matplotlib is heavy
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: matplotlib is heavy
 
         test = metrics["test"]
         fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))

@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,16 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from data.privacy.training import exclude_erased
 from policies.scoring.calibration import fit_calibrator, fit_score_scale
 from policies.scoring.drift import reference_profile
 from policies.scoring.errors import DataError
 from policies.scoring.explain import global_importance
+from policies.scoring.features import FEATURE_SET, feature_frame
 from policies.scoring.metrics import evaluate, roc_auc
 from policies.scoring.model import ScoringModel
 from policies.scoring.registry import ModelRegistry, frame_hash
+from policies.scoring.report import model_card, report_plot_writer
 from policies.scoring.tabular import infer_spec, target_vector, transform_frame
 
 log = logging.getLogger(__name__)
@@ -142,10 +146,6 @@ def fit_booster(x: np.ndarray, y: np.ndarray, args: TrainArgs, rng: np.random.Ge
 def profile_training_table(frame: pd.DataFrame, args: TrainArgs) -> pd.DataFrame:
     """Profile rows (projection or customer_360) -> the feature columns of :mod:`features`, plus the
     target, id and time columns carried over unchanged."""
-    from datetime import UTC, datetime
-
-    from policies.scoring.features import feature_frame
-
     if args.as_of is None:
         raise DataError("training on profile features needs --as-of: the moment recency is measured at (the label cut-off)")
     try:
@@ -175,7 +175,6 @@ def train_scoring(frame: pd.DataFrame, args: TrainArgs) -> TrainResult:
         positive=args.positive, max_categories=args.max_categories,
     )
     if args.feature_set == "profile":
-        from policies.scoring.features import FEATURE_SET
 
         spec = spec.model_copy(update={"feature_set": FEATURE_SET})
     frame = frame[frame[args.target].notna()].reset_index(drop=True)
@@ -244,9 +243,6 @@ def save_scoring(result: TrainResult, registry: ModelRegistry, version: str, dat
 
 def main(frame: pd.DataFrame, args: TrainArgs, registry: ModelRegistry | None = None) -> TrainResult:
     """Train on ``frame``, then save the entry (model, card, report plot) in the registry."""
-    from data.privacy.training import exclude_erased
-    from policies.scoring.report import model_card, report_plot_writer
-
     registry = registry or ModelRegistry()
     frame, privacy = exclude_erased(frame, args.id_column)
     if privacy["erased_excluded"]:

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import pandas as pd
+
 from data.activation.config import FileDestination
 from data.activation.destinations.base import BatchOutcome, Operation, Record, RunInfo
 
@@ -50,8 +53,6 @@ class FileSink:
                 writer.writeheader()
                 writer.writerows(self.rows)
         else:
-            import duckdb
-            import pandas as pd
 
             frame = pd.DataFrame.from_records(self.rows, columns=columns)  # noqa: F841 (read by DuckDB below)
             con = duckdb.connect()

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ame.cli import app
-from tests.integration.activation.activation_stub import StubServer
+from data.settings import get_settings
+from tests.integration.activation.activation_stub import StubResponse, StubServer
 
 runner = CliRunner()
 
@@ -51,7 +52,6 @@ syncs:
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("AME_WAREHOUSE", f"duckdb:///{tmp_path / 'wh.duckdb'}")
     monkeypatch.setenv("AME_STATE_STORE", f"sqlite:///{tmp_path / 'state.db'}")
-    from data.settings import get_settings
 
     get_settings.cache_clear()
     return {}
@@ -93,8 +93,6 @@ def test_run_twice_then_a_change_with_mirror_delete(tmp_path: Path, stub: StubSe
 
 
 def test_failures_exit_nonzero_with_a_row_error_table(tmp_path: Path, stub: StubServer, env: dict[str, str]) -> None:
-    from tests.integration.activation.activation_stub import StubResponse
-
     make_warehouse(tmp_path / "wh.duckdb", {"a": "High", "b": "Low"})
     config = write_config(tmp_path, stub.url + "/hook")
     stub.responder = lambda r: StubResponse(200, {"errors": [{"key": "b", "message": "tier unknown"}]})

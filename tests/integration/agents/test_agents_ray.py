@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import random
 import time
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from agents.bidding import BiddingAgent, BiddingConfig
+from agents.cli import agents_app
+from agents.journey import JourneyAgent
+from agents.runtime import replay_serially
 from agents.scoring import ScoringAgent
-from agents.supervisor import AgentSupervisor
-from data.events import ContentDownload, EmailClick, LeadCreated, PageView
+from agents.state_repository import read_records, state_hash
+from agents.supervisor import AgentSupervisor, tick_event
+from data.events import AuctionResult, ContentDownload, EmailClick, LeadCreated, PageView
 from data.log import open_log
+from data.synthetic import synthetic_dicts
 
 T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 
@@ -58,16 +67,6 @@ def test_content_download_of_a_warm_lead_creates_a_sales_task_within_2_s(ray_clu
 
 
 def _run_with_kills(tmp_path: Path, ray, n_events: int, customers: int, kill_every_s: float, chunk: int) -> None:
-    import random
-    from collections import Counter
-    from datetime import date
-
-    from agents.journey import JourneyAgent
-    from agents.runtime import replay_serially
-    from agents.state_repository import read_records, state_hash
-    from agents.supervisor import tick_event
-    from data.synthetic import synthetic_dicts
-
     url = f"sqlite:///{tmp_path / 'events.db'}"
     log = open_log(url)
     agents = [ScoringAgent(), JourneyAgent()]
@@ -131,12 +130,6 @@ def test_shard_kills_during_100k_events(ray_cluster, tmp_path: Path) -> None:
 
 
 def test_bidding_state_is_readable_by_campaign_and_status_shows_every_shard(ray_cluster, tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from agents.bidding import BiddingAgent, BiddingConfig
-    from agents.cli import agents_app
-    from data.events import AuctionResult
-
     url = f"sqlite:///{tmp_path / 'events.db'}"
     log = open_log(url)
     results = [

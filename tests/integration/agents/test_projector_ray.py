@@ -19,6 +19,9 @@ from data.events import ConsentChanged, PageView
 from data.log import open_log
 from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
+from serve.auth import generate_key
+from serve.decide import PacingCache
+from serve.engine import Engine, ServeArgs
 from tests.unit.agents.test_agents_projector import ad_consent as ad_consent_of
 from tests.unit.agents.test_agents_projector import wait_for
 
@@ -49,7 +52,7 @@ def projected(ray_cluster: Any, tmp_path: Path, request: pytest.FixtureRequest) 
 
 
 def test_the_supervisor_runs_the_projector_and_a_killed_one_resumes(projected: tuple[AgentSupervisor, str, str]) -> None:
-    import ray
+    import ray  # lazy: Ray is heavy
 
     sup, log_url, state_url = projected
     log = open_log(log_url)
@@ -77,10 +80,7 @@ def test_the_supervisor_runs_the_projector_and_a_killed_one_resumes(projected: t
 def test_a_withdrawn_ad_consent_gets_no_bid_within_the_bound_while_events_stream(
     projected: tuple[AgentSupervisor, str, str], tmp_path: Path
 ) -> None:
-    from serve.engine import Engine, ServeArgs
-    from serve.routes import build_api
-    from serve.auth import generate_key
-    from serve.decide import PacingCache
+    from serve.routes import build_api  # lazy: loads FastAPI
 
     _, log_url, state_url = projected
     token, key = generate_key("site", ["decide"])

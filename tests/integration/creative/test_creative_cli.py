@@ -8,6 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from ame.cli import app
+from data.settings import get_settings
 from policies.creative.models import Status
 from policies.creative.serving import select_creative
 from policies.creative.store import CreativeStore, open_store
@@ -45,6 +46,4 @@ def test_creatives_commands(tmp_path: Path) -> None:
 
 
 def test_default_store_lives_in_ame_home(tmp_path: Path) -> None:
-    from data.settings import get_settings
-
     assert str(get_settings().home) in open_store().url

@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from data.log import open_log
 from environment.cli import sim_app
 from environment.stream import stream_market
 
 
 def test_stream_writes_valid_events_idempotently(tmp_path: Path) -> None:
-    from data.log import open_log
-
     log = open_log(f"sqlite:///{tmp_path / 'events.db'}")
     try:
         report = stream_market(log, customers=300, days=6, seed=3)
@@ -33,8 +32,6 @@ def test_stream_writes_valid_events_idempotently(tmp_path: Path) -> None:
 
 
 def test_stream_policies_differ(tmp_path: Path) -> None:
-    from data.log import open_log
-
     log = open_log(f"sqlite:///{tmp_path / 'events.db'}")
     try:
         waiting = stream_market(log, customers=200, days=4, policy="wait", seed=1)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
-from data.events import EventValidationError
+from data.events import EventValidationError, validate_event
 from data.log import EventLog, UnsupportedBackend, open_log
 from data.log.base import RejectedInput
 from data.log.ingest import ingest_lines, redrive
-from data.log.sqlite import sqlite_path
+from data.log.sqlite import EventRow, event_row, event_rows, sqlite_path
+from data.sharding import BROADCAST_CUSTOMER, Shard, customer_hash, shard_of
 from data.synthetic import synthetic_dicts, synthetic_events
 
 BACKENDS = ["sqlite"]
@@ -88,7 +91,6 @@ def test_dead_letters_are_kept_once_and_counted(log: EventLog) -> None:
 
 def test_redrive_after_a_fix(log: EventLog) -> None:
     good = next(iter(synthetic_dicts(1, 1, seed=7)))
-    import orjson
 
     bad = orjson.dumps(dict(good, properties={**good["properties"], "unexpected": True}))
     report = ingest_lines(log, [bad], source="upstream.jsonl")
@@ -146,9 +148,6 @@ def test_two_processes_append_at_once(tmp_path: Path, n: int) -> None:
 
 
 def test_a_shard_reads_only_its_customers_and_broadcasts(log: EventLog) -> None:
-    from data.events import validate_event
-    from data.sharding import BROADCAST_CUSTOMER, Shard, shard_of
-
     events = synthetic_events(3_000, 200, seed=13)
     tick = validate_event({"event_id": "tick-1", "event_type": "decision_made", "customer_id": BROADCAST_CUSTOMER,
                            "occurred_at": "2026-01-02T00:00:00Z", "properties": {"agent": "scheduler", "action": "tick",
@@ -174,10 +173,6 @@ def test_a_shard_reads_only_its_customers_and_broadcasts(log: EventLog) -> None:
 
 
 def test_an_older_log_gains_the_customer_hash(tmp_path: Path) -> None:
-    import sqlite3
-
-    from data.sharding import customer_hash
-
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
     conn.execute("create table events (position integer primary key, event_id text not null, event_type text not null,"
@@ -193,8 +188,6 @@ def test_an_older_log_gains_the_customer_hash(tmp_path: Path) -> None:
 
 
 def test_the_batch_row_builder_equals_the_single_one() -> None:
-    from data.log.sqlite import EventRow, event_row, event_rows
-
     events = synthetic_events(500, 50, seed=15)
     rows = event_rows(events, 7)
     assert rows == [event_row(e, 7) for e in events] and all(type(r) is EventRow for r in rows)

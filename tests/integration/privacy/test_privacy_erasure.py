@@ -75,7 +75,7 @@ def _aggregates(wh_url: str, log_url: str) -> dict:
 
 
 def test_erasure_leaves_no_plaintext_and_aggregates_reconcile(tmp_path: Path) -> None:
-    from ame.cli import app
+    from ame.cli import app  # lazy: loads torch and stable-baselines3
 
     folder = tmp_path / "ame"
     log_url, state_url = f"sqlite:///{folder / 'events.db'}", f"sqlite:///{folder / 'state.db'}"
@@ -155,7 +155,7 @@ def test_erasure_leaves_no_plaintext_and_aggregates_reconcile(tmp_path: Path) ->
 
 
 def test_export_gives_the_customers_data_as_json(tmp_path: Path) -> None:
-    from ame.cli import app
+    from ame.cli import app  # lazy: loads torch and stable-baselines3
 
     log_url = f"sqlite:///{tmp_path / 'events.db'}"
     log = open_log(log_url)

@@ -107,7 +107,7 @@ def pubsub_url(pubsub_emulator: str) -> str:
 def log(pubsub_url: str, tmp_path: Path) -> Iterator[Any]:
     """A :class:`~data.log.pubsub.PubSubEventLog` on the test's topic, its dead letters in the test's folder, wrapped
     in the log's encryption as :func:`data.log.open_log` opens it."""
-    from data.log.pubsub import PubSubEventLog
+    from data.log.pubsub import PubSubEventLog  # lazy: loads the Google client
 
     opened = EncryptingLog(PubSubEventLog(pubsub_url, dead_letter_store=f"sqlite:///{tmp_path / 'dl.db'}", publish_timeout_s=30))
     yield opened

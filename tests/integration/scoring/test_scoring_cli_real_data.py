@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from data.log import open_log
 from policies.cli import models_app, train_app
 from policies.scoring.report import has_matplotlib
 
@@ -80,7 +81,6 @@ def test_cdnow_clv_with_holdout(datasets: Path, tmp_path: Path, log_url: str) ->
     sent = invoke(models_app, ["score", "--kind", "clv", "--registry", str(tmp_path), "--log", log_url, "--as-of", "2026-01-01T00:00:00Z"])
     assert "appended 2,357 score_updated events" in sent.output
 
-    from data.log import open_log
 
     log = open_log(log_url)
     try:

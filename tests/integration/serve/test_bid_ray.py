@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
+from agents.bidding import BiddingAgent, BiddingConfig
+from agents.supervisor import AgentSupervisor
+from data.events import AuctionResult
+from data.log import open_log
+from policies.bidder import ProfilePacing
 from serve.auth import generate_key
+from serve.decide import bid_multiplier
 
 APP = "ame-bid-test"
 BUDGETS = {"cmp-live": 50.0, "cmp-spent": 1.0}
@@ -23,8 +29,6 @@ BUDGETS = {"cmp-live": 50.0, "cmp-spent": 1.0}
 
 def _auctions(campaign: str, paid: float, now: datetime) -> list[Any]:
     """40 auctions over the last 40 minutes (today), every other one won at ``paid``."""
-    from data.events import AuctionResult
-
     start = max(now - timedelta(minutes=40), now.replace(hour=0, minute=0, second=0, microsecond=0))
     step = (now - start) / 41
     return [AuctionResult(event_id=f"{campaign}-{i}", customer_id="anonymous", occurred_at=start + step * i,
@@ -47,12 +51,9 @@ def _post(port: int, token: str, body: dict[str, Any]) -> tuple[int, Any]:
 
 @pytest.fixture(scope="module")
 def stack(ray_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from ray import serve
+    from ray import serve  # lazy: Ray is heavy
 
-    from agents.bidding import BiddingAgent, BiddingConfig
-    from agents.supervisor import AgentSupervisor
-    from data.log import open_log
-    from serve.app import build_app
+    from serve.app import build_app  # lazy: loads FastAPI
 
     tmp: Path = tmp_path_factory.mktemp("bid")
     log_url = f"sqlite:///{tmp / 'events.db'}"
@@ -88,9 +89,6 @@ def _bid(stack: dict[str, Any], campaign: str, value: float) -> tuple[int, float
 
 
 def test_the_price_is_the_estimate_times_the_controllers_multiplier_from_the_agents_record(stack: dict[str, Any]) -> None:
-    from policies.bidder import ProfilePacing
-    from serve.decide import bid_multiplier
-
     record = stack["ray"].get(stack["sup"].bidding_state("cmp-live"))
     assert record["auctions_today"] == 40 and record["spend_today"] == pytest.approx(0.4)
     deadline, seen = time.monotonic() + 30, []

@@ -11,9 +11,10 @@ import orjson
 import pytest
 
 from agents.bidding import BiddingAgent, BiddingConfig
-from agents.runtime import AgentShard, ShardConfig
+from agents.runtime import AgentShard, ShardConfig, StateView
 from data.events import AuctionResult, EventBase, Purchase
 from data.log import open_log
+from data.log.base import StoredEvent
 from policies.bid_serving import sketch_key
 
 DAY0 = datetime(2024, 10, 4, tzinfo=UTC)  # a slot is 15 minutes
@@ -101,8 +102,6 @@ def test_the_record_stays_bounded_and_small_for_serving(tmp_path: Path) -> None:
 
 
 def test_a_record_of_the_former_format_restarts_the_campaign(tmp_path: Path) -> None:
-    from agents.runtime import StateView
-
     old = {"cmp-a": {"campaign_id": "cmp-a", "day": 1, "spend_today": 2.0, "pacing_multiplier": 1.3}}
     view = StateView(dict(old), lambda keys: {}, lambda: list(old))
     agent = BiddingAgent(BiddingConfig(daily_budgets={"cmp-a": 1.0}))
@@ -115,8 +114,6 @@ def test_a_record_of_the_former_format_restarts_the_campaign(tmp_path: Path) -> 
 
 def _stored(event: EventBase) -> object:
     """The event as the log hands it to an agent."""
-    from data.log.base import StoredEvent
-
     at = int(event.occurred_at.timestamp() * 1_000_000)
     props = orjson.dumps(event.properties.model_dump(exclude_none=True)).decode()
     return StoredEvent(0, event.event_id, event.event_type, event.customer_id, at, at, event.source, 1, None, props)

@@ -9,14 +9,28 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pytest
 
+from agents.cli import KNOWN, build_agents
 from agents.journey import JourneyAgent, JourneyConfig
 from agents.journey_decision import decode_observation
+from agents.lift import holdout_lift
 from agents.runtime import StateView, in_holdout
-from data.events import ConsentChanged, CustomerAttributes, EmailSent, LeadCreated, PageView, Unsubscribe
+from data.events import (
+    ConsentChanged,
+    CustomerAttributes,
+    DecisionMade,
+    EmailSent,
+    LeadCreated,
+    PageView,
+    Purchase,
+    Unsubscribe,
+    validate_event,
+)
+from data.log import open_log
 from data.log.base import StoredEvent
 from data.ticks import tick_event
+from environment.config import load_market_config
 from environment.guardrails import mask_of_bits
-from environment.observation import ObservationSpec, fold_event, observe_records
+from environment.observation import ObservationSpec, attribute_defaults, fold_event, observe_records
 from policies.slots import SlotPointers, SlotTarget
 
 DAY0 = date(2025, 3, 3)
@@ -160,8 +174,6 @@ def test_a_decision_logs_what_off_policy_evaluation_needs() -> None:
     rec = None
     for e in events:
         rec = fold_event(rec, e.event_type, int(e.occurred_at.timestamp() * 1e6), e.properties.model_dump(), spec)
-    from environment.config import load_market_config
-    from environment.observation import attribute_defaults
 
     expected = observe_records([rec], [(T0.date() - date(1970, 1, 1)).days], spec, attribute_defaults(load_market_config().profile))[0]
     assert np.array_equal(decode_observation(d.context["obs"]), expected)
@@ -170,8 +182,6 @@ def test_a_decision_logs_what_off_policy_evaluation_needs() -> None:
 
 
 def test_decisions_validate_against_the_schema() -> None:
-    from data.events import validate_event
-
     run = Run(JourneyAgent(policy=Always(1)))
     run.feed([e for c in not_held_out(3) for e in arrival(c)])
     for d in run.feed([tick(0), tick(1), tick(2)]):
@@ -189,8 +199,6 @@ def test_batched_decisions_equal_event_by_event() -> None:
 
 
 def test_every_known_agent_can_be_built() -> None:
-    from agents.cli import KNOWN, build_agents
-
     assert [a.name for a in build_agents(list(KNOWN))] == list(KNOWN)
 
 
@@ -246,10 +254,6 @@ def test_an_unknown_holdout_policy_is_refused_with_the_known_names(bad: str) -> 
 
 
 def test_lift_from_the_log(tmp_path) -> None:
-    from agents.lift import holdout_lift
-    from data.events import DecisionMade, Purchase
-    from data.log import open_log
-
     log = open_log(f"sqlite:///{tmp_path / 'e.db'}")
     events = []
     for i in range(20):

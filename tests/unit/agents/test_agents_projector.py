@@ -11,13 +11,17 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from rich.console import Console
+from typer.testing import CliRunner
 
 import agents.projector as projector_module
+from agents.cli import agents_app, status_table
 from agents.projector import ProjectionRunner, ProjectorConfig
 from data.events import ConsentChanged, PageView
 from data.log import open_log
 from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
+from data.settings import Settings
 
 T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
@@ -158,27 +162,17 @@ def test_config_needs_a_sqlite_store_and_makes_its_path_absolute(log_url: str, m
 
 
 def test_from_settings_takes_the_poll_interval_from_the_settings(log_url: str, state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from data.settings import Settings
-
     monkeypatch.setenv("AME_PROJECTOR_POLL_INTERVAL_S", "0.2")
     config = ProjectorConfig.from_settings(log_url, state_url, Settings())
     assert config.poll_interval_s == 0.2 and config.batch_size == Settings().read_batch_size
 
 
 def test_agents_up_refuses_a_state_store_it_cannot_project_into() -> None:
-    from typer.testing import CliRunner
-
-    from agents.cli import agents_app
-
     result = CliRunner().invoke(agents_app, ["up", "--state-store", "postgresql://db/state"])
     assert result.exit_code == 2 and "expected sqlite:///path" in result.output
 
 
 def test_the_status_table_shows_the_projector_beside_the_shards(config: ProjectorConfig) -> None:
-    from rich.console import Console
-
-    from agents.cli import status_table
-
     runner = ProjectionRunner(config, start=False)
     try:
         console = Console(width=200, record=True)

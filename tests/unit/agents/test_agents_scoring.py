@@ -8,10 +8,11 @@ from pathlib import Path
 
 from agents.runtime import AgentShard, ShardConfig, StateView, in_holdout
 from agents.scoring import ScoringAgent, ScoringRules
-from data.events import ContentDownload, EmailClick, LeadCreated, PageView, SupportTicket, derive_event_id
+from data.events import ContentDownload, EmailClick, LeadCreated, PageView, SupportTicket, derive_event_id, validate_event
 from data.log import open_log
 from data.log.base import StoredEvent
 from data.sharding import shard_of, stable_hash
+from data.synthetic import synthetic_events
 
 T0 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 
@@ -111,9 +112,6 @@ def test_crash_before_commit_re_derives_the_same_ids(tmp_path: Path) -> None:
 
 def test_every_output_validates_against_its_schema() -> None:
     """Outputs are built without re-validation on the hot path, so check them here, over a mixed stream."""
-    from data.events import validate_event
-    from data.synthetic import synthetic_events
-
     agent = ScoringAgent()
     view = StateView({}, lambda keys: {}, list)
     events = [stored(e, i + 1) for i, e in enumerate([*warm_lead(), *synthetic_events(3_000, 50, seed=3)])]

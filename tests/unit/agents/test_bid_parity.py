@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import agents.bidding
+import policies.bid_serving
+import serve.decide
 from ame.cli import app
 from ame.parity_bid import run_parity
 from policies.bidder import ProfilePacing
@@ -24,8 +27,6 @@ def test_parity_bid_passes_on_a_small_case() -> None:
 
 
 def test_parity_bid_fails_when_the_agent_folds_one_column_wrongly(monkeypatch: pytest.MonkeyPatch) -> None:
-    import agents.bidding
-
     fold = agents.bidding.fold_conversions
     monkeypatch.setattr(agents.bidding, "fold_conversions", lambda facts, spec, g, value: fold(facts, spec, g, value * 1.01))
     result = CliRunner().invoke(app, ["sim", "parity-bid", *SMALL], env={"COLUMNS": "200"})
@@ -51,9 +52,6 @@ def test_parity_holds_with_a_residual_inside_the_controller(tmp_path: Path) -> N
 
 
 def test_a_served_residual_that_reads_differently_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import policies.bid_serving
-    import serve.decide
-
     view = policies.bid_serving.campaign_view
 
     def shifted(*args, **kwargs):  # /v1/bid's read path with budget left read one point high

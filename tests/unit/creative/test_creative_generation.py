@@ -130,7 +130,7 @@ def vertex_stub() -> Iterator[tuple[str, type[_Stub]]]:
 
 
 def _gemini(url: str) -> GeminiGenerator:
-    from google.oauth2.credentials import Credentials
+    from google.oauth2.credentials import Credentials  # lazy: the Google client is heavy
 
     config = GeminiConfig(project="demo-project", location="europe-west4", model="gemini-test-model", base_url=url, timeout_ms=5000,
                           attempts=1)

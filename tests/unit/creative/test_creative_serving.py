@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +90,6 @@ def test_no_creative_raises_with_a_fix(store: CreativeStore) -> None:
 
 
 def test_exposure_event_is_a_valid_decision(store: CreativeStore) -> None:
-    from datetime import UTC, datetime
-
     _seed(store)
     variant, p = select_creative("vip", store=store, rng=np.random.default_rng(0))
     event = exposure_event(variant, p, "cust-1", datetime(2025, 1, 1, tzinfo=UTC), "req-1")

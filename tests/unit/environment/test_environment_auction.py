@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import environment  # noqa: F401
 from environment.auction import AuctionEnv
 from environment.auction_market import resolve_auctions
-from environment.bidding import ConstantMultiplier, bidding_baselines, evaluate_bidding
+from environment.bidding import ConstantMultiplier, LinearPreviousDay, bidding_baselines, evaluate_bidding
 from environment.vector import AuctionVectorEnv, SB3VecEnvAdapter
 
 SMALL = {"opportunities_per_day": 20_000, "days": 3}
@@ -112,8 +112,6 @@ def test_hindsight_bound_beats_every_bidding_baseline(auction_type: str) -> None
 
 def test_previous_day_multiplier_is_far_from_the_bound() -> None:
     """Drift and adapting competitors: yesterday's best multiplier is not enough (nothing-to-learn guard)."""
-    from environment.bidding import LinearPreviousDay
-
     score = evaluate_bidding(LinearPreviousDay(), n_campaigns=2, seed=0, opportunities_per_day=50_000, days=5)
     assert score.fraction < 0.97
 

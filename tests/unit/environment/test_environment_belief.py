@@ -10,13 +10,18 @@ import numpy as np
 import pytest
 
 from environment.belief import (
+    N_BELIEF,
     BeliefPlanner,
     BeliefTracker,
+    WithBelief,
     initial_belief,
+    parse_planner_name,
+    planner_name,
     recency_of,
     update_belief,
 )
 from environment.bounds import solve_oracle
+from environment.config import load_market_config
 from environment.dynamics import step_batch
 from environment.heuristics import OfferEveryK, journey_baselines
 from environment.population import CHURNED, CUSTOMER, N_ACTIONS
@@ -106,8 +111,6 @@ def test_offer_cadence_is_among_the_tuned_baselines() -> None:
 def test_belief_observation_equals_what_a_wrapped_policy_sees() -> None:
     """The env's belief columns (training) and WithBelief on a plain env (evaluation) are the same numbers,
     across an episode boundary."""
-    from environment.belief import N_BELIEF, WithBelief
-
     class Recorder:
         seen: np.ndarray
 
@@ -156,8 +159,6 @@ def test_lookahead_on_the_last_day_is_the_expected_reward() -> None:
 def test_pricing_unsubscribes_changes_the_plan_not_the_market() -> None:
     """A planner with unsubscribes priced 20x contacts less riskily and unsubscribes fewer customers than the plain
     one on the same customers; the env it acts in keeps the true unsubscribe values (profit is measured on them)."""
-    from environment.config import load_market_config
-
     config = load_market_config()
     plain = run_journey(BeliefPlanner(), config, 400, 21)
     priced_planner = BeliefPlanner(unsub_price=20.0)
@@ -170,8 +171,6 @@ def test_pricing_unsubscribes_changes_the_plan_not_the_market() -> None:
 
 
 def test_planner_names_round_trip() -> None:
-    from environment.belief import parse_planner_name, planner_name
-
     assert parse_planner_name("belief_planner") == (False, 1.0)
     assert parse_planner_name("belief_lookahead_u4") == (True, 4.0)
     assert parse_planner_name("belief_lookahead_u2.5") == (True, 2.5)

@@ -90,7 +90,7 @@ def test_global_slot_of_an_event_time(slots: int) -> None:
 
 
 def test_the_market_observes_its_own_folded_slot() -> None:
-    from environment.vector import AuctionVectorEnv
+    from environment.vector import AuctionVectorEnv  # lazy: loads torch and stable-baselines3
 
     env = AuctionVectorEnv(2, opportunities_per_day=2_000, days=1)
     env.reset(seed=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from gymnasium.utils.env_checker import check_env
 
 import environment  # noqa: F401  (registers the ids)
 from environment.config import load_market_config
+from environment.dynamics import observe
 from environment.journey import JourneyEnv
 from environment.population import EMAIL, SMS, WAIT
 
@@ -30,7 +33,7 @@ def test_check_env_passes() -> None:
 
 
 def test_sb3_check_env_passes() -> None:
-    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env  # lazy: stable-baselines3 is heavy
 
     sb3_check_env(JourneyEnv(), warn=True)
 
@@ -88,9 +91,7 @@ def test_observation_does_not_carry_the_latent_state() -> None:
     assert obs.shape == (24,) and obs.dtype == np.float32
     # two customers with the same profile/engagement but different latent state observe the same thing
     state = env.state
-    from dataclasses import replace
 
-    from environment.dynamics import observe
 
     other = replace(state, stage=(state.stage + 1) % 5, intent=(state.intent + 1) % 3, fatigue=(state.fatigue + 2) % 4)
     assert np.array_equal(observe(state, env.tables.spec), observe(other, env.tables.spec))

@@ -77,7 +77,7 @@ def test_vector_env_matches_single_env_in_distribution() -> None:
 
 
 def test_sb3_adapter_contract() -> None:
-    from stable_baselines3.common.vec_env import VecMonitor
+    from stable_baselines3.common.vec_env import VecMonitor  # lazy: stable-baselines3 is heavy
 
     venv = VecMonitor(SB3VecEnvAdapter(JourneyVectorEnv(16)))
     venv.seed(3)
@@ -103,7 +103,7 @@ def test_sb3_adapter_seed_reproduces() -> None:
 
 
 def test_ppo_trains_on_the_vector_env_smoke() -> None:
-    from stable_baselines3 import PPO
+    from stable_baselines3 import PPO  # lazy: stable-baselines3 is heavy
 
     venv = SB3VecEnvAdapter(JourneyVectorEnv(64))
     model = PPO("MlpPolicy", venv, n_steps=32, batch_size=256, n_epochs=1, seed=0, device="cpu", verbose=0)
@@ -114,7 +114,7 @@ def test_ppo_trains_on_the_vector_env_smoke() -> None:
 
 def test_maskable_ppo_reads_the_masks() -> None:
     pytest.importorskip("sb3_contrib")
-    from sb3_contrib.common.maskable.utils import get_action_masks
+    from sb3_contrib.common.maskable.utils import get_action_masks  # lazy: sb3-contrib is heavy
 
     venv = SB3VecEnvAdapter(JourneyVectorEnv(4))
     venv.reset()

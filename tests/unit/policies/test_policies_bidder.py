@@ -3,12 +3,17 @@ and the benchmark table's shape."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
+from benchmarks.bench_bidding import AUCTIONS, BUDGETS, CONTROLLER, print_tables, table_rows, targets
+from environment.bidding import LinearPreviousDay
 from environment.config import load_market_config
 from policies.bidder import N_RESIDUAL_OBS, RESIDUAL_RANGE, ProfilePacing
-from policies.evaluate import budget_config, run_bidding, win_all_spend
+from policies.evaluate import BIDDING_BASELINES, bidding_suite, budget_config, resolve_policy, run_bidding, win_all_spend
+from policies.registry import PolicyRegistry
 
 SMALL = {"opportunities_per_day": 5_000, "days": 3}
 
@@ -53,14 +58,12 @@ def test_a_neutral_residual_is_the_controller_alone():
 
 
 def test_profile_pacing_beats_previous_day_linear_at_a_small_budget():
-    from environment.bidding import LinearPreviousDay
-
     ours, linear = _run(ProfilePacing(), 1 / 32, "second_price"), _run(LinearPreviousDay(), 1 / 32, "second_price")
     assert ours.value > linear.value
 
 
 def test_residual_env_steps_every_budget_with_the_lagrangian_reward():
-    from policies.train_bidder import ResidualPacingVecEnv
+    from policies.train_bidder import ResidualPacingVecEnv  # lazy: loads torch and stable-baselines3
 
     env = ResidualPacingVecEnv(load_market_config(), [1 / 2, 1 / 32], 2, seed=0, opportunities_per_day=2_000, days=1)
     obs = env.reset()
@@ -83,9 +86,7 @@ def test_residual_env_steps_every_budget_with_the_lagrangian_reward():
 
 
 def test_trained_residual_registers_exports_and_resolves_as_the_bidder(tmp_path):
-    from policies.evaluate import resolve_policy
-    from policies.registry import PolicyRegistry
-    from policies.train_bidder import BidderArgs, main
+    from policies.train_bidder import BidderArgs, main  # lazy: loads torch and stable-baselines3
 
     args = BidderArgs(
         timesteps=600, learning_starts=100, fractions=[1 / 4, 1 / 32], campaigns=2, opportunities_per_day=1_000, days=1,
@@ -106,16 +107,6 @@ def test_trained_residual_registers_exports_and_resolves_as_the_bidder(tmp_path)
 
 
 def test_bidding_table_has_every_budget_policy_and_auction_type():
-    from benchmarks.bench_bidding import (
-        AUCTIONS,
-        BUDGETS,
-        CONTROLLER,
-        print_tables,
-        table_rows,
-        targets,
-    )
-    from policies.evaluate import BIDDING_BASELINES, bidding_suite
-
     names = [*BIDDING_BASELINES, CONTROLLER]
     tables = {a: bidding_suite(names, 2, BUDGETS, a, n_campaigns=2, opportunities_per_day=1_000, days=2) for a in AUCTIONS}
     for results in tables.values():
@@ -125,7 +116,6 @@ def test_bidding_table_has_every_budget_policy_and_auction_type():
     figures = {r.name: r for r in targets(tables, CONTROLLER)}
     assert {"bidder 1/8 % of LP (second price)", "bidder 1/32 % of LP (second price)", "bidder 1/32 value vs previous-day linear",
             "bidder 1/2 % of LP (first price)"} <= set(figures)
-    import io
 
     out = io.StringIO()
     print_tables(tables, 2, out)

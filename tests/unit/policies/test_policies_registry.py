@@ -16,7 +16,7 @@ from policies.registry import ExportedPolicy, PolicyNotFound, PolicyRegistry, Re
 
 @pytest.fixture(scope="module")
 def journey_env():
-    from environment.vector import JourneyVectorEnv, SB3VecEnvAdapter
+    from environment.vector import JourneyVectorEnv, SB3VecEnvAdapter  # lazy: loads torch and stable-baselines3
 
     env = SB3VecEnvAdapter(JourneyVectorEnv(16))
     env.seed(0)
@@ -26,7 +26,7 @@ def journey_env():
 
 @pytest.fixture(scope="module")
 def maskable(journey_env):
-    from sb3_contrib import MaskablePPO
+    from sb3_contrib import MaskablePPO  # lazy: sb3-contrib is heavy
 
     model = MaskablePPO("MlpPolicy", journey_env, n_steps=16, batch_size=64, seed=0, device="cpu")
     model.learn(256)
@@ -103,9 +103,9 @@ def test_serving_loads_without_stable_baselines3(tmp_path: Path, maskable) -> No
 
 
 def test_continuous_export_equals_sb3(tmp_path: Path) -> None:
-    from stable_baselines3 import SAC
+    from stable_baselines3 import SAC  # lazy: stable-baselines3 is heavy
 
-    from environment.vector import AuctionVectorEnv, SB3VecEnvAdapter
+    from environment.vector import AuctionVectorEnv, SB3VecEnvAdapter  # lazy: loads torch and stable-baselines3
 
     env = SB3VecEnvAdapter(AuctionVectorEnv(2, opportunities_per_day=2_000, days=2))
     model = SAC("MlpPolicy", env, learning_starts=10, seed=0, device="cpu")
@@ -118,7 +118,7 @@ def test_continuous_export_equals_sb3(tmp_path: Path) -> None:
 
 
 def test_export_mismatch_is_detected(tmp_path: Path, maskable) -> None:
-    from policies.export import ExportMismatch, export_torchscript, verify_export
+    from policies.export import ExportMismatch, export_torchscript, verify_export  # lazy: loads torch
 
     path = tmp_path / "p.pt"
     kind = export_torchscript(maskable, path)

@@ -10,10 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from ame.cli import app
+from environment.config import load_market_config
+from environment.heuristics import journey_baselines
+from policies.evaluate import bidding_suite, mean_ci, resolve_policy, run_journey
+from policies.imitation import planner_demonstrations
+from policies.registry import RegistryError
+from policies.slots import RegistrySource, SlotTarget
 
 
 def test_train_journey_tiny_registers_a_policy(tmp_path: Path) -> None:
-    from policies.train_journey import JourneyArgs, main
+    from policies.train_journey import JourneyArgs, main  # lazy: loads torch and stable-baselines3
 
     path = main(JourneyArgs(timesteps=512, num_envs=16, batch_size=240, eval_customers=100, registry=str(tmp_path / "reg"),
                             run_dir=str(tmp_path / "run"), progress=False, checkpoint_every=256))
@@ -25,7 +31,7 @@ def test_train_journey_tiny_registers_a_policy(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("algo", ["a2c", "dqn"])
 def test_train_journey_other_algorithms(tmp_path: Path, algo: str) -> None:
-    from policies.train_journey import JourneyArgs, main
+    from policies.train_journey import JourneyArgs, main  # lazy: loads torch and stable-baselines3
 
     path = main(JourneyArgs(algo=algo, timesteps=400, num_envs=8, eval_customers=50, registry=str(tmp_path),
                             run_dir=str(tmp_path / "run"), progress=False))
@@ -33,7 +39,7 @@ def test_train_journey_other_algorithms(tmp_path: Path, algo: str) -> None:
 
 
 def test_train_bidding_tiny(tmp_path: Path) -> None:
-    from policies.train_bidding import BiddingArgs, main
+    from policies.train_bidding import BiddingArgs, main  # lazy: loads torch and stable-baselines3
 
     path = main(BiddingArgs(algo="ppo", timesteps=400, num_envs=2, opportunities_per_day=2_000, days=2, eval_campaigns=2,
                             eval_opportunities=2_000, registry=str(tmp_path), run_dir=str(tmp_path / "run"), progress=False))
@@ -42,7 +48,7 @@ def test_train_bidding_tiny(tmp_path: Path) -> None:
 
 
 def test_cli_policies_evaluate_and_ope(tmp_path: Path) -> None:
-    from policies.train_journey import JourneyArgs, main
+    from policies.train_journey import JourneyArgs, main  # lazy: loads torch and stable-baselines3
 
     reg = str(tmp_path / "reg")
     main(JourneyArgs(timesteps=256, num_envs=16, batch_size=240, eval_customers=50, registry=reg, run_dir=str(tmp_path / "run"),
@@ -66,8 +72,6 @@ def test_cli_policies_evaluate_and_ope(tmp_path: Path) -> None:
 
 
 def test_evaluate_bidding_suite_small() -> None:
-    from policies.evaluate import bidding_suite
-
     res = bidding_suite(["dual_pacing", "linear_previous_day"], seeds=2, budgets=(0.125,), opportunities_per_day=2_000, days=2,
                         n_campaigns=2)
     for ms in res.values():
@@ -77,8 +81,6 @@ def test_evaluate_bidding_suite_small() -> None:
 
 
 def test_mean_ci() -> None:
-    from policies.evaluate import mean_ci
-
     m, h = mean_ci([1.0, 2.0, 3.0])
     assert m == 2.0 and h == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-3)
 
@@ -86,11 +88,7 @@ def test_mean_ci() -> None:
 def test_train_journey_warm_started_from_the_planner(tmp_path: Path) -> None:
     """Cloning the planner gives a policy that agrees with it; it is evaluated with its belief, never served.
     Trained with unsubscribes priced 2x, it is still evaluated (and compared) on the true market."""
-    from environment.heuristics import journey_baselines
-    from policies.evaluate import resolve_policy, run_journey
-    from policies.registry import RegistryError
-    from policies.slots import RegistrySource, SlotTarget
-    from policies.train_journey import JourneyArgs, main
+    from policies.train_journey import JourneyArgs, main  # lazy: loads torch and stable-baselines3
 
     reg = str(tmp_path / "reg")
     path = main(JourneyArgs(timesteps=256, num_envs=16, batch_size=240, eval_customers=100, registry=reg,
@@ -112,7 +110,7 @@ def test_train_journey_warm_started_from_the_planner(tmp_path: Path) -> None:
 
 
 def test_warm_start_needs_a_belief_observing_ppo(tmp_path: Path) -> None:
-    from policies.train_journey import JourneyArgs, main
+    from policies.train_journey import JourneyArgs, main  # lazy: loads torch and stable-baselines3
 
     with pytest.raises(ValueError, match="--belief"):
         main(JourneyArgs(timesteps=64, num_envs=4, registry=str(tmp_path), run_dir=str(tmp_path / "run"), progress=False,
@@ -120,9 +118,6 @@ def test_warm_start_needs_a_belief_observing_ppo(tmp_path: Path) -> None:
 
 
 def test_lookahead_demonstrations_are_legal_decisions() -> None:
-    from environment.config import load_market_config
-    from policies.imitation import planner_demonstrations
-
     demos = planner_demonstrations(load_market_config(), 60, [1], 0.995, lookahead=True)
     assert len(demos) == 60 * 60 and demos.observations.shape == (3600, 84)
     assert demos.masks[np.arange(len(demos)), demos.actions].all()
@@ -132,9 +127,7 @@ def test_lookahead_demonstrations_are_legal_decisions() -> None:
 def test_dagger_labels_what_the_planner_would_do_where_the_learner_went() -> None:
     """With a learner, the env follows the learner (here: always wait) and the planner only labels: the returns are
     those of waiting every day, the labels the planner's (it would contact)."""
-    from environment.config import load_market_config
-    from environment.vector import JourneyVectorEnv
-    from policies.imitation import planner_demonstrations
+    from environment.vector import JourneyVectorEnv  # lazy: loads torch and stable-baselines3
 
     config = load_market_config()
     demos = planner_demonstrations(config, 80, [4], 0.9, learner=lambda x, mask: np.zeros(len(x), dtype=np.int64))

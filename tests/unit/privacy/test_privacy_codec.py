@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pytest
+from cryptography.exceptions import InvalidTag
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,8 +36,6 @@ def test_tokens_are_bound_to_customer_and_field() -> None:
     key = b"k" * 32
     token = encrypt_value(key, "ann@example.com", b"c1\x1flead_created\x1femail")
     assert is_token(token) and decrypt_value(key, token, b"c1\x1flead_created\x1femail") == "ann@example.com"
-    import pytest
-    from cryptography.exceptions import InvalidTag
 
     with pytest.raises(InvalidTag):
         decrypt_value(key, token, b"c2\x1flead_created\x1femail")
@@ -78,8 +79,6 @@ def test_two_writers_racing_keep_one_key(tmp_path: Path) -> None:
 
 
 def test_activation_hashing_is_normalized_sha256() -> None:
-    import hashlib
-
     assert hashed_email("  Ann@Example.COM ") == hashlib.sha256(b"ann@example.com").hexdigest()
     assert hashed_phone("(555) 123-4567") == hashlib.sha256(b"+15551234567").hexdigest()
     assert hashed_email("not an email") is None and hashed_phone("") is None

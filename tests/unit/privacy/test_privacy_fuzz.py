@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.bench_fuzz import FuzzTarget, fuzz_all
+
 pytest.importorskip("schemathesis", reason="pip install schemathesis (the fuzzing of the HTTP routes)")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def test_every_route_and_append_survive_hostile_input(tmp_path: Path) -> None:
-    from benchmarks.bench_fuzz import fuzz_all
-
     figures, intact = fuzz_all(25, tmp_path)
     assert {"POST /v1/events", "POST /v1/bid", "POST /v1/next-best-action", "GET /v1/customers/{customer_id}",
             "POST /v1/creatives/select", "event append (ingest)"} <= set(figures)
@@ -26,8 +26,6 @@ def test_every_route_and_append_survive_hostile_input(tmp_path: Path) -> None:
 
 
 def test_an_integer_beyond_64_bits_is_refused_not_a_500(tmp_path: Path) -> None:
-    from benchmarks.bench_fuzz import FuzzTarget
-
     target = FuzzTarget(tmp_path)
     try:
         body = json.dumps({"events": [{"event_type": "purchase", "customer_id": "c", "properties": {"items": 2**70}}]})

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pytest
 
@@ -30,6 +31,7 @@ from data.privacy.encrypting_log import EncryptingLog
 from data.privacy.erase import PUBSUB_LOG_NOTE, erase_customer
 from data.privacy.errors import UnsupportedForErasure
 from data.privacy.keystore import KeyStore
+from data.privacy.scrub import pii_in_copies
 from data.projections.store import SqliteStateStore
 from data.settings import get_settings
 
@@ -264,10 +266,6 @@ def test_erasure_refuses_other_logs_clearly(tmp_path: Path) -> None:
 
 def test_pii_is_found_in_the_copies_by_customer_id(tmp_path: Path, log: EncryptingLog, publisher: RecordingPublisher,
                                                    codec: FieldCodec) -> None:
-    import duckdb
-
-    from data.privacy.scrub import pii_in_copies
-
     log.append([_lead("c1")])
     tokens = orjson.dumps(orjson.loads(publisher.messages[0][0])["properties"]).decode()
     con = duckdb.connect(str(tmp_path / "wh.duckdb"))

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from agents.journey import JourneyAgent
+from agents.runtime import AgentShard, ShardConfig
 from data.log import open_log
 from data.projections.base import Projector
 from data.projections.profile import ProfileProjection
-from serve.engine import Engine, ServeArgs, Tunables
-from serve.routes import build_api
 from serve.auth import generate_key
 from serve.decide import PacingCache
+from serve.engine import Engine, ServeArgs, Tunables
+from serve.routes import build_api
 
 TOKENS: dict[str, str] = {}
 
@@ -42,9 +44,6 @@ def _h(name: str) -> dict[str, str]:
 
 def _project(engine: Engine) -> None:
     """Bring what Serve reads up to date: the profile projection and the journey agent's state."""
-    from agents.journey import JourneyAgent
-    from agents.runtime import AgentShard, ShardConfig
-
     Projector(engine.log, engine.state, ProfileProjection()).catch_up()
     shard = AgentShard(JourneyAgent(), ShardConfig(log_url=engine.log_url, state_dir=engine.journey_state.state_dir), start=False)
     shard.catch_up()

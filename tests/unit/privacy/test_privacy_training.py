@@ -7,15 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data.privacy.keystore import KeyStore
+from data.privacy.keystore import KeyStore, key_store_path_for
 from data.privacy.training import exclude_erased, training_data_record
 from data.settings import get_settings
 
 
 def erase(*customers: str) -> None:
     """Record erasures in the key store of the configured (default) event log."""
-    from data.privacy.keystore import key_store_path_for
-
     settings = get_settings()
     path = key_store_path_for(settings.event_log_url(), settings.key_store)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,9 +51,9 @@ def test_a_frame_without_the_id_column_is_a_clear_error_and_no_column_is_recorde
 
 
 def test_retrain_excludes_erased_leads_and_the_model_card_records_it(tmp_path: Path) -> None:
-    from policies.scoring.registry import ModelRegistry
-    from policies.scoring.train import TrainArgs, main
-    from tests.unit.scoring.test_scoring_train import lead_table
+    from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost
+    from policies.scoring.train import TrainArgs, main  # lazy: loads xgboost
+    from tests.unit.scoring.test_scoring_train import lead_table  # lazy: loads xgboost
 
     frame = lead_table(1_500)
     erased = frame["lead_id"].iloc[:40].tolist()

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
+from data.log import open_log
 from policies.scoring.batch import score_events, score_table, write_scores
 from policies.scoring.errors import ModelNotFound
 from policies.scoring.explain import contributions
@@ -112,8 +113,6 @@ def test_contributions_sum_to_the_margin_and_reasons_name_input_columns(trained)
 
 
 def test_batch_scoring_writes_idempotent_score_events(trained, log_url: str) -> None:
-    from data.log import open_log
-
     frame, result, _ = trained
     as_of = datetime(2026, 1, 1, tzinfo=UTC)
     scores = score_table(result.model, frame.head(300), top_k=3, as_of=as_of)
@@ -137,7 +136,7 @@ def test_tiny_training_without_time_uses_stratified_split(tmp_path: Path) -> Non
 
 
 def test_exact_contributions_share_work_without_changing_values(trained) -> None:
-    from policies.scoring.explain import exact_contributions, split_edges
+    from policies.scoring.explain import exact_contributions, split_edges  # lazy: loads xgboost
 
     frame, result, _ = trained
     booster = result.model.booster

@@ -18,6 +18,7 @@ from environment.config import load_market_config
 from policies.bid_pacer import PacerState, PacingParams, advance
 from policies.bid_serving import campaign_record
 from policies.bidder import ProfilePacing
+from policies.registry import PolicyMetadata, PolicyRegistry
 from serve.decide import BidConfig, PacingCache, bid_multiplier, bid_prices
 
 SPEC = bid_spec(load_market_config().auction)
@@ -73,9 +74,8 @@ def test_a_policy_without_a_controller_reads_the_bid_observation() -> None:
 
 def _register_residual(root: Path, factor: float) -> object:
     """A registered bidder residual whose TorchScript export answers ``factor`` (what ``ame train bidder`` writes)."""
-    import torch
+    import torch  # lazy: torch is heavy
 
-    from policies.registry import PolicyMetadata, PolicyRegistry
 
     class Constant(torch.nn.Module):
         def __init__(self, m: float) -> None:

@@ -3,6 +3,7 @@ decisions logged with propensity and policy version, flushed on close, hot swap 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +14,15 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from agents.journey import JourneyAgent
+from agents.runtime import AgentShard, ShardConfig
 from data.log import open_log
+from data.projections.base import Projector
+from data.projections.profile import ProfileProjection
+from data.projections.store import open_state_store
 from data.settings import get_settings
-from policies.slots import RegistrySource, SlotPointers, SlotTarget
+from policies.creative.models import Verdict, make_variant
+from policies.slots import BUILTINS, RegistrySource, SlotPointers, SlotTarget
 from serve.auth import generate_key
 from serve.decide import PacingCache
 from serve.engine import Engine, ServeArgs, Tunables, api_keys
@@ -40,7 +47,6 @@ def setup(tmp_path: Path, log_url: str, state_url: str) -> Iterator[tuple[TestCl
         TOKENS[name] = token
         keys.append(key)
     policies = tmp_path / "policies"
-    from policies.slots import BUILTINS
 
     source = RegistrySource(policies, BUILTINS, loader=lambda name, version: FixedMultiplier(float(version.split("-")[1])))
     args = ServeArgs(event_log=log_url, state_store=state_url, api_keys=keys, pacing_from_agents=False,
@@ -125,17 +131,12 @@ def test_next_best_action_and_customer(setup: tuple[TestClient, Engine, Path], l
     client, engine, _ = setup
     assert client.get("/v1/customers/cust-1", headers=auth("site")).status_code == 404
     client.post("/v1/events", json={"events": [event(i) for i in range(3)]}, headers=auth("crm"))
-    from data.projections.base import Projector
-    from data.projections.profile import ProfileProjection
-    from data.projections.store import open_state_store
 
     log = open_log(log_url)
     Projector(log, open_state_store(state_url), ProfileProjection()).catch_up()
     r = client.get("/v1/customers/cust-1", headers=auth("site"))
     assert r.status_code == 200 and r.json()["profile"]["events_total"] == 3
     assert isinstance(r.json()["scores"], list)
-    from agents.journey import JourneyAgent
-    from agents.runtime import AgentShard, ShardConfig
 
     consent = {**event(9), "event_id": "consent-1", "event_type": "consent_changed", "properties": {"channel": "email", "granted": True}}
     client.post("/v1/events", json={"events": [consent]}, headers=auth("crm"))
@@ -167,7 +168,6 @@ def test_metrics_have_route_latency_and_decisions(setup: tuple[TestClient, Engin
 def test_hot_swap_follows_the_slot_pointer(setup: tuple[TestClient, Engine, Path]) -> None:
     client, engine, policies = setup
     SlotPointers(policies).point("bidding", SlotTarget("fixed", "v-0.5"))
-    import time
 
     deadline = time.monotonic() + 5
     while engine.slots["bidding"].current.version != "v-0.5" and time.monotonic() < deadline:
@@ -181,7 +181,6 @@ def test_hot_swap_follows_the_slot_pointer(setup: tuple[TestClient, Engine, Path
 
 def test_creative_select_over_the_bandit_store(setup: tuple[TestClient, Engine, Path]) -> None:
     client, engine, _ = setup
-    from policies.creative.models import Verdict, make_variant
 
     store = engine.creative_store()
     store.add([(make_variant("email_subject", "vip", f"Subject {i}"), Verdict(passed=True), True) for i in range(2)])

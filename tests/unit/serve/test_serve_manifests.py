@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
+
+from serve.engine import ServeArgs, Tunables
 
 ROOT = Path(__file__).resolve().parents[3]
 KUBERAY = ROOT / "tests" / "fixtures" / "kuberay"  # the CRDs, with their SOURCE.md
@@ -47,22 +50,20 @@ def manifest() -> dict[str, dict[str, Any]]:
 
 
 def test_serve_config_is_a_valid_serve_deploy_schema() -> None:
-    from ray.serve.schema import ServeDeploySchema
+    from ray.serve.schema import ServeDeploySchema  # lazy: Ray is heavy
 
     config = ServeDeploySchema.model_validate(yaml.safe_load((ROOT / "serve" / "config.yaml").read_text()))
     app = config.applications[0]
     assert app.import_path == "serve.app:build_app"
     deployment = app.deployments[0]
     assert deployment.autoscaling_config["min_replicas"] >= 1 and deployment.autoscaling_config["max_replicas"] > 1
-    from serve.engine import ServeArgs, Tunables
 
     ServeArgs.model_validate(app.args)  # build_app's args and the user_config must parse as the app parses them
     Tunables.model_validate(deployment.user_config)
 
 
 def test_serve_config_rejects_a_broken_field() -> None:
-    from pydantic import ValidationError
-    from ray.serve.schema import ServeDeploySchema
+    from ray.serve.schema import ServeDeploySchema  # lazy: Ray is heavy
 
     raw = yaml.safe_load((ROOT / "serve" / "config.yaml").read_text())
     raw["applications"][0]["deployments"][0]["max_ongoing_requests"] = "many"
@@ -90,7 +91,7 @@ def test_ray_cluster_manifest_matches_the_kuberay_crds() -> None:
 
 
 def test_embedded_serve_config_equals_serve_config_yaml() -> None:
-    from ray.serve.schema import ServeDeploySchema
+    from ray.serve.schema import ServeDeploySchema  # lazy: Ray is heavy
 
     embedded = yaml.safe_load(manifest()["RayService"]["spec"]["serveConfigV2"])
     ServeDeploySchema.model_validate(embedded)
