@@ -64,7 +64,7 @@ def fresh_folder(folder: Path) -> None:
 def start_ray() -> bool:
     """Start a local 2-CPU Ray unless one is already initialized (a test's session cluster). Returns whether
     the demo owns it (and so shuts it down)."""
-    import ray
+    import ray  # heavy: only where the demo runs the engine
 
     if ray.is_initialized():
         return False

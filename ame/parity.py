@@ -39,6 +39,7 @@ from environment.acting import Choice
 from environment.observation import OBSERVATION_COLUMNS
 from environment.population import ACTIONS
 from environment.stream import stream_market
+from policies.registry import PolicyRegistry
 from policies.slots import BUILTIN, LoadedPolicy, RegistrySource, SlotPointers, SlotTarget, builtin_journey_policy
 from serve.nba import NextBestAction
 
@@ -92,8 +93,6 @@ def serving_policy(spec: str | None, registry: Path) -> LoadedPolicy:
 
 
 def _latest(registry: Path, name: str) -> str:
-    from policies.registry import PolicyRegistry
-
     return PolicyRegistry(registry).latest(name)
 
 

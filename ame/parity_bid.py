@@ -21,8 +21,18 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from agents.bidding import BiddingAgent, BiddingConfig
+from agents.runtime import AgentShard, ShardConfig
+from data.log import open_log
+from environment.bid_events import slot_events
 from environment.bid_facts import BidSpec, slot_start_us
 from environment.bid_observation import COLUMNS
+from environment.config import load_market_config
+from environment.vector import AuctionVectorEnv
+from policies import bid_serving
+from policies.evaluate import budget_config, win_all_spend
+from policies.slots import BUILTINS
+from serve.decide import bid_multiplier
 
 START_DAY = 20_000  # the simulator's day 0 is 2024-10-04 (days since 1970-01-01)
 TOLERANCE = 1e-6
@@ -50,14 +60,6 @@ def run_parity(campaigns: int, days: int, seed: int, opportunities: int, budget_
     """
     # imported here, not at the top: the simulator's vector env loads stable-baselines3 and torch, and Serve's
     # app FastAPI, which every other `ame` command would otherwise pay for at start-up
-    from agents.bidding import BiddingAgent, BiddingConfig
-    from agents.runtime import AgentShard, ShardConfig
-    from data.log import open_log
-    from environment.bid_events import slot_events
-    from environment.config import load_market_config
-    from environment.vector import AuctionVectorEnv
-    from policies.evaluate import budget_config, win_all_spend
-    from serve.app import BUILTINS
 
     base = load_market_config()
     over = {"opportunities_per_day": opportunities, "days": days}
@@ -95,13 +97,11 @@ def run_parity(campaigns: int, days: int, seed: int, opportunities: int, budget_
 def _compare(out: BidParity, shard: Any, names: list[str], served: Any, obs: np.ndarray, multipliers: np.ndarray,
              now_us: int, spec: BidSpec) -> None:
     """Fold what the log holds, then read every campaign as ``/v1/bid`` would at ``now_us``."""
-    from policies.bid_serving import campaign_view
-    from serve.decide import bid_multiplier
 
     shard.catch_up()
     for e, name in enumerate(names):
         record = shard.record(name)
-        view = campaign_view(record, now_us, spec, served.params)
+        view = bid_serving.campaign_view(record, now_us, spec, served.params)
         quote = bid_multiplier(served, record, now_us, spec)
         out.columns = np.maximum(out.columns, np.abs(view.observation[0].astype(np.float64) - obs[e].astype(np.float64)))
         out.multiplier = max(out.multiplier, abs(quote.multiplier - float(multipliers[e])))

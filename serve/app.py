@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ray.serve import Application
     from ray.serve.deployment import Deployment
 
-__all__ = ["BUILTINS", "build_app", "decision_api"]  # BUILTINS: the built-in policies, read by ame/parity_bid.py
+__all__ = ["BUILTINS", "build_app", "decision_api"]
 
 class DecisionApiReplica:
     """One replica of the ingress: its engine and its app (the plain class; :func:`decision_api` wraps it)."""
