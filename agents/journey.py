@@ -87,7 +87,6 @@ class JourneyAgent(Agent):
     @property
     def rules(self) -> JourneyRules:
         if self._rules is None:
-
             self._rules = JourneyRules.of(load_market_config(self.config.market_config), self.config.quiet_hours)
         return self._rules
 
@@ -97,7 +96,6 @@ class JourneyAgent(Agent):
         if self._given is not None:
             return self._given
         if self._slot is None:
-
             root = self.config.policies_dir or get_settings().policies_dir
             self._slot = PolicySlot(self.config.slot, RegistrySource(root, {"journey": builtin_journey_policy}))
         self._slot.refresh()

@@ -9,6 +9,7 @@ else the embedded :class:`RuleScorer`, which needs no artifacts.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -118,14 +119,14 @@ class RegistryScorer:
 def load_scorer(models_dir: Path | None = None) -> Scorer:
     """The registry's latest lead and churn models when any are registered, else :class:`RuleScorer`."""
     try:
-        from policies.scoring.registry import ModelRegistry
+        from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost, which the rule scorer never needs
 
         registry = ModelRegistry(models_dir)
         models = {}
         for kind in ("lead", "churn"):
             if registry.versions(kind):
                 models[kind] = registry.load_scoring(kind)
-    except Exception as error:  # no registry, unreadable artifacts: the rules still run
+    except Exception as error:  # noqa: BLE001 - no registry, unreadable artifacts: the rules still run
         log.info("no trained scoring model loaded (%s); using the rule scorer", error)
         return RuleScorer()
     return RegistryScorer(models) if models else RuleScorer()
@@ -258,6 +259,4 @@ class ScoringAgent(Agent):
 
 
 def features_hash(features: Mapping[str, Any]) -> str:
-    import hashlib
-
     return hashlib.blake2b(orjson.dumps(features, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()

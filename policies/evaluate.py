@@ -249,7 +249,6 @@ def plot_journey(results: dict[str, list[JourneyMetrics]], path: Any, curves: di
     ax.tick_params(axis="x", rotation=30)
     ax.legend()
     if curves:
-
         ax2 = axes[0, 1]
         for n, csv in curves.items():
             df = pd.read_csv(csv)

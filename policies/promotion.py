@@ -87,7 +87,6 @@ def simulator_check(slot: str, candidate: Any, current: Any, settings: GateSetti
                  for s in seeds]
         unit = "profit per customer (simulator)"
     else:
-
         base = load_market_config()
         pairs = []
         for s in seeds:

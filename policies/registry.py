@@ -180,7 +180,6 @@ class PolicyRegistry:
 
     def __init__(self, root: str | Path | None = None) -> None:
         if root is None:
-
             root = get_settings().policies_dir
         self.root = Path(root)
 

@@ -136,7 +136,6 @@ def main(args: JourneyArgs) -> Path:
 
     trained = _Trained()
     if args.belief:
-
         trained = WithBelief(trained)
 
     start = time.perf_counter()

@@ -47,7 +47,6 @@ def exclude_erased(frame: Any, id_column: str | None, log_url: str | None = None
     if id_column not in frame.columns:
         raise KeyError(f"the customer id column {id_column!r} is not in the training data; its columns are {list(frame.columns)}")
     if log_url is None:
-
         log_url = get_settings().event_log_url()
     erased = erased_customers(log_url)
     record = training_data_record(frame[id_column].astype(str), erased)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from data.settings import get_settings
 from data.warehouse.base import (
     BuildFailed,
     BuildReport,
@@ -12,6 +13,9 @@ from data.warehouse.base import (
     WarehouseError,
     WarehouseUnavailable,
 )
+from data.warehouse.bigquery_backend import BigQueryWarehouse
+from data.warehouse.duckdb_backend import DuckDBWarehouse
+from data.warehouse.project import parse_warehouse_url
 
 __all__ = [
     "BuildFailed",
@@ -28,16 +32,9 @@ __all__ = [
 
 def open_warehouse(url: str | None = None) -> Warehouse:
     """Open the warehouse at ``url`` (default: ``AME_WAREHOUSE``, else ``duckdb:///.ame/warehouse.duckdb``)."""
-    from data.settings import get_settings
-    from data.warehouse.project import parse_warehouse_url
-
     settings = get_settings()
     url = url or settings.warehouse_url()
     target = parse_warehouse_url(url)
     if target.engine == "duckdb":
-        from data.warehouse.duckdb_backend import DuckDBWarehouse
-
         return DuckDBWarehouse(url, dataset=target.dataset)
-    from data.warehouse.bigquery_backend import BigQueryWarehouse
-
     return BigQueryWarehouse(url, location=settings.warehouse_bigquery_location or None)

@@ -36,7 +36,7 @@ def bigquery_json_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def raw_schema():  # -> list[bigquery.SchemaField]
-    from google.cloud import bigquery
+    from google.cloud import bigquery  # lazy: a Google client is heavy
 
     return [
         bigquery.SchemaField(c.name, c.bigquery, mode="REQUIRED" if c.required else "NULLABLE", description=c.doc)
@@ -61,7 +61,7 @@ class BigQueryWarehouse:
         self.timeout = timeout
         self.location = location
         if client is None:
-            from google.cloud import bigquery
+            from google.cloud import bigquery  # lazy: a Google client is heavy
 
             try:
                 client = bigquery.Client(project=self.project, location=location)
@@ -76,7 +76,7 @@ class BigQueryWarehouse:
         return f"{self.project}.{self.dataset}.{name}"
 
     def _job(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # lazy: a Google client is heavy
 
         config = bigquery.QueryJobConfig(query_parameters=list(params))
         job = self.client.query(sql, job_config=config, timeout=self.timeout)
@@ -87,7 +87,7 @@ class BigQueryWarehouse:
         return list(self._job(sql, params).result(timeout=self.timeout))
 
     def ensure_raw(self) -> None:
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # lazy: a Google client is heavy
 
         dataset = bigquery.Dataset(f"{self.project}.{self.dataset}")
         if self.location:
@@ -117,7 +117,7 @@ class BigQueryWarehouse:
         self.client.create_table(loads, exists_ok=True, timeout=self.timeout)
 
     def loaded_position(self, stream: str) -> int:
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # lazy: a Google client is heavy
 
         rows = self._run(
             f"SELECT position FROM `{self._table('raw_load_state')}` WHERE stream = @stream",
@@ -127,7 +127,7 @@ class BigQueryWarehouse:
 
     def append_raw(self, stream: str, rows: Sequence[dict[str, Any]], to_position: int) -> int:
         """Load ``rows`` (idempotently: event ids already in raw are skipped) and move the position."""
-        from google.cloud import bigquery
+        from google.cloud import bigquery  # lazy: a Google client is heavy
 
         from_position = self.loaded_position(stream)
         if to_position <= from_position:

@@ -32,8 +32,8 @@ def render_for_bigquery(project: str, dataset: str, start: str, end: str, execut
     :param end: last day of the interval.
     :param execution_time: the build's "now" (FULL models compute recency against it).
     """
-    from sqlmesh import Context
-    from sqlmesh.core.config import DuckDBConnectionConfig, GatewayConfig
+    from sqlmesh import Context  # lazy: SQLMesh is heavy
+    from sqlmesh.core.config import DuckDBConnectionConfig, GatewayConfig  # lazy: SQLMesh is heavy
 
     config = sqlmesh_config("duckdb:///:memory:", start=DEFAULT_START)
     config.gateways = {"duckdb": GatewayConfig(connection=DuckDBConnectionConfig(),

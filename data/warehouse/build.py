@@ -12,6 +12,7 @@ import os
 import typing as t
 from datetime import date, datetime, timedelta
 
+from data.settings import get_settings
 from data.warehouse.base import BuildFailed, BuildReport, ModelRun, WarehouseUnavailable
 from data.warehouse.project import (
     PROJECT_DIR,
@@ -29,7 +30,7 @@ os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
 
 
 def _recording_console():  # -> Console
-    from sqlmesh.core.console import NoopConsole
+    from sqlmesh.core.console import NoopConsole  # lazy: SQLMesh is heavy
 
     class RecordingConsole(NoopConsole):
         """Keeps what each model evaluation did (intervals, audits) and the errors, prints nothing."""
@@ -83,10 +84,9 @@ class WarehouseProject:
     """
 
     def __init__(self, url: str, start: str | None = None) -> None:
-        from sqlmesh import Context
-        from sqlmesh.core.console import set_console
+        from sqlmesh import Context  # lazy: SQLMesh is heavy
+        from sqlmesh.core.console import set_console  # lazy: SQLMesh is heavy
 
-        from data.settings import get_settings
 
         settings = get_settings()
 

@@ -8,9 +8,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
+from data.log import LogError, open_log
+from data.settings import get_settings
+from data.warehouse import open_warehouse
 from data.warehouse.base import WarehouseError
+from data.warehouse.build import WarehouseProject
+from data.warehouse.docs import warehouse_docs_markdown
+from data.warehouse.loader import load_events
 
 console = Console()
 err = Console(stderr=True)
@@ -24,8 +31,6 @@ LogOption = Annotated[str | None, typer.Option("--log", help="Event log URL (def
 
 
 def _url(url: str | None) -> str:
-    from data.settings import get_settings
-
     return url or get_settings().warehouse_url()
 
 
@@ -38,10 +43,6 @@ def _fail(error: Exception) -> typer.Exit:
 def load_command(log: LogOption = None, warehouse: WarehouseOption = None,
                  batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 20_000) -> None:
     """Copy new events from the log into raw_events (loading twice adds nothing)."""
-    from data.log import LogError, open_log
-    from data.warehouse import open_warehouse
-    from data.warehouse.loader import load_events
-
     try:
         event_log = open_log(log)
         store = open_warehouse(_url(warehouse))
@@ -63,8 +64,6 @@ def load_command(log: LogOption = None, warehouse: WarehouseOption = None,
 @warehouse_app.command("build")
 def build_command(warehouse: WarehouseOption = None) -> None:
     """Apply model changes and compute the missing days of every model, with audits."""
-    from data.warehouse.build import WarehouseProject
-
     started = time.perf_counter()
     try:
         project = WarehouseProject(_url(warehouse))
@@ -96,8 +95,6 @@ def query_command(sql: Annotated[str, typer.Argument(
                   warehouse: WarehouseOption = None,
                   limit: Annotated[int, typer.Option(min=1, help="Most rows to print.")] = 50) -> None:
     """Run SQL against the warehouse and print the result as a table."""
-    from data.warehouse import open_warehouse
-
     try:
         store = open_warehouse(_url(warehouse))
         result = store.query(sql)
@@ -119,11 +116,6 @@ def query_command(sql: Annotated[str, typer.Argument(
 def docs_command(warehouse: WarehouseOption = None,
                  output: Annotated[Path | None, typer.Option("--output", "-o", help="Write Markdown here.")] = None) -> None:
     """Print the lineage (raw → staging → marts) and every model's columns with their meaning."""
-    from rich.markdown import Markdown
-
-    from data.warehouse.build import WarehouseProject
-    from data.warehouse.docs import warehouse_docs_markdown
-
     try:
         text = warehouse_docs_markdown(WarehouseProject(_url(warehouse)).context)
     except WarehouseError as error:

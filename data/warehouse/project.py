@@ -12,6 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.settings import get_settings
+from data.warehouse.base import UnsupportedWarehouse
+from data.warehouse.duckdb_backend import duckdb_path
 from data.warehouse.variables import project_variables
 
 PROJECT_DIR = Path(__file__).resolve().parent / "sqlmesh"
@@ -58,11 +61,7 @@ class WarehouseTarget:
 
 def parse_warehouse_url(url: str) -> WarehouseTarget:
     """``duckdb:///path`` or ``bigquery://project/dataset`` → a :class:`WarehouseTarget`."""
-    from data.warehouse.base import UnsupportedWarehouse
-
     if url.startswith("duckdb://"):
-        from data.warehouse.duckdb_backend import duckdb_path
-
         return WarehouseTarget("duckdb", DEFAULT_DATASET, path=str(duckdb_path(url)))
     if url.startswith("bigquery://"):
         parts = url.removeprefix("bigquery://").strip("/").split("/")
@@ -98,10 +97,8 @@ def sqlmesh_config(
     """
     target = parse_warehouse_url(url)
     if cache_dir is None:
-        from data.settings import get_settings
-
         cache_dir = get_settings().home / "sqlmesh_cache" / _cache_key(target)
-    from sqlmesh.core.config import (
+    from sqlmesh.core.config import (  # lazy: SQLMesh is heavy
         BigQueryConnectionConfig,
         Config,
         DuckDBConnectionConfig,
@@ -145,7 +142,6 @@ def sqlmesh_config(
 def config_from_environment():  # -> Config
     """The configuration the plain ``sqlmesh`` CLI uses inside the project folder (reads ``AME_WAREHOUSE``)."""
     os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
-    from data.settings import get_settings
 
     settings = get_settings()
     return sqlmesh_config(settings.warehouse_url(), start=settings.warehouse_start,

@@ -71,7 +71,7 @@ def create_raw_events_subscription(
     :param dead_letter_topic: where messages that cannot be written go after 5 attempts.
     :param client: a ``pubsub_v1.SubscriberClient`` (default: a new one).
     """
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # lazy: a Google client is heavy
 
     client = client or pubsub_v1.SubscriberClient()
     return client.create_subscription(

@@ -253,6 +253,5 @@ def _open_cached(url: str) -> CreativeStore:
 def open_store(url: str | None = None) -> CreativeStore:
     """The process's store for ``url`` (default: ``AME_CREATIVE_STORE``, else ``<AME_HOME>/creatives.db``)."""
     if url is None:
-
         url = get_settings().creative_store_url()
     return _open_cached(url)

@@ -267,7 +267,6 @@ def models_score(
         flat.to_csv(out, index=False)
         console.print(f"wrote {out}")
     if events:
-
         try:
             event_log = open_log(log_url)
         except (LogError, ValueError) as error:

@@ -80,7 +80,6 @@ class ModelRegistry:
 
     def __init__(self, root: str | Path | None = None) -> None:
         if root is None:
-
             root = get_settings().models_dir
         self.root = Path(root)
 

@@ -175,7 +175,6 @@ def train_scoring(frame: pd.DataFrame, args: TrainArgs) -> TrainResult:
         positive=args.positive, max_categories=args.max_categories,
     )
     if args.feature_set == "profile":
-
         spec = spec.model_copy(update={"feature_set": FEATURE_SET})
     frame = frame[frame[args.target].notna()].reset_index(drop=True)
     y = target_vector(spec, frame)

@@ -53,7 +53,6 @@ class FileSink:
                 writer.writeheader()
                 writer.writerows(self.rows)
         else:
-
             frame = pd.DataFrame.from_records(self.rows, columns=columns)  # noqa: F841 (read by DuckDB below)
             con = duckdb.connect()
             try:

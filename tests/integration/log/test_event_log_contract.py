@@ -91,7 +91,6 @@ def test_dead_letters_are_kept_once_and_counted(log: EventLog) -> None:
 
 def test_redrive_after_a_fix(log: EventLog) -> None:
     good = next(iter(synthetic_dicts(1, 1, seed=7)))
-
     bad = orjson.dumps(dict(good, properties={**good["properties"], "unexpected": True}))
     report = ingest_lines(log, [bad], source="upstream.jsonl")
     assert report.appended == 0 and len(report.rejected) == 1

@@ -15,6 +15,10 @@ import uuid
 import pytest
 
 from data.log import open_log
+from data.warehouse.bigquery_backend import BigQueryWarehouse
+from data.warehouse.bigquery_sql import render_for_bigquery
+from data.warehouse.build import WarehouseProject
+from data.warehouse.duckdb_backend import DuckDBWarehouse
 from data.warehouse.loader import load_events
 from tests.integration.warehouse.warehouse_events import day_events
 
@@ -38,9 +42,9 @@ def _endpoint() -> str:
 
 @pytest.fixture
 def client():
-    from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import bigquery
+    from google.api_core.client_options import ClientOptions  # lazy: a Google client is heavy
+    from google.auth.credentials import AnonymousCredentials  # lazy: a Google client is heavy
+    from google.cloud import bigquery  # lazy: a Google client is heavy
 
     endpoint = _endpoint()
     c = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(),
@@ -62,11 +66,6 @@ def _identity_events() -> list[dict]:
 
 
 def test_bigquery_raw_load_and_marts_match_duckdb(client, tmp_path):
-    from data.warehouse.bigquery_backend import BigQueryWarehouse
-    from data.warehouse.bigquery_sql import render_for_bigquery
-    from data.warehouse.build import WarehouseProject
-    from data.warehouse.duckdb_backend import DuckDBWarehouse
-
     log = open_log(f"sqlite:///{tmp_path / 'events.db'}")
     log.append(day_events("2026-03-01", 120, "d1", customers=8) + day_events("2026-03-02", 80, "d2", customers=8)
                + _identity_events())

@@ -12,6 +12,10 @@ import pytest
 
 from data.log import open_log
 from data.synthetic import synthetic_dicts
+from data.warehouse.bigquery_backend import BigQueryWarehouse
+from data.warehouse.bigquery_sql import render_for_bigquery
+from data.warehouse.build import WarehouseProject
+from data.warehouse.duckdb_backend import DuckDBWarehouse
 from data.warehouse.loader import load_events
 from tests.integration.warehouse.test_warehouse_bigquery_emulator import (  # noqa: F401
     PROJECT,
@@ -52,11 +56,6 @@ def _normal(row: tuple) -> tuple:
 
 
 def test_profile_columns_and_lead_tier_match_duckdb(client, tmp_path):  # noqa: F811
-    from data.warehouse.bigquery_backend import BigQueryWarehouse
-    from data.warehouse.bigquery_sql import render_for_bigquery
-    from data.warehouse.build import WarehouseProject
-    from data.warehouse.duckdb_backend import DuckDBWarehouse
-
     log = open_log(f"sqlite:///{tmp_path / 'events.db'}")
     log.append(_events())
     dataset = f"ame_it_{uuid.uuid4().hex[:8]}"

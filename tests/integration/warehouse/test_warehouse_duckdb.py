@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+from datetime import datetime
+
 import duckdb
 import pytest
+from typer.testing import CliRunner
 
+from data.identity import identity_links, resolve_identities
 from data.log import open_log
 from data.warehouse import BuildFailed, open_warehouse
 from data.warehouse.build import WarehouseProject
+from data.warehouse.cli import warehouse_app
 from data.warehouse.loader import load_events
 from tests.integration.warehouse.warehouse_events import day_events
 
@@ -159,8 +165,6 @@ def test_an_injected_duplicate_key_in_a_model_fails_its_audit(paths):
 
 
 def test_sqlmesh_unit_tests_pass():
-    import io
-
     project = WarehouseProject("duckdb:///:memory:")
     result = project.context.test(stream=io.StringIO())
     assert result.testsRun >= 3
@@ -170,8 +174,6 @@ def test_sqlmesh_unit_tests_pass():
 def test_anonymous_page_views_join_the_lead_profile_and_sql_agrees_with_python(paths):
     """A visitor browses anonymously, then fills in a form: the earlier page views join the lead's profile.
     A recorded identity_merged event links two more ids. The SQL model and data/identity.py agree."""
-    from data.identity import identity_links, resolve_identities
-
     story = [
         {"event_id": "s1", "event_type": "page_view", "customer_id": "anon-7", "occurred_at": "2026-03-01T09:00:00Z",
          "properties": {"url": "/pricing", "anonymous_id": "anon-7"}},
@@ -207,16 +209,10 @@ def test_anonymous_page_views_join_the_lead_profile_and_sql_agrees_with_python(p
 
 
 def _ts(iso: str):
-    from datetime import datetime
-
     return datetime.fromisoformat(iso)
 
 
 def test_the_cli_loads_builds_queries_and_documents(paths, tmp_path):
-    from typer.testing import CliRunner
-
-    from data.warehouse.cli import warehouse_app
-
     _append(paths, day_events("2026-03-01", 150, "d1"))
     runner = CliRunner()
     wh = ["--warehouse", paths["warehouse"]]

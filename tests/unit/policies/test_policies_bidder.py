@@ -116,7 +116,6 @@ def test_bidding_table_has_every_budget_policy_and_auction_type():
     figures = {r.name: r for r in targets(tables, CONTROLLER)}
     assert {"bidder 1/8 % of LP (second price)", "bidder 1/32 % of LP (second price)", "bidder 1/32 value vs previous-day linear",
             "bidder 1/2 % of LP (first price)"} <= set(figures)
-
     out = io.StringIO()
     print_tables(tables, 2, out)
     assert "second_price" in out.getvalue() and "first_price" in out.getvalue()

@@ -168,7 +168,6 @@ def test_metrics_have_route_latency_and_decisions(setup: tuple[TestClient, Engin
 def test_hot_swap_follows_the_slot_pointer(setup: tuple[TestClient, Engine, Path]) -> None:
     client, engine, policies = setup
     SlotPointers(policies).point("bidding", SlotTarget("fixed", "v-0.5"))
-
     deadline = time.monotonic() + 5
     while engine.slots["bidding"].current.version != "v-0.5" and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import agents.scoring
+from data import score_tiers
 from data.score_tiers import HIGH_FROM, MEDIUM_FROM
 from data.warehouse.column_docs import COLUMN_DOCS_PATH, ColumnDocsError, column_descriptions
 from data.warehouse.project import MODEL_NAMES
@@ -39,9 +41,6 @@ def test_descriptions_state_the_values_the_sql_uses():
 
 
 def test_the_lead_tiers_are_the_scoring_agents():
-    import agents.scoring
-    from data import score_tiers
-
     assert agents.scoring.tier_of is score_tiers.tier_of
     values = ModelVariables()
     assert (values.lead_tier_high * 100, values.lead_tier_medium * 100) == (HIGH_FROM, MEDIUM_FROM)

@@ -16,6 +16,7 @@ from data.identity import (
     identity_merged_events,
     resolve_identities,
 )
+from data.warehouse.rows import hot_properties
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -90,8 +91,6 @@ def test_merges_are_recorded_as_deterministic_identity_merged_events_and_replay_
 
 
 def test_scores_reach_raw_as_probabilities_for_classifiers() -> None:
-    from data.warehouse.rows import hot_properties
-
     lead = hot_properties("score_updated", {"model": "lead", "score": 86.0, "probability": 0.31, "model_version": "1"})
     assert (lead["score_model"], lead["score"]) == ("lead", 0.31)
     churn = hot_properties("score_updated", {"model": "churn", "score": 72.0, "model_version": "rules"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,7 +13,9 @@ import yaml
 from data.events import EVENT_TYPES
 from data.log.base import StoredEvent
 from data.warehouse.base import RAW_COLUMN_NAMES, UnsupportedWarehouse
-from data.warehouse.project import MODEL_NAMES, PROJECT_DIR, parse_warehouse_url
+from data.warehouse.bigquery_sql import render_for_bigquery
+from data.warehouse.build import WarehouseProject
+from data.warehouse.project import MODEL_NAMES, PROJECT_DIR, parse_warehouse_url, sqlmesh_config
 from data.warehouse.rows import raw_row
 
 # SQLMesh's models still use pydantic's json_encoders
@@ -54,8 +57,6 @@ def test_the_accepted_event_types_audit_lists_every_event_type():
 
 
 def test_every_model_of_the_design_exists_and_is_documented_column_by_column():
-    from data.warehouse.build import WarehouseProject
-
     project = WarehouseProject("duckdb:///:memory:")
     models = {name.split(".")[-1].strip('"'): model for name, model in project.context.models.items()}
     assert set(MODEL_NAMES) <= set(models)
@@ -73,8 +74,6 @@ def test_every_model_of_the_design_exists_and_is_documented_column_by_column():
 
 
 def test_sqlmesh_unit_tests_pass():
-    from data.warehouse.build import WarehouseProject
-
     project = WarehouseProject("duckdb:///:memory:")
     result = project.context.test(stream=io.StringIO())
     assert result.testsRun >= len(MODEL_NAMES)
@@ -89,8 +88,6 @@ def test_every_model_has_a_sqlmesh_unit_test():
 
 
 def test_the_models_render_in_bigquery_sql():
-    from data.warehouse.bigquery_sql import render_for_bigquery
-
     rendered = {m.name: m.sql for m in render_for_bigquery("p", "marketing", "2026-03-01", "2026-03-01", "2026-03-02")}
     assert "JSON_VALUE_ARRAY" in rendered["intermediate_identity"]  # the one engine-specific macro
     assert "`p`.`marketing`.`raw_events`" in rendered["staging_events_all"]
@@ -103,8 +100,6 @@ def test_the_models_render_in_bigquery_sql():
 
 
 def test_dictionary_compression_setting_reaches_the_duckdb_build_connection(tmp_path) -> None:
-    from data.warehouse.project import sqlmesh_config
-
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
     fast = sqlmesh_config(url, cache_dir=tmp_path / "cache")
     compact = sqlmesh_config(url, cache_dir=tmp_path / "cache", dictionary_compression=True)
@@ -114,10 +109,6 @@ def test_dictionary_compression_setting_reaches_the_duckdb_build_connection(tmp_
 
 def test_each_warehouse_gets_its_own_model_cache(tmp_path) -> None:
     """SQLMesh's cached models name the DuckDB catalog after the file, so two warehouses must not share a cache."""
-    from pathlib import Path
-
-    from data.warehouse.project import sqlmesh_config
-
     def cache(url: str) -> Path:
         return Path(sqlmesh_config(url).cache_dir)
 
