@@ -60,7 +60,8 @@ def _ray_init(address: str | None, namespace: str) -> Any:
     try:
         ray.init(address=address, namespace=namespace, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     except ConnectionError as error:
-        err.print(f"[red]error:[/] no Ray cluster at {address!r} ({error}); start one with `ray start --head`, or run `ame agents up` without --address")
+        err.print(f"[red]error:[/] no Ray cluster at {address!r} ({error}); start one with `ray start --head`, "
+                  "or run `ame agents up` without --address")
         raise typer.Exit(2) from None
     return ray
 
@@ -86,7 +87,7 @@ def _lift_line(log_url: str | None) -> str | None:
             return holdout_lift(log).line()
         finally:
             log.close()
-    except Exception as error:  # the table is still worth showing
+    except Exception as error:  # noqa: BLE001 - the table is still worth showing without the lift
         return f"lift: unavailable ({error})"
 
 
@@ -97,7 +98,9 @@ def up(
     log: LogOption = None,
     state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Folder of the shards' state (default: AME_HOME/agents).")] = None,
     state_store: Annotated[
-        str | None, typer.Option("--state-store", help="State store the projector keeps the profiles in, where Serve reads them (default: AME_STATE_STORE).")
+        str | None,
+        typer.Option("--state-store", help="State store the projector keeps the profiles in, where Serve reads them "
+                     "(default: AME_STATE_STORE)."),
     ] = None,
     projector: Annotated[bool, typer.Option(help="Run the projector actor that keeps profiles and consent current.")] = True,
     address: AddressOption = None,

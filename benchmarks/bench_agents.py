@@ -42,7 +42,8 @@ def _throughput(folder: Path, n: int, shards: int) -> tuple[float, float, int]:
     for i in range(0, n, 5_000):
         log_.append(stream[i : i + 5_000])
     bare = _bare_read_rate(log_)
-    sup = AgentSupervisor(url, folder / "state-throughput", [ScoringAgent(), JourneyAgent()], shards=shards, namespace="bench-throughput", batch_size=5_000)
+    sup = AgentSupervisor(url, folder / "state-throughput", [ScoringAgent(), JourneyAgent()], shards=shards,
+                          namespace="bench-throughput", batch_size=5_000)
     sup.up(start=False)
     try:
         start = time.perf_counter()
@@ -143,7 +144,8 @@ def run(quick: bool = False) -> list[BenchResult]:
                     f"{outputs:,} output events appended"),
         BenchResult(AREA, f"journey decisions at the daily tick, {shards} shards, 2 CPUs", tick_rate, "decisions/s",
                     "bare log read (same run)", bare, "-", None, f"{tick_decisions:,} customers decided on one tick"),
-        BenchResult(AREA, "append-to-decision lag p50 at 5,000 events/s", p50, "ms", "-", None, "-", None, f"{decisions:,} journey decisions"),
+        BenchResult(AREA, "append-to-decision lag p50 at 5,000 events/s", p50, "ms", "-", None, "-", None,
+                    f"{decisions:,} journey decisions"),
         BenchResult(AREA, "append-to-decision lag p99 at 5,000 events/s", p99, "ms", "-", None, "< 500 ms", p99 < 500),
     ]
 

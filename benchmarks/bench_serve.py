@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -295,15 +296,11 @@ def measure(config: Config, quick: bool) -> dict[str, Any]:
             proc.wait(30)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, 9)
-        try:  # whatever of the server's process group is still there (Ray's raylet, workers)
+        with contextlib.suppress(ProcessLookupError):  # whatever of the server's group is still there (raylet, workers)
             os.killpg(proc.pid, 9)
-        except ProcessLookupError:
-            pass
         for pid in _haproxy_pids() - haproxy_before:  # only the HAProxy this configuration started
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
         shutil.rmtree(folder, ignore_errors=True)
     return out
 

@@ -18,7 +18,9 @@ class Settings(BaseSettings):
     event_log: str = Field("", description="Event log URL: sqlite:///path or pubsub://project/topic.")
     state_store: str = Field("", description="Projection state store URL (tracking records, snapshots).")
     warehouse: str = Field("", description="Warehouse URL: duckdb:///path or bigquery://project/dataset.")
-    warehouse_start: str = Field("2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="Warehouse: first day the incremental models cover.")
+    warehouse_start: str = Field(
+        "2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="Warehouse: first day the incremental models cover."
+    )
     warehouse_bigquery_location: str = Field("", description="Warehouse: BigQuery dataset location (e.g. EU); empty: the default.")
     warehouse_dictionary_compression: bool = Field(
         False, description="Warehouse (DuckDB): dictionary-compress string columns on build (a file half the size, builds ~8% slower)."
@@ -70,7 +72,9 @@ class Settings(BaseSettings):
     gcp_location: str = Field("us-central1", description="Creatives: Vertex AI location.")
     key_store: str = Field("", description="Privacy: SQLite URL of the per-customer keys (default: beside the log, events.keys.db).")
     privacy_encrypt: bool = Field(True, description="Privacy: encrypt PII properties with per-customer keys on append.")
-    activation_config: Path = Field(Path("syncs.yaml"), description="Activation: the sync YAML file (see data/activation/syncs.example.yaml).")
+    activation_config: Path = Field(
+        Path("syncs.yaml"), description="Activation: the sync YAML file (see data/activation/syncs.example.yaml)."
+    )
 
     def event_log_url(self) -> str:
         return self.event_log or f"sqlite:///{self.home / 'events.db'}"

@@ -63,7 +63,7 @@ def solve_oracle(tab: Tables, resp: Responsiveness, horizon: int | None = None, 
     ``keep_q`` also returns every action's value (illegal actions: -inf), for the belief planner."""
     horizon = tab.horizon if horizon is None else horizon
     n, gap = len(resp), tab.gap
-    K, I, F, C, G = N_STAGES, N_INTENT, N_FATIGUE, N_CONSENT, gap
+    K, I, F, C, G = N_STAGES, N_INTENT, N_FATIGUE, N_CONSENT, gap  # noqa: E741 - the state space's symbols
     # axes: customer, stage, intent, fatigue, consent, cooldown
     k, i, f = _grid(6, 1, K), _grid(6, 2, I), _grid(6, 3, F)
     cons, g = _grid(6, 4, C), _grid(6, 5, G)

@@ -78,7 +78,7 @@ def bounds_command(
         t = Table(title=f"Bidding, {auction_type}: expected value over the episode vs the hindsight LP")
         for col in ("policy", "value", "hindsight", "fraction", "spend"):
             t.add_column(col, justify="left" if col == "policy" else "right")
-        for policy in bidding_baselines() + [ConstantMultiplier()]:
+        for policy in [*bidding_baselines(), ConstantMultiplier()]:
             s = evaluate_bidding(policy, n_campaigns=campaigns, seed=seed, auction_type=auction_type, opportunities_per_day=opportunities)
             t.add_row(s.policy, f"{s.expected_value:.1f}", f"{s.hindsight:.1f}", f"{s.fraction:.1%}", f"{s.spend:.1f}")
         console.print(t)

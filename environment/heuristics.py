@@ -294,7 +294,8 @@ def tune_journey_heuristics(
         grids = {
             "email_every_k": {"k": [3, 7, 14]},
             "engagement_ladder": {"k": [7, 14], "click_window": [3], "visit_window": [3, 7]},
-            "propensity_threshold": {"email_threshold": list(quantiles[[1, 3]]), "offer_threshold": [1.1, float(quantiles[5])], "min_gap": [7]},
+            "propensity_threshold": {"email_threshold": list(quantiles[[1, 3]]), "offer_threshold": [1.1, float(quantiles[5])],
+                                     "min_gap": [7]},
             "offer_every_k": {"k": [3, 5], "fallback": ["none", "sms"]},
         }
     else:

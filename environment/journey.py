@@ -55,7 +55,7 @@ class JourneyEnv(gym.Env[np.ndarray, np.int64]):
     The latent stage, intent and fatigue are in ``info["latent"]`` for analysis and for the oracle only.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012 - gymnasium's Env.metadata, a class attribute by convention
 
     def __init__(self, config: MarketConfig | None = None) -> None:
         self.config = config or load_market_config()

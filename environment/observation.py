@@ -23,7 +23,7 @@ index, or days since the Unix epoch in the engine); only differences between day
 | 9-11 | consent_email, consent_sms, consent_push | 1 only where the customer granted consent and has not withdrawn it |
 | 12 | capped | 1 while the frequency cap forbids a contact: the last contact was fewer than ``min_days_between_contacts`` days ago |
 | 13 | day | days since the customer's first event / horizon, at most 1 |
-| 14-18 | since_contact .. since_purchase | (days since the day of the last contact, open, click, visit, purchase - 1), in [0, 30], / 30; 1 if never |
+| 14-18 | since_contact .. since_purchase | (days since the last contact, open, click, visit, purchase day - 1) / 30, at most 1; never: 1 |
 | 19-22 | recent_contacts .. recent_visits | days with a contact, open, click, visit, decayed by 0.8 a day (yesterday weighs 1), x 0.2 |
 | 23 | purchases | purchases / 5, at most 1 |
 

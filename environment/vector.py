@@ -45,7 +45,7 @@ class JourneyVectorEnv(VectorEnv):
     With ``belief``, the observation also carries the engine's belief over the hidden (stage, intent, fatigue)
     state, 60 columns from :class:`~environment.belief.BeliefTracker` (computed from observed events only)."""
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012 - gymnasium's convention
 
     def __init__(self, num_envs: int, config: MarketConfig | None = None, belief: bool = False) -> None:
         if num_envs < 1:
@@ -184,7 +184,7 @@ class AuctionVectorEnv(VectorEnv):
     :class:`~environment.auction.AuctionEnv` (same spaces, rewards and ``info`` keys, as (E,) arrays).
     All campaigns end together; the episode autoresets in the same step (``final_obs`` in ``info``)."""
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}  # noqa: RUF012 - gymnasium's convention
 
     def __init__(
         self, num_envs: int, config: MarketConfig | None = None, opportunities_per_day: int | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,8 @@ def _ci(values: list[float], scale: float = 1.0, digits: int = 3) -> str:
 
 @evaluate_app.command("journey")
 def evaluate_journey_cmd(
-    policies: str = typer.Option("email_every_k,engagement_ladder,propensity_threshold,offer_every_k", help="Comma-separated: heuristics and/or registry names (name or name@version)."),
+    policies: str = typer.Option("email_every_k,engagement_ladder,propensity_threshold,offer_every_k",
+                                 help="Comma-separated: heuristics and/or registry names (name or name@version)."),
     seeds: int = typer.Option(10, min=1),
     customers: int = typer.Option(2_000, min=10),
     out: Path = typer.Option(Path("reports/policies"), help="Folder of the PNG and the JSON results."),
@@ -281,8 +283,9 @@ def evaluate_journey_cmd(
         if best and n != best:
             g = [(m.profit - b.profit) / (m.oracle - b.profit) for m, b in zip(ms, results[best], strict=True)]
             gap = _ci(g, 100, 1)
-        table.add_row(n + (" (best heuristic)" if n == best else ""), _ci([m.profit for m in ms]), _ci([m.conversion_rate for m in ms], 100, 2),
-                      _ci([m.cost for m in ms]), _ci([m.unsubscribe_rate for m in ms], 100, 2), _ci([m.oracle_share for m in ms], 100, 1), gap)
+        table.add_row(n + (" (best heuristic)" if n == best else ""), _ci([m.profit for m in ms]),
+                      _ci([m.conversion_rate for m in ms], 100, 2), _ci([m.cost for m in ms]),
+                      _ci([m.unsubscribe_rate for m in ms], 100, 2), _ci([m.oracle_share for m in ms], 100, 1), gap)
     table.add_row("oracle (DP, latent state)", _ci([m.oracle for m in next(iter(results.values()))]), "", "", "", "100", "")
     console.print(table)
     out.mkdir(parents=True, exist_ok=True)
@@ -295,17 +298,14 @@ def evaluate_journey_cmd(
             if csv.is_file():
                 curves[n] = csv
     plot_journey(results, out / "journey.png", curves)
-    (out / "journey.json").write_text(json.dumps({n: [m.__dict__ if hasattr(m, "__dict__") else _row(m) for m in ms] for n, ms in results.items()}, indent=1))
+    (out / "journey.json").write_text(json.dumps({n: [asdict(m) for m in ms] for n, ms in results.items()}, indent=1))
     console.print(f"wrote {out / 'journey.png'} and {out / 'journey.json'}")
-
-
-def _row(m: object) -> dict[str, object]:
-    return {f: getattr(m, f) for f in m.__slots__}  # type: ignore[attr-defined]
 
 
 @evaluate_app.command("bidding")
 def evaluate_bidding_cmd(
-    policies: str = typer.Option("linear_previous_day,linear_hindsight,dual_pacing", help="Comma-separated baselines and/or registry names."),
+    policies: str = typer.Option("linear_previous_day,linear_hindsight,dual_pacing",
+                                 help="Comma-separated baselines and/or registry names."),
     seeds: int = typer.Option(10, min=1),
     budgets: str = typer.Option("0.5,0.125,0.03125", help="Budget fractions of the spend that wins everything."),
     auction_type: str = typer.Option("second_price", help="second_price | first_price"),
@@ -322,10 +322,11 @@ def evaluate_bidding_cmd(
     for col in ("budget", "policy", "% of hindsight LP", "spend % of budget", "overspent runs"):
         table.add_column(col, justify="right")
     for (n, frac), ms in results.items():
-        table.add_row(f"1/{round(1 / frac)}", n, _ci([m.lp_share for m in ms], 100, 1), _ci([m.spend_share for m in ms], 100, 1), str(sum(m.overspent for m in ms)))
+        table.add_row(f"1/{round(1 / frac)}", n, _ci([m.lp_share for m in ms], 100, 1), _ci([m.spend_share for m in ms], 100, 1),
+                      str(sum(m.overspent for m in ms)))
     console.print(table)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"bidding_{auction_type}.json").write_text(json.dumps([_row(m) for ms in results.values() for m in ms], indent=1))
+    (out / f"bidding_{auction_type}.json").write_text(json.dumps([asdict(m) for ms in results.values() for m in ms], indent=1))
 
 
 # ---- OPE ----

@@ -208,7 +208,8 @@ def journey_suite(
         bound = oracle_value(config, n_customers, seed)
         for n, p in policies.items():
             m = run_journey(p, config, n_customers, seed, bound)
-            out[n].append(JourneyMetrics(n, *[getattr(m, f) for f in ("seed", "profit", "conversion_rate", "cost", "unsubscribe_rate", "oracle")]))
+            fields = ("seed", "profit", "conversion_rate", "cost", "unsubscribe_rate", "oracle")
+            out[n].append(JourneyMetrics(n, *[getattr(m, f) for f in fields]))
     return out
 
 

@@ -200,7 +200,8 @@ def main(args: BidderArgs) -> Path:
     )
     model.set_logger(make_logger(run_dir))
     start = time.perf_counter()
-    model.learn(args.timesteps, callback=make_callbacks(run_dir, args.name, args.checkpoint_every, env.num_envs, args.progress, args.timesteps))
+    callbacks = make_callbacks(run_dir, args.name, args.checkpoint_every, env.num_envs, args.progress, args.timesteps)
+    model.learn(args.timesteps, callback=callbacks)
     train_seconds = time.perf_counter() - start
 
     # evaluate on held-out markets at full size: the controller with the residual, and alone
@@ -212,8 +213,10 @@ def main(args: BidderArgs) -> Path:
         ours = run_bidding(ProfilePacing(residual=_SB3Residual(model)), cfg, args.eval_campaigns, args.eval_seed, frac, **over)
         alone = run_bidding(ProfilePacing(), cfg, args.eval_campaigns, args.eval_seed, frac, **over)
         tag = f"b{round(1 / frac)}"
-        metrics |= {f"lp_share_{tag}": ours.lp_share, f"spend_share_{tag}": ours.spend_share, f"pacing_alone_lp_share_{tag}": alone.lp_share}
-        logger.info("%s at 1/%d: %.2f%% of LP (controller alone %.2f%%)", args.name, round(1 / frac), 100 * ours.lp_share, 100 * alone.lp_share)
+        metrics |= {f"lp_share_{tag}": ours.lp_share, f"spend_share_{tag}": ours.spend_share,
+                    f"pacing_alone_lp_share_{tag}": alone.lp_share}
+        logger.info("%s at 1/%d: %.2f%% of LP (controller alone %.2f%%)", args.name, round(1 / frac), 100 * ours.lp_share,
+                    100 * alone.lp_share)
     pacer = ProfilePacing()
     return register_trained(
         model, args.name, task="bidding", masked=False, seed=args.seed, timesteps=args.timesteps, config=base,

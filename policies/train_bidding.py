@@ -112,7 +112,8 @@ def main(args: BiddingArgs) -> Path:
 
     # evaluate at the evaluation market's own budget fraction, beside previous-day linear bidding
     eval_over = {"opportunities_per_day": args.eval_opportunities, "days": args.days, "auction_type": args.auction_type}
-    eval_cfg = budget_config(base, args.budget_fraction * win_all_spend(base, args.eval_campaigns, args.eval_seed, **eval_over), args.auction_type)
+    eval_budget = args.budget_fraction * win_all_spend(base, args.eval_campaigns, args.eval_seed, **eval_over)
+    eval_cfg = budget_config(base, eval_budget, args.auction_type)
 
     class _Trained:
         name = "rl"

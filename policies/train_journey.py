@@ -74,56 +74,89 @@ class JourneyArgs:
 
 def main(args: JourneyArgs) -> Path:
     """Train, evaluate and register a journey policy; returns the registered version's folder."""
-    from environment.vector import JourneyVectorEnv, SB3VecEnvAdapter  # lazy: loads torch and stable-baselines3
-
+    _check(args)
     name = args.name or f"journey-{args.algo}"
     # the run folder; seeding: python, numpy, torch (the env by its reset)
     run_dir = start_run(args.run_dir or Path("runs") / f"{name}-s{args.seed}", args.seed, args.torch_threads)
     config = load_market_config(args.config)
+    # the market trained on: unsubscribes priced higher when asked (a Lagrangian price); evaluation uses `config`
+    # (with_unsub_price rejects a price <= 0)
+    train_config = config if args.unsub_price == 1.0 else config.with_unsub_price(args.unsub_price)
+    model = _model(args, _env(args, train_config))
+    model.set_logger(make_logger(run_dir))
+    trained = _acting(model, args)
+
+    start = time.perf_counter()
+    warm_metrics = _warm_start(model, args, train_config) if args.warm_start else {}
+    if args.warm_start:  # what the clone earns before PPO, on the validation customers (true market)
+        warm_metrics["warm_start_validation_profit"] = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
+    model.learn(args.timesteps, callback=make_callbacks(run_dir, name, args.checkpoint_every, args.num_envs, args.progress, args.timesteps))
+    train_seconds = time.perf_counter() - start
+
+    metrics = {**_evaluate(trained, args, config, name), "train_seconds": train_seconds, **warm_metrics}
+    return register_trained(
+        model, name, task="journey", masked=args.algo == "ppo", seed=args.seed, timesteps=args.timesteps, config=config,
+        env_options={"num_envs": args.num_envs, "belief": args.belief, "act": trained.acting,
+                     "unsub_price": args.unsub_price},
+        hyperparameters=asdict(args), metrics=metrics,
+        train_seconds=train_seconds, run_dir=run_dir, registry=args.registry,
+    )
+
+
+def _check(args: JourneyArgs) -> None:
+    """Refuse the combinations that cannot train (before any work)."""
+    if args.algo not in ("ppo", "a2c", "dqn"):
+        raise ValueError(f"unknown algo {args.algo!r}; choose ppo, a2c or dqn")
     if args.warm_start not in WARM_STARTS:
         raise ValueError(f"unknown warm start {args.warm_start!r}; choose planner or lookahead")
     if args.validation_seed <= args.demo_seeds * (args.dagger_rounds + 1):
         raise ValueError("the demonstration seeds (1..demo_seeds x (dagger_rounds + 1)) must stay below the validation seed")
     if args.warm_start and (args.algo != "ppo" or not args.belief):
         raise ValueError("--warm-start clones a belief-observing planner: it needs --algo ppo and --belief")
-    # the market trained on: unsubscribes priced higher when asked (a Lagrangian price); evaluation uses `config`
-    # (with_unsub_price rejects a price <= 0)
-    train_config = config if args.unsub_price == 1.0 else config.with_unsub_price(args.unsub_price)
+
+
+def _env(args: JourneyArgs, train_config: Any) -> Any:
+    """The vectorized training market as SB3 sees it (rewards normalized when asked)."""
+    from environment.vector import JourneyVectorEnv, SB3VecEnvAdapter  # lazy: loads torch and stable-baselines3
+
     env = SB3VecEnvAdapter(JourneyVectorEnv(args.num_envs, train_config, belief=args.belief))
     env.seed(args.seed)
-    if args.normalize_reward:
-        from stable_baselines3.common.vec_env import VecNormalize  # lazy: stable-baselines3 is heavy
+    if not args.normalize_reward:
+        return env
+    from stable_baselines3.common.vec_env import VecNormalize  # lazy: stable-baselines3 is heavy
 
-        env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=args.gamma)
+    return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=args.gamma)
 
+
+def _model(args: JourneyArgs, env: Any) -> Any:
+    """The untrained model of ``args.algo`` (masked PPO, A2C or DQN)."""
     policy_kwargs: dict[str, Any] = {"net_arch": list(args.net_arch)}
     common = {"seed": args.seed, "device": "cpu", "verbose": 0, "policy_kwargs": policy_kwargs}
     if args.algo == "ppo":
         from sb3_contrib import MaskablePPO  # lazy: sb3-contrib is heavy
 
-        model = MaskablePPO(
+        return MaskablePPO(
             "MlpPolicy", env, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
             learning_rate=args.learning_rate, gamma=args.gamma, gae_lambda=args.gae_lambda, ent_coef=args.ent_coef,
             clip_range=args.clip_range, **common,
         )
-    elif args.algo == "a2c":
+    if args.algo == "a2c":
         from stable_baselines3 import A2C  # lazy: stable-baselines3 is heavy
 
-        model = A2C("MlpPolicy", env, n_steps=8, learning_rate=args.learning_rate * 3, gamma=args.gamma,
-                    gae_lambda=args.gae_lambda, ent_coef=args.ent_coef, **common)
-    elif args.algo == "dqn":
-        from stable_baselines3 import DQN  # lazy: stable-baselines3 is heavy
+        return A2C("MlpPolicy", env, n_steps=8, learning_rate=args.learning_rate * 3, gamma=args.gamma,
+                   gae_lambda=args.gae_lambda, ent_coef=args.ent_coef, **common)
+    from stable_baselines3 import DQN  # lazy: stable-baselines3 is heavy
 
-        model = DQN("MlpPolicy", env, learning_rate=1e-4, buffer_size=500_000, learning_starts=20_000, batch_size=512,
-                    train_freq=1, gradient_steps=1, target_update_interval=2_000, gamma=args.gamma,
-                    exploration_fraction=0.3, **common)
-    else:
-        raise ValueError(f"unknown algo {args.algo!r}; choose ppo, a2c or dqn")
-    model.set_logger(make_logger(run_dir))
+    return DQN("MlpPolicy", env, learning_rate=1e-4, buffer_size=500_000, learning_starts=20_000, batch_size=512,
+               train_freq=1, gradient_steps=1, target_update_interval=2_000, gamma=args.gamma,
+               exploration_fraction=0.3, **common)
 
-    from policies.export import sb3_action_probabilities  # torch: imported where a model is trained
 
-    class _Trained:  # acts as it will be served: environment.acting.choose on its distribution
+def _acting(model: Any, args: JourneyArgs) -> Any:
+    """The model as it will be served: environment.acting.choose on its distribution (with its belief features)."""
+    from policies.export import sb3_action_probabilities  # lazy: loads torch
+
+    class _Trained:
         acting = "argmax" if args.algo == "dqn" else "sample"
 
         def action_probabilities(self, obs, action_masks=None):
@@ -134,39 +167,22 @@ def main(args: JourneyArgs) -> Path:
                 return model.predict(obs, deterministic=deterministic, action_masks=journey_action_mask(obs))
             return model.predict(obs, deterministic=deterministic)
 
-    trained = _Trained()
-    if args.belief:
-        trained = WithBelief(trained)
+    return WithBelief(_Trained()) if args.belief else _Trained()
 
-    start = time.perf_counter()
-    warm_metrics = _warm_start(model, args, train_config) if args.warm_start else {}
-    if args.warm_start:  # what the clone earns before PPO, on the validation customers (true market)
-        warm_metrics["warm_start_validation_profit"] = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
-    model.learn(args.timesteps, callback=make_callbacks(run_dir, name, args.checkpoint_every, args.num_envs, args.progress, args.timesteps))
-    train_seconds = time.perf_counter() - start
 
-    # evaluate on held-out customers against the tuned heuristics (same customers for each);
-    # the acting mode served: sampled (propensities to log) unless argmax is better on validation customers
+def _evaluate(trained: Any, args: JourneyArgs, config: Any, name: str) -> dict[str, float]:
+    """Profit on held-out customers against the tuned heuristics (the same customers for each); sets the acting mode
+    served: sampled (propensities to log) unless argmax is better on the validation customers."""
     sampled = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
     trained.acting = "argmax"
     argmax = run_journey(trained, config, args.eval_customers, args.validation_seed).profit
     trained.acting = "sample" if args.algo != "dqn" and sampled >= argmax else "argmax"
     ours = run_journey(trained, config, args.eval_customers, args.eval_seed)
     best = max((run_journey(h, config, args.eval_customers, args.eval_seed) for h in journey_baselines()), key=lambda m: m.profit)
-    metrics = {
-        "profit_per_customer": ours.profit, "unsubscribe_rate": ours.unsubscribe_rate, "conversion_rate": ours.conversion_rate,
-        "best_heuristic_profit": best.profit, "train_seconds": train_seconds,
-        "validation_profit_sampled": sampled, "validation_profit_argmax": argmax, **warm_metrics,
-    }
     logger.info("%s: profit %.3f vs best heuristic %s %.3f", name, ours.profit, best.policy, best.profit)
-
-    return register_trained(
-        model, name, task="journey", masked=args.algo == "ppo", seed=args.seed, timesteps=args.timesteps, config=config,
-        env_options={"num_envs": args.num_envs, "belief": args.belief, "act": trained.acting,
-                     "unsub_price": args.unsub_price},
-        hyperparameters=asdict(args), metrics=metrics,
-        train_seconds=train_seconds, run_dir=run_dir, registry=args.registry,
-    )
+    return {"profit_per_customer": ours.profit, "unsubscribe_rate": ours.unsubscribe_rate,
+            "conversion_rate": ours.conversion_rate, "best_heuristic_profit": best.profit,
+            "validation_profit_sampled": sampled, "validation_profit_argmax": argmax}
 
 
 def _warm_start(model: Any, args: JourneyArgs, config: Any) -> dict[str, float]:

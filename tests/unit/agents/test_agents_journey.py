@@ -135,7 +135,8 @@ def test_consent_must_be_granted_and_a_withdrawal_is_respected() -> None:
     run.feed(arrival(cid, channels=("email",)))
     first = run.feed([tick(0)])[0].properties
     assert (first.action, first.context["suppressed"]) == ("wait", "consent")  # never granted
-    grant = ConsentChanged(event_id="g", customer_id=cid, occurred_at=T0 + timedelta(days=1), properties={"channel": "sms", "granted": True})
+    grant = ConsentChanged(event_id="g", customer_id=cid, occurred_at=T0 + timedelta(days=1),
+                           properties={"channel": "sms", "granted": True})
     assert run.feed([grant, tick(1)])[0].properties.action == "sms"
     unsub = Unsubscribe(event_id="u", customer_id=cid, occurred_at=T0 + timedelta(days=2), properties={"channel": "sms"})
     later = run.feed([unsub, tick(3)])[0].properties
@@ -157,7 +158,7 @@ def test_the_holdout_gets_its_policy_and_is_flagged() -> None:
 def test_the_default_policy_is_the_best_tuned_heuristic_and_decisions_are_deterministic(tmp_path) -> None:
     cid = not_held_out()[0]
     config = JourneyConfig(policies_dir=tmp_path)
-    events = arrival(cid) + [tick(0)]
+    events = [*arrival(cid), tick(0)]
     a, b = Run(JourneyAgent(config)).feed(events), Run(JourneyAgent(config)).feed(events)
     assert [e.model_dump() for e in a] == [e.model_dump() for e in b]
     assert (a[0].properties.policy_name, a[0].properties.policy_version) == ("offer_every_k", "builtin")

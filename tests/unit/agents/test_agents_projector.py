@@ -112,7 +112,8 @@ def test_the_background_loop_picks_up_a_withdrawal(config: ProjectorConfig, log_
     assert not runner.status()["running"]
 
 
-def test_a_failed_batch_is_counted_and_retried(config: ProjectorConfig, log_url: str, state_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_batch_is_counted_and_retried(config: ProjectorConfig, log_url: str, state_url: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     log = open_log(log_url)
     log.append([*views("c1", 3), consent("c1", False, 5)])
     runner = ProjectionRunner(config, start=False)

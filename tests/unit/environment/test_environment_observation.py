@@ -53,7 +53,8 @@ def test_the_agents_fold_equals_the_simulators_facts_day_after_day() -> None:
     for day in range(days):
         from_sim = observe(facts, day, SPEC)
         records_facts = observe_records(records, START_DAY + day, SPEC, DEFAULTS)[:, 9:]
-        assert np.array_equal(from_sim[:, 9:], records_facts), OBSERVATION_COLUMNS[9 + np.argmax(np.abs(from_sim[:, 9:] - records_facts).max(axis=0))]
+        worst = 9 + np.argmax(np.abs(from_sim[:, 9:] - records_facts).max(axis=0))
+        assert np.array_equal(from_sim[:, 9:], records_facts), OBSERVATION_COLUMNS[worst]
         facts = advance(facts, day, happened[day], consent, SPEC)
         for i in range(n):
             for kind in np.flatnonzero(happened[day, i]):

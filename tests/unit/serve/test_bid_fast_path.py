@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from data.log import open_log
-from serve.bid_fast_path import BidFastPath
-from serve.engine import Engine, ServeArgs, Tunables
-from serve.routes import build_api
 from serve.auth import generate_key
+from serve.bid_fast_path import BidFastPath
 from serve.decide import PacingCache
 from serve.decision_log import DecisionLogger, DecisionRecord
+from serve.engine import Engine, ServeArgs, Tunables
+from serve.routes import build_api
 
 BID = {"id": "req-1", "imp": [{"id": "1", "bidfloor": 0.1}, {"id": "2", "bidfloor": 0.5, "ext": {"value": 3.0}}],
        "user": {"id": "cust-1"}, "device": {"ua": "x"}, "tmax": 80, "ext": {"campaign_id": "c1"}}
