@@ -1,4 +1,4 @@
-"""The warehouse: raw events from the log, then staging and marts built by SQLMesh (DuckDB or BigQuery)."""
+"""The warehouse: raw events from the log, then staging, intermediate and marts built by SQLMesh (DuckDB or BigQuery)."""
 
 from __future__ import annotations
 

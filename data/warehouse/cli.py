@@ -1,4 +1,4 @@
-"""``ame warehouse``: load events into raw, build staging and marts, query, and print the docs."""
+"""``ame warehouse``: load events into raw, build staging, intermediate and marts, query, and print the docs."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from data.warehouse.loader import load_events
 console = Console()
 err = Console(stderr=True)
 
-warehouse_app = typer.Typer(help="The warehouse: raw events, staging and marts (SQLMesh).", no_args_is_help=True)
+warehouse_app = typer.Typer(help="The warehouse: raw events, staging, intermediate and marts (SQLMesh).",
+                            no_args_is_help=True)
 
 WarehouseOption = Annotated[
     str | None, typer.Option("--warehouse", help="Warehouse URL (default: AME_WAREHOUSE, else the DuckDB file).")
@@ -115,7 +116,7 @@ def query_command(sql: Annotated[str, typer.Argument(
 @warehouse_app.command("docs")
 def docs_command(warehouse: WarehouseOption = None,
                  output: Annotated[Path | None, typer.Option("--output", "-o", help="Write Markdown here.")] = None) -> None:
-    """Print the lineage (raw → staging → marts) and every model's columns with their meaning."""
+    """Print the lineage (raw → staging → intermediate → marts) and every model's columns with their meaning."""
     try:
         text = warehouse_docs_markdown(WarehouseProject(_url(warehouse)).context)
     except WarehouseError as error:

@@ -10,7 +10,7 @@ def _short(fqn: str) -> str:
 
 
 def warehouse_docs_markdown(context) -> str:  # context: sqlmesh.Context
-    """Markdown: the lineage graph (raw → staging → marts) and every model's columns with their meaning."""
+    """Markdown: the lineage graph (raw → staging → intermediate → marts) and every model's columns with their meaning."""
     models = {_short(name): model for name, model in context.models.items()}
     order = sorted(models, key=lambda n: (not n.startswith("staging"), n))
     lines = ["# Warehouse models", "", "## Lineage", "", "```"]
