@@ -70,4 +70,5 @@ def holdout_lift(log: EventLog, agent: str = "journey", batch_size: int = 100_00
     def revenue(cs: list[str]) -> float:
         return sum(bought.get(c, 0.0) for c in cs) / len(cs) if cs else 0.0
 
-    return LiftReport(agent, len(arms[False]), len(arms[True]), rate(arms[False]), rate(arms[True]), revenue(arms[False]), revenue(arms[True]))
+    treated, held = arms[False], arms[True]
+    return LiftReport(agent, len(treated), len(held), rate(treated), rate(held), revenue(treated), revenue(held))

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from policies.slots import BUILTINS
 from serve.engine import Engine, ServeArgs, Tunables
 from serve.routes import build_api
 
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from ray.serve import Application
     from ray.serve.deployment import Deployment
 
-__all__ = ["BUILTINS", "build_app", "decision_api"]
+__all__ = ["build_app", "decision_api"]
 
 class DecisionApiReplica:
     """One replica of the ingress: its engine and its app (the plain class; :func:`decision_api` wraps it)."""

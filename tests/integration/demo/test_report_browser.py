@@ -37,9 +37,11 @@ def report_data() -> ReportData:
                             Estimate("OPE dr", 0.79, 0.67, 0.91), Estimate("live", 0.79, 0.67, 0.91)])
     curve = LearningCurve("journey-ppo v0001", np.arange(1, 11) * 1_000, np.linspace(1, 3, 10), "rollout/ep_rew_mean")
     pacing = {"sim-campaign-0": np.linspace(0, 1, 96), "sim-campaign-1": np.linspace(0, 0.99, 96)}
-    scores = [ScoreSample("lead", rng.normal(50, 10, 200), rng.normal(55, 10, 200), 0.05, "stable", "after day 5", "after day 10")]
+    scores = [ScoreSample("lead", rng.normal(50, 10, 200), rng.normal(55, 10, 200), 0.05, "stable", "after day 5",
+                          "after day 10")]
     campaigns = [("2024-01-0" + str(d), "sim-journey", 10, 20, 3, 5.0, 1, 40.0, 8.0) for d in range(1, 4)]
-    return ReportData(title="report test", facts={"customers": "1,000"}, comparison=rows, comparison_note="the policies in the seeded simulator",
+    return ReportData(title="report test", facts={"customers": "1,000"}, comparison=rows,
+                      comparison_note="the policies in the seeded simulator",
                       curves=[curve], pacing=pacing, pacing_note="cumulative spend share, from the log",
                       campaign_columns=["event_date", "campaign_id", "impressions", "sends", "clicks", "spend",
                                         "conversions", "revenue", "roas"],

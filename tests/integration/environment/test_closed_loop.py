@@ -96,7 +96,7 @@ def test_the_live_lift_and_the_three_numbers_from_the_command_line(tmp_path: Pat
 
 
 def test_the_live_lift_reads_the_log_alone(tmp_path: Path) -> None:
-    url, report = run(tmp_path, customers=400, days=6, holdout=0.25)
+    url, _ = run(tmp_path, customers=400, days=6, holdout=0.25)
     lift = live_lift(open_log(url), load_market_config().journey)
     assert lift.treated.customers + lift.holdout.customers == 400
     assert lift.treated.profit.low <= lift.treated.profit.value <= lift.treated.profit.high
