@@ -25,16 +25,19 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ame.closed_loop import run_closed_loop
 from ame.closed_loop_bid import BidLoop, CampaignDay, bid_market, bidding_from_log, run_bid_loop
 from ame.demo_figures import (
+    bidding_summary,
     campaign_table,
     evaluate_policies,
+    events_table,
     learning_curves,
     live_pacing,
+    report_numbers,
     score_samples,
+    summary,
     summary_table,
 )
 from ame.demo_policy import LearningStep, learn
@@ -53,7 +56,7 @@ from ame.demo_services import (
     stop_serve,
 )
 from ame.demo_steps import activate_audience, build_warehouse, events_by_source, progress_bar, project_profiles
-from ame.report import Estimate, ReportData, ThreeNumbers, write_report
+from ame.report import ReportData, write_report
 from ame.sim_run import lift_table, three_numbers_table
 from ame.three_numbers import ThreeNumbers as Numbers
 from ame.three_numbers import three_numbers
@@ -218,16 +221,6 @@ def _closed_loop(run: _Run) -> None:
     console.print(bidding_summary(run.result.bidding))
 
 
-def bidding_summary(days: list[CampaignDay]) -> str:
-    if not days:
-        return "no auctions"
-    spend = [d.spend_share for d in days]
-    lp = [d.lp_share for d in days]
-    over = sum(d.spend > d.budget * (1 + 1e-9) for d in days)
-    return (f"bidding, from the log: spend {min(spend):.1%}-{max(spend):.1%} of the daily budget, {over} campaign-days "
-            f"over it; value won {min(lp):.1%}-{max(lp):.1%} of the hindsight LP ({len(days)} campaign-days)")
-
-
 def _answers(run: _Run) -> None:
     config = run.config
     project_profiles(run.log, run.state_url)
@@ -289,45 +282,12 @@ def _report(run: _Run) -> None:
         comparison=rows, comparison_note=result.comparison_note,
         curves=learning_curves(run.registry), pacing=pacing, pacing_note=pacing_note, campaign_columns=columns,
         campaign_rows=campaigns, scores=scores, scores_note=scores_note,
-        three_numbers=_report_numbers(result.numbers) if result.numbers else None)
+        three_numbers=report_numbers(result.numbers) if result.numbers else None)
     write_report(data, result.report)
     console.print(f"wrote {result.report}")
     if config.json_out is not None:
         Path(config.json_out).write_text(json.dumps(summary(result), indent=2, default=str))
         console.print(f"wrote {config.json_out}")
-
-
-def _report_numbers(n: Numbers) -> ThreeNumbers:
-    lifts = [Estimate("predicted", n.predicted_lift.value, n.predicted_lift.low, n.predicted_lift.high),
-             Estimate("live", n.live.lift.value, n.live.lift.low, n.live.lift.high)]
-    values = [Estimate("predicted", n.predicted_served.value, n.predicted_served.low, n.predicted_served.high)]
-    values += [Estimate(f"OPE {k}", v.value, v.low, v.high) for k, v in n.ope.items()]
-    live = n.live.treated.profit
-    values.append(Estimate("live", live.value, live.low, live.high))
-    return ThreeNumbers(n.served, n.control, n.days, lifts, values)
-
-
-def summary(result: DemoResult) -> dict[str, Any]:
-    """The demo's figures, as ``--json`` writes them."""
-    n, step = result.numbers, result.learning
-    out: dict[str, Any] = {"seconds": result.seconds}
-    if step is not None:
-        out["serving"] = step.serving.label()
-        out["learning"] = {"candidate": step.candidate.label(), "origin": step.origin, "train_seconds": step.train_seconds,
-                           "outcome": step.outcome, "gate": [c.as_dict() for c in step.gate.checks]}
-    if n is not None:
-        out |= {"live_lift": {"value": n.live.lift.value, "low": n.live.lift.low, "high": n.live.lift.high},
-                "live_value_per_treated": n.live.treated.profit.value,
-                "offline_prediction": {"lift": n.predicted_lift.value, "low": n.predicted_lift.low, "high": n.predicted_lift.high,
-                                       "served": n.predicted_served.value, "control": n.predicted_control.value},
-                "ope": {k: {"value": v.value, "low": v.low, "high": v.high, "relative_to_live": n.ope_error(k)}
-                        for k, v in n.ope.items()},
-                "prediction_within_live_ci": n.prediction_agrees}
-    if result.bidding:
-        out["bidding"] = {"spend_share": [d.spend_share for d in result.bidding], "lp_share": [d.lp_share for d in result.bidding],
-                          "overspent_days": sum(d.spend > d.budget * (1 + 1e-9) for d in result.bidding),
-                          "value": sum(d.value for d in result.bidding), "spend": sum(d.spend for d in result.bidding)}
-    return out
 
 
 # ---- the run -------------------------------------------------------------------------------------------
@@ -418,12 +378,3 @@ def demo_command(
     except DemoError as error:
         err.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
-
-
-def events_table(counts: dict[str, int]) -> Table:
-    table = Table(title="events in the log by source")
-    table.add_column("source")
-    table.add_column("events", justify="right")
-    for source, count in sorted(counts.items(), key=lambda kv: -kv[1]):
-        table.add_row(source, f"{count:,}")
-    return table

@@ -14,9 +14,10 @@ import pandas as pd
 from rich.progress import Progress
 from rich.table import Table
 
-from ame.closed_loop_bid import DAY_US, START_DAY
+from ame.closed_loop_bid import DAY_US, START_DAY, CampaignDay
 from ame.parity import START
-from ame.report import COMPARISON_HEADERS, LearningCurve, PolicyRow, ScoreSample, comparison_rows
+from ame.report import COMPARISON_HEADERS, Estimate, LearningCurve, PolicyRow, ScoreSample, ThreeNumbers, comparison_rows
+from ame.three_numbers import ThreeNumbers as Numbers
 from data.warehouse import open_warehouse
 from policies.evaluate import JOURNEY_HEURISTICS, mean_ci, resolve_policy, run_journey
 from policies.registry import PolicyRegistry
@@ -170,3 +171,54 @@ def summary_table(rows: list[PolicyRow]) -> Table:
         table.add_row(*[_cell(v) for v in row])
     return table
 
+
+def bidding_summary(days: list[CampaignDay]) -> str:
+    if not days:
+        return "no auctions"
+    spend = [d.spend_share for d in days]
+    lp = [d.lp_share for d in days]
+    over = sum(d.spend > d.budget * (1 + 1e-9) for d in days)
+    return (f"bidding, from the log: spend {min(spend):.1%}-{max(spend):.1%} of the daily budget, {over} campaign-days "
+            f"over it; value won {min(lp):.1%}-{max(lp):.1%} of the hindsight LP ({len(days)} campaign-days)")
+
+
+def report_numbers(n: Numbers) -> ThreeNumbers:
+    lifts = [Estimate("predicted", n.predicted_lift.value, n.predicted_lift.low, n.predicted_lift.high),
+             Estimate("live", n.live.lift.value, n.live.lift.low, n.live.lift.high)]
+    values = [Estimate("predicted", n.predicted_served.value, n.predicted_served.low, n.predicted_served.high)]
+    values += [Estimate(f"OPE {k}", v.value, v.low, v.high) for k, v in n.ope.items()]
+    live = n.live.treated.profit
+    values.append(Estimate("live", live.value, live.low, live.high))
+    return ThreeNumbers(n.served, n.control, n.days, lifts, values)
+
+
+def summary(result: Any) -> dict[str, Any]:
+    """The demo's figures, as ``--json`` writes them."""
+    n, step = result.numbers, result.learning
+    out: dict[str, Any] = {"seconds": result.seconds}
+    if step is not None:
+        out["serving"] = step.serving.label()
+        out["learning"] = {"candidate": step.candidate.label(), "origin": step.origin, "train_seconds": step.train_seconds,
+                           "outcome": step.outcome, "gate": [c.as_dict() for c in step.gate.checks]}
+    if n is not None:
+        out |= {"live_lift": {"value": n.live.lift.value, "low": n.live.lift.low, "high": n.live.lift.high},
+                "live_value_per_treated": n.live.treated.profit.value,
+                "offline_prediction": {"lift": n.predicted_lift.value, "low": n.predicted_lift.low, "high": n.predicted_lift.high,
+                                       "served": n.predicted_served.value, "control": n.predicted_control.value},
+                "ope": {k: {"value": v.value, "low": v.low, "high": v.high, "relative_to_live": n.ope_error(k)}
+                        for k, v in n.ope.items()},
+                "prediction_within_live_ci": n.prediction_agrees}
+    if result.bidding:
+        out["bidding"] = {"spend_share": [d.spend_share for d in result.bidding], "lp_share": [d.lp_share for d in result.bidding],
+                          "overspent_days": sum(d.spend > d.budget * (1 + 1e-9) for d in result.bidding),
+                          "value": sum(d.value for d in result.bidding), "spend": sum(d.spend for d in result.bidding)}
+    return out
+
+
+def events_table(counts: dict[str, int]) -> Table:
+    table = Table(title="events in the log by source")
+    table.add_column("source")
+    table.add_column("events", justify="right")
+    for source, count in sorted(counts.items(), key=lambda kv: -kv[1]):
+        table.add_row(source, f"{count:,}")
+    return table
