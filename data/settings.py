@@ -16,7 +16,9 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path(".ame"), description="Folder of the embedded defaults (log, state, warehouse).")
     event_log: str = Field("", description="Event log URL: sqlite:///path or pubsub://project/topic.")
-    state_store: str = Field("", description="Projection state store URL (tracking records, snapshots).")
+    state_store: str = Field(
+        "", description="State store URL (tracking records, projections, snapshots, agent state): sqlite:///path or postgresql://…"
+    )
     warehouse: str = Field("", description="Warehouse URL: duckdb:///path or bigquery://project/dataset.")
     warehouse_start: str = Field(
         "2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="Warehouse: first day the incremental models cover."
@@ -70,7 +72,11 @@ class Settings(BaseSettings):
     gemini_model: str = Field("gemini-2.5-flash", description="Creatives: the Gemini model name on Vertex AI.")
     gcp_project: str = Field("", description="Creatives: Google Cloud project of the Vertex AI client.")
     gcp_location: str = Field("us-central1", description="Creatives: Vertex AI location.")
-    key_store: str = Field("", description="Privacy: SQLite URL of the per-customer keys (default: beside the log, events.keys.db).")
+    key_store: str = Field(
+        "", description="Privacy: URL of the per-customer keys, sqlite:///path or postgresql://… (default: beside the log, events.keys.db)."
+    )
+    postgres_pool_max_size: int = Field(8, ge=2, le=1_000, description="PostgreSQL stores: most connections each store's pool opens.")
+    postgres_connect_timeout_s: float = Field(10.0, gt=0, le=600, description="PostgreSQL stores: how long to wait for a connection.")
     privacy_encrypt: bool = Field(True, description="Privacy: encrypt PII properties with per-customer keys on append.")
     activation_config: Path = Field(
         Path("syncs.yaml"), description="Activation: the sync YAML file (see data/activation/syncs.example.yaml)."
