@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.polling import LoopTiming, PollingLoop, RateMeter, catch_up, was_reconstructed
-from agents.state_repository import AgentStateRepository, Record, consumer_name, state_store_url
+from agents.state_repository import AgentStateRepository, Record, consumer_name, shared_state_url, state_store_url
 from data.events import EventBase
 from data.hotpath import cyclic_gc_paused
 from data.log import EventLog, StoredEvent, open_log
@@ -127,6 +127,8 @@ class ShardConfig(BaseModel):
     shards: int = Field(1, ge=1)
     log_url: str
     state_dir: Path = Field(description="Folder of the shards' state stores (one SQLite file per shard).")
+    state_store: str = Field(default_factory=shared_state_url,
+                             description="A postgresql:// URL every shard shares instead (AME_STATE_STORE); empty: SQLite.")
     batch_size: int = Field(2_000, ge=1, le=100_000, description="Most events read per batch (bounds memory).")
     poll_interval_s: float = Field(0.01, gt=0, le=10, description="Wait when caught up.")
     snapshot_every: int = Field(0, ge=0, description="Snapshot the whole state every N positions (0: never).")
@@ -183,8 +185,8 @@ class AgentShard:
         self.config = config
         self.consumer = consumer_name(agent.name, config.shard, config.shards)
         self.log: EventLog = open_log(config.log_url)
-        self.state = AgentStateRepository.open(state_store_url(config.state_dir, agent.name, config.shard, config.shards),
-                                               self.consumer, config.state_read_chunk)
+        url = state_store_url(config.state_dir, agent.name, config.shard, config.shards, config.state_store)
+        self.state = AgentStateRepository.open(url, self.consumer, config.state_read_chunk)
         reconstructed = was_reconstructed()
         self._restarts = self.state.count_restart(reconstructed)
         self._cache: dict[str, Record] = {}

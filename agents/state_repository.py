@@ -2,27 +2,29 @@
 
 :class:`AgentStateRepository` is the only code that knows the tables. A shard loads the records a batch needs,
 then saves the batch's changes together with its new position in one transaction of its
-:class:`~data.projections.store.SqliteStateStore` (the tracking record), so a crash between the two cannot
-happen: a replay finds both old or both new.
+:class:`~data.projections.state_base.StateStore` (the tracking record), so a crash between the two cannot
+happen: a replay finds both old or both new. On SQLite each shard has its own file under the state folder; on
+PostgreSQL (``AME_STATE_STORE=postgresql://…``) every shard shares the one database, its rows keyed by consumer.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from data.projections.store import SqliteStateStore
+from data.postgres_db import is_postgres_url
+from data.projections.store import StateStore, open_state_store
 from data.settings import get_settings
 from data.sqlite_files import sqlite_path
 
 Record = dict[str, Any]
 """One key's state: a JSON-ready dict. Agents never mutate a record they read; they ``put`` a new one."""
 
+# On PostgreSQL the migrations made these tables already, so the statements below are no-ops there.
 _STATE_TABLE = ("create table if not exists agent_state (consumer text not null, key text not null, record blob not null,"
                 " primary key (consumer, key))")
 _RESTARTS_TABLE = "create table if not exists agent_restarts (consumer text primary key, restarts integer not null)"
@@ -33,9 +35,18 @@ def consumer_name(agent: str, shard: int, shards: int) -> str:
     return f"agent:{agent}:{shard}of{shards}"
 
 
-def state_store_url(state_dir: Path, agent: str, shard: int, shards: int) -> str:
-    """The SQLite store of one shard of an agent, under ``state_dir``."""
+def state_store_url(state_dir: Path, agent: str, shard: int, shards: int, shared: str = "") -> str:
+    """The store of one shard of an agent: ``shared`` when it is a PostgreSQL URL, else its SQLite file under
+    ``state_dir``."""
+    if is_postgres_url(shared):
+        return shared
     return f"sqlite:///{(Path(state_dir) / f'{agent}-{shard}of{shards}.db').resolve()}"
+
+
+def shared_state_url() -> str:
+    """``AME_STATE_STORE`` when it names PostgreSQL (every shard shares it), else "" (a SQLite file per shard)."""
+    url = get_settings().state_store
+    return url if is_postgres_url(url) else ""
 
 
 def encode_records(records: Mapping[str, Record]) -> bytes:
@@ -47,12 +58,13 @@ def state_hash(records: Mapping[str, Record]) -> str:
     return hashlib.sha256(encode_records(records)).hexdigest()
 
 
-def bump_restarts(conn: sqlite3.Connection, consumer: str, reconstructed: bool) -> int:
+def bump_restarts(conn: Any, consumer: str, reconstructed: bool) -> int:
     """The consumer's restarts so far, one more when this start is a restart (written in ``conn``'s transaction)."""
     conn.execute(_RESTARTS_TABLE)
     row = conn.execute("select restarts from agent_restarts where consumer = ?", (consumer,)).fetchone()
     restarts = (row[0] if row else 0) + (1 if reconstructed else 0)
-    conn.execute("insert or replace into agent_restarts (consumer, restarts) values (?, ?)", (consumer, restarts))
+    conn.execute("insert into agent_restarts (consumer, restarts) values (?, ?)"
+                 " on conflict(consumer) do update set restarts = excluded.restarts", (consumer, restarts))
     return restarts
 
 
@@ -65,7 +77,7 @@ class AgentStateRepository:
         ``AME_AGENT_STATE_READ_CHUNK``.
     """
 
-    def __init__(self, store: SqliteStateStore, consumer: str, read_chunk: int | None = None) -> None:
+    def __init__(self, store: StateStore, consumer: str, read_chunk: int | None = None) -> None:
         self.store = store
         self.consumer = consumer
         self.read_chunk = read_chunk or get_settings().agent_state_read_chunk
@@ -74,7 +86,7 @@ class AgentStateRepository:
 
     @classmethod
     def open(cls, url: str, consumer: str, read_chunk: int | None = None) -> AgentStateRepository:
-        return cls(SqliteStateStore(url), consumer, read_chunk)
+        return cls(open_state_store(url), consumer, read_chunk)
 
     def count_restart(self, reconstructed: bool) -> int:
         """Record this start (a restart when ``reconstructed``) and return the restarts so far."""
@@ -108,7 +120,7 @@ class AgentStateRepository:
 
     # -- the same on a connection the caller holds (a transaction of its own, as the Pub/Sub shard's) ----
 
-    def load_in(self, conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, Record]:
+    def load_in(self, conn: Any, keys: Sequence[str]) -> dict[str, Record]:
         out: dict[str, Record] = {}
         for i in range(0, len(keys), self.read_chunk):
             chunk = list(keys[i : i + self.read_chunk])
@@ -119,17 +131,18 @@ class AgentStateRepository:
             out.update((k, orjson.loads(r)) for k, r in rows)
         return out
 
-    def keys_in(self, conn: sqlite3.Connection) -> list[str]:
+    def keys_in(self, conn: Any) -> list[str]:
         return [r[0] for r in conn.execute("select key from agent_state where consumer = ?", (self.consumer,))]
 
-    def records_in(self, conn: sqlite3.Connection) -> dict[str, Record]:
+    def records_in(self, conn: Any) -> dict[str, Record]:
         rows = conn.execute("select key, record from agent_state where consumer = ?", (self.consumer,)).fetchall()
         return {k: orjson.loads(r) for k, r in rows}
 
-    def put_in(self, conn: sqlite3.Connection, changes: Mapping[str, Record]) -> None:
+    def put_in(self, conn: Any, changes: Mapping[str, Record]) -> None:
         if changes:
             conn.executemany(
-                "insert or replace into agent_state (consumer, key, record) values (?, ?, ?)",
+                "insert into agent_state (consumer, key, record) values (?, ?, ?)"
+                " on conflict(consumer, key) do update set record = excluded.record",
                 [(self.consumer, k, orjson.dumps(r, option=orjson.OPT_SORT_KEYS)) for k, r in changes.items()],
             )
 
@@ -145,12 +158,12 @@ class AgentStateRepository:
         self.store.close()
 
 
-def read_records(state_dir: Path, agent: str, shards: int) -> dict[str, Record]:
+def read_records(state_dir: Path, agent: str, shards: int, shared: str = "") -> dict[str, Record]:
     """The committed state of every shard of an agent, read from their stores (actors may be down)."""
     out: dict[str, Record] = {}
     for shard in range(shards):
-        url = state_store_url(state_dir, agent, shard, shards)
-        if not sqlite_path(url).exists():
+        url = state_store_url(state_dir, agent, shard, shards, shared)
+        if not is_postgres_url(url) and not sqlite_path(url).exists():
             continue
         repository = AgentStateRepository.open(url, consumer_name(agent, shard, shards))
         try:

@@ -14,7 +14,7 @@ from typing import Generic, Protocol, TypeVar
 
 from data.hotpath import cyclic_gc_paused
 from data.log.base import EventLog, ReplayEvent
-from data.projections.store import SqliteStateStore
+from data.projections.store import StateStore
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -82,7 +82,7 @@ class Projector(Generic[S]):
     def __init__(
         self,
         log: EventLog,
-        store: SqliteStateStore,
+        store: StateStore,
         projection: KeyedProjection[S],
         batch_size: int = 20_000,
         snapshot_every: int = 0,

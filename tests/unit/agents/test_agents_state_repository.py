@@ -1,4 +1,5 @@
-"""The agents' state repository and the polling loop shards and projectors share."""
+"""The shards' configuration and the polling loop shards and projectors share (the state repository's
+contract runs over every backend in tests/integration/stores)."""
 
 from __future__ import annotations
 
@@ -11,35 +12,7 @@ import pytest
 
 from agents.polling import LoopTiming, PollingLoop, RateMeter, catch_up
 from agents.runtime import ShardConfig
-from agents.state_repository import AgentStateRepository, read_records, state_hash, state_store_url
 from data.settings import get_settings
-
-
-def _repository(tmp_path: Path, read_chunk: int = 3) -> AgentStateRepository:
-    return AgentStateRepository.open(state_store_url(tmp_path, "scoring", 0, 1), "agent:scoring:0of1", read_chunk)
-
-
-def test_records_and_position_commit_together_and_load_reads_in_chunks(tmp_path: Path) -> None:
-    repo = _repository(tmp_path)
-    records = {f"c{i}": {"n": i} for i in range(10)}
-    repo.save(records, position=42)
-    assert repo.position() == 42 and repo.records() == records and sorted(repo.keys()) == sorted(records)
-    assert repo.load([f"c{i}" for i in range(10)] + ["missing"]) == records  # 4 chunks of at most 3 keys
-    with pytest.raises(RuntimeError), repo.store.transaction() as conn:  # a failure inside rolls both back
-        repo.put_in(conn, {"c0": {"n": -1}})
-        repo.store.commit_position(conn, repo.consumer, 99)
-        raise RuntimeError("crash before the commit")
-    assert repo.position() == 42 and repo.load(["c0"]) == {"c0": {"n": 0}}
-    digest = repo.snapshot()
-    assert digest == state_hash(records) and repo.store.latest_snapshot(repo.consumer).position == 42
-    repo.close()
-    assert read_records(tmp_path, "scoring", 1) == records
-
-
-def test_restarts_are_counted_per_consumer(tmp_path: Path) -> None:
-    repo = _repository(tmp_path)
-    assert [repo.count_restart(False), repo.count_restart(True), repo.count_restart(True)] == [0, 1, 2]
-    repo.close()
 
 
 def test_shard_config_takes_its_runtime_numbers_from_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,0 +1,72 @@
+"""The PostgreSQL schema of the engine's stores, as an ordered list of versioned migrations.
+
+:func:`migrate` applies, in order, each migration not yet in table ``schema_version``, all in one transaction
+under a transaction-scoped advisory lock: processes that start together (every pod of a cluster) wait for the
+first one, then find the schema current and apply nothing. A migration is never edited once released; a
+change is a new migration at the end of the list.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "state store: tracking records, snapshots, profiles, agent state, Pub/Sub de-duplication", """
+        create table if not exists tracking (
+            consumer text primary key, position bigint not null, updated_at_us bigint not null);
+        create table if not exists snapshots (
+            consumer text not null, position bigint not null, state bytea not null, state_hash text not null,
+            created_at_us bigint not null, primary key (consumer, position));
+        create table if not exists profiles (customer_id text primary key, state text not null);
+        create table if not exists agent_state (
+            consumer text not null, key text not null, record bytea not null, primary key (consumer, key));
+        create table if not exists agent_restarts (consumer text primary key, restarts integer not null);
+        create table if not exists processed_events (
+            consumer text not null, event_id text not null, position bigint not null,
+            processed_at_us bigint not null, primary key (consumer, event_id));
+    """),
+    Migration(2, "PII key store: per-customer keys and erasure tombstones", """
+        create table if not exists customer_keys (
+            customer_id text primary key, key bytea not null, created_at_us bigint not null);
+        create table if not exists erased_customers (
+            customer_id text primary key, erased_at_us bigint not null, event_id text, requested_by text);
+    """),
+)
+
+LOCK_KEY = zlib.crc32(b"ame schema migrations")
+"""The advisory lock that serializes migrators (any 64-bit number no other application on the server uses)."""
+
+
+def migrate(conn: Any, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply the migrations missing from ``schema_version`` on ``conn`` (a psycopg connection in autocommit
+    mode); returns the versions applied now (empty when the schema was current)."""
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute("create table if not exists schema_version (version integer primary key,"
+                     " description text not null, applied_at timestamptz not null default now())")
+        done = {row[0] for row in conn.execute("select version from schema_version")}
+        for migration in sorted(migrations, key=lambda m: m.version):
+            if migration.version in done:
+                continue
+            conn.execute(migration.sql)
+            conn.execute("insert into schema_version (version, description) values (%s, %s)",
+                         (migration.version, migration.description))
+            applied.append(migration.version)
+    return applied
+
+
+def schema_version(conn: Any) -> int:
+    """The newest migration applied on ``conn`` (0 before any)."""
+    row = conn.execute("select coalesce(max(version), 0) from schema_version").fetchone()
+    return int(row[0])
