@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     key_store: str = Field(
         "", description="Privacy: URL of the per-customer keys, sqlite:///path or postgresql://… (default: beside the log, events.keys.db)."
     )
-    postgres_pool_max_size: int = Field(8, ge=2, le=1_000, description="PostgreSQL stores: most connections each store's pool opens.")
+    postgres_pool_max_size: int = Field(8, ge=3, le=1_000, description="PostgreSQL stores: most connections each store's pool opens.")
     postgres_connect_timeout_s: float = Field(10.0, gt=0, le=600, description="PostgreSQL stores: how long to wait for a connection.")
     privacy_encrypt: bool = Field(True, description="Privacy: encrypt PII properties with per-customer keys on append.")
     activation_config: Path = Field(
