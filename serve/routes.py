@@ -135,7 +135,7 @@ async def metrics(request: Request) -> Response:
     except Exception:
         logger.debug("event lag unavailable", exc_info=True)
     m.decision_log_pending.labels(m.replica).set(engine.decisions.pending)
-    return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(await engine.run_io(m.render), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 # ---- events in -----------------------------------------------------------------------------------------
