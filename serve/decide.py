@@ -98,6 +98,10 @@ class PacingCache:
             self._wanted.add(campaign)
         return self._records.get(campaign)
 
+    def records(self) -> dict[str, Any]:
+        """The records of every campaign this cache follows, as last refreshed (what /metrics reports)."""
+        return dict(self._records)
+
     def quote(self, policy: Any, campaign: str, now_us: int) -> BidQuote:
         """The campaign's multiplier and budget left at ``now_us`` under ``policy`` (see :func:`bid_multiplier`)."""
         record = current_record(self.get(campaign))

@@ -25,6 +25,7 @@ from data.projections.profile import CustomerProfile, ProfileProjection
 from data.projections.store import open_state_store
 from data.settings import Settings, get_settings
 from policies.creative.store import open_store
+from policies.scoring.drift_record import load_drift_checks
 from policies.scoring.errors import ScoringError
 from policies.slots import BUILTINS, SLOTS, PolicySlot, RegistrySource, SlotTarget
 from serve.auth import ApiKey, KeyStore
@@ -32,6 +33,7 @@ from serve.decide import BidConfig, PacingCache
 from serve.decision_log import DecisionLogger
 from serve.metrics import ServeMetrics
 from serve.nba import NextBestAction
+from serve.ops_metrics import OpsSources, agent_statuses_over_ray
 from serve.policies import PolicyWatcher
 
 logger = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ class Engine:
         self.log_url = args.event_log or settings.event_log_url()
         self.max_event_bytes = settings.max_event_bytes
         self.keys = api_keys(args, settings)
-        self.metrics = ServeMetrics()
+        self.metrics = ServeMetrics(ops=self._ops_sources(Path(args.models_dir or settings.models_dir)))
         self.log: EventLog = open_log(self.log_url)
         self.state = open_state_store(args.state_store or settings.state_store_url())
         with self.state.transaction() as conn:
@@ -138,6 +140,13 @@ class Engine:
         self._models: dict[str, Any] | None = None
         self._creatives: Any = None
         self.closed = False
+
+    def _ops_sources(self, models_dir: Path) -> OpsSources:
+        """Where /metrics reads the engine-wide figures: the agents over Ray, this replica's log, the campaigns its
+        pacing cache follows, and the drift checks recorded beside the models."""
+        agents = agent_statuses_over_ray if self.args.pacing_from_agents else list
+        return OpsSources(agent_statuses=agents, log_stats=lambda: self.log.stats(),
+                          campaign_records=lambda: self.pacing.records(), drift_checks=lambda: load_drift_checks(models_dir))
 
     # -- tunables and health ---------------------------------------------------------------------------
 

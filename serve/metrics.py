@@ -1,4 +1,5 @@
-"""Prometheus metrics of one API process: latency per route, decisions by policy, event lag.
+"""Prometheus metrics of one API process: latency per route, decisions by policy, event lag, and the engine-wide
+figures the alerting rules read (:mod:`serve.ops_metrics`: agents, dead letters, campaigns, drift).
 
 Each replica keeps its own registry and answers ``GET /metrics`` with it (the ``replica`` label tells them
 apart); Ray's own Serve metrics (``ray_serve_*``) are exported by the Ray metrics agent beside them.
@@ -13,15 +14,23 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from serve.ops_metrics import OpsCollector, OpsSources
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class ServeMetrics:
-    """The API's metrics in a registry of their own (so tests and several apps never collide)."""
+    """The API's metrics in a registry of their own (so tests and several apps never collide).
 
-    def __init__(self, replica: str | None = None) -> None:
+    :param replica: the ``replica`` label (default: this process's id).
+    :param ops: where the engine-wide figures are read at each scrape (None: not exported).
+    """
+
+    def __init__(self, replica: str | None = None, ops: OpsSources | None = None) -> None:
         self.replica = replica or f"pid-{os.getpid()}"
         self.registry = CollectorRegistry(auto_describe=True)
+        if ops is not None:
+            self.registry.register(OpsCollector(ops, self.replica))
         self.latency = Histogram(
             "ame_serve_request_seconds", "Time in the API handler, by route and status class.",
             ["route", "status", "replica"], buckets=LATENCY_BUCKETS, registry=self.registry,
