@@ -25,6 +25,8 @@ from data.warehouse.duckdb_backend import DuckDBWarehouse
 from policies.scoring.clv import read_transactions
 from policies.scoring.drift import drift_metrics, drift_report
 from policies.scoring.errors import ScoringError
+from policies.scoring.fairness_bounds import FairnessBoundExceeded
+from policies.scoring.fairness_report import audit_tables
 from policies.scoring.report import render_report
 from policies.scoring.tabular import read_table
 
@@ -109,6 +111,13 @@ def train_scoring(
     as_of: Annotated[str | None, typer.Option("--as-of",
         help="With --features profile: when recency is measured (the label cut-off), ISO 8601.")] = None,
     warehouse: Annotated[str | None, typer.Option("--warehouse", help="Warehouse URL for --table (default: AME_WAREHOUSE).")] = None,
+    sensitive: Annotated[list[str] | None, typer.Option("--sensitive",
+        help="A sensitive column to audit per group (repeatable): COL, or COL=E1,E2,... to bin a number; not a feature.")] = None,
+    sensitive_as_feature: Annotated[bool, typer.Option("--sensitive-as-feature",
+        help="Use the --sensitive columns as features too (by default they are audited only).")] = False,
+    fairness_bound: Annotated[list[str] | None, typer.Option("--fairness-bound",
+        help="METRIC_diff=V or METRIC_ratio=V (repeatable), e.g. tpr_diff=0.1, selection_ratio=0.8: "
+             "a model over a bound fails and is not registered.")] = None,
     registry: RegistryOption = None,
 ) -> None:
     """Train a calibrated XGBoost lead or churn score on any customer table and save it in the registry."""
@@ -124,10 +133,15 @@ def train_scoring(
         args = TrainArgs(
             target=target, kind=kind, id_column=id_column, time_column=time_column, drop=_split_list(drop), positive=positive,
             calibration=calibration, seed=seed, n_threads=get_settings().model_threads, source=source,
-            feature_set=features, as_of=as_of,
+            feature_set=features, as_of=as_of, sensitive=tuple(sensitive or ()), sensitive_as_feature=sensitive_as_feature,
+            fairness_bounds=_split_list(fairness_bound),
         )
         with console.status(f"training the {kind} score on {len(frame):,} rows"):
             result = main(frame, args, ModelRegistry(registry))
+    except FairnessBoundExceeded as error:
+        for table_ in audit_tables(error.audit):
+            console.print(table_)
+        raise _fail(error) from None
     except ScoringError as error:
         raise _fail(error) from None
     render_report(result.metrics, console, result.metadata["leakage_warnings"])

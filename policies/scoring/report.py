@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from data.privacy.training import privacy_card_line
+from policies.scoring.fairness_report import audit_tables, card_lines
 
 if TYPE_CHECKING:
     from policies.scoring.train import TrainResult
@@ -92,6 +93,8 @@ def render_report(metrics: dict[str, Any], console: Console, warnings: list[str]
     console.print(f"tiers on the test split: {said}")
     for message in warnings or []:
         console.print(f"[yellow]leakage warning:[/yellow] {message}")
+    for table in audit_tables(metrics["fairness"]) if "fairness" in metrics else []:
+        console.print(table)
 
 
 def model_card(result: TrainResult, version: str, data_hash: str) -> str:
@@ -131,6 +134,7 @@ def model_card(result: TrainResult, version: str, data_hash: str) -> str:
         "## Most important inputs (mean |SHAP|)",
         *[f"- {r['feature']}: {r['mean_abs_shap']:.4f}" for r in m["importance"][:8]],
         "",
+        *(card_lines(m["fairness"]) if "fairness" in m else []),
         "## Limits",
         "- Reasons are TreeSHAP contributions to the raw model's log-odds, before calibration (which is monotone).",
         "- Valid for populations like the training data; watch `ame models drift` (PSI > 0.25 means retrain).",

@@ -24,6 +24,8 @@ from policies.scoring.calibration import fit_calibrator, fit_score_scale
 from policies.scoring.drift import reference_profile
 from policies.scoring.errors import DataError
 from policies.scoring.explain import global_importance
+from policies.scoring.fairness import AuditArgs, SensitiveColumn, fairness_audit, parse_sensitive, resolve_sensitive
+from policies.scoring.fairness_bounds import FairnessBound, check_bounds, parse_bound
 from policies.scoring.features import FEATURE_SET, feature_frame
 from policies.scoring.metrics import evaluate, roc_auc
 from policies.scoring.model import ScoringModel
@@ -64,6 +66,9 @@ class TrainArgs:
     source: str = "dataframe"
     feature_set: str | None = None  # "profile": derive the inputs with policies.scoring.features first
     as_of: str | None = None  # with feature_set: the moment recency is measured at (ISO 8601)
+    sensitive: tuple[str, ...] = ()  # COL or COL=E1,E2,...: audited per group, kept out of the features
+    sensitive_as_feature: bool = False  # the sensitive columns are features too
+    fairness_bounds: tuple[str, ...] = ()  # METRIC_diff=V or METRIC_ratio=V: a model over a bound is not registered
 
 
 @dataclass
@@ -156,9 +161,37 @@ def profile_training_table(frame: pd.DataFrame, args: TrainArgs) -> pd.DataFrame
     if args.target not in frame.columns:
         raise DataError(f"target column {args.target!r} is not in the table; its columns are {list(frame.columns)}")
     features = feature_frame(frame, as_of)
-    for column in dict.fromkeys(c for c in (args.target, args.id_column, args.time_column) if c):
+    for column in dict.fromkeys(c for c in (args.target, args.id_column, args.time_column, *sensitive_names(args)) if c):
         features[column] = frame[column].to_numpy()
     return features
+
+
+def sensitive_names(args: TrainArgs) -> list[str]:
+    return [parse_sensitive(text).name for text in args.sensitive]
+
+
+def fairness_setup(args: TrainArgs) -> tuple[list[SensitiveColumn], tuple[FairnessBound, ...]]:
+    """The declared sensitive columns and bounds, checked before any training."""
+    columns = [parse_sensitive(text) for text in args.sensitive]
+    bounds = tuple(parse_bound(text) for text in args.fairness_bounds)
+    if bounds and not columns:
+        raise DataError("--fairness-bound needs the sensitive columns it applies to: add --sensitive COL")
+    if args.target in [c.name for c in columns]:
+        raise DataError(f"the target {args.target!r} cannot be a sensitive column; name the attribute you audit by")
+    if args.sensitive_as_feature and args.feature_set is not None:
+        raise DataError("--sensitive-as-feature works with a table's own columns, not with --features profile")
+    return columns, bounds
+
+
+def audit_split(frame: pd.DataFrame, test: np.ndarray, columns: list[SensitiveColumn], y: np.ndarray, p: np.ndarray,
+                s: np.ndarray, model: ScoringModel, args: TrainArgs) -> tuple[dict[str, Any] | None, list[SensitiveColumn]]:
+    """The fairness audit of the test rows (None without sensitive columns), and the columns as grouped:
+    bins are fixed on the whole training table."""
+    if not columns:
+        return None, []
+    resolved = [resolve_sensitive(c, frame) for c in columns]
+    audit = fairness_audit(frame.iloc[test], resolved, y, p, s, AuditArgs(threshold=model.scale.high, seed=args.seed))
+    return audit, resolved
 
 
 def train_scoring(frame: pd.DataFrame, args: TrainArgs) -> TrainResult:
@@ -166,14 +199,18 @@ def train_scoring(frame: pd.DataFrame, args: TrainArgs) -> TrainResult:
     started = time.perf_counter()
     random.seed(args.seed)
     rng = np.random.default_rng(args.seed)
+    sensitive, _ = fairness_setup(args)
     if args.feature_set == "profile":
         frame = profile_training_table(frame, args)
     elif args.feature_set is not None:
         raise DataError(f"unknown feature set {args.feature_set!r}; use profile, or none for the table's own columns")
+    audit_only = [] if args.sensitive_as_feature else [c.name for c in sensitive if c.name not in args.drop]
     spec = infer_spec(
-        frame, args.target, id_column=args.id_column, time_column=args.time_column, drop=args.drop,
+        frame, args.target, id_column=args.id_column, time_column=args.time_column, drop=(*args.drop, *audit_only),
         positive=args.positive, max_categories=args.max_categories,
     )
+    if audit_only:
+        spec = spec.model_copy(update={"dropped": {**spec.dropped, **dict.fromkeys(audit_only, "sensitive: audited, not a feature")}})
     if args.feature_set == "profile":
         spec = spec.model_copy(update={"feature_set": FEATURE_SET})
     frame = frame[frame[args.target].notna()].reset_index(drop=True)
@@ -206,6 +243,9 @@ def train_scoring(frame: pd.DataFrame, args: TrainArgs) -> TrainResult:
         "trees": int(booster.num_boosted_rounds()),
         "train_seconds": round(time.perf_counter() - started, 2),
     }
+    audit, resolved = audit_split(frame, split.test, sensitive, y_test, p_test, s_test, model, args)
+    if audit is not None:
+        metrics["fairness"] = audit
     top_features = [str(r["feature"]) for r in importance[:5]]
     reference = reference_profile(spec, frame.iloc[split.test], s_test, top_features)
     metadata = {
@@ -215,6 +255,7 @@ def train_scoring(frame: pd.DataFrame, args: TrainArgs) -> TrainResult:
         "split": {"method": split.method, "train": len(split.train), "calibration": len(split.calibration), "test": len(split.test)},
         "features": {"inputs": spec.input_names, "matrix_width": len(spec.feature_names), "dropped": spec.dropped},
         "leakage_warnings": list(spec.warnings),
+        "sensitive": [c.model_dump(mode="json") for c in resolved],
         "args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(args).items()},
     }
     return TrainResult(model, metrics, metadata, reference, test_rows=split.test)
@@ -249,7 +290,10 @@ def main(frame: pd.DataFrame, args: TrainArgs, registry: ModelRegistry | None = 
     elif privacy["customers"] is None:
         log.warning("%s", privacy["note"])
     data_hash = frame_hash(frame)
+    _, bounds = fairness_setup(args)
     result = train_scoring(frame, args)
+    if bounds:
+        check_bounds(result.metrics["fairness"], bounds, f"the {args.kind} model")
     result.metadata["data"]["privacy"] = privacy
     version = registry.new_version(args.kind, data_hash)
     result.model.version = version
