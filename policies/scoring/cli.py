@@ -24,6 +24,7 @@ from data.settings import get_settings
 from data.warehouse.duckdb_backend import DuckDBWarehouse
 from policies.scoring.clv import read_transactions
 from policies.scoring.drift import drift_metrics, drift_report
+from policies.scoring.drift_record import save_drift_check
 from policies.scoring.errors import ScoringError
 from policies.scoring.fairness_bounds import FairnessBoundExceeded
 from policies.scoring.fairness_report import audit_tables
@@ -322,6 +323,7 @@ def models_drift(
         out.add_row(r.name, f"{r.psi:.4f}", f"[{colour[r.status]}]{r.status}[/]", f"{r.rows:,}")
     console.print(out)
     console.print("PSI < 0.1 stable, 0.1-0.25 moderate, > 0.25 major (retrain)")
+    save_drift_check(reg.root, kind, model.version, rows)  # the API's /metrics exports it as ame_model_psi
     if json_out is not None:
         json_out.write_text(json.dumps(drift_metrics(kind, model.version, rows), indent=2))
         console.print(f"wrote {json_out}")

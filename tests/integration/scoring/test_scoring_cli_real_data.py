@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from data.log import open_log
 from policies.cli import models_app, train_app
+from policies.scoring.drift_record import load_drift_checks
 from policies.scoring.report import has_matplotlib
 
 runner = CliRunner()
@@ -52,6 +53,8 @@ def test_hillstrom_lead_score_end_to_end(datasets: Path, tmp_path: Path, log_url
     pd.read_csv(sample).assign(history=lambda f: f["history"] * 4, recency=1).to_csv(shifted, index=False)
     drift = invoke(models_app, ["drift", "--csv", str(shifted), "--registry", str(registry)])
     assert "major" in drift.output.split("PSI <")[0]
+    (check,) = load_drift_checks(registry)  # recorded for the API's /metrics (ame_model_psi)
+    assert check.model == "lead" and check.rows == 3_000 and max(check.psi.values()) > 0.25 and "score" in check.psi
     listed = invoke(models_app, ["list", "--registry", str(registry)])
     assert "lead" in listed.output
     shown = invoke(models_app, ["show", "lead", "--registry", str(registry)])
