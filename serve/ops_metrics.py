@@ -145,10 +145,21 @@ class OpsCollector:
         yield psi
 
 
-def agent_statuses_over_ray(timeout_s: float = 2.0) -> list[dict[str, Any]]:
-    """Every agent shard's status from the running actors (none when this process is not in a Ray cluster)."""
+def agent_statuses_over_ray(namespace: str = "ame", timeout_s: float = 2.0) -> list[dict[str, Any]]:
+    """Every agent shard's status from the actors running in ``namespace`` (none when this process is not in a
+    Ray cluster); a shard that does not answer within ``timeout_s`` reads as not running."""
     import ray  # lazy: Ray is heavy
 
     if not ray.is_initialized():
         return []
-    return AgentSupervisor.attach().status(timeout_s)
+    return with_missing_shards(AgentSupervisor.attach(namespace).status(timeout_s))
+
+
+def with_missing_shards(statuses: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``statuses`` plus a not-running entry for each shard its agent's other shards count but nobody reported
+    (an actor killed for good has no name left to be found by)."""
+    seen = {(s["agent"], int(s["shard"])) for s in statuses}
+    expected = {(s["agent"], i) for s in statuses for i in range(int(s.get("shards", 1)))}
+    missing = [{"agent": agent, "shard": shard, "running": False, "last_error": "no actor"}
+               for agent, shard in sorted(expected - seen)]
+    return [*statuses, *missing]

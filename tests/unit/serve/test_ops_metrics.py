@@ -25,7 +25,7 @@ from policies.scoring.drift_record import load_drift_checks, save_drift_check
 from serve.decide import PacingCache
 from serve.engine import Engine, ServeArgs, Tunables
 from serve.metrics import ServeMetrics
-from serve.ops_metrics import OpsSources, campaign_figures
+from serve.ops_metrics import OpsSources, campaign_figures, with_missing_shards
 from serve.routes import build_api
 
 DAY_US = 86_400_000_000
@@ -183,3 +183,10 @@ def test_metrics_route_reports_dead_letters_campaigns_and_drift(api: tuple[TestC
     assert value(text, "ame_campaign_budget_daily", campaign="cmp-a") == 5.0
     assert 0 <= value(text, "ame_campaign_planned_spend_today", campaign="cmp-a") <= 5.0
     assert value(text, "ame_model_psi", model="lead", version="v1", input="score") == 0.27
+
+
+def test_a_shard_missing_from_the_cluster_reads_as_down() -> None:
+    statuses = [{"agent": "journey", "shard": 0, "shards": 3, "running": True, "lag": 0, "restarts": 0, "errors": 0}]
+    text = ServeMetrics("r1", OpsSources(agent_statuses=lambda: with_missing_shards(statuses))).render().decode()
+    assert value(text, "ame_agent_up", agent="journey", shard="0") == 1
+    assert value(text, "ame_agent_up", agent="journey", shard="1") == value(text, "ame_agent_up", agent="journey", shard="2") == 0
