@@ -18,12 +18,11 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from data.log.base import LogUnavailable
 from data.postgres_migrations import migrate
 from data.settings import get_settings
 
 
-class PostgresUnavailable(LogUnavailable):
+class PostgresUnavailable(RuntimeError):
     """The PostgreSQL server cannot be reached, or refused a statement for a reason outside the caller's data."""
 
 

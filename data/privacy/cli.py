@@ -13,7 +13,7 @@ from rich.table import Table
 from data.events import validate_event
 from data.privacy.erase import erase_customer, export_customer
 from data.privacy.errors import PrivacyError
-from data.privacy.keystore import KeyStore, key_store_path_for
+from data.privacy.keystore import open_key_store
 from data.settings import get_settings
 
 privacy_app = typer.Typer(help="Personal data: erase or export one customer's data.", no_args_is_help=True)
@@ -96,7 +96,7 @@ def export_command(
 def erased_command(log: LogOption = None) -> None:
     """The erased customers (what training code excludes)."""
     log_url, _ = _urls(log, None)
-    store = KeyStore(key_store_path_for(log_url, get_settings().key_store))
+    store = open_key_store(log_url)
     try:
         for customer in sorted(store.erased_customers()):
             typer.echo(customer)

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from data.events import EventBase
-from data.privacy.keystore import KeyStore, key_store_path_for
+from data.privacy.keystore import PiiKeyStore, open_key_store
 from data.privacy.registry import ERASED, PII_EVENT_TYPES, TOKEN_PREFIX, pii_fields
 from data.settings import get_settings
 
@@ -70,7 +70,7 @@ class FieldCodec:
     :param encrypt: False stores new PII as given (reads still decrypt what is encrypted).
     """
 
-    def __init__(self, keys: KeyStore, encrypt: bool = True) -> None:
+    def __init__(self, keys: PiiKeyStore, encrypt: bool = True) -> None:
         self.keys = keys
         self.encrypt = encrypt
         self._cache: dict[str, bytes | None] = {}
@@ -198,4 +198,4 @@ def codec_for_log(log_url: str) -> FieldCodec:
     """The codec of a log, with the key store and switch from the settings (``AME_KEY_STORE``,
     ``AME_PRIVACY_ENCRYPT``)."""
     settings = get_settings()
-    return FieldCodec(KeyStore(key_store_path_for(log_url, settings.key_store)), encrypt=settings.privacy_encrypt)
+    return FieldCodec(open_key_store(log_url, settings.key_store), encrypt=settings.privacy_encrypt)

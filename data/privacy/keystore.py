@@ -15,8 +15,11 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
+from data.postgres_db import is_postgres_url
 from data.privacy.errors import KeyStoreUnavailable
+from data.privacy.postgres_keystore import PostgresKeyStore
 from data.settings import get_settings
 from data.sqlite_files import enable_wal
 
@@ -28,11 +31,39 @@ _SCHEMA = (
 )
 
 
+class PiiKeyStore(Protocol):
+    """What the codec, erasure and training need of a key store, on any backend."""
+
+    def data_version(self) -> int: ...
+
+    def keys(self, customer_ids: Iterable[str], create: bool) -> dict[str, bytes | None]: ...
+
+    def erase(self, customer_id: str, event_id: str | None = None, requested_by: str | None = None) -> bool: ...
+
+    def is_erased(self, customer_id: str) -> bool: ...
+
+    def erased_customers(self) -> set[str]: ...
+
+    def erased_generation(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_key_store(log_url: str, configured: str | None = None) -> PiiKeyStore:
+    """The key store of a log: ``configured`` (default ``AME_KEY_STORE``): a ``postgresql://`` URL (shared by a
+    cluster) or a ``sqlite:///`` file; unset, a SQLite file beside a SQLite log."""
+    configured = get_settings().key_store if configured is None else configured
+    if is_postgres_url(configured):
+        return PostgresKeyStore(configured)
+    return KeyStore(key_store_path_for(log_url, configured))
+
+
 def key_store_path_for(log_url: str, configured: str = "") -> Path:
-    """The key store of a log: ``configured`` (a ``sqlite:///`` URL) when set, else beside a SQLite log."""
+    """The SQLite key store of a log: ``configured`` (a ``sqlite:///`` URL) when set, else beside a SQLite log."""
     if configured:
         if not configured.startswith("sqlite:///"):
-            raise KeyStoreUnavailable(f"AME_KEY_STORE must be a sqlite:/// URL, got {configured!r}")
+            raise KeyStoreUnavailable(
+                f"AME_KEY_STORE must be a sqlite:///path or postgresql://user@host/database URL, got {configured!r}")
         return Path(configured[len("sqlite:///"):])
     if log_url.startswith("sqlite:///"):
         log_path = Path(log_url[len("sqlite:///"):])

@@ -7,16 +7,17 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from data.privacy.keystore import KeyStore, key_store_path_for
+from data.postgres_db import is_postgres_url
+from data.privacy.keystore import key_store_path_for, open_key_store
 from data.settings import get_settings
 
 
 def erased_customers(log_url: str) -> set[str]:
     """The customers erased from a log (its key store's tombstones)."""
-    path = key_store_path_for(log_url, get_settings().key_store)
-    if not path.exists():  # no key store yet: nobody was ever erased
-        return set()
-    store = KeyStore(path)
+    configured = get_settings().key_store
+    if not is_postgres_url(configured) and not key_store_path_for(log_url, configured).exists():
+        return set()  # no key store file yet: nobody was ever erased
+    store = open_key_store(log_url, configured)
     try:
         return store.erased_customers()
     finally:
