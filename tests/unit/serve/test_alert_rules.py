@@ -120,3 +120,13 @@ def exported_metric_names() -> set[str]:
     metrics = ServeMetrics("r1", sources)
     metrics.observe("/v1/bid", 200, 0.001)
     return {s.name for family in text_string_to_metric_families(metrics.render().decode()) for s in family.samples}
+
+
+def test_gke_scrapes_the_api_metrics_in_the_rules_namespace() -> None:
+    scrape = yaml.safe_load((ALERTS / "gke-scrape.yaml").read_text(encoding="utf-8"))
+    rules_manifest = yaml.safe_load((ALERTS / "gke-rules.yaml").read_text(encoding="utf-8"))
+    serve_config = yaml.safe_load((ROOT / "serve" / "config.yaml").read_text(encoding="utf-8"))
+    assert (scrape["apiVersion"], scrape["kind"]) == ("monitoring.googleapis.com/v1", "PodMonitoring")
+    assert scrape["metadata"]["namespace"] == rules_manifest["metadata"]["namespace"]
+    (endpoint,) = scrape["spec"]["endpoints"]
+    assert endpoint["path"] == "/metrics" and endpoint["port"] == serve_config["http_options"]["port"]
