@@ -10,6 +10,11 @@ consumer's position commit in one transaction before the ack. :class:`PubSubAgen
 
 Sharding: every shard has its own subscription (``<topic>-agent-<name>-<i>of<n>``) and keeps the customers
 whose hash mod n is i (broadcast events go to all); it acks the others unprocessed.
+
+The shard answers the supervisor as the embedded shard does (``ping``, ``status``, ``record``, ``start``, ``stop``),
+so :class:`agents.supervisor.AgentSupervisor` runs either kind, chosen by the log URL. Its status has the embedded
+shard's shape: ``position`` counts the events this shard applied, and ``lag`` the messages it received and holds
+unprocessed; the subscription's server-side backlog is Cloud Monitoring's ``num_undelivered_messages``.
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from agents.runtime import Agent, Record, StateView
+from agents.polling import RateMeter, was_reconstructed
+from agents.runtime import Agent, Record, ShardStatus, StateView
 from agents.state_repository import AgentStateRepository, consumer_name, state_store_url
 from data.log import open_log
 from data.log.base import StoredEvent
 from data.log.pubsub_admin import ensure_consumer_resources
 from data.log.pubsub_subscriber import PubSubSubscriber
 from data.projections.store import SqliteStateStore
+from data.settings import get_settings
 from data.sharding import Shard
 
 
@@ -46,13 +53,18 @@ class PubSubAgentShard:
         self.log = open_log(log_url)
         self.store = SqliteStateStore(state_store_url(state_dir, agent.name, shard, shards))
         self.state = AgentStateRepository(self.store, self.consumer)
+        reconstructed = was_reconstructed()
+        self._restarts = self.state.count_restart(reconstructed)
+        settings = get_settings()
+        self._rate = RateMeter(settings.agent_rate_window, settings.agent_rate_idle_s)
         types = sorted(agent.event_types) if agent.event_types else None
         subscription = ensure_consumer_resources(log_url, f"agent-{agent.name}-{shard}of{shards}", types)
         self.subscriber = PubSubSubscriber(subscription, self.store, self.consumer, self._handle, types,
                                            full_events=True)
         self.appended = 0
-        if start:
-            self.subscriber.start()
+        self._running = self._closed = False
+        if start or reconstructed:  # a restarted actor resumes on its own; unacked messages come again
+            self.start()
 
     def _handle(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
         """Inside the subscriber's transaction: decide, publish the outputs, write the changed records."""
@@ -68,23 +80,50 @@ class PubSubAgentShard:
         if outputs:
             self.appended += self.log.append(outputs).appended  # before the commit: a retry republishes the same ids
         self.state.put_in(conn, view.changes)
+        self._rate.add(len(mine))
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start consuming (idempotent); True when this call started it."""
+        if self._running:
+            return False
         self.subscriber.start()
+        self._running = True
+        return True
 
     def status(self) -> dict[str, Any]:
+        """The embedded shard's status fields (see the module docstring) and the subscriber's counters."""
         stats = self.subscriber.stats
-        return {"agent": self.agent.name, "shard": self.shard.index, "shards": self.shard.count,
-                "received": stats.received, "applied": stats.applied, "duplicates": stats.duplicates,
-                "published": self.appended, "error": repr(self.subscriber.error) if self.subscriber.error else None}
+        error = repr(self.subscriber.error) if self.subscriber.error else None
+        held = self.subscriber.held()
+        position = self.state.position()
+        common = ShardStatus(
+            agent=self.agent.name, shard=self.shard.index, shards=self.shard.count, position=position,
+            head=position + held, lag=held, events=self._rate.total, events_per_s=self._rate.per_second(),
+            appended=self.appended, duplicates=stats.duplicates, restarts=self._restarts,
+            errors=stats.failed_nacked + stats.poison_nacked, running=self._running, last_error=error,
+        ).to_dict()
+        return {**common, "received": stats.received, "applied": stats.applied, "published": self.appended,
+                "error": error}
+
+    def ping(self) -> bool:
+        return True
 
     def records(self) -> dict[str, Record]:
         return self.state.records()
 
-    def stop(self) -> None:
+    def record(self, key: str) -> Record | None:
+        """One committed record (what the bid endpoint reads from the bidding agent)."""
+        return self.state.load([key]).get(key)
+
+    def stop(self) -> bool:
+        """Stop consuming after the batch in hand and close (unacked messages are redelivered)."""
+        if self._closed:
+            return False
+        was_running, self._running, self._closed = self._running, False, True
         self.subscriber.stop()
         self.log.close()
         self.store.close()
+        return was_running
 
 
 def pubsub_shard_actor_class(max_restarts: int = -1) -> Any:

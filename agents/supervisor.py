@@ -4,16 +4,22 @@ Shard actors are named ``<agent>-<shard>of<N>`` in the Ray namespace (``ame`` by
 process (``ame agents status``) finds them by name. With ``detached=True`` they outlive the process that
 started them (on a running cluster, ``ray start --head``). Given a :class:`~agents.projector.ProjectorConfig`,
 the supervisor also runs the projector actor (``projector:profile``) that keeps the profiles Serve reads current.
+
+The log URL picks the kind of consumer (:func:`consumer_kind`): an embedded log (``sqlite:///``) is read by
+position (:class:`~agents.runtime.AgentShard`, :class:`~agents.projector.ProjectionRunner`); a ``pubsub://`` log has
+no positions, so each shard and the projector consume a subscription of their own
+(:class:`~agents.pubsub_shard.PubSubAgentShard`, :class:`~agents.pubsub_projector.PubSubProjectionRunner`). Both
+kinds answer the same calls, so ``status``, ``down`` and ``ame agents status`` do not tell them apart.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agents.projector import PROJECTOR_PREFIX, ProjectorConfig, projector_actor_class
 from agents.runtime import Agent, ShardConfig, shard_actor_class
@@ -29,8 +35,16 @@ class SupervisorError(RuntimeError):
     """The agents cannot be found or started."""
 
 
+ConsumerKind = Literal["positions", "subscription"]
+
+
 def actor_name(agent: str, shard: int, shards: int) -> str:
     return f"{agent}-{shard}of{shards}"
+
+
+def consumer_kind(log_url: str) -> ConsumerKind:
+    """How agents consume the log at ``log_url``: by position (embedded logs) or by subscription (Pub/Sub)."""
+    return "subscription" if log_url.startswith("pubsub://") else "positions"
 
 
 class AgentSupervisor:
@@ -42,6 +56,8 @@ class AgentSupervisor:
     :param shards: shards per agent.
     :param detached: let the actors outlive this process.
     :param projector: also run the projector actor with this configuration (None: no projector).
+    :param env: environment variables for every actor (Ray's ``runtime_env``), e.g. ``PUBSUB_EMULATOR_HOST``;
+        None: the actors inherit the cluster nodes' environment.
     """
 
     def __init__(
@@ -57,6 +73,7 @@ class AgentSupervisor:
         max_restarts: int = -1,
         snapshot_every: int = 0,
         projector: ProjectorConfig | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.log_url = log_url
         self.state_dir = Path(state_dir)
@@ -68,6 +85,8 @@ class AgentSupervisor:
         pacing = {k: v for k, v in (("batch_size", batch_size), ("poll_interval_s", poll_interval_s)) if v is not None}
         self.base = ShardConfig(log_url=log_url, state_dir=self.state_dir, snapshot_every=snapshot_every, **pacing)
         self.projector = projector
+        self.kind = consumer_kind(log_url)
+        self.env = dict(env or {})
         self.handles: dict[tuple[str, int], Any] = {}
 
     def up(self, start: bool = True) -> dict[tuple[str, int], Any]:
@@ -75,26 +94,40 @@ class AgentSupervisor:
         ``start=False`` the actors wait for :meth:`start` (benchmarks start them all at once)."""
         import ray  # lazy: Ray is heavy
 
-        cls = shard_actor_class(self.max_restarts)
         for agent in self.agents:
             for shard in range(self.shards):
-                name = actor_name(agent.name, shard, self.shards)
                 config = self.base.model_copy(update={"shard": shard, "shards": self.shards})
-                options: dict[str, Any] = {"name": name, "namespace": self.namespace, "get_if_exists": True}
-                if self.detached:
-                    options["lifetime"] = "detached"
-                self.handles[(agent.name, shard)] = cls.options(**options).remote(agent, config, start)
+                self.handles[(agent.name, shard)] = self._up_shard(agent, config, start)
         if self.projector is not None:
             self._up_projector(self.projector, start)
         ray.get([h.ping.remote() for h in self.handles.values()])
         return self.handles
 
-    def _up_projector(self, config: ProjectorConfig, start: bool) -> None:
-        name = config.actor_name
+    def _options(self, name: str) -> dict[str, Any]:
         options: dict[str, Any] = {"name": name, "namespace": self.namespace, "get_if_exists": True}
         if self.detached:
             options["lifetime"] = "detached"
-        self.handles[(name, 0)] = projector_actor_class(self.max_restarts).options(**options).remote(config, start)
+        if self.env:
+            options["runtime_env"] = {"env_vars": self.env}
+        return options
+
+    def _up_shard(self, agent: Agent, config: ShardConfig, start: bool) -> Any:
+        options = self._options(actor_name(agent.name, config.shard, config.shards))
+        if self.kind == "subscription":
+            from agents.pubsub_shard import pubsub_shard_actor_class  # lazy: loads the Google Pub/Sub client
+
+            cls = pubsub_shard_actor_class(self.max_restarts).options(**options)
+            return cls.remote(agent, config.log_url, config.state_dir, config.shard, config.shards, start)
+        return shard_actor_class(self.max_restarts).options(**options).remote(agent, config, start)
+
+    def _up_projector(self, config: ProjectorConfig, start: bool) -> None:
+        make = projector_actor_class
+        if self.kind == "subscription":
+            from agents.pubsub_projector import pubsub_projector_actor_class  # lazy: loads the Google Pub/Sub client
+
+            make = pubsub_projector_actor_class
+        options = self._options(config.actor_name)
+        self.handles[(config.actor_name, 0)] = make(self.max_restarts).options(**options).remote(config, start)
 
     @classmethod
     def attach(cls, namespace: str = "ame") -> AgentSupervisor:
@@ -137,7 +170,9 @@ class AgentSupervisor:
         return out
 
     def wait_caught_up(self, timeout_s: float = 60.0, settle_s: float = 0.2) -> bool:
-        """Wait until every shard has read up to the log's head and the head stopped moving."""
+        """Wait until every shard has read up to the log's head and the head stopped moving (embedded logs)."""
+        if self.kind == "subscription":
+            raise SupervisorError("a Pub/Sub log has no head position to wait for; watch the shards' lag in status()")
         deadline = time.monotonic() + timeout_s
         head = -1
         log_ = open_log(self.log_url)

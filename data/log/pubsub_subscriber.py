@@ -185,6 +185,10 @@ class PubSubSubscriber:
                 self._changed.wait(min(left, 0.2))
         return True
 
+    def held(self) -> int:
+        """Messages received and not yet processed (this consumer's local backlog)."""
+        return self._queue.qsize()
+
     def processed(self, event_id: str) -> bool:
         row = self.store.read().execute(
             "select 1 from processed_events where consumer = ? and event_id = ?", (self.consumer, event_id)
