@@ -20,7 +20,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from data.events import DataAccessed, DataAccessedProperties, EventBase, EventError, new_event_id, validate_event
-from data.log.base import RejectedInput
+from data.log.base import LogUnavailable, RejectedInput
 from policies.creative.models import NoCreativeAvailable
 from policies.creative.serving import POLICY_NAME, POLICY_VERSION, exposure_event
 from policies.creative.serving import select_creative as choose_creative
@@ -65,6 +65,7 @@ def build_api(engine: Engine | None = None) -> FastAPI:
     app.add_middleware(EdgeMiddleware, metrics=lambda: _metrics(app), max_body_bytes=lambda: _max_body_bytes(app))
     app.add_exception_handler(RequestValidationError, _unprocessable)
     app.add_exception_handler(PolicyNotLoaded, _not_loaded)
+    app.add_exception_handler(LogUnavailable, _log_unavailable)
     for add_routes in (add_ops_routes, add_event_routes, add_customer_routes, add_decision_routes):
         add_routes(app)
     return app
@@ -107,6 +108,11 @@ async def _unprocessable(request: Request, error: RequestValidationError) -> Res
 
 async def _not_loaded(request: Request, error: Exception) -> Response:
     return _json({"detail": str(error)}, 503)
+
+
+async def _log_unavailable(request: Request, error: Exception) -> Response:
+    """503 with the reason (the log is down, locked or its topic missing): the caller may retry the same ids."""
+    return _json({"detail": f"the event log is unavailable: {error}"}, 503)
 
 
 # ---- operations ----------------------------------------------------------------------------------------
