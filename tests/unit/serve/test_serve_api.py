@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from agents.journey import JourneyAgent
 from agents.runtime import AgentShard, ShardConfig
 from data.log import open_log
+from data.log.base import LogUnavailable
 from data.projections.base import Projector
 from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
@@ -199,3 +200,16 @@ def test_keys_come_from_the_key_file_and_the_inline_list(tmp_path: Path, log_url
     assert len(keys) == 2 and {k.name for k in keys} == {"from-file", "inline"}
     assert keys.authenticate(file_token, "decide").name == "from-file"
     assert keys.authenticate(inline_token, "ingest").name == "inline"
+
+
+def test_an_unavailable_log_is_a_503_with_the_reason(setup: tuple[TestClient, Engine, Path],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    client, engine, _ = setup
+
+    def down(events: Any) -> Any:
+        raise LogUnavailable("cannot publish to projects/p/topics/t: 404 Topic not found")
+
+    monkeypatch.setattr(engine.log, "append", down)
+    r = client.post("/v1/events", json={"events": [event(1)]}, headers=auth("crm"))
+    assert r.status_code == 503
+    assert r.json()["detail"] == "the event log is unavailable: cannot publish to projects/p/topics/t: 404 Topic not found"
