@@ -21,30 +21,43 @@ def _ci(figure: dict[str, Any]) -> str:
     return f"{value:.3f} [{figure['low']:.3f}, {figure['high']:.3f}]"
 
 
+RATES = ("group", "rows", "positives", "selection rate", "TPR", "FPR")
+CALIBRATION = ("group", "mean predicted", "observed rate", "calibration gap", "ECE")
+HEADERS = (*RATES, *CALIBRATION[1:])
+
+
+def _rate_cells(g: dict[str, Any]) -> list[str]:
+    return [f"{g['rows']:,}", f"{g['positives']:,}", _ci(g["selection_rate"]), _ci(g["tpr"]), _ci(g["fpr"])]
+
+
+def _calibration_cells(g: dict[str, Any]) -> list[str]:
+    return [f"{g['mean_predicted']:.3f}", _ci(g["observed_rate"]), _ci(g["calibration_gap"]), _ci(g["ece"])]
+
+
 def _group_cells(g: dict[str, Any]) -> list[str]:
-    return [f"{g['rows']:,}", f"{g['positives']:,}", _ci(g["selection_rate"]), _ci(g["tpr"]), _ci(g["fpr"]),
-            f"{g['mean_predicted']:.3f}", _ci(g["observed_rate"]), _ci(g["calibration_gap"]), _ci(g["ece"])]
+    return [*_rate_cells(g), *_calibration_cells(g)]
 
 
-HEADERS = ("group", "rows", "positives", "selection rate", "TPR", "FPR", "mean predicted", "observed rate", "calibration gap", "ECE")
-
-
-def groups_table(audit: dict[str, Any], column: dict[str, Any]) -> Table:
-    """One sensitive column: a row per group (the reference marked), then all rows together."""
+def groups_tables(audit: dict[str, Any], column: dict[str, Any]) -> list[Table]:
+    """One sensitive column: its rates, then its calibration; a row per group (the reference marked) and all rows."""
     bins = f", bins {column['edges']}" if column["edges"] else ""
-    table = Table(title=f"{column['column']}{bins}: selected = score >= {audit['threshold']:g}, 95% CIs")
-    for name in HEADERS:
-        table.add_column(name, justify="left" if name == "group" else "right")
-    for g in column["groups"]:
-        name = f"{g['group']} (reference)" if g["group"] == column["reference"] else g["group"]
-        table.add_row(name, *_group_cells(g))
-    table.add_row("[dim]all rows[/]", *_group_cells(audit["overall"]))
-    return table
+    titles = (f"{column['column']}{bins}: selected = score >= {audit['threshold']:g}, 95% CIs",
+              f"{column['column']}: calibration, 95% CIs")
+    tables = []
+    for title, headers, cells in zip(titles, (RATES, CALIBRATION), (_rate_cells, _calibration_cells), strict=True):
+        table = Table(title=title)
+        for name in headers:
+            table.add_column(name, justify="left" if name == "group" else "right")
+        for g in column["groups"]:
+            table.add_row(f"{g['group']} (reference)" if g["group"] == column["reference"] else g["group"], *cells(g))
+        table.add_row("[dim]all rows[/]", *cells(audit["overall"]))
+        tables.append(table)
+    return tables
 
 
 def disparity_table(audit: dict[str, Any]) -> Table:
     """The largest disparity per column and metric: the group, its value, the reference's, difference and ratio."""
-    table = Table(title=f"Largest disparity against the reference group (groups with >= {audit['min_count']} rows in the denominator)")
+    table = Table(title=f"Largest disparity per metric (judged: >= {audit['min_count']} rows behind both figures)")
     for name in ("column", "metric", "group", "value", "reference", "difference", "ratio"):
         table.add_column(name, justify="right" if name in ("value", "reference", "difference", "ratio") else "left")
     for column in audit["columns"]:
@@ -60,7 +73,7 @@ def disparity_table(audit: dict[str, Any]) -> Table:
 
 
 def audit_tables(audit: dict[str, Any]) -> list[Table]:
-    return [*(groups_table(audit, c) for c in audit["columns"]), disparity_table(audit)]
+    return [*(t for c in audit["columns"] for t in groups_tables(audit, c)), disparity_table(audit)]
 
 
 def card_lines(audit: dict[str, Any]) -> list[str]:
