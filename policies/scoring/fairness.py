@@ -217,8 +217,17 @@ def comparisons(column_audit: dict[str, Any], metric: str, min_count: int) -> li
         ratio = value["value"] / ref["value"] if metric in RATE_METRICS and ref["value"] > 0 else None
         out.append({"metric": metric, "column": column_audit["column"], "group": name, "value": value,
                     "reference": column_audit["reference"], "reference_value": ref,
-                    "difference": value["value"] - ref["value"], "ratio": ratio})
+                    "difference": value["value"] - ref["value"], "difference_ci": difference_interval(value, ref), "ratio": ratio})
     return out
+
+
+def difference_interval(a: dict[str, Any], b: dict[str, Any]) -> list[float]:
+    """The interval of a - b for independent groups from their own intervals (MOVER; with Wilson intervals this is
+    Newcombe's hybrid score interval for a difference of proportions)."""
+    d = a["value"] - b["value"]
+    low = d - float(np.hypot(a["value"] - a["low"], b["high"] - b["value"]))
+    high = d + float(np.hypot(a["high"] - a["value"], b["value"] - b["low"]))
+    return [low, high]
 
 
 def largest_disparity(column_audit: dict[str, Any], metric: str, min_count: int) -> dict[str, Any] | None:

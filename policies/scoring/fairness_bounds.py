@@ -66,7 +66,8 @@ def describe(bound: FairnessBound, c: dict[str, Any]) -> str:
     """One broken bound in words: the group, the metric, both figures with their intervals, the gap."""
     label = LABELS[bound.metric]
     v, r = c["value"], c["reference_value"]
-    gap = f"ratio {c['ratio']:.3f}" if bound.kind == "ratio" else f"difference {c['difference']:+.3f}"
+    low, high = c["difference_ci"]
+    gap = f"ratio {c['ratio']:.3f}" if bound.kind == "ratio" else f"difference {c['difference']:+.3f} (95% CI [{low:+.3f}, {high:+.3f}])"
     return (f"{bound.text}: {c['column']}={c['group']} has {label} {v['value']:.3f} (95% CI [{v['low']:.3f}, {v['high']:.3f}], "
             f"n={v['n']:,}) against {r['value']:.3f} ([{r['low']:.3f}, {r['high']:.3f}], n={r['n']:,}) for the reference "
             f"{c['column']}={c['reference']}: {gap}")

@@ -26,6 +26,13 @@ CALIBRATION = ("group", "mean predicted", "observed rate", "calibration gap", "E
 HEADERS = (*RATES, *CALIBRATION[1:])
 
 
+def _difference(d: dict[str, Any]) -> str:
+    low, high = d["difference_ci"]
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{d['difference']:+.3f}"
+    return f"{d['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def _rate_cells(g: dict[str, Any]) -> list[str]:
     return [f"{g['rows']:,}", f"{g['positives']:,}", _ci(g["selection_rate"]), _ci(g["tpr"]), _ci(g["fpr"])]
 
@@ -58,8 +65,8 @@ def groups_tables(audit: dict[str, Any], column: dict[str, Any]) -> list[Table]:
 def disparity_table(audit: dict[str, Any]) -> Table:
     """The largest disparity per column and metric: the group, its value, the reference's, difference and ratio."""
     table = Table(title=f"Largest disparity per metric (judged: >= {audit['min_count']} rows behind both figures)")
-    for name in ("column", "metric", "group", "value", "reference", "difference", "ratio"):
-        table.add_column(name, justify="right" if name in ("value", "reference", "difference", "ratio") else "left")
+    for name in ("column", "metric", "group", "value", "reference", "difference [95% CI]", "ratio"):
+        table.add_column(name, justify="left" if name in ("column", "metric", "group") else "right")
     for column in audit["columns"]:
         for metric in METRICS:
             d = column["disparities"][metric]
@@ -68,7 +75,7 @@ def disparity_table(audit: dict[str, Any]) -> Table:
                 continue
             ratio = "-" if d["ratio"] is None else f"{d['ratio']:.3f}"
             table.add_row(column["column"], LABELS[metric], d["group"], f"{d['value']['value']:.3f}",
-                          f"{d['reference_value']['value']:.3f} ({d['reference']})", f"{d['difference']:+.3f}", ratio)
+                          f"{d['reference_value']['value']:.3f} ({d['reference']})", _difference(d), ratio)
     return table
 
 
@@ -87,13 +94,13 @@ def card_lines(audit: dict[str, Any]) -> list[str]:
         lines += [f"### {column['column']}{bins}, reference {column['reference']}", "",
                   "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
         lines += [f"| {g['group']} | " + " | ".join(_group_cells(g)) + " |" for g in column["groups"]]
-        lines += ["", "| metric | group | value | reference | difference | ratio |", "|---|---|---|---|---|---|"]
+        lines += ["", "| metric | group | value | reference | difference [95% CI] | ratio |", "|---|---|---|---|---|---|"]
         for metric in METRICS:
             d = column["disparities"][metric]
             if d is not None:
                 ratio = "-" if d["ratio"] is None else f"{d['ratio']:.3f}"
                 lines.append(f"| {LABELS[metric]} | {d['group']} | {d['value']['value']:.3f} | "
-                             f"{d['reference_value']['value']:.3f} | {d['difference']:+.3f} | {ratio} |")
+                             f"{d['reference_value']['value']:.3f} | {_difference(d)} | {ratio} |")
         lines.append("")
     return lines
 

@@ -18,9 +18,11 @@ from policies.scoring.fairness import (
     AGE_EDGES,
     AuditArgs,
     SensitiveColumn,
+    difference_interval,
     fairness_audit,
     parse_sensitive,
     resolve_sensitive,
+    wilson,
 )
 from policies.scoring.fairness_bounds import FairnessBoundExceeded, check_bounds, parse_bound
 from policies.scoring.metrics import evaluate
@@ -68,6 +70,12 @@ def test_group_figures_match_the_hand_counts() -> None:
     fpr = column["disparities"]["fpr"]
     assert fpr["difference"] == pytest.approx(-0.1) and fpr["ratio"] == pytest.approx(0.5)
     assert audit["overall"]["tpr"]["value"] == pytest.approx(50 / 90)
+
+
+def test_the_difference_interval_is_newcombes() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 against 48/80, method 10: 0.0524 to 0.3339
+    low, high = difference_interval(wilson(56, 70), wilson(48, 80))
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
 
 
 def test_a_group_below_min_count_is_shown_but_not_judged() -> None:
