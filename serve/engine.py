@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.journey_decision import JourneyRules
 from agents.state_reader import AgentStateReader
+from data.dead_letter_counts import dead_letter_counts
 from data.log import EventLog, open_log
 from data.projections.profile import CustomerProfile, ProfileProjection
 from data.projections.store import open_state_store
@@ -145,7 +146,7 @@ class Engine:
         """Where /metrics reads the engine-wide figures: the agents over Ray, this replica's log, the campaigns its
         pacing cache follows, and the drift checks recorded beside the models."""
         agents = agent_statuses_over_ray if self.args.pacing_from_agents else list
-        return OpsSources(agent_statuses=agents, log_stats=lambda: self.log.stats(),
+        return OpsSources(agent_statuses=agents, dead_letters=lambda: dead_letter_counts(self.log),
                           campaign_records=lambda: self.pacing.records(), drift_checks=lambda: load_drift_checks(models_dir))
 
     # -- tunables and health ---------------------------------------------------------------------------

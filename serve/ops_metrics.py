@@ -19,7 +19,6 @@ import numpy as np
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agents.supervisor import AgentSupervisor
-from data.log.base import LogStats
 from environment.bid_facts import global_slot, slot_start_us
 from policies.bid_serving import current_record
 from policies.scoring.drift_record import DriftCheck
@@ -60,14 +59,14 @@ class OpsSources:
     """Where the collector reads each figure (each a callable, so a test can hand in its own).
 
     :param agent_statuses: every agent shard's status (:meth:`agents.runtime.AgentShard.status`).
-    :param log_stats: the event log's statistics (its dead-letter counts).
+    :param dead_letters: the dead-letter store's (pending, redriven) counts (:func:`dead_letter_counts`).
     :param campaign_records: campaign id -> the bidding agent's record.
     :param drift_checks: the latest drift check of each model kind.
     :param now_us: the clock the campaign figures are read at (µs since the epoch).
     """
 
     agent_statuses: Callable[[], Sequence[Mapping[str, Any]]] = list
-    log_stats: Callable[[], LogStats | None] = lambda: None
+    dead_letters: Callable[[], tuple[int, int] | None] = lambda: None
     campaign_records: Callable[[], Mapping[str, Any]] = dict
     drift_checks: Callable[[], Sequence[DriftCheck]] = list
     now_us: Callable[[], int] = lambda: time.time_ns() // 1_000
@@ -109,14 +108,14 @@ class OpsCollector:
         yield from (lag, up, restarts, errors)
 
     def _dead_letters(self) -> Iterator[Metric]:
-        stats = self.sources.log_stats()
-        if stats is None:
+        counts = self.sources.dead_letters()
+        if counts is None:
             return
         pending = GaugeMetricFamily("ame_dead_letters_pending", "Dead letters not yet redriven.", labels=["replica"])
-        pending.add_metric([self.replica], float(stats.dead_letters_pending))
+        pending.add_metric([self.replica], float(counts[0]))
         total = CounterMetricFamily("ame_dead_letters", "Inputs the log refused, stored as dead letters (pending "
                                     "and redriven).", labels=["replica"])
-        total.add_metric([self.replica], float(stats.dead_letters_pending + stats.dead_letters_redriven))
+        total.add_metric([self.replica], float(counts[0] + counts[1]))
         yield from (pending, total)
 
     def _campaigns(self) -> Iterator[Metric]:

@@ -248,6 +248,10 @@ class PubSubEventLog:
 
     # -- introspection ----------------------------------------------------------------------------------
 
+    def dead_letter_counts(self) -> tuple[int, int]:
+        """(pending, redriven) dead letters, from the dead-letter store."""
+        return self._letters.dead_letter_counts()
+
     def stats(self) -> LogStats:
         """Events published by this instance (Pub/Sub keeps no count) and the dead-letter store's counts."""
         letters = self._letters.stats()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self
 
+from data.dead_letter_counts import dead_letter_counts
 from data.events import EventBase, validate_event
 from data.privacy.codec import FieldCodec, codec_for_log, holds_token
 from data.privacy.registry import PII_EVENT_TYPES
@@ -97,6 +98,10 @@ class EncryptingLog:
 
     def update_dead_letter(self, letter_id: int, raw: bytes, reason: str) -> None:
         self.inner.update_dead_letter(letter_id, raw, reason)
+
+    def dead_letter_counts(self) -> tuple[int, int]:
+        """(pending, redriven) dead letters of the backend (its own count where it keeps one)."""
+        return dead_letter_counts(self.inner)
 
     def stats(self) -> LogStats:
         return self.inner.stats()

@@ -19,7 +19,6 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from data.log.base import LogStats
 from policies.scoring.drift_record import DriftCheck
 from serve.metrics import ServeMetrics
 from serve.ops_metrics import OpsSources
@@ -114,7 +113,7 @@ def exported_metric_names() -> set[str]:
     """Every sample name the API's registry exposes once each engine-wide source holds a figure."""
     status = {"agent": "journey", "shard": 0, "running": True, "lag": 3, "restarts": 0, "errors": 0}
     record = {"pacer": {"curve": [1.0] * 4}, "spec": {"slots_per_day": 4}, "budget": 10.0, "spend_today": 1.0, "day": 0}
-    sources = OpsSources(agent_statuses=lambda: [status], log_stats=lambda: LogStats(1, 1, 1, dead_letters_pending=1),
+    sources = OpsSources(agent_statuses=lambda: [status], dead_letters=lambda: (1, 0),
                          campaign_records=lambda: {"c1": record}, now_us=lambda: 3_600_000_000,
                          drift_checks=lambda: [DriftCheck("lead", "v1", "2026-01-01T00:00:00+00:00", 10, {"score": 0.1})])
     metrics = ServeMetrics("r1", sources)

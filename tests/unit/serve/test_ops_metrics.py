@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.bidding import BiddingAgent, BiddingConfig
 from agents.runtime import AgentShard, ShardConfig
 from agents.scoring import ScoringAgent
+from data.dead_letter_counts import CountsDeadLetters, dead_letter_counts
 from data.events import AuctionResult, EventBase, PageView
 from data.log import open_log
 from data.log.base import LogStats, RejectedInput
@@ -138,14 +139,32 @@ def test_psi_of_the_latest_drift_check(tmp_path: Path) -> None:
 
 
 def test_a_failing_source_leaves_the_others() -> None:
-    def broken() -> LogStats:
+    def broken() -> tuple[int, int]:
         raise RuntimeError("log unavailable")
 
-    text = ServeMetrics("r1", OpsSources(log_stats=broken, agent_statuses=lambda: [
+    text = ServeMetrics("r1", OpsSources(dead_letters=broken, agent_statuses=lambda: [
         {"agent": "journey", "shard": 0, "running": True, "lag": 3, "restarts": 1, "errors": 2}])).render().decode()
     assert "ame_dead_letters_pending" not in text
     assert value(text, "ame_agent_lag_events", agent="journey", shard="0") == 3
     assert value(text, "ame_agent_errors_total", agent="journey", shard="0") == 2
+
+
+def test_dead_letter_counts_agree_with_the_log_statistics(log_url: str) -> None:
+    log = open_log(log_url)
+    try:
+        log.dead_letter([RejectedInput(b"{", "not JSON", "test"), RejectedInput(b"[]", "not an object", "test")])
+        log.mark_redriven(log.dead_letters()[0].id, None)
+        stats = log.stats()
+        assert isinstance(log, CountsDeadLetters)  # the SQLite log counts them from its index, not via stats()
+        assert dead_letter_counts(log) == (stats.dead_letters_pending, stats.dead_letters_redriven) == (1, 1)
+
+        class StatsOnly:  # a log without its own count: read from its statistics
+            def stats(self) -> LogStats:
+                return stats
+
+        assert dead_letter_counts(StatsOnly()) == (1, 1)  # type: ignore[arg-type]
+    finally:
+        log.close()
 
 
 # ---- through the API's GET /metrics -----------------------------------------------------------------------------
