@@ -56,7 +56,8 @@ class ServeArgs(BaseModel):
     api_keys_file: str = Field("", description="JSON file of hashed keys (serve/auth.py); AME_SERVE_API_KEYS_FILE.")
     api_keys: list[ApiKey] = Field(default_factory=list, description="Hashed keys given inline (tests, small installs).")
     max_body_bytes: int = Field(1_048_576, ge=1_024, le=64 * 1_048_576)
-    pacing_from_agents: bool = Field(True, description="Read campaign pacing from the bidding agent's actors.")
+    pacing_from_agents: bool = Field(True, description="Read from the agents' actors over Ray: campaign pacing (the "
+                                     "bidding agent), and every shard's status for /metrics.")
 
 
 class BiddingTunables(BaseModel):
