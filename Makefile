@@ -9,6 +9,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	-scripts/install_haproxy.sh $(BIN)/python  # Ray Serve's fast ingress; if it cannot, `ame serve run` says what it costs
 	touch $@
 
 install: $(BIN)/.installed
