@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from agents.state_repository import AgentStateRepository, read_records, state_hash
+from agents.state_reader import AgentStateReader
+from agents.state_repository import AgentStateRepository, consumer_name, read_records, state_hash, state_store_url
 from data.log import open_log
 from data.projections.base import Projector
 from data.projections.profile import ProfileProjection
 from data.projections.store import PostgresStateStore, SqliteStateStore, open_state_store
+from data.sharding import shard_of
 from data.synthetic import synthetic_events
 
 
@@ -99,3 +101,15 @@ def test_every_shard_of_an_agent_is_read_back(store_url: str, backend: str, tmp_
         repo.save({f"s{shard}": {"shard": shard}}, position=1)
         repo.close()
     assert read_records(tmp_path, "scoring", 2, shared) == {"s0": {"shard": 0}, "s1": {"shard": 1}}
+
+
+def test_the_decision_api_reads_each_key_from_its_shard(store_url: str, backend: str, tmp_path: Path) -> None:
+    shared = store_url if backend == "postgresql" else ""
+    for shard in range(2):
+        url = state_store_url(tmp_path, "journey", shard, 2, shared)
+        repo = AgentStateRepository.open(url, consumer_name("journey", shard, 2))
+        repo.save({key: {"key": key} for key in ("a", "b", "c", "d") if shard_of(key, 2) == shard}, position=1)
+        repo.close()
+    reader = AgentStateReader(tmp_path, "journey", 2, shared)
+    assert [reader.record(k) for k in ("a", "d", "zz")] == [{"key": "a"}, {"key": "d"}, None]
+    reader.close()
