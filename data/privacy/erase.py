@@ -32,8 +32,10 @@ from data.events import (
 from data.log import open_log
 from data.log.base import from_micros
 from data.log.sqlite import sqlite_path
+from data.postgres_db import is_postgres_url
 from data.privacy.codec import FieldCodec, codec_for_log
 from data.privacy.errors import UnsupportedForErasure
+from data.privacy.postgres_scrub import pii_in_postgres, scrub_postgres
 from data.privacy.registry import ERASED, PII_EVENT_TYPES, pii_fields
 from data.privacy.scrub import (
     PiiValues,
@@ -127,7 +129,7 @@ def erase_customer(
     :param customer_id: the customer.
     :param log_url: the event log: ``sqlite:///`` (scrubbed too) or ``pubsub://`` (key deleted, topic not
         scrubbed: see the module docstring; the local dead-letter store is swept).
-    :param state_url: the state store (``sqlite:///``), swept for copies; None: skipped.
+    :param state_url: the state store (``sqlite:///`` or ``postgresql://``), swept for copies; None: skipped.
     :param warehouse_url: the DuckDB warehouse, anonymized and rewritten; None: skipped. Nothing else may hold
         the DuckDB file open.
     :param requested_by: who asked (recorded on the event).
@@ -136,10 +138,14 @@ def erase_customer(
     on_pubsub = log_url.startswith("pubsub://")
     log_path = None if on_pubsub else _erasable_log_file(log_url)
     warehouse_path = _warehouse_file(warehouse_url) if warehouse_url else None
-    state_path = sqlite_path(state_url) if state_url else None
+    state_pg = state_url if state_url and is_postgres_url(state_url) else None
+    state_path = sqlite_path(state_url) if state_url and not state_pg else None
     codec = codec_for_log(log_url)
     try:
         values = pii_in_copies(customer_id, codec, state_path, warehouse_path) if on_pubsub else gather_pii(log_url, customer_id, codec)
+        if on_pubsub and state_pg:
+            extra = PiiValues.of(pii_in_postgres(state_pg, customer_id))
+            values = PiiValues(values.distinctive | extra.distinctive, values.names | extra.names)
         had_key = codec.keys.keys([customer_id], create=False).get(customer_id) is not None
         requested_by = requested_by or f"cli:{getpass.getuser()}"
         event = CustomerErased(
@@ -161,6 +167,8 @@ def erase_customer(
     else:
         log_scrub = scrub_sqlite(log_path, customer_id, values)
     state_scrub = scrub_sqlite(state_path, customer_id, values) if state_path else ScrubCount()
+    if state_pg:
+        state_scrub = scrub_postgres(state_pg, customer_id, values)
     warehouse_scrub = scrub_duckdb(warehouse_path, customer_id, values) if warehouse_path else None
     return ErasureReport(customer_id, event.event_id, had_key, len(values.all), log_scrub, state_scrub, warehouse_scrub,
                          log_note, letters_scrub)
@@ -201,7 +209,7 @@ def export_customer(customer_id: str, log_url: str, state_url: str | None = None
     finally:
         codec.keys.close()
     profile = None
-    if state_url and sqlite_path(state_url).exists():
+    if state_url and (is_postgres_url(state_url) or sqlite_path(state_url).exists()):
         store = open_state_store(state_url)
         try:
             with store.transaction() as conn:
