@@ -2,7 +2,7 @@
 the dead-letter store, each campaign's spend against its daily budget and pacing plan, and the latest drift check.
 
 They are read when Prometheus scrapes (a custom collector), from the code that knows them: the agents' own
-status (the shard actors, over Ray), the event log's statistics, the bidding agent's campaign records (the ones
+status (the shard actors, over Ray), the log's dead-letter store, the bidding agent's campaign records (the ones
 this replica bids from) and the drift checks ``ame models drift`` records. A source that cannot answer leaves its
 metrics out of that scrape (and is logged), so one missing source never fails ``/metrics``.
 """
