@@ -170,9 +170,12 @@ def sensitive_names(args: TrainArgs) -> list[str]:
     return [parse_sensitive(text).name for text in args.sensitive]
 
 
-def fairness_setup(args: TrainArgs) -> tuple[list[SensitiveColumn], tuple[FairnessBound, ...]]:
-    """The declared sensitive columns and bounds, checked before any training."""
+def fairness_setup(args: TrainArgs, frame: pd.DataFrame) -> tuple[list[SensitiveColumn], tuple[FairnessBound, ...]]:
+    """The declared sensitive columns and bounds, checked against the table before any training."""
     columns = [parse_sensitive(text) for text in args.sensitive]
+    missing = [c.name for c in columns if c.name not in frame.columns]
+    if missing:
+        raise DataError(f"sensitive column(s) {missing} not in the table; its columns are {list(frame.columns)}")
     bounds = tuple(parse_bound(text) for text in args.fairness_bounds)
     if bounds and not columns:
         raise DataError("--fairness-bound needs the sensitive columns it applies to: add --sensitive COL")
@@ -199,7 +202,7 @@ def train_scoring(frame: pd.DataFrame, args: TrainArgs) -> TrainResult:
     started = time.perf_counter()
     random.seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    sensitive, _ = fairness_setup(args)
+    sensitive, _ = fairness_setup(args, frame)
     if args.feature_set == "profile":
         frame = profile_training_table(frame, args)
     elif args.feature_set is not None:
@@ -290,7 +293,7 @@ def main(frame: pd.DataFrame, args: TrainArgs, registry: ModelRegistry | None = 
     elif privacy["customers"] is None:
         log.warning("%s", privacy["note"])
     data_hash = frame_hash(frame)
-    _, bounds = fairness_setup(args)
+    _, bounds = fairness_setup(args, frame)
     result = train_scoring(frame, args)
     if bounds:
         check_bounds(result.metrics["fairness"], bounds, f"the {args.kind} model")

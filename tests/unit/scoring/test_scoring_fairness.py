@@ -182,3 +182,19 @@ def test_cli_audit_json_and_a_refused_training_run(tmp_path: Path) -> None:
     assert len(ModelRegistry(registry).versions("lead")) == 1
     no_column = runner.invoke(models_app, ["audit", "--csv", str(csv), "--registry", registry, "--sensitive", "race"])
     assert no_column.exit_code == 2 and "'race' is not in the table" in no_column.output
+
+
+def test_bad_fairness_options_fail_before_training(tmp_path: Path) -> None:
+    csv = tmp_path / "leads.csv"
+    biased_leads(300).to_csv(csv, index=False)
+    cases = {
+        ("--fairness-bound", "tpr_diff=0.1"): "needs the sensitive columns it applies to",
+        ("--sensitive", "gender", "--fairness-bound", "tpr=0.1"): "is not METRIC_diff=V or METRIC_ratio=V",
+        ("--sensitive", "won"): "cannot be a sensitive column",
+        ("--sensitive", "region"): "sensitive column(s) ['region'] not in the table",
+    }
+    for options, message in cases.items():
+        result = runner.invoke(train_app, ["scoring", "--csv", str(csv), "--target", "won", *options, "--registry", str(tmp_path / "m")],
+                               env={"COLUMNS": "300"})
+        assert result.exit_code == 2 and message in result.output, (options, result.output)
+    assert not (tmp_path / "m").exists()
