@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import pandas as pd
 import typer
 
 from policies.scoring.cli import KindOption, RegistryOption, SepOption, _fail, _load_table, console
@@ -15,7 +16,7 @@ from policies.scoring.fairness_report import audit_tables, plain
 from policies.scoring.tabular import target_vector
 
 
-def audit_columns(declared: list[dict], given: list[str] | None, frame) -> list[SensitiveColumn]:
+def audit_columns(declared: list[dict[str, Any]], given: list[str] | None, frame: pd.DataFrame) -> list[SensitiveColumn]:
     """``--sensitive`` when given (bins decided on this table), else the columns the model was trained to audit."""
     if given:
         return [resolve_sensitive(parse_sensitive(text), frame) for text in given]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ QUANTILES = (0.2, 0.4, 0.6, 0.8)  # the default bins of any other continuous col
 MISSING = "<missing>"
 RATE_METRICS = ("selection_rate", "tpr", "fpr")
 METRICS = (*RATE_METRICS, "calibration_gap", "ece")
+Statistic = Callable[..., np.ndarray]  # row indices (..., n) -> one value per leading index, as scipy's bootstrap calls it
 DECLARATION = re.compile(r"^\s*([^=]+?)\s*(?:=\s*(.*))?$")
 
 
@@ -128,7 +129,7 @@ def wilson(successes: int, trials: int, confidence: float = 0.95) -> dict[str, A
     return {"value": successes / trials, "low": float(ci.low), "high": float(ci.high), "n": trials}
 
 
-def ece_statistic(p: np.ndarray, y: np.ndarray, bins: int):
+def ece_statistic(p: np.ndarray, y: np.ndarray, bins: int) -> Statistic:
     """The ECE of rows ``idx`` of (p, y): equal-count bins of p fixed on the whole group, then
     sum over bins of |sum(p - y)| / rows. Vectorized over the bootstrap's leading axes."""
     order = np.argsort(p, kind="stable")
@@ -146,7 +147,7 @@ def ece_statistic(p: np.ndarray, y: np.ndarray, bins: int):
     return statistic
 
 
-def bootstrap_ci(statistic, n: int, args: AuditArgs, rng: np.random.Generator) -> dict[str, Any]:
+def bootstrap_ci(statistic: Statistic, n: int, args: AuditArgs, rng: np.random.Generator) -> dict[str, Any]:
     """A statistic of a group's row indices with its percentile bootstrap interval (scipy)."""
     idx = np.arange(n)
     value = float(statistic(idx[None, :])[0])
