@@ -27,6 +27,7 @@ from data.log.base import StoredEvent, from_micros
 from data.settings import get_settings
 from data.sharding import ANONYMOUS_CUSTOMER
 from data.ticks import TICK_ACTION, decision_event_id
+from environment.belief_fold import BELIEF_EVENTS, CONTACT_ACTION, note_seen
 from environment.config import load_market_config
 from environment.observation import (
     ATTRIBUTE_EVENT,
@@ -112,7 +113,9 @@ class JourneyAgent(Agent):
         """The customer's journey facts after one inbound event (pure)."""
         props = orjson.loads(event.properties_json) if event.event_type in NEEDS_PROPERTIES else {}
         rec = fold_event(record or self.new_record(), event.event_type, event.occurred_at_us, props, self.rules.spec)
-        if event.event_type in ("email_sent", "sms_sent", "push_sent", "offer_sent", "ad_impression"):
+        if event.event_type in BELIEF_EVENTS:  # what the day showed, for the belief over the hidden state
+            note_seen(rec, event.event_type, event.occurred_at_us)
+        if event.event_type in CONTACT_ACTION:
             rec["pending_contact_day"] = None  # the decided contact (if any) is now a fact
         return rec
 

@@ -18,7 +18,10 @@ from typing import Any
 import numpy as np
 
 from environment.acting import choose, draws_of
+from environment.belief_fold import BeliefModel, advance_beliefs, visible_states
+from environment.belief_planner import ActsOnBelief
 from environment.config import MarketConfig, load_market_config
+from environment.dynamics import Tables
 from environment.guardrails import (
     ACTION_CHANNEL,
     QuietHours,
@@ -49,11 +52,14 @@ class JourneyRules:
     spec: ObservationSpec
     defaults: Mapping[str, Any]
     quiet: QuietHours
+    belief: BeliefModel
 
     @staticmethod
     def of(config: MarketConfig | None = None, quiet_hours: tuple[int, int] = (21, 8)) -> JourneyRules:
         config = config or load_market_config()
-        return JourneyRules(ObservationSpec.of(config.journey), attribute_defaults(config.profile), QuietHours(*quiet_hours))
+        defaults = attribute_defaults(config.profile)
+        return JourneyRules(ObservationSpec.of(config.journey), defaults, QuietHours(*quiet_hours),
+                            BeliefModel(config, Tables.of(config.journey), defaults))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,10 @@ def decide_journeys(policy: Any, records: Sequence[Record], now_us: Sequence[int
     today = [day_of(t) for t in now_us]
     obs = observe_records(records, today, rules.spec, rules.defaults)
     allowed = allowed_for(records, now_us, rules)
+    if _acts_on_belief(policy):  # the belief at the start of today, from the records' day-fold
+        belief = advance_beliefs(records, today, rules.belief)  # type: ignore[arg-type]
+        visible = visible_states(records, today, [last_contact_day(r) for r in records], rules.belief)
+        policy = policy.on_belief(belief, visible)
     choice = choose(policy, obs, allowed, draws_of(decision_ids))
     out = []
     for k, rec in enumerate(records):
@@ -124,6 +134,17 @@ def decide_journeys(policy: Any, records: Sequence[Record], now_us: Sequence[int
             allowed=mask_bits(allowed[k]), observation=obs[k],
         ))
     return out
+
+
+def _acts_on_belief(policy: Any) -> bool:
+    key = type(policy)
+    known = _ON_BELIEF.get(key)
+    if known is None:
+        known = _ON_BELIEF[key] = isinstance(policy, ActsOnBelief)
+    return known
+
+
+_ON_BELIEF: dict[type, bool] = {}
 
 
 def _capped(record: Record, today: int, rules: JourneyRules) -> bool:

@@ -24,8 +24,10 @@ import numpy as np
 from data.events import EventBase
 from data.ticks import tick_decision_id, tick_event
 from environment.acting import Choice, Predictor, acting_mode, choose, draws_of
+from environment.belief import BeliefTracker, parse_planner_name
+from environment.belief_planner import ActsOnBelief, ServedPlanner, VisibleState
 from environment.config import MarketConfig, load_market_config
-from environment.dynamics import StepOutcome, Tables, legal_mask, observe, reset_batch, step_batch
+from environment.dynamics import JourneyState, StepOutcome, Tables, legal_mask, observe, reset_batch, step_batch
 from environment.heuristics import heuristic_policy
 from environment.market_events import DayDecisions, arrival_events, day_events
 from environment.population import AD, sample_profiles
@@ -38,9 +40,13 @@ DecisionHook = Callable[[int, np.ndarray, np.ndarray, Choice], None]
 
 
 def resolve_policy(name: str) -> Predictor:
-    """A journey policy the stream can run, by name: a tuned heuristic, ``no_contact``, or ``<name>-eps<e>``."""
+    """A journey policy the stream can run, by name: a tuned heuristic, ``no_contact``, ``<name>-eps<e>``, or a
+    servable belief planner (``belief_lookahead_u<price>_grid``)."""
     if name == "wait":
         name = "no_contact"
+    planner = parse_planner_name(name)
+    if planner is not None and planner.grid:
+        return ServedPlanner(planner)
     return heuristic_policy(name)
 
 
@@ -128,6 +134,29 @@ class SimulatedMarket:
         return outcome, events
 
 
+class FollowedBelief:
+    """The simulator's side of a policy that acts on the belief: the filter over the market's customers, updated on
+    each day's outcome (it reads only what the events show), as the journey agent's day-fold is."""
+
+    def __init__(self, config: MarketConfig, tables: Tables) -> None:
+        self.tracker = BeliefTracker(config, tables)
+        self._pending: tuple[JourneyState, StepOutcome] | None = None
+
+    def bound(self, policy: ActsOnBelief, obs: np.ndarray, state: JourneyState) -> Predictor:
+        """``policy`` on today's belief of every customer."""
+        if self.tracker.belief is None:
+            belief = self.tracker.reset(obs)
+        elif self._pending is not None:
+            belief = self.tracker.step(*self._pending, obs, np.zeros(len(obs), dtype=bool))
+        else:
+            belief = self.tracker.belief
+        self._pending = None
+        return policy.on_belief(belief, VisibleState(state.day, state.consent, state.cooldown, state.resp))
+
+    def saw(self, before: JourneyState, outcome: StepOutcome) -> None:
+        self._pending = (before, outcome)
+
+
 def stream_market(
     log: Any, customers: int, days: int, policy: str | Predictor = "offer_every_k", seed: int = 0,
     config: MarketConfig | None = None, start: datetime | None = None, batch_size: int = 5_000,
@@ -147,6 +176,7 @@ def stream_market(
     market = SimulatedMarket(customers, days, seed, config, start)
     predictor = resolve_policy(policy) if isinstance(policy, str) else policy
     label = (getattr(predictor, "name", type(predictor).__name__), policy_version)
+    believer = FollowedBelief(market.config, market.tables) if isinstance(predictor, ActsOnBelief) else None
     out = _Appender(log, batch_size)
     out.add(market.arrivals())
     total_reward = 0.0
@@ -157,10 +187,14 @@ def stream_market(
         if ticks:
             out.add([tick_event(market.date(day))])
         obs, allowed = market.observation()
-        choice = choose(predictor, obs, allowed, _draws(predictor, market, day))
+        acting = believer.bound(predictor, obs, market.state) if believer is not None else predictor
+        choice = choose(acting, obs, allowed, _draws(predictor, market, day))
         if on_decisions is not None:
             on_decisions(day, obs, allowed, choice)
+        before = market.state
         outcome, events = market.step(day, choice.executed, DayDecisions(choice.propensity, label))
+        if believer is not None:
+            believer.saw(before, outcome)
         total_reward += float(outcome.reward.sum())
         if on_outcome is not None:
             on_outcome(day, outcome)

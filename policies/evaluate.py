@@ -19,7 +19,8 @@ from scipy import stats
 
 from environment import bidding, heuristics
 from environment.acting import EnvBound, choose
-from environment.belief import BeliefPlanner, WithBelief, parse_planner_name
+from environment.belief import WithBelief, parse_planner_name
+from environment.belief_planner import BeliefPlanner
 from environment.bidding import evaluate_bidding
 from environment.bounds import OraclePolicy
 from environment.config import load_market_config
@@ -177,8 +178,7 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
 
     planner = parse_planner_name(name)
     if planner is not None:
-        lookahead, unsub_price = planner
-        return BeliefPlanner(lookahead=lookahead, unsub_price=unsub_price)
+        return BeliefPlanner(lookahead=planner.lookahead, unsub_price=planner.unsub_price, grid=planner.grid)
     if name in makers:
         return makers[name]()
 

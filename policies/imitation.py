@@ -1,7 +1,7 @@
 """Warm-starting a journey policy from the belief-state planner: demonstrations on training customers, then
 behaviour cloning of the actor (and a first fit of the critic) before PPO fine-tunes it.
 
-The planner (:class:`environment.belief.BeliefPlanner`) acts on what the engine observes, with action values
+The planner (:class:`environment.belief_planner.BeliefPlanner`) acts on what the engine observes, with action values
 from the calibrated model; cloning it gives PPO a start that already uses the belief, which PPO from scratch
 did not find in its budget (see the README's policy figures).
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from environment.belief import BeliefPlanner
+from environment.belief_planner import BeliefPlanner
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from environment.belief import parse_planner_name
+from environment.belief_planner import ServedPlanner
 from environment.heuristics import heuristic_policy
 from policies.bidder import ProfilePacing
 from policies.registry import PolicyRegistry, atomic_write, refuse_unservable
@@ -203,8 +205,15 @@ class PolicySlot:
 
 
 def builtin_journey_policy(name: str) -> Any:
-    """A built-in journey policy by name (a tuned heuristic, ``no_contact``, ``<name>-eps<e>``)."""
-    return heuristic_policy(name)
+    """A built-in journey policy by name: a tuned heuristic, ``no_contact``, ``<name>-eps<e>``, or a servable
+    belief planner (``belief_lookahead_u<price>_grid``: it plans on the belief the journey agent keeps)."""
+    planner = parse_planner_name(name)
+    if planner is None:
+        return heuristic_policy(name)
+    if not planner.grid:
+        raise SlotError(f"{name} solves every customer's action values over the whole horizon (1.4 GB per 1,000 "
+                        f"customers); serve {name}_grid, the same planner on the grid of propensities")
+    return ServedPlanner(planner)
 
 
 def builtin_bidding_policy(name: str) -> Any:

@@ -5,26 +5,35 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from typing import Any
 
 import numpy as np
 import pytest
 
 from environment.belief import (
     N_BELIEF,
-    BeliefPlanner,
     BeliefTracker,
     WithBelief,
     initial_belief,
+    outcome_likelihood,
     parse_planner_name,
     planner_name,
     recency_of,
     update_belief,
 )
+from environment.belief_planner import (
+    FULL_OUTCOMES,
+    OBSERVABLE_OUTCOMES,
+    BeliefPlanner,
+    VisibleState,
+    _Seen,
+    belief_action_values,
+)
 from environment.bounds import solve_oracle
 from environment.config import load_market_config
 from environment.dynamics import step_batch
 from environment.heuristics import OfferEveryK, journey_baselines
-from environment.population import CHURNED, CUSTOMER, N_ACTIONS
+from environment.population import CHURNED, CUSTOMER, N_ACTIONS, PUSH, SMS
 from environment.vector import JourneyVectorEnv
 from policies.evaluate import oracle_value, run_journey
 
@@ -151,7 +160,9 @@ def test_lookahead_on_the_last_day_is_the_expected_reward() -> None:
     belief = planner._belief.tracker.belief
     now = env.state
     assert int(now.day.max()) == env.horizon - 1
-    ahead, qmdp = planner._lookahead(now, belief), planner._qmdp(now, belief)
+    visible = VisibleState(now.day, now.consent, now.cooldown, now.resp)
+    ahead = belief_action_values(planner._values, planner._tables, visible, belief, lookahead=True)
+    qmdp = belief_action_values(planner._values, planner._tables, visible, belief, lookahead=False)
     legal = np.isfinite(qmdp)
     np.testing.assert_allclose(ahead[legal], qmdp[legal], rtol=1e-4, atol=1e-4)
 
@@ -171,9 +182,50 @@ def test_pricing_unsubscribes_changes_the_plan_not_the_market() -> None:
 
 
 def test_planner_names_round_trip() -> None:
-    assert parse_planner_name("belief_planner") == (False, 1.0)
-    assert parse_planner_name("belief_lookahead_u4") == (True, 4.0)
-    assert parse_planner_name("belief_lookahead_u2.5") == (True, 2.5)
+    assert parse_planner_name("belief_planner") == (False, 1.0, False)
+    assert parse_planner_name("belief_lookahead_u4") == (True, 4.0, False)
+    assert parse_planner_name("belief_lookahead_u2.5") == (True, 2.5, False)
     assert parse_planner_name("belief_lookahead_ux") is None and parse_planner_name("offer_every_k") is None
-    for lookahead, price in ((False, 1.0), (True, 1.0), (True, 4.0), (False, 2.5)):
-        assert parse_planner_name(planner_name(lookahead, price)) == (lookahead, price)
+    assert parse_planner_name("belief_lookahead_u4_grid") == (True, 4.0, True)
+    for lookahead, price, grid in ((False, 1.0, False), (True, 1.0, True), (True, 4.0, False), (False, 2.5, True)):
+        assert parse_planner_name(planner_name(lookahead, price, grid)) == (lookahead, price, grid)
+
+
+@pytest.mark.parametrize("action", range(N_ACTIONS))
+def test_what_a_day_can_show_is_complete_and_disjoint(action: int) -> None:
+    """Over what a day of ``action`` can show, the filter's likelihoods sum to 1 in every hidden state (so the
+    lookahead weighs each observation once); over every outcome, seen or not, the whole likelihoods do too."""
+    env = JourneyVectorEnv(50)
+    env.reset(seed=3)
+    now = env.state
+    visible = VisibleState(now.day, now.consent, now.cooldown, now.resp)
+    for outcomes, all_shown in ((OBSERVABLE_OUTCOMES[action], False), (FULL_OUTCOMES[action], True)):
+        total = sum(outcome_likelihood(env.tables, visible, _day_of(action, outcome, 50), all_shown)
+                    for outcome in outcomes)
+        np.testing.assert_allclose(total, 1.0, atol=1e-9)
+
+
+@pytest.mark.parametrize(("action", "hidden"), [(SMS, "opened"), (PUSH, "clicked")])
+def test_the_filter_does_not_read_what_no_event_shows(action: int, hidden: str) -> None:
+    """An SMS read and a push tap show no event: the belief after the day is the same whether they happened."""
+    env = JourneyVectorEnv(50)
+    obs, _ = env.reset(seed=4)
+    belief = initial_belief(env.config, recency_of(obs))
+    seen = _day_of(action, (False, False, False, True, False), 50)
+    flipped = dataclasses.replace(seen, **{hidden: np.ones(50, dtype=bool)})
+    np.testing.assert_array_equal(update_belief(belief, env.tables, env.state, seen),
+                                  update_belief(belief, env.tables, env.state, flipped))
+
+
+def test_grid_values_act_as_the_exact_planner_does() -> None:
+    """The servable planner (action values interpolated on a propensity grid) picks the exact planner's action on
+    almost every customer-day and earns the same."""
+    config = load_market_config()
+    exact = run_journey(BeliefPlanner(lookahead=True, unsub_price=4.0), config, 300, 12)
+    grid = run_journey(BeliefPlanner(lookahead=True, unsub_price=4.0, grid=True), config, 300, 12)
+    assert abs(grid.profit - exact.profit) <= 0.02 * abs(exact.profit)
+
+
+def _day_of(action: int, outcome: tuple[bool, ...], n: int) -> Any:
+    unsub, click, opened, visit, buy = outcome
+    return _Seen(*(np.full(n, x) for x in (action, unsub, click, opened, visit, buy)))

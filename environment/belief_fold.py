@@ -1,0 +1,153 @@
+"""The journey filter as a day-fold over one customer's events: the belief the journey agent keeps in its state,
+so a belief planner is served on the very belief the simulator computes.
+
+The record (:func:`environment.observation.fold_event`'s facts) also notes what each day not yet closed showed
+(``seen``: day -> [action, unsubscribed, clicked, opened, visited, purchased]). At a decision on day T the belief
+is advanced through every day before T in order, from the prior at the customer's first day; a day without
+events is a day on which nothing was seen. The belief is kept as ``belief`` (60 floats) valued at the start of
+``belief_day``. An event for a day already closed changes nothing (the belief does not go back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from environment.belief import BELIEF_SHAPE, N_BELIEF, initial_belief, update_belief
+from environment.belief_planner import VisibleState, _Seen
+from environment.config import MarketConfig
+from environment.dynamics import Tables
+from environment.observation import ATTRIBUTES, CHANNELS, ZIPS, consent_bits
+from environment.population import AD, EMAIL, OFFER, PUSH, SMS, Profiles, Responsiveness, responsiveness
+
+Record = MutableMapping[str, Any]
+
+CONTACT_ACTION = {"email_sent": EMAIL, "sms_sent": SMS, "push_sent": PUSH, "ad_impression": AD, "offer_sent": OFFER}
+"""A contact event -> the action it carried out."""
+SEEN_FLAG = {
+    "unsubscribe": 1, "email_click": 2, "sms_click": 2, "ad_click": 2, "email_open": 3, "push_open": 3,
+    "page_view": 4, "content_download": 4, "purchase": 5,
+}
+"""An engagement event -> its place in a day's ``seen`` row."""
+BELIEF_EVENTS = frozenset(CONTACT_ACTION) | frozenset(SEEN_FLAG)
+DAY_US = 86_400_000_000
+
+
+def note_seen(record: Record, event_type: str, t_us: int) -> None:
+    """Note in ``record`` (changed in place) what an event shows of its day."""
+    day = t_us // DAY_US
+    closed = record.get("belief_day")
+    if closed is not None and day < closed:
+        return
+    seen = dict(record.get("seen") or {})
+    row = list(seen.get(str(day), (0, 0, 0, 0, 0, 0)))
+    action = CONTACT_ACTION.get(event_type)
+    if action is not None:
+        row[0] = action
+    else:
+        row[SEEN_FLAG[event_type]] = 1
+    seen[str(day)] = row
+    record["seen"] = seen
+
+
+@dataclass(frozen=True, slots=True)
+class BeliefModel:
+    """What the filter needs besides the records: the market's true model and the attributes' defaults."""
+
+    config: MarketConfig
+    tables: Tables
+    defaults: Mapping[str, Any]
+
+    def responsiveness(self, records: Sequence[Mapping[str, Any]]) -> Responsiveness:
+        """The customers' response multipliers, a function of their attributes (defaults where never stated)."""
+        return responsiveness(self.config.profile, self.config.journey, self.profiles(records))
+
+    def profiles(self, records: Sequence[Mapping[str, Any]]) -> Profiles:
+        rows = np.array([[_attribute(r, name, self.defaults) for name in ATTRIBUTES] for r in records],
+                        dtype=np.float64).reshape(len(records), len(ATTRIBUTES))
+        ints = rows.astype(np.int64)
+        return Profiles(ints[:, 0], rows[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], ints[:, 5], ints[:, 6])
+
+
+def _attribute(record: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> float:
+    stated = (record.get("attrs") or {}).get(name)
+    value = defaults[name] if stated is None else stated[0]
+    if name == "purchase_channel":
+        return float(CHANNELS.index(value))
+    if name == "zip_type":
+        return float(ZIPS.index(value))
+    return float(value)
+
+
+def advance_beliefs(records: Sequence[Record], today: Sequence[int], model: BeliefModel) -> np.ndarray:
+    """(N, stage, intent, fatigue): each customer's belief at the start of ``today``, after closing every earlier
+    day (the records are updated in place, so a day is closed once)."""
+    n = len(records)
+    resp = model.responsiveness(records)
+    out = np.empty((n, *BELIEF_SHAPE))
+    start = _start_days(records, today)
+    belief = np.array([_stored_or_prior(r, resp, i, model) for i, r in enumerate(records)]).reshape(n, *BELIEF_SHAPE)
+    day = start.copy()
+    target = np.asarray(today, dtype=np.int64)
+    while True:
+        moving = np.flatnonzero(day < target)
+        if len(moving) == 0:
+            break
+        seen = np.array([records[i].get("seen", {}).get(str(day[i]), (0, 0, 0, 0, 0, 0)) for i in moving],
+                        dtype=np.int64).reshape(len(moving), 6)
+        outcome = _Seen(seen[:, 0], *(seen[:, k].astype(bool) for k in range(1, 6)))
+        state = VisibleState(day[moving], np.zeros(len(moving), np.int64), np.zeros(len(moving), np.int64),
+                             _rows(resp, moving))
+        belief[moving] = update_belief(belief[moving], model.tables, state, outcome)
+        day[moving] += 1
+    for i, rec in enumerate(records):
+        _store(rec, belief[i], int(target[i]))
+        out[i] = belief[i]
+    return out
+
+
+def visible_states(records: Sequence[Mapping[str, Any]], today: Sequence[int], last_contact: Sequence[int | None],
+                   model: BeliefModel) -> VisibleState:
+    """What the planner reads besides the belief: the journey day, consent, cooldown and response multipliers."""
+    t = np.asarray(today, dtype=np.int64)
+    first = np.array([t[i] if r.get("first_day") is None else r["first_day"] for i, r in enumerate(records)],
+                     dtype=np.int64)
+    gap = model.tables.gap
+    last = np.array([-(10**6) if d is None else d for d in last_contact], dtype=np.int64)
+    cooldown = np.clip(gap - (t - last), 0, gap - 1)
+    consent = np.array([consent_bits(r) for r in records], dtype=np.int64)
+    return VisibleState(np.maximum(t - first, 0), consent, cooldown, model.responsiveness(records))
+
+
+def _start_days(records: Sequence[Mapping[str, Any]], today: Sequence[int]) -> np.ndarray:
+    """The day each stored belief is valued at (a new one: the customer's first day)."""
+    out = []
+    for r, t in zip(records, today, strict=True):
+        at = r.get("belief_day")
+        first = r.get("first_day")
+        out.append(at if at is not None else (t if first is None else min(first, t)))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _stored_or_prior(record: Mapping[str, Any], resp: Responsiveness, i: int, model: BeliefModel) -> np.ndarray:
+    stored = record.get("belief")
+    if stored is not None:
+        return np.asarray(stored, dtype=np.float64)
+    recency = np.array([_attribute(record, "recency_months", model.defaults)], dtype=np.int64)
+    return initial_belief(model.config, recency)[0].reshape(N_BELIEF)
+
+
+def _store(record: Record, belief: np.ndarray, day: int) -> None:
+    record["belief"] = [float(x) for x in belief.reshape(N_BELIEF)]
+    record["belief_day"] = day
+    seen = record.get("seen")
+    if seen:
+        record["seen"] = {d: row for d, row in seen.items() if int(d) >= day}
+
+
+def _rows(resp: Responsiveness, rows: np.ndarray) -> Responsiveness:
+    return Responsiveness(resp.propensity[rows], resp.basket[rows], resp.click_mult[rows], resp.click_conv[rows],
+                          resp.click_basket[rows])

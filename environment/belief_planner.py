@@ -1,0 +1,325 @@
+"""The belief-state planner: each day, the legal action with the highest value on the engine's belief over a
+customer's hidden (stage, intent, fatigue), the belief coming from :mod:`environment.belief`'s filter.
+
+The action values are the oracle's (exact DP on the true model). Two sources of them:
+
+- :class:`ExactValues`, solved per customer for every day: the reference in ``ame evaluate``
+  (``horizon x N x 960 x 6`` float32, 1.4 GB per 1,000 customers);
+- :class:`GridValues`, solved once per response group on a grid of propensities and interpolated in
+  log-propensity: what the journey agent serves, a few MB per group whatever the number of customers.
+
+:func:`belief_action_values` is the one decision rule; the simulator's :class:`BeliefPlanner` and the journey
+agent both call it, on the same belief, with the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from environment.belief import PlannerSpec, _FollowedBelief, outcome_likelihood, planner_name, update_belief
+from environment.bounds import solve_oracle
+from environment.config import MarketConfig, load_market_config
+from environment.dynamics import Tables
+from environment.guardrails import LEGAL
+from environment.population import (
+    ACTION_CONSENT_BIT,
+    ACTION_UNSUB_CHANNEL,
+    CLICK_OBSERVED,
+    N_ACTIONS,
+    OFFER,
+    OPEN_OBSERVED,
+    WAIT,
+    Responsiveness,
+    profile_design,
+    sample_profiles,
+)
+
+Outcome = tuple[bool, bool, bool, bool, bool]
+"""(unsubscribed, clicked, opened, visited, purchased)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleState:
+    """What the planner reads of N customers besides the belief: their journey day, consent bits, cooldown and
+    response multipliers (a function of their attributes)."""
+
+    day: np.ndarray
+    consent: np.ndarray
+    cooldown: np.ndarray
+    resp: Responsiveness
+
+    def __len__(self) -> int:
+        return int(self.day.shape[0])
+
+
+class ActionValues(Protocol):
+    """The oracle's action values for the planner's customers."""
+
+    horizon: int
+
+    def at(self, day: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
+        """(N, stage, intent, fatigue, action) on ``day`` for each customer's consent and cooldown; illegal 0."""
+        ...
+
+
+class ExactValues:
+    """The oracle's values solved for these very customers (exact, and memory-heavy)."""
+
+    def __init__(self, tables: Tables, resp: Responsiveness) -> None:
+        q = solve_oracle(tables, resp, keep_q=True).q
+        assert q is not None
+        self.q = np.where(np.isfinite(q), q, np.float32(0.0))
+        self.horizon = int(q.shape[0])
+
+    def at(self, day: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(consent))
+        return self.q[np.minimum(day, self.horizon - 1), rows, :, :, :, consent, cooldown]
+
+
+class GridValues:
+    """The oracle's values on a grid of propensities, per response group (the creative a customer gets and
+    whether it is in that creative's audience); a customer's values are interpolated in log-propensity."""
+
+    def __init__(self, tables: Tables, log_range: tuple[float, float], points: int) -> None:
+        self.tables, self.horizon = tables, tables.horizon
+        self.grid = np.linspace(log_range[0], log_range[1], points)
+        self._groups: dict[bytes, int] = {}
+        self._values: list[np.ndarray] = []  # per group: (points, horizon, K, I, F, C, G, A) float32
+        self._where: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._stack: np.ndarray | None = None
+
+    @staticmethod
+    def for_market(tables: Tables, profile_model: Any, points: int = 33,
+                   sample: int = 200_000, seed: int = 0) -> GridValues:
+        """A grid spanning the propensities of the market's customers (a seeded sample, widened by 10%)."""
+        profiles = sample_profiles(profile_model, sample, np.random.default_rng(seed))
+        lp = profile_design(profile_model, profiles) @ np.asarray(profile_model.propensity_coef)
+        lp = lp - profile_model.propensity_log_norm
+        lo, hi = float(lp.min()), float(lp.max())
+        pad = 0.1 * (hi - lo)
+        return GridValues(tables, (lo - pad, hi + pad), points)
+
+    def bind(self, resp: Responsiveness) -> GridValues:
+        """Locate these customers on the grid (solving any response group not seen yet); ``at`` answers for them."""
+        groups = np.array([self._group(resp, i) for i in range(len(resp))], dtype=np.int64)
+        x = np.clip(np.log(resp.propensity), self.grid[0], self.grid[-1])
+        j = np.clip(np.searchsorted(self.grid, x, side="right") - 1, 0, len(self.grid) - 2)
+        w = (x - self.grid[j]) / (self.grid[j + 1] - self.grid[j])
+        self._where = (groups, j, w.astype(np.float32))
+        return self
+
+    def at(self, day: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
+        if self._where is None:
+            raise RuntimeError("bind the grid to the customers before asking for their values")
+        groups, j, w = self._where
+        values = self._stacked()
+        t = np.minimum(day, self.horizon - 1)
+        low = values[groups, j, t, :, :, :, consent, cooldown]
+        high = values[groups, j + 1, t, :, :, :, consent, cooldown]
+        wk = w[:, None, None, None, None]
+        return (1.0 - wk) * low + wk * high
+
+    def _stacked(self) -> np.ndarray:
+        """(groups, points, horizon, K, I, F, C, G, A), stacked once per new group."""
+        if self._stack is None or len(self._stack) != len(self._values):
+            self._stack = np.stack(self._values)
+        return self._stack
+
+    def _group(self, resp: Responsiveness, i: int) -> int:
+        p = resp.propensity[i]
+        key_parts = (resp.click_mult[i] / p, resp.click_conv[i], resp.click_basket[i], resp.basket[i : i + 1])
+        key = np.round(np.concatenate(key_parts), 9).tobytes()
+        if key not in self._groups:
+            self._groups[key] = len(self._values)
+            self._values.append(self._solve(resp, i))
+        return self._groups[key]
+
+    def _solve(self, resp: Responsiveness, i: int) -> np.ndarray:
+        grid = np.exp(self.grid)
+        n = len(grid)
+        like = Responsiveness(
+            propensity=grid, basket=np.full(n, resp.basket[i]),
+            click_mult=np.outer(grid, resp.click_mult[i] / resp.propensity[i]),
+            click_conv=np.tile(resp.click_conv[i], (n, 1)), click_basket=np.tile(resp.click_basket[i], (n, 1)),
+        )
+        q = solve_oracle(self.tables, like, keep_q=True).q
+        assert q is not None
+        return np.swapaxes(np.where(np.isfinite(q), q, np.float32(0.0)), 0, 1)
+
+
+def belief_action_values(values: ActionValues, tables: Tables, now: VisibleState, belief: np.ndarray,
+                         lookahead: bool) -> np.ndarray:
+    """(N, action): each action's value on the belief; illegal actions -inf. QMDP, or with ``lookahead`` one step
+    of belief lookahead first (an action is also worth what the events it brings reveal)."""
+    if not lookahead:
+        return _qmdp(values, now.day, belief, now.consent, now.cooldown)
+    n = len(now)
+    rows = np.arange(n)
+    has_tomorrow = now.day + 1 < values.horizon
+    value = np.full((n, N_ACTIONS), -np.inf)
+    for a in range(N_ACTIONS):
+        contact = a != WAIT
+        action = np.full(n, a)
+        total = _expected_reward(tables, now, belief, a, rows)
+        for unsub, click, opened, visit, buy in OBSERVABLE_OUTCOMES[a] if bool(has_tomorrow.any()) else ():
+            seen = _Seen(action, np.full(n, unsub), np.full(n, click), np.full(n, opened), np.full(n, visit),
+                         np.full(n, buy))
+            p = (belief * outcome_likelihood(tables, now, seen)).sum(axis=(1, 2, 3))
+            consent = np.where(unsub, now.consent & ~ACTION_CONSENT_BIT[a], now.consent)
+            cooldown = np.full(n, tables.gap - 1) if contact else np.maximum(now.cooldown - 1, 0)
+            later = _qmdp(values, now.day + 1, update_belief(belief, tables, now, seen), consent, cooldown)
+            total = total + np.where(has_tomorrow, p * later.max(axis=1), 0.0)
+        value[:, a] = total
+    return np.where(LEGAL[now.consent * 2 + (now.cooldown > 0)], value, -np.inf)
+
+
+def _qmdp(values: ActionValues, day: np.ndarray, belief: np.ndarray, consent: np.ndarray,
+          cooldown: np.ndarray) -> np.ndarray:
+    value = np.einsum("nkif,nkifa->na", belief, values.at(day, consent, cooldown))
+    return np.where(LEGAL[consent * 2 + (cooldown > 0)], value, -np.inf)
+
+
+def _expected_reward(tables: Tables, now: VisibleState, belief: np.ndarray, a: int, rows: np.ndarray) -> np.ndarray:
+    """Today's expected reward of action ``a`` on the belief, over every outcome (seen or not)."""
+    n = len(now)
+    total = np.zeros(n)
+    for unsub, click, opened, visit, buy in FULL_OUTCOMES[a]:
+        seen = _Seen(np.full(n, a), np.full(n, unsub), np.full(n, click), np.full(n, opened), np.full(n, visit),
+                     np.full(n, buy))
+        p = (belief * outcome_likelihood(tables, now, seen, all_shown=True)).sum(axis=(1, 2, 3))
+        amount = now.resp.basket * (now.resp.click_basket[rows, a] if click else 1.0)
+        reward = -tables.cost[a] + buy * amount * (tables.margin - (tables.discount if a == OFFER else 0.0))
+        if unsub:
+            reward = reward - tables.unsub_value[max(ACTION_UNSUB_CHANNEL[a], 0)]
+        total += p * reward
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    action: np.ndarray
+    unsubscribed: np.ndarray
+    clicked: np.ndarray
+    opened: np.ndarray
+    visited: np.ndarray
+    purchased: np.ndarray
+
+
+def _outcomes(action: int, shown_only: bool) -> list[Outcome]:
+    """Every (unsubscribe, click, open, visit, purchase) a day of ``action`` can bring; with ``shown_only`` only
+    what its events can tell apart (an open the channel does not report is never seen; a click it does not report
+    shows as a visit). A click is an open and a visit."""
+    if action == WAIT:
+        return [(False, False, False, visit, buy) for visit in (False, True) for buy in ((False, True) if visit else (False,))]
+    opens = (False, True) if OPEN_OBSERVED[action] or not shown_only else (False,)
+    clicks = (False, True) if CLICK_OBSERVED[action] or not shown_only else (False,)
+    return [
+        (unsub, click, opened, visit, buy)
+        for unsub in (False, True)
+        for click in clicks
+        for opened in ((True,) if click and len(opens) == 2 else opens)
+        for visit in ((True,) if click else (False, True))
+        for buy in ((False, True) if visit else (False,))
+    ]
+
+
+OBSERVABLE_OUTCOMES = {a: _outcomes(a, shown_only=True) for a in range(N_ACTIONS)}
+FULL_OUTCOMES = {a: _outcomes(a, shown_only=False) for a in range(N_ACTIONS)}
+
+
+class BeliefPlanner:
+    """The planner in the simulator: it follows the bound env's customers with the filter (reading only what the
+    events show) and acts by :func:`belief_action_values`."""
+
+    name = "belief_planner"
+
+    def __init__(self, env: Any = None, lookahead: bool = False, unsub_price: float = 1.0, grid: bool = False) -> None:
+        if not unsub_price > 0:
+            raise ValueError(f"the unsubscribe price must be > 0, got {unsub_price}")
+        self.lookahead, self.unsub_price, self.grid = lookahead, unsub_price, grid
+        self.name = planner_name(lookahead, unsub_price, grid)
+        self.env: Any = None
+        self._tables: Tables | None = None
+        self._values: ActionValues | None = None
+        self._grid: GridValues | None = None
+        self._belief: _FollowedBelief | None = None
+        self._resp: Any = None
+        if env is not None:
+            self.bind(env)
+
+    @property
+    def belief(self) -> np.ndarray | None:
+        """(N, stage, intent, fatigue): the belief the last decision was made on."""
+        return None if self._belief is None else self._belief.tracker.belief
+
+    def bind(self, env: Any) -> None:
+        """Plan for the customers of ``env`` (a :class:`~environment.vector.JourneyVectorEnv`, reset)."""
+        self.env, self._values, self._resp = env, None, None
+        self._tables = priced_tables(env.tables, self.unsub_price)
+        self._belief = _FollowedBelief(env)
+        if self.grid and self._grid is None:
+            self._grid = GridValues.for_market(self._tables, env.config.profile)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        if self.env is None or self.env.state is None or self._belief is None or self._tables is None:
+            raise RuntimeError("bind the planner to a reset JourneyVectorEnv before asking")
+        now = self.env.state
+        if now.resp is not self._resp:  # new customers: their action values
+            self._values = self._grid.bind(now.resp) if self._grid is not None else ExactValues(self._tables, now.resp)
+            self._resp = now.resp
+        belief = self._belief.now(observation)
+        assert self._values is not None
+        visible = VisibleState(now.day, now.consent, now.cooldown, now.resp)
+        value = belief_action_values(self._values, self._tables, visible, belief, self.lookahead)
+        return value.argmax(axis=1), state
+
+
+def priced_tables(tables: Tables, unsub_price: float) -> Tables:
+    """The tables the planner plans with: unsubscribes priced at ``unsub_price`` x their value (the filter and
+    the market keep the true model)."""
+    return tables if unsub_price == 1.0 else replace(tables, unsub_value=tables.unsub_value * unsub_price)
+
+
+@runtime_checkable
+class ActsOnBelief(Protocol):
+    """A policy that decides on the engine's belief over the hidden state (kept in the journey agent's state):
+    given today's beliefs and what else it reads, it is an ordinary predictor of the 24-column observation."""
+
+    def on_belief(self, belief: np.ndarray, visible: VisibleState) -> Any: ...
+
+
+class ServedPlanner:
+    """The belief planner as the engine serves it: action values from the propensity grid (:class:`GridValues`)
+    and the belief from the journey agent's day-fold (:mod:`environment.belief_fold`). In the simulator it tracks
+    the belief itself, with the same filter; both call :func:`belief_action_values`."""
+
+    acting = "argmax"
+
+    def __init__(self, spec: PlannerSpec, config: MarketConfig | None = None) -> None:
+        self.config = config or load_market_config()
+        self.spec = spec
+        self.name = planner_name(spec.lookahead, spec.unsub_price, grid=True)
+        self.tables = priced_tables(Tables.of(self.config.journey), spec.unsub_price)
+        self.grid = GridValues.for_market(self.tables, self.config.profile)
+
+    def on_belief(self, belief: np.ndarray, visible: VisibleState) -> _OnBelief:
+        return _OnBelief(self, belief, visible)
+
+
+class _OnBelief:
+    """A served planner bound to today's beliefs: an SB3-style predictor of the observation it was asked for."""
+
+    def __init__(self, planner: ServedPlanner, belief: np.ndarray, visible: VisibleState) -> None:
+        self.planner, self.belief, self.visible = planner, belief, visible
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        if len(observation) != len(self.visible):
+            raise ValueError(f"the planner was given {len(self.visible)} beliefs for {len(observation)} observations")
+        values = self.planner.grid.bind(self.visible.resp)
+        value = belief_action_values(values, self.planner.tables, self.visible, self.belief, self.planner.spec.lookahead)
+        return value.argmax(axis=1), state

@@ -1,0 +1,78 @@
+"""The belief over the hidden journey state, at the joint between the simulator and the engine: the journey agent's
+day-fold over the events holds the same belief as the simulator's filter, and the servable planner acts the same
+through the simulator, the agent and the API (``ame sim parity``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import environment.belief_fold as belief_fold
+from agents.journey import JourneyAgent, JourneyConfig
+from agents.runtime import AgentShard, ShardConfig
+from ame.cli import app
+from data.log import open_log
+from environment.belief import PlannerSpec
+from environment.belief_planner import ServedPlanner, VisibleState
+from environment.stream import stream_market
+
+runner = CliRunner()
+PLANNER = "belief_lookahead_u4_grid"
+PLANNER_SPEC = PlannerSpec(lookahead=True, unsub_price=4.0, grid=True)
+
+
+class _Recording(ServedPlanner):
+    """The servable planner, keeping the belief it was last given (the simulator's filter)."""
+
+    def on_belief(self, belief: np.ndarray, visible: VisibleState) -> Any:
+        self.last = belief.copy()
+        return super().on_belief(belief, visible)
+
+
+def _agent_beliefs(tmp_path: Path, customers: int, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """(simulator's belief, agent's belief) at the last day's tick, per customer."""
+    log_url = f"sqlite:///{tmp_path / 'events.db'}"
+    planner = _Recording(PLANNER_SPEC)
+    stream_market(open_log(log_url), customers, days, policy=planner, seed=5, ticks=True)
+    served = ServedPlanner(PLANNER_SPEC)  # its own instance: the recording keeps the simulator's belief
+    shard = AgentShard(JourneyAgent(JourneyConfig(holdout_share=0.0), policy=served),
+                       ShardConfig(log_url=log_url, state_dir=tmp_path / "agents"), start=False)
+    shard.catch_up()
+    records = shard.state.records()
+    shard.close()
+    ids = sorted(k for k in records if k.startswith("sim5-"))
+    agent = np.array([records[cid]["belief"] for cid in ids])
+    return planner.last.reshape(len(ids), -1), agent
+
+
+def test_the_agents_belief_is_the_simulators(tmp_path: Path) -> None:
+    sim, agent = _agent_beliefs(tmp_path, 60, 8)
+    assert sim.shape == agent.shape == (60, 60)
+    np.testing.assert_allclose(agent, sim, rtol=0, atol=1e-9)
+
+
+def test_the_belief_parity_fails_when_the_fold_misses_what_a_day_showed(tmp_path: Path, monkeypatch) -> None:
+    real = belief_fold.note_seen
+
+    def without_opens(record, event_type, t_us):
+        if event_type not in ("email_open", "push_open"):
+            real(record, event_type, t_us)
+
+    monkeypatch.setattr("agents.journey.note_seen", without_opens)
+    sim, agent = _agent_beliefs(tmp_path, 60, 8)
+    assert np.abs(agent - sim).max() > 1e-3
+
+
+@pytest.mark.slow
+def test_the_parity_command_holds_for_the_servable_planner(tmp_path: Path) -> None:
+    out = tmp_path / "parity.json"
+    result = runner.invoke(app, ["sim", "parity", "--customers", "80", "--days", "8", "--seed", "3",
+                                 "--policy", PLANNER, "--registry", str(tmp_path / "reg"), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert figures["agent_agreement"] == 1.0 and figures["serve_agreement"] == 1.0
