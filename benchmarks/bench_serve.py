@@ -2,6 +2,10 @@
 ``/v1/next-best-action``, and an open-loop steady 200 req/s on ``/v1/bid``; p50, p99 and req/s for each Ray Serve
 configuration, beside the same FastAPI app (``serve.routes.build_api``) on plain uvicorn, all in one run.
 
+The ``ame serve run`` rows deploy serve/config.yaml as that command does (its deployment options, its logging
+configuration, the ingress :func:`serve.ingress.choose_ingress` picks on this machine), once as chosen and once with
+HAProxy off (``RAY_SERVE_ENABLE_HA_PROXY=0``: what a machine without an haproxy binary gets).
+
 Each server runs in its own process tree (``python -m benchmarks.bench_serve --server NAME --port P``); Serve
 configurations get their environment variables before ``ray.init`` so every Ray process sees them. The load
 generator is a raw HTTP/1.1 keep-alive client on uvloop in this process.
@@ -29,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import yaml
 
 from agents.journey import JourneyAgent
 from agents.runtime import AgentShard, ShardConfig
@@ -40,6 +45,7 @@ from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
 from serve.auth import hash_key
 from serve.engine import Engine, ServeArgs
+from serve.ingress import choose_ingress, find_haproxy
 
 log = logging.getLogger(__name__)
 AREA = "serve"
@@ -54,7 +60,7 @@ NBA = orjson.dumps({"customer_id": "cust-1"})
 @dataclass(frozen=True)
 class Config:
     name: str
-    kind: str  # uvicorn | serve
+    kind: str  # uvicorn | serve | serve-run (serve/config.yaml as `ame serve run` deploys it)
     env: dict[str, str] = field(default_factory=dict)
     replicas: int = 1
     needs: str | None = None  # a binary that must be on PATH
@@ -68,6 +74,8 @@ HAPROXY_LEAN = {**HAPROXY, "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"}
 NO_ACCESS_LOG = {"logging_config": {"enable_access_log": False}}  # as serve/config.yaml
 CONFIGS = [
     Config("plain uvicorn (baseline)", "uvicorn"),
+    Config("ame serve run (serve/config.yaml, the ingress it chooses)", "serve-run"),
+    Config("ame serve run (serve/config.yaml) without HAProxy", "serve-run", {"RAY_SERVE_ENABLE_HA_PROXY": "0"}),
     Config("serve default", "serve"),
     Config("serve THROUGHPUT_OPTIMIZED", "serve", {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
     Config("serve HAProxy + THROUGHPUT_OPTIMIZED", "serve", HAPROXY, needs="haproxy"),
@@ -123,10 +131,27 @@ def _run_uvicorn(port: int, folder: Path) -> None:
 
 
 def _run_serve(port: int, folder: Path, replicas: int, options: dict[str, Any]) -> None:
-    import ray  # lazy: Ray is heavy
-    from ray import serve  # lazy: Ray is heavy
+    from serve.app import build_app  # lazy: loads FastAPI
+
+    _serve_forever(port, lambda: build_app(_args(folder), num_replicas=replicas, **options))
+
+
+def _run_serve_config(port: int, folder: Path) -> None:
+    """serve/config.yaml deployed as ``ame serve run`` deploys it, on this benchmark's port, log and keys."""
+    from ray.serve.schema import ServeDeploySchema  # lazy: Ray is heavy
 
     from serve.app import build_app  # lazy: loads FastAPI
+    from serve.cli import deployment_options  # lazy: imports the CLI's Typer app
+
+    spec = ServeDeploySchema.model_validate(yaml.safe_load((ROOT / "serve" / "config.yaml").read_text()))
+    args = {**spec.applications[0].args, **_args(folder)}
+    _serve_forever(port, lambda: build_app(args, **deployment_options(spec)))
+
+
+def _serve_forever(port: int, application: Any) -> None:
+    """Start a local Ray (2 CPUs) and Serve on ``port``, run ``application()`` until SIGTERM."""
+    import ray  # lazy: Ray is heavy
+    from ray import serve  # lazy: Ray is heavy
 
     def stop(*_: Any) -> None:
         serve.shutdown()
@@ -136,7 +161,7 @@ def _run_serve(port: int, folder: Path, replicas: int, options: dict[str, Any]) 
     signal.signal(signal.SIGTERM, stop)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(_args(folder), num_replicas=replicas, **options), name="bench", route_prefix="/")
+    serve.run(application(), name="bench", route_prefix="/")
     while True:
         time.sleep(3600)
 
@@ -271,13 +296,18 @@ def measure(config: Config, quick: bool) -> dict[str, Any]:
     _seed_customer(folder)
     port = free_port()
     env = {**os.environ, **config.env, TOKEN_ENV: token, "PYTHONPATH": str(ROOT)}
+    name = config.name
+    if config.kind == "serve-run":  # the variables `ame serve run` would set on this machine
+        choice = choose_ingress(env)
+        env.update(choice.env)
+        name = f"{name}: {choice.mode}"
     cmd = [sys.executable, "-m", "benchmarks.bench_serve", "--server", config.kind, "--port", str(port),
            "--folder", str(folder), "--replicas", str(config.replicas), "--options", orjson.dumps(config.options).decode()]
     haproxy_before = _haproxy_pids()
     with open(Path(tempfile.gettempdir()) / f"bench-serve-{config.kind}-{port}.log", "wb") as server_log:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
     seconds, warmup = (2.0, 0.5) if quick else (4.0, 1.0)
-    out: dict[str, Any] = {"config": config.name}
+    out: dict[str, Any] = {"config": name}
     try:
         _wait_ready(port, token, 120)
         for route, body in (("/v1/bid", BID), ("/v1/next-best-action", NBA)):
@@ -315,7 +345,7 @@ def run(quick: bool = False) -> list[BenchResult]:
         pass
     measured = []
     for config in CONFIGS:
-        if config.needs and shutil.which(config.needs) is None:
+        if config.needs and _missing(config.needs):
             log.warning("skipping %s: %s is not installed (apt-get install %s)", config.name, config.needs, config.needs)
             continue
         log.info("measuring %s", config.name)
@@ -328,6 +358,11 @@ def run(quick: bool = False) -> list[BenchResult]:
         for key, (p50, p99, rps, errors) in ((k, v) for k, v in m.items() if k not in ("config", "load")):
             log.info("  %-22s %-6s p50 %7.2f ms  p99 %7.2f ms  %8.0f req/s  errors %d", key[0], key[1], p50, p99, rps, errors)
     return rows(measured)
+
+
+def _missing(binary: str) -> bool:
+    """Whether a configuration's binary is missing (haproxy counts where Ray Serve finds one, its wheel's included)."""
+    return find_haproxy(os.environ) is None if binary == "haproxy" else shutil.which(binary) is None
 
 
 def rows(measured: list[dict[str, Any]]) -> list[BenchResult]:
@@ -355,7 +390,7 @@ def rows(measured: list[dict[str, Any]]) -> list[BenchResult]:
 
 def _main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--server", choices=("uvicorn", "serve"))
+    parser.add_argument("--server", choices=("uvicorn", "serve", "serve-run"))
     parser.add_argument("--port", type=int)
     parser.add_argument("--folder", type=Path)
     parser.add_argument("--replicas", type=int, default=1)
@@ -368,6 +403,9 @@ def _main() -> None:
         return
     if args.server == "serve":
         _run_serve(args.port, args.folder, args.replicas, args.options)
+        return
+    if args.server == "serve-run":
+        _run_serve_config(args.port, args.folder)
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.only:
