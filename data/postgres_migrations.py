@@ -41,6 +41,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         create table if not exists erased_customers (
             customer_id text primary key, erased_at_us bigint not null, event_id text, requested_by text);
     """),
+    Migration(3, "activation: the rows each destination holds, and the sync runs", """
+        create table if not exists activation_rows (
+            sync text not null, key text not null, hash text not null, fields bytea not null,
+            synced_at double precision not null, primary key (sync, key));
+        create table if not exists activation_runs (
+            sync text not null, run_id text not null, started_at double precision not null,
+            finished_at double precision, status text not null, upserts_sent integer, deletes_sent integer,
+            succeeded integer, failed integer, unchanged integer, report bytea, primary key (sync, run_id));
+    """),
 )
 
 LOCK_KEY = zlib.crc32(b"ame schema migrations")

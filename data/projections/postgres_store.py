@@ -21,6 +21,8 @@ class PostgresStateStore(StateStore):
     :param url: ``postgresql://user:password@host:port/database`` (libpq's parameters may follow ``?``).
     """
 
+    dialect = "postgresql"
+
     def __init__(self, url: str) -> None:
         self.url = url
         self._what = f"the state store {redacted(url)}"

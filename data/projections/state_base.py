@@ -35,6 +35,8 @@ class StateStore(ABC):
     """Tracking records and snapshots on one backend; projections and agent state keep their tables in it."""
 
     url: str
+    dialect: str
+    """``sqlite`` or ``postgresql``: which DDL a table's owner runs (on PostgreSQL the migrations made the tables)."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:

@@ -41,6 +41,8 @@ create table if not exists snapshots (
 class SqliteStateStore(StateStore):
     """The embedded state store (``sqlite:///path``), shared by the projections of one deployment."""
 
+    dialect = "sqlite"
+
     def __init__(self, url: str, busy_timeout_ms: int = 60_000) -> None:
         self.url = url
         self.path = sqlite_path(url)
