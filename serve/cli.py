@@ -11,6 +11,7 @@ import orjson
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from serve.auth import SCOPES, generate_key
 from serve.ingress import IngressError, choose_ingress
@@ -85,9 +86,9 @@ def _choose_ingress(local: bool) -> None:
         raise typer.Exit(2) from None
     os.environ.update(choice.env)
     if choice.warn:
-        err.print(f"[yellow]warning:[/] {choice.message}")
+        err.print(f"[yellow]warning:[/] {escape(choice.message)}", soft_wrap=True)
     else:
-        console.print(choice.message)
+        console.print(choice.message, markup=False, soft_wrap=True)
 
 
 def deployment_options(spec: ServeDeploySchema) -> dict[str, Any]:
