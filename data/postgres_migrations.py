@@ -50,6 +50,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             finished_at double precision, status text not null, upserts_sent integer, deletes_sent integer,
             succeeded integer, failed integer, unchanged integer, report bytea, primary key (sync, run_id));
     """),
+    Migration(4, "dead letters: input rejected on append, with its raw bytes and the reason", """
+        create table if not exists dead_letters (
+            id bigint generated always as identity primary key, received_at_us bigint not null,
+            last_seen_at_us bigint not null, source text not null, line integer, raw bytea not null,
+            raw_sha256 text not null unique, reason text not null, event_id text,
+            status text not null default 'pending', times_seen integer not null default 1, position bigint,
+            redriven_at_us bigint, replaced_raw bytea);
+        create index if not exists ix_dead_letters_status on dead_letters (status, id);
+    """),
 )
 
 LOCK_KEY = zlib.crc32(b"ame schema migrations")

@@ -44,8 +44,8 @@ from data.log.base import (
     from_micros,
     properties_json,
 )
+from data.log.postgres_dead_letters import open_dead_letter_store
 from data.log.pubsub_admin import TopicRef, parse_pubsub_url
-from data.log.sqlite import SqliteEventLog
 from data.privacy.codec import FieldCodec
 from data.privacy.registry import TOKEN_PREFIX
 from data.settings import get_settings
@@ -124,7 +124,8 @@ class PubSubEventLog:
         publisher: pubsub_v1.PublisherClient | None = None,
     ) -> None:
         """:param url: ``pubsub://project/topic``.
-        :param dead_letter_store: SQLite URL of the store of rejected input (default ``AME_PUBSUB_DEAD_LETTER_STORE``).
+        :param dead_letter_store: URL of the store of rejected input, ``sqlite:///path`` or ``postgresql://…``
+            (default ``AME_PUBSUB_DEAD_LETTER_STORE``).
         :param publish_timeout_s: how long :meth:`append` waits for the server (default ``AME_PUBSUB_PUBLISH_TIMEOUT_S``).
         :param publisher: a ready client (tests); by default one with batching and message ordering on."""
         settings = get_settings()
@@ -150,7 +151,7 @@ class PubSubEventLog:
                 f"no Google credentials for {url}: run `gcloud auth application-default login` (or use Workload "
                 "Identity), or set PUBSUB_EMULATOR_HOST to use a local emulator"
             ) from None
-        self._letters = SqliteEventLog(
+        self._letters = open_dead_letter_store(
             dead_letter_store or settings.pubsub_dead_letter_store_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
         self._published: dict[str, int] = {}

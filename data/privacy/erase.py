@@ -163,7 +163,9 @@ def erase_customer(
     log_scrub, log_note, letters_scrub = None, None, None
     if log_path is None:
         log_note = PUBSUB_LOG_NOTE
-        letters_scrub = scrub_sqlite(sqlite_path(get_settings().pubsub_dead_letter_store_url()), customer_id, values)
+        letters_url = get_settings().pubsub_dead_letter_store_url()
+        letters_scrub = (scrub_postgres(letters_url, customer_id, values) if is_postgres_url(letters_url)
+                         else scrub_sqlite(sqlite_path(letters_url), customer_id, values))
     else:
         log_scrub = scrub_sqlite(log_path, customer_id, values)
     state_scrub = scrub_sqlite(state_path, customer_id, values) if state_path else ScrubCount()

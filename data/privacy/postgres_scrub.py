@@ -13,7 +13,7 @@ from psycopg import sql
 
 from data.postgres_db import PostgresUnavailable, redacted
 from data.privacy.registry import ERASED
-from data.privacy.scrub import CUSTOMER_COLUMNS, PII_COLUMNS, PiiValues, ScrubCount
+from data.privacy.scrub import CUSTOMER_COLUMNS, PII_COLUMNS, REDACTED_RAW, PiiValues, ScrubCount
 
 _COLUMNS = ("select table_name, column_name, data_type from information_schema.columns"
             " where table_schema = current_schema() and data_type in ('text', 'bytea', 'character varying')"
@@ -65,12 +65,27 @@ def _holds(column: str, kind: str) -> sql.Composed:
     return sql.SQL("strpos({c}, %(v)s) > 0").format(c=c)
 
 
+def _redact_dead_letters(conn: psycopg.Connection, customer_id: str, values: PiiValues) -> int:
+    """Replace the raw bytes of every dead letter that names the customer (as the SQLite sweep does)."""
+    redacted_rows = 0
+    for needle in (customer_id, *values.all):
+        redacted_rows += conn.execute(
+            "update dead_letters set raw = %s, replaced_raw = null where position(%s in raw) > 0"
+            " or position(%s in coalesce(replaced_raw, ''::bytea)) > 0",
+            (REDACTED_RAW, needle.encode(), needle.encode())).rowcount
+    return redacted_rows
+
+
 def scrub_postgres(url: str, customer_id: str, values: PiiValues) -> ScrubCount:
-    """Replace the customer's PII in the store's text and bytea cells, in one transaction (snapshots skipped)."""
+    """Replace the customer's PII in the store's text and bytea cells and redact the dead letters that name them,
+    in one transaction (snapshots skipped)."""
     count = ScrubCount()
     with _connect(url) as conn, conn.transaction():
-        for table, columns in _tables(conn).items():
-            if table in ("snapshots", "schema_version", "customer_keys", "erased_customers"):
+        tables = _tables(conn)
+        if "dead_letters" in tables:
+            count.rows_redacted = _redact_dead_letters(conn, customer_id, values)
+        for table, columns in tables.items():
+            if table in ("snapshots", "schema_version", "customer_keys", "erased_customers", "dead_letters"):
                 continue
             keyed = next((c for c in CUSTOMER_COLUMNS if c in columns), None)
             for column, kind in columns.items():
