@@ -106,17 +106,40 @@ def update_belief(belief: np.ndarray, tab: Tables, state: Any, outcome: Any) -> 
     """The belief after one day: ``state`` is the day's starting state (only its observable parts and the
     profile's responsiveness are read), ``outcome`` what was observed that day."""
     post = belief * outcome_likelihood(tab, state, outcome)
-    contact = (outcome.action != WAIT)[:, None, None, None]
-    # fatigue: +1 after a contact; after a wait it decays by one with probability fatigue_decay
+
+    def flag(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=bool)[:, None, None, None]
+
+    contact = flag(np.asarray(outcome.action) != WAIT)
+    post = np.where(contact, fatigue_raised(post), fatigue_rested(post, tab))
+    post = np.where(flag(outcome.purchased), after_purchase(post), np.where(flag(outcome.visited), after_visit(post, tab), post))
+    return drift(post, tab)
+
+
+def fatigue_raised(post: np.ndarray) -> np.ndarray:
+    """After a contact: fatigue +1 (capped)."""
     raised = np.concatenate([np.zeros_like(post[..., :1]), post[..., :-1]], axis=-1)
     raised[..., -1] += post[..., -1]
+    return raised
+
+
+def fatigue_rested(post: np.ndarray, tab: Tables) -> np.ndarray:
+    """After a wait: fatigue decays by one with probability fatigue_decay."""
     d = tab.fatigue_decay
     rested = post * np.where(_F > 0, 1.0 - d, 1.0)
     rested[..., :-1] += d * post[..., 1:]
-    post = np.where(contact, raised, rested)
-    # a purchase makes a customer with low intent; a visit advances the stage and may raise intent
+    return rested
+
+
+def after_purchase(post: np.ndarray) -> np.ndarray:
+    """A purchase makes a customer with low intent."""
     bought = np.zeros_like(post)
     bought[:, CUSTOMER, 0, :] = post.sum(axis=(1, 2))
+    return bought
+
+
+def after_visit(post: np.ndarray, tab: Tables) -> np.ndarray:
+    """A visit advances the stage and may raise intent."""
     advanced = post.copy()
     advanced[:, 0] = 0.0
     advanced[:, 1] = post[:, 0] + (1.0 - tab.advance_prob) * post[:, 1]
@@ -125,14 +148,14 @@ def update_belief(belief: np.ndarray, tab: Tables, state: Any, outcome: Any) -> 
     raised_intent = (1.0 - q) * advanced
     raised_intent[:, :, 1:] += q * advanced[:, :, :-1]
     raised_intent[:, :, -1] += q * advanced[:, :, -1]
-    purchased = np.asarray(outcome.purchased, dtype=bool)[:, None, None, None]
-    visited = np.asarray(outcome.visited, dtype=bool)[:, None, None, None]
-    post = np.where(purchased, bought, np.where(visited, raised_intent, post))
-    # churn, on the new stage and fatigue
+    return raised_intent
+
+
+def drift(post: np.ndarray, tab: Tables) -> np.ndarray:
+    """Churn on the new stage and fatigue, then intent drift; normalised."""
     churn = post * churn_prob(tab, _K, _F)
     post = post - churn
     post[:, CHURNED] += churn.sum(axis=1)
-    # intent drift
     up, down = tab.intent_up, tab.intent_down
     drifted = post * np.array([1.0 - up, 1.0 - up - down, 1.0 - down])[None, None, :, None]
     drifted[:, :, 1:] += up * post[:, :, :-1]

@@ -19,10 +19,22 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from environment.belief import PlannerSpec, _FollowedBelief, outcome_likelihood, planner_name, update_belief
+from environment.belief import (
+    _F,
+    _I,
+    _K,
+    PlannerSpec,
+    _FollowedBelief,
+    after_purchase,
+    after_visit,
+    drift,
+    fatigue_raised,
+    fatigue_rested,
+    planner_name,
+)
 from environment.bounds import solve_oracle
 from environment.config import MarketConfig, load_market_config
-from environment.dynamics import Tables
+from environment.dynamics import Tables, click_prob, conv_prob, unsub_prob, visit_prob
 from environment.guardrails import LEGAL
 from environment.population import (
     ACTION_CONSENT_BIT,
@@ -60,8 +72,8 @@ class ActionValues(Protocol):
 
     horizon: int
 
-    def at(self, day: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
-        """(N, stage, intent, fatigue, action) on ``day`` for each customer's consent and cooldown; illegal 0."""
+    def on_day(self, day: np.ndarray) -> np.ndarray:
+        """(N, stage, intent, fatigue, consent, cooldown, action) for each customer on its ``day``; illegal 0."""
         ...
 
 
@@ -74,9 +86,8 @@ class ExactValues:
         self.q = np.where(np.isfinite(q), q, np.float32(0.0))
         self.horizon = int(q.shape[0])
 
-    def at(self, day: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
-        rows = np.arange(len(consent))
-        return self.q[np.minimum(day, self.horizon - 1), rows, :, :, :, consent, cooldown]
+    def on_day(self, day: np.ndarray) -> np.ndarray:
+        return self.q[np.minimum(day, self.horizon - 1), np.arange(len(day))]
 
 
 class GridValues:
@@ -111,16 +122,14 @@ class GridValues:
         self._where = (groups, j, w.astype(np.float32))
         return self
 
-    def at(self, day: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
+    def on_day(self, day: np.ndarray) -> np.ndarray:
         if self._where is None:
             raise RuntimeError("bind the grid to the customers before asking for their values")
         groups, j, w = self._where
         values = self._stacked()
         t = np.minimum(day, self.horizon - 1)
-        low = values[groups, j, t, :, :, :, consent, cooldown]
-        high = values[groups, j + 1, t, :, :, :, consent, cooldown]
-        wk = w[:, None, None, None, None]
-        return (1.0 - wk) * low + wk * high
+        wk = w.reshape(-1, *([1] * (values.ndim - 3)))
+        return (1.0 - wk) * values[groups, j, t] + wk * values[groups, j + 1, t]
 
     def _stacked(self) -> np.ndarray:
         """(groups, points, horizon, K, I, F, C, G, A), stacked once per new group."""
@@ -155,47 +164,96 @@ def belief_action_values(values: ActionValues, tables: Tables, now: VisibleState
     """(N, action): each action's value on the belief; illegal actions -inf. QMDP, or with ``lookahead`` one step
     of belief lookahead first (an action is also worth what the events it brings reveal)."""
     if not lookahead:
-        return _qmdp(values, now.day, belief, now.consent, now.cooldown)
+        return _qmdp(values.on_day(now.day), belief, now.consent, now.cooldown)
     n = len(now)
-    rows = np.arange(n)
     has_tomorrow = now.day + 1 < values.horizon
+    tomorrow = values.on_day(now.day + 1) if bool(has_tomorrow.any()) else None
     value = np.full((n, N_ACTIONS), -np.inf)
     for a in range(N_ACTIONS):
-        contact = a != WAIT
-        action = np.full(n, a)
-        total = _expected_reward(tables, now, belief, a, rows)
-        for unsub, click, opened, visit, buy in OBSERVABLE_OUTCOMES[a] if bool(has_tomorrow.any()) else ():
-            seen = _Seen(action, np.full(n, unsub), np.full(n, click), np.full(n, opened), np.full(n, visit),
-                         np.full(n, buy))
-            p = (belief * outcome_likelihood(tables, now, seen)).sum(axis=(1, 2, 3))
-            consent = np.where(unsub, now.consent & ~ACTION_CONSENT_BIT[a], now.consent)
-            cooldown = np.full(n, tables.gap - 1) if contact else np.maximum(now.cooldown - 1, 0)
-            later = _qmdp(values, now.day + 1, update_belief(belief, tables, now, seen), consent, cooldown)
+        day = _DayModel(tables, now, a)
+        total = np.einsum("nkif,nkif->n", belief, np.broadcast_to(day.expected_reward(), belief.shape))
+        cooldown = np.full(n, tables.gap - 1) if a != WAIT else np.maximum(now.cooldown - 1, 0)
+        kept: dict[bool, tuple[np.ndarray, np.ndarray]] = {}  # tomorrow's values, by whether the day unsubscribed
+        for unsub, click, opened, visit, buy in OBSERVABLE_OUTCOMES[a] if tomorrow is not None else ():
+            if unsub not in kept:
+                consent = now.consent & ~ACTION_CONSENT_BIT[a] if unsub else now.consent
+                kept[unsub] = (consent, _states(tomorrow, consent, cooldown))
+            consent, q = kept[unsub]
+            joint = belief * day.likelihood(unsub, click, opened, visit, buy)
+            p = joint.sum(axis=(1, 2, 3))
+            later = _weighted(q, day.advance(joint, visit, buy), consent, cooldown)
             total = total + np.where(has_tomorrow, p * later.max(axis=1), 0.0)
         value[:, a] = total
     return np.where(LEGAL[now.consent * 2 + (now.cooldown > 0)], value, -np.inf)
 
 
-def _qmdp(values: ActionValues, day: np.ndarray, belief: np.ndarray, consent: np.ndarray,
-          cooldown: np.ndarray) -> np.ndarray:
-    value = np.einsum("nkif,nkifa->na", belief, values.at(day, consent, cooldown))
+def _qmdp(table: np.ndarray, belief: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
+    """(N, action) the belief-weighted values of a day's table (see :meth:`ActionValues.on_day`); illegal -inf."""
+    return _weighted(_states(table, consent, cooldown), belief, consent, cooldown)
+
+
+def _states(table: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
+    """(N, stage, intent, fatigue, action): a day's table at each customer's consent and cooldown."""
+    by_consent = np.moveaxis(table, (4, 5), (1, 2))  # (N, consent, cooldown, K, I, F, A): a gather of whole blocks
+    return by_consent[np.arange(len(consent)), consent, cooldown]
+
+
+def _weighted(q: np.ndarray, belief: np.ndarray, consent: np.ndarray, cooldown: np.ndarray) -> np.ndarray:
+    value = np.einsum("nkif,nkifa->na", belief, q)
     return np.where(LEGAL[consent * 2 + (cooldown > 0)], value, -np.inf)
 
 
-def _expected_reward(tables: Tables, now: VisibleState, belief: np.ndarray, a: int, rows: np.ndarray) -> np.ndarray:
-    """Today's expected reward of action ``a`` on the belief, over every outcome (seen or not)."""
-    n = len(now)
-    total = np.zeros(n)
-    for unsub, click, opened, visit, buy in FULL_OUTCOMES[a]:
-        seen = _Seen(np.full(n, a), np.full(n, unsub), np.full(n, click), np.full(n, opened), np.full(n, visit),
-                     np.full(n, buy))
-        p = (belief * outcome_likelihood(tables, now, seen, all_shown=True)).sum(axis=(1, 2, 3))
-        amount = now.resp.basket * (now.resp.click_basket[rows, a] if click else 1.0)
-        reward = -tables.cost[a] + buy * amount * (tables.margin - (tables.discount if a == OFFER else 0.0))
-        if unsub:
-            reward = reward - tables.unsub_value[max(ACTION_UNSUB_CHANNEL[a], 0)]
-        total += p * reward
-    return total
+class _DayModel:
+    """One action's day for N customers, as the filter models it (:func:`environment.belief.outcome_likelihood`),
+    with every outcome flag the same for all customers: the lookahead's fast form."""
+
+    def __init__(self, tab: Tables, now: VisibleState, a: int) -> None:
+        self.tab, self.a, self.contact = tab, a, a != WAIT
+        resp = now.resp
+        offer = tab.offer_boost if a == OFFER else 1.0
+        if self.contact:
+            self.p_click = click_prob(tab, np.array(a), resp.click_mult[:, a][:, None, None, None], _K, _I, _F)
+            self.p_unsub = unsub_prob(tab, np.array(a), _F)
+            p_open = np.maximum(tab.open_rate[a], self.p_click)
+            self.p_open_no_click = np.where(self.p_click < 1.0, (p_open - self.p_click) / np.maximum(1.0 - self.p_click, 1e-12), 0.0)
+        else:
+            self.p_click = self.p_unsub = self.p_open_no_click = np.zeros((1, 1, 1, 1))
+        self.p_buy_click = conv_prob(tab, resp.click_conv[:, a][:, None, None, None] * offer, _K, _I)
+        self.p_buy_plain = conv_prob(tab, np.asarray(offer), _K, _I)
+        self.p_visit = visit_prob(tab, resp.propensity[:, None, None, None], _K, _I)
+        self.basket = resp.basket[:, None, None, None]
+        self.click_basket = resp.click_basket[:, a][:, None, None, None]
+
+    def expected_reward(self) -> np.ndarray:
+        """(N, K, I, F) today's expected reward in each hidden state."""
+        tab, a = self.tab, self.a
+        margin = tab.margin - (tab.discount if a == OFFER else 0.0)
+        bought = (self.p_click * self.p_buy_click * self.click_basket
+                  + (1.0 - self.p_click) * self.p_visit * self.p_buy_plain) * self.basket * margin
+        loss = tab.unsub_value[max(ACTION_UNSUB_CHANNEL[a], 0)]  # as the market charges it
+        return bought - tab.cost[a] - self.p_unsub * loss
+
+    def likelihood(self, unsub: bool, click: bool, opened: bool, visit: bool, buy: bool) -> np.ndarray:
+        """P(this day shows these events | hidden state)."""
+        open_shown, click_shown = bool(OPEN_OBSERVED[self.a]), bool(CLICK_OBSERVED[self.a])
+
+        def purchase(p_buy: np.ndarray) -> np.ndarray | float:
+            return (p_buy if buy else 1.0 - p_buy) if visit else 1.0
+
+        via_click = self.p_click * purchase(self.p_buy_click) if visit and (opened or not open_shown) else 0.0
+        open_term = (self.p_open_no_click if opened else 1.0 - self.p_open_no_click) if self.contact and open_shown else 1.0
+        no_click = (1.0 - self.p_click) * open_term * (self.p_visit if visit else 1.0 - self.p_visit) * purchase(self.p_buy_plain)
+        like = (via_click if click else no_click) if click_shown else via_click + no_click
+        return (self.p_unsub if unsub else 1.0 - self.p_unsub) * like
+
+    def advance(self, joint: np.ndarray, visit: bool, buy: bool) -> np.ndarray:
+        """The next day's belief from the joint (belief x likelihood) of an outcome: the filter's transition."""
+        post = fatigue_raised(joint) if self.contact else fatigue_rested(joint, self.tab)
+        if buy:
+            post = after_purchase(post)
+        elif visit:
+            post = after_visit(post, self.tab)
+        return drift(post, self.tab)
 
 
 @dataclass(frozen=True, slots=True)

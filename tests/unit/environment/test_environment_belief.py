@@ -26,6 +26,7 @@ from environment.belief_planner import (
     OBSERVABLE_OUTCOMES,
     BeliefPlanner,
     VisibleState,
+    _DayModel,
     _Seen,
     belief_action_values,
 )
@@ -203,6 +204,26 @@ def test_what_a_day_can_show_is_complete_and_disjoint(action: int) -> None:
         total = sum(outcome_likelihood(env.tables, visible, _day_of(action, outcome, 50), all_shown)
                     for outcome in outcomes)
         np.testing.assert_allclose(total, 1.0, atol=1e-9)
+
+
+@pytest.mark.parametrize("action", range(N_ACTIONS))
+def test_the_lookaheads_fast_day_is_the_filters_day(action: int) -> None:
+    """The lookahead's one-action form of the day (likelihood and transition) equals the filter's, outcome by
+    outcome, so the planner plans with the belief the filter would hold."""
+    env = JourneyVectorEnv(40)
+    obs, _ = env.reset(seed=6)
+    now = env.state
+    visible = VisibleState(now.day, now.consent, now.cooldown, now.resp)
+    belief = initial_belief(env.config, recency_of(obs))
+    day = _DayModel(env.tables, visible, action)
+    for outcome in OBSERVABLE_OUTCOMES[action]:
+        seen = _day_of(action, outcome, 40)
+        np.testing.assert_allclose(np.broadcast_to(day.likelihood(*outcome), belief.shape),
+                                   outcome_likelihood(env.tables, visible, seen), rtol=1e-12, atol=1e-15)
+        if outcome_likelihood(env.tables, visible, seen).min() > 0:
+            joint = belief * day.likelihood(*outcome)
+            np.testing.assert_allclose(day.advance(joint, outcome[3], outcome[4]),
+                                       update_belief(belief, env.tables, visible, seen), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(("action", "hidden"), [(SMS, "opened"), (PUSH, "clicked")])
