@@ -59,6 +59,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             redriven_at_us bigint, replaced_raw bytea);
         create index if not exists ix_dead_letters_status on dead_letters (status, id);
     """),
+    Migration(5, "creatives: variants, approvals, the bandit's counts and promotions", """
+        create table if not exists creative_variants (
+            variant_id text primary key, kind text not null, segment text not null, product text not null,
+            tone text not null, text text not null, generator text not null, critical integer not null,
+            status text not null, passed integer not null, reasons text not null, score double precision not null,
+            in_test integer not null, created_at_us bigint not null, decided_by text, decided_at_us bigint,
+            note text);
+        create index if not exists creative_variants_arms on creative_variants (segment, kind, status, in_test);
+        create table if not exists creative_counts (
+            variant_id text primary key, impressions bigint not null, clicks bigint not null,
+            conversions bigint not null);
+        create table if not exists creative_promotions (
+            segment text not null, kind text not null, variant_id text not null, p_best double precision not null,
+            impressions bigint not null, promoted_at_us bigint not null, primary key (segment, kind));
+    """),
 )
 
 LOCK_KEY = zlib.crc32(b"ame schema migrations")

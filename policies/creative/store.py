@@ -1,5 +1,5 @@
-"""The creative store (SQLite, beside the state store): variants, guardrail verdicts, approvals, the bandit's
-counts per variant, and promotions.
+"""The creative store (``AME_CREATIVE_STORE``: a SQLite file beside the state store, or PostgreSQL, which every
+node of a cluster shares): variants, guardrail verdicts, approvals, the bandit's counts per variant, and promotions.
 
 Counts are written as absolute numbers (``set_counts``), so the CreativeAgent can replay a batch after a crash
 and write the same values again; ``add_counts`` is for direct use (simulations, tests).
@@ -7,20 +7,23 @@ and write the same values again; ``add_counts`` is for direct use (simulations, 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import orjson
 
 from data.log.sqlite import connect, sqlite_path, write_transaction
+from data.postgres_db import is_postgres_url
+from data.projections.postgres_store import PostgresStateStore
 from data.settings import get_settings
 from policies.creative.models import Status, Variant, VariantNotFound, Verdict
 
+# SQLite's tables; on PostgreSQL the migrations made them (data/postgres_migrations.py).
 _SCHEMA = """
 create table if not exists creative_variants (
     variant_id     text primary key,
@@ -95,21 +98,38 @@ def _now_us() -> int:
 
 
 class CreativeStore:
-    """Variants, approvals, counts and promotions in one SQLite file (``sqlite:///path``)."""
+    """Variants, approvals, counts and promotions in one SQLite file (``sqlite:///path``) or in PostgreSQL
+    (``postgresql://…``, its pool shared by the store's threads)."""
 
     def __init__(self, url: str, busy_timeout_ms: int = 60_000) -> None:
         self.url = url
-        self._conn = connect(sqlite_path(url), busy_timeout_ms)
         self._lock = threading.RLock()
-        with self.transaction() as conn:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                conn.execute(statement)
+        self._pg = PostgresStateStore(url) if is_postgres_url(url) else None
+        if self._pg is None:
+            self._conn = connect(sqlite_path(url), busy_timeout_ms)
+            with self.transaction() as conn:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[Any]:
+        if self._pg is not None:
+            return self._pg.transaction()
         return write_transaction(self._conn, self._lock, f"the creative store {self.url}")
 
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        if self._pg is not None:
+            with self._pg.reading() as conn:
+                yield conn
+            return
+        with self._lock:
+            yield self._conn
+
     def close(self) -> None:
-        self._conn.close()
+        if self._pg is not None:
+            self._pg.close()
+        else:
+            self._conn.close()
 
     # -- variants ---------------------------------------------------------------------------------------
 
@@ -123,7 +143,8 @@ class CreativeStore:
                 status = Status.FAILED if not verdict.passed else Status.PENDING if variant.critical else Status.APPROVED
                 conn.execute(
                     "insert into creative_variants values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) on conflict (variant_id) do "
-                    "update set in_test = max(in_test, excluded.in_test)",
+                    "update set in_test = case when excluded.in_test > creative_variants.in_test"
+                    " then excluded.in_test else creative_variants.in_test end",
                     (
                         variant.variant_id, variant.kind, variant.segment, variant.product, variant.tone, variant.text,
                         variant.generator, int(variant.critical), status.value, int(verdict.passed),
@@ -144,15 +165,15 @@ class CreativeStore:
         verdict = Verdict(passed=bool(passed), reasons=tuple(orjson.loads(reasons)), score=score)
         return StoredVariant(variant, Status(status), verdict, bool(in_test), by, note)
 
-    def _get(self, conn: sqlite3.Connection, variant_id: str) -> StoredVariant:
+    def _get(self, conn: Any, variant_id: str) -> StoredVariant:
         row = conn.execute(f"select {_COLUMNS} from creative_variants where variant_id = ?", (variant_id,)).fetchone()
         if row is None:
             raise VariantNotFound(f"no creative variant {variant_id!r} (list them with `ame creatives list`)")
         return self._row(row)
 
     def get(self, variant_id: str) -> StoredVariant:
-        with self._lock:
-            return self._get(self._conn, variant_id)
+        with self._reading() as conn:
+            return self._get(conn, variant_id)
 
     def list(self, status: Status | None = None, segment: str | None = None, kind: str | None = None) -> list[StoredVariant]:
         where, args = [], []
@@ -161,8 +182,8 @@ class CreativeStore:
                 where.append(f"{column} = ?")
                 args.append(value)
         sql = f"select {_COLUMNS} from creative_variants" + (" where " + " and ".join(where) if where else "")
-        with self._lock:
-            rows = self._conn.execute(sql + " order by segment, kind, score desc, variant_id", args).fetchall()
+        with self._reading() as conn:
+            rows = conn.execute(sql + " order by segment, kind, score desc, variant_id", args).fetchall()
         return [self._row(r) for r in rows]
 
     def decide(self, variant_id: str, approve: bool, by: str, note: str | None = None) -> StoredVariant:
@@ -183,8 +204,8 @@ class CreativeStore:
 
     def arms(self, segment: str, kind: str) -> list[tuple[Variant, Counts]]:
         """The servable arms of one segment's test: approved, passed, in the test; with their counts."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading() as conn:
+            rows = conn.execute(
                 f"select {', '.join('v.' + c.strip() for c in _COLUMNS.split(','))}, "
                 "coalesce(c.impressions, 0), coalesce(c.clicks, 0), coalesce(c.conversions, 0) "
                 "from creative_variants v left join creative_counts c using (variant_id) "
@@ -197,8 +218,10 @@ class CreativeStore:
 
     def counts(self, variant_ids: Iterable[str]) -> dict[str, Counts]:
         ids = list(variant_ids)
-        with self._lock:
-            rows = self._conn.execute(
+        if not ids:
+            return {}
+        with self._reading() as conn:
+            rows = conn.execute(
                 "select variant_id, impressions, clicks, conversions from creative_counts"
                 f" where variant_id in ({','.join('?' * len(ids))})",
                 ids,
@@ -210,7 +233,8 @@ class CreativeStore:
         """Write absolute counts (idempotent: a replay writes the same numbers)."""
         with self.transaction() as conn:
             conn.executemany(
-                "insert or replace into creative_counts values (?,?,?,?)",
+                "insert into creative_counts values (?,?,?,?) on conflict (variant_id) do update set"
+                " impressions = excluded.impressions, clicks = excluded.clicks, conversions = excluded.conversions",
                 [(k, c.impressions, c.clicks, c.conversions) for k, c in counts.items()],
             )
 
@@ -218,14 +242,15 @@ class CreativeStore:
         with self.transaction() as conn:
             conn.execute(
                 "insert into creative_counts values (?,?,?,?) on conflict (variant_id) do update set "
-                "impressions = impressions + excluded.impressions, clicks = clicks + excluded.clicks, "
-                "conversions = conversions + excluded.conversions",
+                "impressions = creative_counts.impressions + excluded.impressions,"
+                " clicks = creative_counts.clicks + excluded.clicks,"
+                " conversions = creative_counts.conversions + excluded.conversions",
                 (variant_id, impressions, clicks, conversions),
             )
 
     def promotion(self, segment: str, kind: str) -> Promotion | None:
-        with self._lock:
-            row = self._conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
                 "select segment, kind, variant_id, p_best, impressions from creative_promotions where segment = ? and kind = ?",
                 (segment, kind),
             ).fetchone()
@@ -234,14 +259,16 @@ class CreativeStore:
     def promote(self, promotion: Promotion) -> None:
         with self.transaction() as conn:
             conn.execute(
-                "insert or replace into creative_promotions values (?,?,?,?,?,?)",
+                "insert into creative_promotions values (?,?,?,?,?,?) on conflict (segment, kind) do update set"
+                " variant_id = excluded.variant_id, p_best = excluded.p_best, impressions = excluded.impressions,"
+                " promoted_at_us = excluded.promoted_at_us",
                 (promotion.segment, promotion.kind, promotion.variant_id, promotion.p_best, promotion.impressions, _now_us()),
             )
 
     def tests(self) -> list[tuple[str, str]]:
         """Every (segment, kind) that has variants in a test."""
-        with self._lock:
-            rows = self._conn.execute("select distinct segment, kind from creative_variants where in_test = 1 order by 1, 2").fetchall()
+        with self._reading() as conn:
+            rows = conn.execute("select distinct segment, kind from creative_variants where in_test = 1 order by 1, 2").fetchall()
         return [(r[0], r[1]) for r in rows]
 
 
