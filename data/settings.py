@@ -65,8 +65,12 @@ class Settings(BaseSettings):
     pubsub_flow_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Pub/Sub subscriber: unacked bytes held at most.")
     pubsub_ack_deadline_s: int = Field(60, ge=10, le=600, description="Pub/Sub subscription ack deadline.")
     pubsub_max_delivery_attempts: int = Field(5, ge=5, le=100, description="Pub/Sub: deliveries before the dead-letter topic.")
-    pubsub_dead_letter_store: str = Field("", description="Pub/Sub: SQLite URL of the store of input rejected on append.")
-    creative_store: str = Field("", description="Creatives: SQLite URL of the variants, approvals and bandit posteriors.")
+    pubsub_dead_letter_store: str = Field(
+        "", description="Pub/Sub: URL (sqlite:///path or postgresql://…) of the store of input rejected on append."
+    )
+    creative_store: str = Field(
+        "", description="Creatives: URL (sqlite:///path or postgresql://…) of the variants, approvals and bandit posteriors."
+    )
     serve_api_keys_file: str = Field("", description="Serve: JSON file of hashed API keys with scopes (ame serve keys new).")
     creative_generator: str = Field("template", description="Creatives: 'template' (embedded, offline) or 'gemini' (Vertex AI).")
     gemini_model: str = Field("gemini-2.5-flash", description="Creatives: the Gemini model name on Vertex AI.")
