@@ -5,32 +5,16 @@ tests/integration/pubsub)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from data.log.pubsub import encode_event
 from data.log.pubsub_subscriber import PubSubSubscriber, projection_handler
 from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
 from data.synthetic import synthetic_events
+from tests.unit.privacy.test_privacy_pubsub import FakeMessage
 
 
-@dataclass
-class _Message:
-    data: bytes
-    attributes: dict[str, str]
-    message_id: str = "m"
-    delivery_attempt: int = 1
-    acked: list[bool] = field(default_factory=list)
-
-    def ack(self) -> None:
-        self.acked.append(True)
-
-    def nack(self) -> None:
-        self.acked.append(False)
-
-
-def _messages(events: list) -> list[_Message]:
-    return [_Message(encode_event(e, 1), {"event_type": e.event_type, "event_id": e.event_id}) for e in events]
+def _messages(events: list) -> list[FakeMessage]:
+    return [FakeMessage(encode_event(e, 1), {"event_type": e.event_type, "event_id": e.event_id}) for e in events]
 
 
 def test_redeliveries_are_applied_once(store_url: str) -> None:
