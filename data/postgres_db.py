@@ -8,7 +8,6 @@ them to psycopg with its ``%s`` parameters. Failures to reach the server become 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -42,7 +41,7 @@ def redacted(url: str) -> str:
 @lru_cache(maxsize=256)
 def to_pyformat(sql: str) -> str:
     """``?`` parameters as psycopg's ``%s`` (a literal ``%`` doubled). The stores' SQL holds no ``?`` in strings."""
-    return re.sub(r"\?", "%s", sql.replace("%", "%%"))
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
 class PgConnection:
