@@ -19,6 +19,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.runtime import ShardStatus
+from environment.auction_market import bid_spec
+from environment.bid_facts import DAY_US, CampaignFacts
+from environment.config import load_market_config
+from policies.bid_pacer import PacerState, PacingParams
+from policies.bid_serving import campaign_record
 from policies.scoring.drift_record import DriftCheck
 from serve.metrics import ServeMetrics
 from serve.ops_metrics import OpsSources
@@ -129,3 +135,44 @@ def test_gke_scrapes_the_api_metrics_in_the_rules_namespace() -> None:
     assert scrape["metadata"]["namespace"] == rules_manifest["metadata"]["namespace"]
     (endpoint,) = scrape["spec"]["endpoints"]
     assert endpoint["path"] == "/metrics" and endpoint["port"] == serve_config["http_options"]["port"]
+
+
+def scrape_of_a_troubled_engine() -> str:
+    """/metrics of a replica whose engine has one shard 20,000 events behind, one shard down, a model whose scores
+    drifted (PSI 0.3), and a campaign that spent 60% of its budget one hour into the day."""
+    day = 20_000
+    spec = bid_spec(load_market_config().auction)
+    facts = CampaignFacts.empty(1, 10.0, spec)
+    facts.day[0], facts.today[0, 0] = day, 6.0
+    record, _ = campaign_record("c1", facts, PacerState.empty(1, spec), spec, PacingParams(), day * DAY_US)
+
+    def shard(number: int, lag: int, running: bool) -> dict[str, Any]:
+        return ShardStatus("journey", number, 2, 0, lag, lag, 0, 0.0, 0, 0, 0, 0, running).to_dict()
+
+    sources = OpsSources(agent_statuses=lambda: [shard(0, 20_000, True), shard(1, 0, False)],
+                         dead_letters=lambda: (4, 1), campaign_records=lambda: {"c1": record},
+                         now_us=lambda: day * DAY_US + DAY_US // 24,
+                         drift_checks=lambda: [DriftCheck("lead", "v1", "2026-01-01T00:00:00+00:00", 500,
+                                                          {"score": 0.3, "recency": 0.1})])
+    metrics = ServeMetrics("r1", sources)
+    metrics.observe("/v1/bid", 200, 0.001)
+    return metrics.render().decode()
+
+
+def test_the_rules_fire_on_what_the_engine_exports(tmp_path: Path) -> None:
+    """The API's own exposition, held for 30 minutes as promtool input, raises exactly the alerts its figures call
+    for: the exported names, labels and values match what the rules select."""
+    series = [{"series": s.name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}",
+               "values": f"{s.value}x30"}
+              for family in text_string_to_metric_families(scrape_of_a_troubled_engine()) for s in family.samples
+              if s.name.startswith("ame_")]
+    expected = ["AgentLagHigh", "AgentShardDown", "CampaignBudget50Percent", "CampaignSpendAheadOfPlan", "ScoreDrift"]
+    test = {"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series,
+        "promql_expr_test": [{"expr": 'count by (alertname) (ALERTS{alertstate="firing"})', "eval_time": "20m",
+                              "exp_samples": [{"labels": f'{{alertname="{name}"}}', "value": 1} for name in expected]}],
+    }]}
+    (tmp_path / "scrape_test.yaml").write_text(yaml.safe_dump(test), encoding="utf-8")
+    done = subprocess.run([promtool(), "test", "rules", "scrape_test.yaml"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
