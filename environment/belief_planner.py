@@ -23,6 +23,7 @@ from environment.belief import (
     _F,
     _I,
     _K,
+    BeliefTracker,
     PlannerSpec,
     _FollowedBelief,
     after_purchase,
@@ -34,7 +35,7 @@ from environment.belief import (
 )
 from environment.bounds import solve_oracle
 from environment.config import MarketConfig, load_market_config
-from environment.dynamics import Tables, click_prob, conv_prob, unsub_prob, visit_prob
+from environment.dynamics import JourneyState, StepOutcome, Tables, click_prob, conv_prob, unsub_prob, visit_prob
 from environment.guardrails import LEGAL
 from environment.population import (
     ACTION_CONSENT_BIT,
@@ -289,20 +290,19 @@ FULL_OUTCOMES = {a: _outcomes(a, shown_only=False) for a in range(N_ACTIONS)}
 
 
 class BeliefPlanner:
-    """The planner in the simulator: it follows the bound env's customers with the filter (reading only what the
-    events show) and acts by :func:`belief_action_values`."""
+    """The reference planner in the simulator: action values solved exactly for the bound env's customers
+    (:class:`ExactValues`), the belief followed with the filter (reading only what the events show)."""
 
     name = "belief_planner"
 
-    def __init__(self, env: Any = None, lookahead: bool = False, unsub_price: float = 1.0, grid: bool = False) -> None:
+    def __init__(self, env: Any = None, lookahead: bool = False, unsub_price: float = 1.0) -> None:
         if not unsub_price > 0:
             raise ValueError(f"the unsubscribe price must be > 0, got {unsub_price}")
-        self.lookahead, self.unsub_price, self.grid = lookahead, unsub_price, grid
-        self.name = planner_name(lookahead, unsub_price, grid)
+        self.lookahead, self.unsub_price = lookahead, unsub_price
+        self.name = planner_name(lookahead, unsub_price)
         self.env: Any = None
         self._tables: Tables | None = None
         self._values: ActionValues | None = None
-        self._grid: GridValues | None = None
         self._belief: _FollowedBelief | None = None
         self._resp: Any = None
         if env is not None:
@@ -318,8 +318,6 @@ class BeliefPlanner:
         self.env, self._values, self._resp = env, None, None
         self._tables = priced_tables(env.tables, self.unsub_price)
         self._belief = _FollowedBelief(env)
-        if self.grid and self._grid is None:
-            self._grid = GridValues.for_market(self._tables, env.config.profile)
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:
@@ -327,8 +325,7 @@ class BeliefPlanner:
             raise RuntimeError("bind the planner to a reset JourneyVectorEnv before asking")
         now = self.env.state
         if now.resp is not self._resp:  # new customers: their action values
-            self._values = self._grid.bind(now.resp) if self._grid is not None else ExactValues(self._tables, now.resp)
-            self._resp = now.resp
+            self._values, self._resp = ExactValues(self._tables, now.resp), now.resp
         belief = self._belief.now(observation)
         assert self._values is not None
         visible = VisibleState(now.day, now.consent, now.cooldown, now.resp)
@@ -381,3 +378,26 @@ class _OnBelief:
         values = self.planner.grid.bind(self.visible.resp)
         value = belief_action_values(values, self.planner.tables, self.visible, self.belief, self.planner.spec.lookahead)
         return value.argmax(axis=1), state
+
+
+class FollowedBelief:
+    """The simulator's side of a policy that acts on the belief: the filter over the market's customers, updated on
+    each day's outcome (it reads only what the events show), as the journey agent's day-fold is."""
+
+    def __init__(self, config: MarketConfig, tables: Tables) -> None:
+        self.tracker = BeliefTracker(config, tables)
+        self._pending: tuple[JourneyState, StepOutcome] | None = None
+
+    def bound(self, policy: ActsOnBelief, obs: np.ndarray, state: JourneyState) -> Any:
+        """``policy`` on today's belief of every customer."""
+        if self.tracker.belief is None:
+            belief = self.tracker.reset(obs)
+        elif self._pending is not None:
+            belief = self.tracker.step(*self._pending, obs, np.zeros(len(obs), dtype=bool))
+        else:
+            belief = self.tracker.belief
+        self._pending = None
+        return policy.on_belief(belief, VisibleState(state.day, state.consent, state.cooldown, state.resp))
+
+    def saw(self, before: JourneyState, outcome: StepOutcome) -> None:
+        self._pending = (before, outcome)

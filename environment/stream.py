@@ -24,10 +24,10 @@ import numpy as np
 from data.events import EventBase
 from data.ticks import tick_decision_id, tick_event
 from environment.acting import Choice, Predictor, acting_mode, choose, draws_of
-from environment.belief import BeliefTracker, parse_planner_name
-from environment.belief_planner import ActsOnBelief, ServedPlanner, VisibleState
+from environment.belief import parse_planner_name
+from environment.belief_planner import ActsOnBelief, FollowedBelief, ServedPlanner
 from environment.config import MarketConfig, load_market_config
-from environment.dynamics import JourneyState, StepOutcome, Tables, legal_mask, observe, reset_batch, step_batch
+from environment.dynamics import StepOutcome, Tables, legal_mask, observe, reset_batch, step_batch
 from environment.heuristics import heuristic_policy
 from environment.market_events import DayDecisions, arrival_events, day_events
 from environment.population import AD, sample_profiles
@@ -132,29 +132,6 @@ class SimulatedMarket:
         events = day_events(self.run, day, self.start, self.ids, outcome, decisions, self.time_rng, journey.discount_pct,
                             journey.cost[AD])
         return outcome, events
-
-
-class FollowedBelief:
-    """The simulator's side of a policy that acts on the belief: the filter over the market's customers, updated on
-    each day's outcome (it reads only what the events show), as the journey agent's day-fold is."""
-
-    def __init__(self, config: MarketConfig, tables: Tables) -> None:
-        self.tracker = BeliefTracker(config, tables)
-        self._pending: tuple[JourneyState, StepOutcome] | None = None
-
-    def bound(self, policy: ActsOnBelief, obs: np.ndarray, state: JourneyState) -> Predictor:
-        """``policy`` on today's belief of every customer."""
-        if self.tracker.belief is None:
-            belief = self.tracker.reset(obs)
-        elif self._pending is not None:
-            belief = self.tracker.step(*self._pending, obs, np.zeros(len(obs), dtype=bool))
-        else:
-            belief = self.tracker.belief
-        self._pending = None
-        return policy.on_belief(belief, VisibleState(state.day, state.consent, state.cooldown, state.resp))
-
-    def saw(self, before: JourneyState, outcome: StepOutcome) -> None:
-        self._pending = (before, outcome)
 
 
 def stream_market(

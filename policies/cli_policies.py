@@ -224,9 +224,11 @@ def _promotion_parties(root: Path, name: str, version: str | None, slot: str | N
     """(slot, candidate, current) as loaded policies."""
     reg = PolicyRegistry(root)
     if version == BUILTIN or (version is None and name not in reg.names()):
-        if slot in (None, "journey") and name.partition("-eps")[0] not in HEURISTICS and name not in DEFAULT_POLICY.values():
+        known = name.partition("-eps")[0] in HEURISTICS or name in DEFAULT_POLICY.values() or parse_planner_name(name)
+        if slot in (None, "journey") and not known:
             raise LookupError(f"no registered policy or built-in named {name!r}; registered: {', '.join(reg.names()) or 'none'} "
-                              f"(train one with `ame train journey|bidding`); built-in: {', '.join(HEURISTICS)}")
+                              f"(train one with `ame train journey|bidding`); built-in: {', '.join(HEURISTICS)}, "
+                              f"belief_lookahead_u<price>_grid")
         target, task = SlotTarget(name, BUILTIN), slot or "journey"
     else:
         meta = reg.metadata(name, version)

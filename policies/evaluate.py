@@ -20,7 +20,7 @@ from scipy import stats
 from environment import bidding, heuristics
 from environment.acting import EnvBound, choose
 from environment.belief import WithBelief, parse_planner_name
-from environment.belief_planner import BeliefPlanner
+from environment.belief_planner import ActsOnBelief, BeliefPlanner, FollowedBelief, ServedPlanner
 from environment.bidding import evaluate_bidding
 from environment.bounds import OraclePolicy
 from environment.config import load_market_config
@@ -73,14 +73,19 @@ def run_journey(policy: Any, config: Any = None, n_customers: int = 2_000, seed:
     obs, info = env.reset(seed=seed)
     if isinstance(policy, EnvBound):
         policy.bind(env)
+    believer = FollowedBelief(config, env.tables) if isinstance(policy, ActsOnBelief) else None
     draws = np.random.default_rng([seed, 0xA7])
     cost_table = np.asarray(config.journey.cost)
     profit, cost, revenue, purchases, unsubscribes = (np.zeros(n_customers) for _ in range(5))
     bought, unsub = np.zeros(n_customers, bool), np.zeros(n_customers, bool)
     for _ in range(min(days or env.horizon, env.horizon)):
-        choice = choose(policy, obs, info["action_mask"], draws.random(n_customers))
+        acting = believer.bound(policy, obs, env.state) if believer is not None else policy
+        choice = choose(acting, obs, info["action_mask"], draws.random(n_customers))
+        before = env.state
         obs, reward, _, _, info = env.step(choice.executed)
         out = env.last_outcome
+        if believer is not None:
+            believer.saw(before, out)
         profit += reward
         cost += cost_table[out.action] + out.discount
         revenue += np.where(out.purchased, out.amount, 0.0)
@@ -178,7 +183,9 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
 
     planner = parse_planner_name(name)
     if planner is not None:
-        return BeliefPlanner(lookahead=planner.lookahead, unsub_price=planner.unsub_price, grid=planner.grid)
+        if planner.grid:  # the servable planner: the very object the slot serves
+            return ServedPlanner(planner)
+        return BeliefPlanner(lookahead=planner.lookahead, unsub_price=planner.unsub_price)
     if name in makers:
         return makers[name]()
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from data.events import PolicyPromotion, derive_event_id
 from data.sharding import BROADCAST_CUSTOMER
+from environment.belief_planner import ActsOnBelief
 from environment.config import load_market_config
 from policies.evaluate import budget_config, mean_ci, run_bidding, run_journey, win_all_spend
 from policies.ope_log import LoggedDecisions, LogOPEError, pick_behaviour, read_decisions
@@ -111,6 +112,11 @@ def recent(logged: LoggedDecisions, customers: int) -> LoggedDecisions:
 
 def log_checks(log: Any, candidate: Any, current: Any, settings: GateSettings) -> tuple[list[Check], str | None]:
     """SNIPS and DR of both policies on the engine's recent journey decisions (none when the log holds none)."""
+    on_belief = [p for p in (candidate, current) if isinstance(p, ActsOnBelief)]
+    if on_belief:
+        name = getattr(on_belief[0], "name", type(on_belief[0]).__name__)
+        return [], (f"off-policy evaluation skipped: {name} decides on the belief over hidden journey states, and "
+                    "the logged decisions carry the observation only")
     try:
         logged = pick_behaviour(read_decisions(log, load_market_config().journey))
     except LogOPEError as error:

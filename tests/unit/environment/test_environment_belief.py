@@ -13,6 +13,7 @@ import pytest
 from environment.belief import (
     N_BELIEF,
     BeliefTracker,
+    PlannerSpec,
     WithBelief,
     initial_belief,
     outcome_likelihood,
@@ -25,6 +26,7 @@ from environment.belief_planner import (
     FULL_OUTCOMES,
     OBSERVABLE_OUTCOMES,
     BeliefPlanner,
+    ServedPlanner,
     VisibleState,
     _DayModel,
     _Seen,
@@ -243,7 +245,7 @@ def test_grid_values_act_as_the_exact_planner_does() -> None:
     almost every customer-day and earns the same."""
     config = load_market_config()
     exact = run_journey(BeliefPlanner(lookahead=True, unsub_price=4.0), config, 300, 12)
-    grid = run_journey(BeliefPlanner(lookahead=True, unsub_price=4.0, grid=True), config, 300, 12)
+    grid = run_journey(ServedPlanner(PlannerSpec(True, 4.0, True)), config, 300, 12)
     assert abs(grid.profit - exact.profit) <= 0.02 * abs(exact.profit)
 
 

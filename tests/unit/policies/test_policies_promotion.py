@@ -13,6 +13,7 @@ from agents.journey import JourneyAgent, JourneyConfig
 from agents.runtime import AgentShard, ShardConfig
 from ame.cli import app
 from data.log import open_log
+from environment.belief_planner import ActsOnBelief
 from environment.heuristics import heuristic_policy
 from environment.stream import stream_market
 from policies.slots import SlotPointers, SlotTarget
@@ -80,3 +81,25 @@ def test_an_unknown_policy_or_slot_is_named(where: dict[str, str]) -> None:
     assert result.exit_code == 2 and "nope" in result.output
     result = promote(where, "offer_every_k", "--slot", "checkout")
     assert result.exit_code == 2 and "journey, bidding" in result.output
+
+
+def test_the_belief_planner_goes_live_through_the_gate_and_the_agents_serve_it(where: dict[str, str], tmp_path: Path) -> None:
+    """The servable planner is promoted by name like a built-in heuristic; the gate compares it in the simulator and
+    says why off-policy evaluation is skipped (the log's decisions carry no belief); the agent then serves it."""
+    stream_market(open_log(where["log"]), 200, 6, policy="offer_every_k-eps0.2", seed=4, ticks=True)
+    shard = AgentShard(JourneyAgent(JourneyConfig(holdout_share=0.0), policy=heuristic_policy("offer_every_k-eps0.2")),
+                       ShardConfig(log_url=where["log"], state_dir=tmp_path / "agents"), start=False)
+    shard.catch_up()
+    shard.close()
+    result = promote(where, "belief_lookahead_u4_grid", "--force")
+    assert result.exit_code == 0, result.output
+    assert "skipped" in result.output and "belief" in result.output
+    agent = JourneyAgent(JourneyConfig(policies_dir=Path(where["registry"])))
+    assert agent.serving().name == "belief_lookahead_u4_grid"
+    assert isinstance(agent.serving().policy, ActsOnBelief)
+
+
+def test_a_slot_refuses_the_exact_planner_and_names_the_servable_one(where: dict[str, str]) -> None:
+    result = promote(where, "belief_lookahead_u4", "--force")
+    assert result.exit_code != 0
+    assert "belief_lookahead_u4_grid" in result.output

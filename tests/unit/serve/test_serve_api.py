@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from agents.journey import JourneyAgent
+from agents.journey_decision import JourneyRules
 from agents.runtime import AgentShard, ShardConfig
 from data.log import open_log
 from data.log.base import LogUnavailable
@@ -27,6 +28,7 @@ from policies.slots import BUILTINS, RegistrySource, SlotPointers, SlotTarget
 from serve.auth import generate_key
 from serve.decide import PacingCache
 from serve.engine import Engine, ServeArgs, Tunables, api_keys
+from serve.nba import NextBestAction
 from serve.routes import build_api
 
 TOKENS: dict[str, str] = {}
@@ -144,6 +146,8 @@ def test_next_best_action_and_customer(setup: tuple[TestClient, Engine, Path], l
     shard = AgentShard(JourneyAgent(), ShardConfig(log_url=log_url, state_dir=engine.journey_state.state_dir), start=False)
     shard.catch_up()  # the journey agent folds the customer's events: the state the route reads
     shard.close()
+    # no quiet hours: the route decides at the wall clock's time, and the offer would be held back at night
+    engine.nba = NextBestAction(engine.journey_state.record, JourneyRules.of(quiet_hours=(0, 0)))
     r = client.post("/v1/next-best-action", json={"customer_id": "cust-1"}, headers=auth("site"))
     assert r.status_code == 200
     body = r.json()
