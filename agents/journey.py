@@ -60,6 +60,9 @@ class JourneyConfig(BaseModel):
     holdout_share: float = Field(0.05, ge=0, le=0.5, description="Share of customers held out (stable hash of customer_id).")
     holdout_policy: str = Field("email_every_k", description="The built-in policy the holdout gets (no_contact: none).")
     log_waits: bool = Field(True, description="Log wait decisions too (off-policy evaluation needs them).")
+    log_belief: bool = Field(True, description="Keep the belief over each customer's hidden state and log it with every "
+                             "decision, so a policy that acts on the belief can be judged on the log (a policy serving "
+                             "on the belief keeps it either way).")
     slot: str = Field("journey", description="The serving slot whose policy treated customers get.")
     policies_dir: Path | None = Field(None, description="The policy registry (default: AME_POLICIES_DIR).")
     market_config: Path | None = Field(None, description="The market the policies are trained on (default: the shipped one).")
@@ -88,7 +91,8 @@ class JourneyAgent(Agent):
     @property
     def rules(self) -> JourneyRules:
         if self._rules is None:
-            self._rules = JourneyRules.of(load_market_config(self.config.market_config), self.config.quiet_hours)
+            self._rules = JourneyRules.of(load_market_config(self.config.market_config), self.config.quiet_hours,
+                                          self.config.log_belief)
         return self._rules
 
     def serving(self) -> LoadedPolicy:

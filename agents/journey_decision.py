@@ -5,7 +5,9 @@ facts (:mod:`environment.observation`), the guardrails (:mod:`environment.guardr
 Every logged decision carries what off-policy evaluation needs: the action carried out with its probability under
 what was actually done, the proposal and its probability, why a proposal was suppressed, the actions the guardrails
 allowed (``context.allowed``, bit i for action i), and the observation itself (``context.obs``: the 24 float32
-values, base64 of their little-endian bytes; ``features_hash`` is the hash of the same bytes).
+values, base64 of their little-endian bytes; ``features_hash`` is the hash of the same bytes), and the belief over
+the customer's hidden state at the start of the day (``context.belief``: 60 float64 values, base64), so a policy
+that acts on the belief can be judged on the log too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from environment.acting import choose, draws_of
-from environment.belief_fold import BeliefModel, advance_beliefs, visible_states
+from environment.belief_fold import BeliefModel, advance_beliefs, encode_belief, visible_states
 from environment.belief_planner import ActsOnBelief
 from environment.config import MarketConfig, load_market_config
 from environment.dynamics import Tables
@@ -53,13 +55,14 @@ class JourneyRules:
     defaults: Mapping[str, Any]
     quiet: QuietHours
     belief: BeliefModel
+    log_belief: bool = True
 
     @staticmethod
-    def of(config: MarketConfig | None = None, quiet_hours: tuple[int, int] = (21, 8)) -> JourneyRules:
+    def of(config: MarketConfig | None = None, quiet_hours: tuple[int, int] = (21, 8), log_belief: bool = True) -> JourneyRules:
         config = config or load_market_config()
         defaults = attribute_defaults(config.profile)
         return JourneyRules(ObservationSpec.of(config.journey), defaults, QuietHours(*quiet_hours),
-                            BeliefModel(config, Tables.of(config.journey), defaults))
+                            BeliefModel(config, Tables.of(config.journey), defaults), log_belief)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class JourneyDecision:
     suppressed: str | None
     allowed: int
     observation: np.ndarray
+    belief: np.ndarray | None = None
 
     @property
     def channel(self) -> str | None:
@@ -88,6 +92,8 @@ class JourneyDecision:
                                "proposed": self.proposed, "proposed_propensity": self.proposed_propensity}
         if self.suppressed:
             out["suppressed"] = self.suppressed
+        if self.belief is not None:
+            out["belief"] = encode_belief(self.belief)
         return out
 
 
@@ -116,8 +122,11 @@ def decide_journeys(policy: Any, records: Sequence[Record], now_us: Sequence[int
     today = [day_of(t) for t in now_us]
     obs = observe_records(records, today, rules.spec, rules.defaults)
     allowed = allowed_for(records, now_us, rules)
-    if _acts_on_belief(policy):  # the belief at the start of today, from the records' day-fold
+    on_belief = _acts_on_belief(policy)
+    belief = None
+    if on_belief or rules.log_belief:  # the belief at the start of today, from the records' day-fold
         belief = advance_beliefs(records, today, rules.belief)  # type: ignore[arg-type]
+    if on_belief:
         visible = visible_states(records, today, [last_contact_day(r) for r in records], rules.belief)
         policy = policy.on_belief(belief, visible)
     choice = choose(policy, obs, allowed, draws_of(decision_ids))
@@ -131,7 +140,7 @@ def decide_journeys(policy: Any, records: Sequence[Record], now_us: Sequence[int
         out.append(JourneyDecision(
             action=ACTIONS[executed], propensity=round(float(choice.propensity[k]), 9), proposed=ACTIONS[proposed],
             proposed_propensity=round(float(choice.proposed_propensity[k]), 9), suppressed=reason,
-            allowed=mask_bits(allowed[k]), observation=obs[k],
+            allowed=mask_bits(allowed[k]), observation=obs[k], belief=None if belief is None else belief[k],
         ))
     return out
 

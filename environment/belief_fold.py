@@ -10,6 +10,7 @@ events is a day on which nothing was seen. The belief is kept as ``belief`` (60 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from environment.belief import BELIEF_SHAPE, N_BELIEF, initial_belief, update_be
 from environment.belief_planner import VisibleState, _Seen
 from environment.config import MarketConfig
 from environment.dynamics import Tables
-from environment.observation import ATTRIBUTES, CHANNELS, ZIPS, consent_bits
+from environment.observation import ATTRIBUTES, CHANNELS, ZIPS, attribute_defaults, consent_bits
 from environment.population import AD, EMAIL, OFFER, PUSH, SMS, Profiles, Responsiveness, responsiveness
 
 Record = MutableMapping[str, Any]
@@ -60,6 +61,10 @@ class BeliefModel:
     config: MarketConfig
     tables: Tables
     defaults: Mapping[str, Any]
+
+    @staticmethod
+    def of(config: MarketConfig) -> BeliefModel:
+        return BeliefModel(config, Tables.of(config.journey), attribute_defaults(config.profile))
 
     def responsiveness(self, records: Sequence[Mapping[str, Any]]) -> Responsiveness:
         """The customers' response multipliers, a function of their attributes (defaults where never stated)."""
@@ -151,3 +156,35 @@ def _store(record: Record, belief: np.ndarray, day: int) -> None:
 def _rows(resp: Responsiveness, rows: np.ndarray) -> Responsiveness:
     return Responsiveness(resp.propensity[rows], resp.basket[rows], resp.click_mult[rows], resp.click_conv[rows],
                           resp.click_basket[rows])
+
+
+def encode_belief(belief: np.ndarray) -> str:
+    """A belief as the decision log keeps it: base64 of its 60 float64 little-endian values (exact)."""
+    return base64.b64encode(np.asarray(belief, dtype="<f8").reshape(N_BELIEF).tobytes()).decode("ascii")
+
+
+def decode_belief(text: str) -> np.ndarray:
+    """The inverse of :func:`encode_belief`, as (stage, intent, fatigue)."""
+    values = np.frombuffer(base64.b64decode(text), dtype="<f8")
+    if values.shape != (N_BELIEF,):
+        raise ValueError(f"a logged belief has {N_BELIEF} values, this one {values.shape[0]}")
+    return values.reshape(BELIEF_SHAPE).astype(np.float64)
+
+
+def visible_from_observation(obs: np.ndarray, model: BeliefModel) -> VisibleState:
+    """What the planner reads besides the belief, rebuilt from logged observations: the journey day, consent and
+    cooldown from their columns, the response multipliers from the profile columns (history from its log column,
+    to float32 precision)."""
+    o = np.atleast_2d(np.asarray(obs, dtype=np.float64))
+    spec = model.tables.spec
+    profiles = Profiles(
+        recency=np.rint(o[:, 0] * 12.0).astype(np.int64), history=np.exp(o[:, 1] * 8.2),
+        mens=np.rint(o[:, 2]).astype(np.int64), womens=np.rint(o[:, 3]).astype(np.int64),
+        newbie=np.rint(o[:, 4]).astype(np.int64),
+        channel=np.where(o[:, 5] > 0.5, 1, np.where(o[:, 6] > 0.5, 2, 0)),
+        zip_type=np.where(o[:, 7] > 0.5, 1, np.where(o[:, 8] > 0.5, 2, 0)),
+    )
+    consent = (o[:, 9] > 0.5).astype(np.int64) + 2 * (o[:, 10] > 0.5) + 4 * (o[:, 11] > 0.5)
+    cooldown = np.where(o[:, 12] > 0.5, model.tables.gap - 1, 0).astype(np.int64)
+    day = np.rint(o[:, 13] * spec.horizon_days).astype(np.int64)
+    return VisibleState(day, consent, cooldown, responsiveness(model.config.profile, model.config.journey, profiles))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from environment.belief_fold import decode_belief
 from environment.config import JourneyModel
 from environment.guardrails import mask_of_bits
 from environment.observation import decode_observation
@@ -62,6 +63,13 @@ class LoggedDecisions:
     reward: np.ndarray  # (n,) the reward projection's value
     customers: tuple[str, ...]
     skipped: int = 0
+    belief: np.ndarray | None = None  # (n, stage, intent, fatigue) where every decision logged its belief
+
+    def subset(self, keep: np.ndarray, customer: np.ndarray, customers: tuple[str, ...]) -> LoggedDecisions:
+        """The decisions where ``keep``, renumbered to the trajectories ``customer`` of ``customers``."""
+        return LoggedDecisions(self.behaviour, customer, self.step[keep], self.obs[keep], self.allowed[keep],
+                               self.action[keep], self.propensity[keep], self.reward[keep], customers, self.skipped,
+                               None if self.belief is None else self.belief[keep])
 
     def __len__(self) -> int:
         return int(self.action.shape[0])
@@ -76,6 +84,7 @@ class _Decision:
     action: int
     propensity: float
     reward: float
+    belief: str | None = None
 
 
 def _events(log: Any, types: list[str], batch: int) -> Iterator[Any]:
@@ -153,7 +162,7 @@ def _decision(at_us: int, props: dict[str, Any], cost: np.ndarray) -> _Decision:
     action = ACTIONS.index(props["action"])
     behaviour = Behaviour(str(props["policy_name"]), str(props["policy_version"]), bool(props.get("holdout")))
     return _Decision(at_us, behaviour, context.get("obs"), int(context.get("allowed") or 0), action,
-                     float(props["propensity"]), -float(cost[action]))
+                     float(props["propensity"]), -float(cost[action]), context.get("belief"))
 
 
 def _attribute(decisions: list[_Decision], outcomes: Any, window_us: int) -> None:
@@ -193,6 +202,8 @@ def _arrays(behaviour: Behaviour, rows: list[tuple[str, int, _Decision]], skippe
         propensity=np.fromiter((d.propensity for _, _, d in rows), dtype=np.float64, count=len(rows)),
         reward=np.fromiter((d.reward for _, _, d in rows), dtype=np.float64, count=len(rows)),
         customers=customers, skipped=skipped,
+        belief=(np.stack([decode_belief(d.belief) for _, _, d in rows])  # type: ignore[arg-type]
+                if all(d.belief is not None for _, _, d in rows) else None),
     )
 
 

@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 
 from environment.acting import proposal_distribution
+from environment.belief_fold import BeliefModel, visible_from_observation
+from environment.belief_planner import ActsOnBelief
+from environment.config import load_market_config
 from environment.guardrails import executed_distribution
 from environment.population import N_ACTIONS
 from policies.ope import Estimate, OPEError
@@ -47,9 +50,23 @@ class Trajectories:
         return int(self.present.shape[0])
 
 
-def target_probabilities(policy: Any, logged: LoggedDecisions) -> np.ndarray:
-    """(n, 6) the probability the target carries out each action at every logged decision (guardrails included)."""
-    return executed_distribution(proposal_distribution(policy, logged.obs), logged.allowed)
+def target_probabilities(policy: Any, logged: LoggedDecisions, chunk: int = 20_000) -> np.ndarray:
+    """(n, 6) the probability the target carries out each action at every logged decision (guardrails included).
+    A policy that acts on the belief reads the belief each decision logged (in chunks: the planner's lookahead
+    holds a few arrays per decision)."""
+    if not isinstance(policy, ActsOnBelief):
+        return executed_distribution(proposal_distribution(policy, logged.obs), logged.allowed)
+    if logged.belief is None:
+        raise OPEError(f"{getattr(policy, 'name', 'the policy')} acts on the belief over hidden journey states, and "
+                       "these logged decisions do not carry it (context.belief)")
+    model = BeliefModel.of(load_market_config())
+    out = np.empty((len(logged), N_ACTIONS))
+    for start in range(0, len(logged), chunk):
+        part = slice(start, start + chunk)
+        obs = logged.obs[part]
+        bound = policy.on_belief(logged.belief[part], visible_from_observation(obs, model))
+        out[part] = executed_distribution(proposal_distribution(bound, obs), logged.allowed[part])
+    return out
 
 
 def _features(obs: np.ndarray) -> np.ndarray:

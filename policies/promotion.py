@@ -105,22 +105,21 @@ def recent(logged: LoggedDecisions, customers: int) -> LoggedDecisions:
         return logged
     keep = np.isin(logged.customer, np.arange(len(logged.customers) - customers, len(logged.customers)))
     index = {old: new for new, old in enumerate(np.unique(logged.customer[keep]))}
-    return LoggedDecisions(logged.behaviour, np.array([index[c] for c in logged.customer[keep]]), logged.step[keep],
-                           logged.obs[keep], logged.allowed[keep], logged.action[keep], logged.propensity[keep],
-                           logged.reward[keep], tuple(logged.customers[i] for i in sorted(index)), logged.skipped)
+    return logged.subset(keep, np.array([index[c] for c in logged.customer[keep]]),
+                         tuple(logged.customers[i] for i in sorted(index)))
 
 
 def log_checks(log: Any, candidate: Any, current: Any, settings: GateSettings) -> tuple[list[Check], str | None]:
     """SNIPS and DR of both policies on the engine's recent journey decisions (none when the log holds none)."""
-    on_belief = [p for p in (candidate, current) if isinstance(p, ActsOnBelief)]
-    if on_belief:
-        name = getattr(on_belief[0], "name", type(on_belief[0]).__name__)
-        return [], (f"off-policy evaluation skipped: {name} decides on the belief over hidden journey states, and "
-                    "the logged decisions carry the observation only")
     try:
         logged = pick_behaviour(read_decisions(log, load_market_config().journey))
     except LogOPEError as error:
         return [], f"off-policy evaluation skipped: {error}"
+    on_belief = [p for p in (candidate, current) if isinstance(p, ActsOnBelief)]
+    if on_belief and logged.belief is None:
+        name = getattr(on_belief[0], "name", type(on_belief[0]).__name__)
+        return [], (f"off-policy evaluation skipped: {name} decides on the belief over hidden journey states, and "
+                    "the logged decisions do not carry it (the journey agent logs it unless log_belief is off)")
     customers = max(1, settings.recent_decisions // max(1, int(logged.step.max()) + 1))
     logged = recent(logged, customers)
     compared = compare_trajectories(candidate, current, logged, n_boot=settings.n_boot)

@@ -4,6 +4,7 @@ through the simulator, the agent and the API (``ame sim parity``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,11 @@ from ame.cli import app
 from data.log import open_log
 from environment.belief import PlannerSpec
 from environment.belief_planner import ServedPlanner, VisibleState
+from environment.config import load_market_config
 from environment.stream import stream_market
+from policies.ope import OPEError
+from policies.ope_log import pick_behaviour, read_decisions
+from policies.ope_trajectory import target_probabilities
 
 runner = CliRunner()
 PLANNER = "belief_lookahead_u4_grid"
@@ -36,7 +41,7 @@ class _Recording(ServedPlanner):
 
 def _agent_beliefs(tmp_path: Path, customers: int, days: int) -> tuple[np.ndarray, np.ndarray]:
     """(simulator's belief, agent's belief) at the last day's tick, per customer."""
-    log_url = f"sqlite:///{tmp_path / 'events.db'}"
+    log_url = _log_url(tmp_path)
     planner = _Recording(PLANNER_SPEC)
     stream_market(open_log(log_url), customers, days, policy=planner, seed=5, ticks=True)
     served = ServedPlanner(PLANNER_SPEC)  # its own instance: the recording keeps the simulator's belief
@@ -48,6 +53,10 @@ def _agent_beliefs(tmp_path: Path, customers: int, days: int) -> tuple[np.ndarra
     ids = sorted(k for k in records if k.startswith("sim5-"))
     agent = np.array([records[cid]["belief"] for cid in ids])
     return planner.last.reshape(len(ids), -1), agent
+
+
+def _log_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'events.db'}"
 
 
 def test_the_agents_belief_is_the_simulators(tmp_path: Path) -> None:
@@ -66,6 +75,21 @@ def test_the_belief_parity_fails_when_the_fold_misses_what_a_day_showed(tmp_path
     monkeypatch.setattr("agents.journey.note_seen", without_opens)
     sim, agent = _agent_beliefs(tmp_path, 60, 8)
     assert np.abs(agent - sim).max() > 1e-3
+
+
+def test_off_policy_evaluation_reads_the_logged_belief(tmp_path: Path) -> None:
+    """Each decision logs the belief it was taken on; the planner, judged on its own log, gives the action the agent
+    carried out probability 1 (the joint between the agent's log and OPE)."""
+    _agent_beliefs(tmp_path, 60, 8)
+    found = read_decisions(open_log(_log_url(tmp_path)), load_market_config().journey)
+    logged = pick_behaviour(found, f"{PLANNER}@builtin")
+    assert logged.belief is not None and logged.belief.shape == (len(logged), 5, 3, 4)
+    p = target_probabilities(ServedPlanner(PLANNER_SPEC), logged)
+    agree = p[np.arange(len(logged)), logged.action]
+    assert len(logged) == 60 * 8 and (agree == 1.0).mean() >= 0.995
+    blind = dataclasses.replace(logged, belief=None)
+    with pytest.raises(OPEError, match="belief"):
+        target_probabilities(ServedPlanner(PLANNER_SPEC), blind)
 
 
 @pytest.mark.slow
