@@ -84,8 +84,8 @@ def test_an_unknown_policy_or_slot_is_named(where: dict[str, str]) -> None:
 
 
 def test_the_belief_planner_goes_live_through_the_gate_and_the_agents_serve_it(where: dict[str, str], tmp_path: Path) -> None:
-    """The servable planner is promoted by name like a built-in heuristic; the gate compares it in the simulator and
-    says why off-policy evaluation is skipped (the log's decisions carry no belief); the agent then serves it."""
+    """The servable planner is promoted by name like a built-in heuristic; the gate compares it in the simulator and,
+    from the belief each logged decision carries, on the engine's log; the agent then serves it."""
     stream_market(open_log(where["log"]), 200, 6, policy="offer_every_k-eps0.2", seed=4, ticks=True)
     shard = AgentShard(JourneyAgent(JourneyConfig(holdout_share=0.0), policy=heuristic_policy("offer_every_k-eps0.2")),
                        ShardConfig(log_url=where["log"], state_dir=tmp_path / "agents"), start=False)
@@ -93,7 +93,9 @@ def test_the_belief_planner_goes_live_through_the_gate_and_the_agents_serve_it(w
     shard.close()
     result = promote(where, "belief_lookahead_u4_grid", "--force")
     assert result.exit_code == 0, result.output
-    assert "skipped" in result.output and "belief" in result.output
+    assert "skipped" not in result.output
+    context = promotions(where["log"])[-1]["context"]
+    assert (context["check1"], context["check2"]) == ("snips per customer (engine's log)", "dr per customer (engine's log)")
     agent = JourneyAgent(JourneyConfig(policies_dir=Path(where["registry"])))
     assert agent.serving().name == "belief_lookahead_u4_grid"
     assert isinstance(agent.serving().policy, ActsOnBelief)
