@@ -84,7 +84,7 @@ class ExactValues:
     def __init__(self, tables: Tables, resp: Responsiveness) -> None:
         q = solve_oracle(tables, resp, keep_q=True).q
         assert q is not None
-        self.q = np.where(np.isfinite(q), q, np.float32(0.0))
+        self.q = np.nan_to_num(q, copy=False, neginf=0.0)  # in place: the table is large
         self.horizon = int(q.shape[0])
 
     def on_day(self, day: np.ndarray) -> np.ndarray:
@@ -157,7 +157,7 @@ class GridValues:
         )
         q = solve_oracle(self.tables, like, keep_q=True).q
         assert q is not None
-        return np.swapaxes(np.where(np.isfinite(q), q, np.float32(0.0)), 0, 1)
+        return np.ascontiguousarray(np.swapaxes(np.nan_to_num(q, copy=False, neginf=0.0), 0, 1))
 
 
 def belief_action_values(values: ActionValues, tables: Tables, now: VisibleState, belief: np.ndarray,
