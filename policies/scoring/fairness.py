@@ -243,6 +243,9 @@ def fairness_audit(frame: pd.DataFrame, columns: Sequence[SensitiveColumn], y: n
     labels ``y``, calibrated probabilities ``p`` and 0-100 ``scores``."""
     if not columns:
         raise DataError("no sensitive columns to audit; declare them with --sensitive COL")
+    unknown = sorted(set(dict(args.reference)) - {c.name for c in columns})
+    if unknown:
+        raise DataError(f"--reference names column(s) {unknown}, which are not audited; audited: {[c.name for c in columns]}")
     rng = np.random.default_rng(args.seed)
     selected = np.asarray(scores) >= args.threshold
     y = np.asarray(y, dtype=np.int64)

@@ -198,3 +198,13 @@ def test_bad_fairness_options_fail_before_training(tmp_path: Path) -> None:
                                env={"COLUMNS": "300"})
         assert result.exit_code == 2 and message in result.output, (options, result.output)
     assert not (tmp_path / "m").exists()
+
+
+def test_a_named_reference_group_is_used_and_a_wrong_one_is_refused() -> None:
+    frame, y, p, scores = known_groups()
+    audit = fairness_audit(frame, [SensitiveColumn(name="gender")], y, p, scores, AuditArgs(resamples=50, reference=(("gender", "A"),)))
+    tpr = audit["columns"][0]["disparities"]["tpr"]
+    assert tpr["reference"] == "A" and tpr["group"] == "B" and tpr["difference"] == pytest.approx(-0.35)
+    for reference, message in (((("gender", "C"),), "no such group"), ((("region", "A"),), "not audited")):
+        with pytest.raises(DataError, match=message):
+            fairness_audit(frame, [SensitiveColumn(name="gender")], y, p, scores, AuditArgs(resamples=50, reference=reference))
