@@ -1,9 +1,10 @@
 """The agents on real Ray actors with their state in PostgreSQL (``AME_STATE_STORE=postgresql://…``): shards
 killed during a run resume from the shared store and lose nothing, duplicate nothing, and end in the state of a
-serial replay on the embedded SQLite store."""
+serial replay on the embedded SQLite store (record by record; floats to 1e-9)."""
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import Counter
@@ -14,7 +15,7 @@ import pytest
 from agents.journey import JourneyAgent
 from agents.runtime import replay_serially
 from agents.scoring import ScoringAgent
-from agents.state_repository import read_records, state_hash
+from agents.state_repository import read_records
 from agents.supervisor import AgentSupervisor
 from data.log import open_log
 from data.settings import get_settings
@@ -56,4 +57,18 @@ def test_shard_kills_with_postgres_state_lose_nothing(ray_cluster, postgres_url:
     for agent in agents:  # 0 lost: a serial replay on SQLite re-derives only outputs already in the log
         serial, appended, _ = replay_serially(type(agent)(), url, tmp_path / f"serial-{agent.name}")
         assert appended == 0, f"{agent.name}: {appended} outputs of the serial replay were missing from the log"
-        assert state_hash(live[agent.name]) == state_hash(serial), f"{agent.name}: state differs from a serial replay"
+        assert set(live[agent.name]) == set(serial)
+        differ = [k for k in serial if not _same(live[agent.name][k], serial[k])]
+        assert not differ, f"{agent.name}: {len(differ)} records differ from a serial replay, first {differ[0]!r}"
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal records, floats to 1e-9 relative: the journey belief's float sums differ in the last bits with the
+    batch boundaries (a resumed shard cuts the stream elsewhere than a serial replay)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
