@@ -32,7 +32,7 @@ def best_in_registry(registry: PolicyRegistry) -> PolicyMetadata | None:
     for name in registry.names():
         for version in registry.versions(name):
             meta = registry.metadata(name, version)
-            servable = meta.task == "journey" and not meta.env_options.get("belief")
+            servable = meta.task == "journey"
             if servable and (best is None or meta.metrics.get("profit_per_customer", -1e9) > best.metrics.get("profit_per_customer", -1e9)):
                 best = meta
     return best

@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from environment.acting import ActionDistribution, acting_mode
 from environment.belief import (
     _F,
     _I,
@@ -401,3 +402,40 @@ class FollowedBelief:
 
     def saw(self, before: JourneyState, outcome: StepOutcome) -> None:
         self._pending = (before, outcome)
+
+
+class BeliefObserving:
+    """A trained policy that observes the belief too (trained with ``JourneyVectorEnv(belief=True)``), as the engine
+    serves it: its observation is the 24 columns followed by the 60 of the belief the journey agent keeps."""
+
+    def __init__(self, policy: Any, name: str | None = None) -> None:
+        self.policy = policy
+        self.name = name or getattr(policy, "name", type(policy).__name__)
+        self.acting = acting_mode(policy)
+
+    def on_belief(self, belief: np.ndarray, visible: VisibleState) -> _WithBeliefColumns:
+        bound = _DistributionWithBeliefColumns if isinstance(self.policy, ActionDistribution) else _WithBeliefColumns
+        return bound(self.policy, belief, self.acting)
+
+
+class _WithBeliefColumns:
+    """A belief-observing policy bound to today's beliefs: it acts on the 24 columns it is given plus the belief."""
+
+    def __init__(self, policy: Any, belief: np.ndarray, acting: Any) -> None:
+        self.policy, self.belief, self.acting = policy, belief, acting
+
+    def _features(self, observation: np.ndarray) -> np.ndarray:
+        obs = np.atleast_2d(np.asarray(observation, dtype=np.float32))
+        return np.concatenate([obs, self.belief.reshape(len(obs), -1).astype(np.float32)], axis=1)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        return self.policy.predict(self._features(observation), state=state, episode_start=episode_start,
+                                   deterministic=deterministic)
+
+
+class _DistributionWithBeliefColumns(_WithBeliefColumns):
+    """The same, for a policy that gives its action distribution (it samples, or acts by its argmax)."""
+
+    def action_probabilities(self, observation: np.ndarray, action_masks: np.ndarray | None = None) -> np.ndarray:
+        return self.policy.action_probabilities(self._features(observation), action_masks)

@@ -19,8 +19,8 @@ from scipy import stats
 
 from environment import bidding, heuristics
 from environment.acting import EnvBound, choose
-from environment.belief import WithBelief, parse_planner_name
-from environment.belief_planner import ActsOnBelief, BeliefPlanner, FollowedBelief, ServedPlanner
+from environment.belief import parse_planner_name
+from environment.belief_planner import ActsOnBelief, BeliefObserving, BeliefPlanner, FollowedBelief, ServedPlanner
 from environment.bidding import evaluate_bidding
 from environment.bounds import OraclePolicy
 from environment.config import load_market_config
@@ -197,9 +197,8 @@ def resolve_policy(name: str, registry: str | None = None) -> Any:
         return ProfilePacing(eta=float(options.get("eta", 0.08)), curve_memory=float(options.get("curve_memory", 0.5)),
                              initial=float(options.get("initial", 0.4)), residual=policy, name=base)
     # it acts by its recorded mode (ExportedPolicy.acting: sample, or argmax where validation preferred it)
-    if options.get("belief"):  # it observes the Bayes filter's belief too: tracked from the env's observed events
-
-        return WithBelief(policy, name=base)
+    if options.get("belief"):  # it observes the Bayes filter's belief too, as the journey agent serves it
+        return BeliefObserving(policy, name=base)
     return policy
 
 

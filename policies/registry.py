@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from data.settings import get_settings
 from environment.acting import legal_from_observation
+from environment.belief_planner import BeliefObserving
 
 logger = logging.getLogger(__name__)
 
@@ -296,15 +297,12 @@ class PolicyRegistry:
         return getattr(stable_baselines3, meta.algo).load(str(path), device="cpu")
 
 
-def refuse_unservable(policy: ExportedPolicy) -> None:
-    """Serving builds the 24-column journey observation; a policy that also observes the belief over hidden
-    states (``env_options.belief``) cannot be served until the filter is folded into the agents' state."""
+def servable(policy: ExportedPolicy) -> Any:
+    """The policy as the engine serves it: a policy that also observes the belief over hidden states
+    (``env_options.belief``) gets the belief the journey agent keeps appended to its 24 columns."""
     if policy.metadata.env_options.get("belief"):
-        raise RegistryError(
-            f"{policy.name} observes the belief over hidden journey states ({policy.metadata.observation_dim} columns);"
-            " the agents and the decision API build the 24-column observation and cannot serve it yet. Promote a"
-            " policy trained without --belief for serving; evaluate this one with `ame evaluate journey`."
-        )
+        return BeliefObserving(policy, name=policy.name)
+    return policy
 
 
 def atomic_write(path: Path, text: str) -> None:

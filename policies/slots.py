@@ -26,7 +26,7 @@ from environment.belief import parse_planner_name
 from environment.belief_planner import ServedPlanner
 from environment.heuristics import heuristic_policy
 from policies.bidder import ProfilePacing
-from policies.registry import PolicyRegistry, atomic_write, refuse_unservable
+from policies.registry import PolicyRegistry, atomic_write, servable
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +147,7 @@ class RegistrySource:
             return self.builtins[slot](target.name)
         if self._loader is not None:
             return self._loader(target.name, target.version)
-        policy = PolicyRegistry(self.pointers.root).load(target.name, target.version)
-        refuse_unservable(policy)
-        return policy
+        return servable(PolicyRegistry(self.pointers.root).load(target.name, target.version))
 
 
 class PolicySlot:

@@ -17,14 +17,16 @@ import environment.belief_fold as belief_fold
 from agents.journey import JourneyAgent, JourneyConfig
 from agents.runtime import AgentShard, ShardConfig
 from ame.cli import app
+from ame.parity import run_parity
 from data.log import open_log
 from environment.belief import PlannerSpec
-from environment.belief_planner import ServedPlanner, VisibleState
+from environment.belief_planner import BeliefObserving, ServedPlanner, VisibleState
 from environment.config import load_market_config
 from environment.stream import stream_market
 from policies.ope import OPEError
 from policies.ope_log import pick_behaviour, read_decisions
 from policies.ope_trajectory import target_probabilities
+from policies.slots import LoadedPolicy
 
 runner = CliRunner()
 PLANNER = "belief_lookahead_u4_grid"
@@ -90,6 +92,26 @@ def test_off_policy_evaluation_reads_the_logged_belief(tmp_path: Path) -> None:
     blind = dataclasses.replace(logged, belief=None)
     with pytest.raises(OPEError, match="belief"):
         target_probabilities(ServedPlanner(PLANNER_SPEC), blind)
+
+
+class _ReadsTheBelief:
+    """A stand-in for a policy trained on the belief columns: it offers where the belief says "considering"."""
+
+    name = "reads-the-belief"
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        considering = observation[:, 24:].reshape(len(observation), 5, 3, 4)[:, 2].sum(axis=(1, 2))
+        return np.where(considering > 0.2, 5, np.where(considering > 0.1, 1, 0)), state
+
+
+def test_a_belief_observing_policy_acts_the_same_through_the_agent_and_the_api(tmp_path: Path) -> None:
+    """A trained policy that observes the belief columns is served with the belief the agent keeps: the simulator,
+    the agent and the API choose the same actions."""
+    policy = LoadedPolicy("reads-the-belief", "builtin", BeliefObserving(_ReadsTheBelief()))
+    result = run_parity(60, 6, 9, tmp_path, policy, shards=1)
+    assert result.agent_agreement == 1.0 and result.serve_agreement == 1.0
+    assert float(result.agent_columns.max()) == 0.0
 
 
 @pytest.mark.slow

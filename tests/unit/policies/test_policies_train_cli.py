@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ame.cli import app
+from environment.belief_planner import ActsOnBelief
 from environment.config import load_market_config
 from environment.heuristics import journey_baselines
 from policies.evaluate import bidding_suite, mean_ci, resolve_policy, run_journey
 from policies.imitation import planner_demonstrations
-from policies.registry import RegistryError
 from policies.slots import RegistrySource, SlotTarget
 
 
@@ -86,8 +86,9 @@ def test_mean_ci() -> None:
 
 
 def test_train_journey_warm_started_from_the_planner(tmp_path: Path) -> None:
-    """Cloning the planner gives a policy that agrees with it; it is evaluated with its belief, never served.
-    Trained with unsubscribes priced 2x, it is still evaluated (and compared) on the true market."""
+    """Cloning the planner gives a policy that agrees with it; it is evaluated and served with the belief (the agents
+    and the API feed it the belief they keep, and act as the simulator does). Trained with unsubscribes priced 2x, it
+    is still evaluated (and compared) on the true market."""
     from policies.train_journey import JourneyArgs, main  # lazy: loads torch and stable-baselines3
 
     reg = str(tmp_path / "reg")
@@ -105,8 +106,9 @@ def test_train_journey_warm_started_from_the_planner(tmp_path: Path) -> None:
     assert np.isfinite(meta["metrics"]["warm_start_validation_profit"])
     policy = resolve_policy("journey-bc", reg)
     assert policy.name == "journey-bc" and np.isfinite(run_journey(policy, None, 100, 3).profit)
-    with pytest.raises(RegistryError, match="belief"):  # a slot refuses what the agents cannot feed
-        RegistrySource(reg, {}).load("journey", SlotTarget("journey-bc", "v0001"))
+    served = RegistrySource(reg, {}).load("journey", SlotTarget("journey-bc", "v0001"))
+    assert isinstance(served, ActsOnBelief)  # the agents feed it the belief they keep (parity: test_belief_parity)
+    assert served.acting == meta["env_options"]["act"]
 
 
 def test_warm_start_needs_a_belief_observing_ppo(tmp_path: Path) -> None:
