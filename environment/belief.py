@@ -116,6 +116,21 @@ def update_belief(belief: np.ndarray, tab: Tables, state: Any, outcome: Any) -> 
     return drift(post, tab)
 
 
+def row_sums(x: np.ndarray) -> np.ndarray:
+    """(N,) each customer's total, the same bits whatever the batch (a reduction over several axes of a batch may
+    group its additions by the batch's size; one row's contiguous sum does not)."""
+    return np.ascontiguousarray(x).reshape(len(x), -1).sum(axis=1)
+
+
+def _in_order(parts: Any) -> np.ndarray:
+    """The sum of ``parts`` added one after another (the same order, so the same bits, in every batch)."""
+    it = iter(parts)
+    total = np.array(next(it), copy=True)
+    for part in it:
+        total += part
+    return total
+
+
 def fatigue_raised(post: np.ndarray) -> np.ndarray:
     """After a contact: fatigue +1 (capped)."""
     raised = np.concatenate([np.zeros_like(post[..., :1]), post[..., :-1]], axis=-1)
@@ -134,7 +149,7 @@ def fatigue_rested(post: np.ndarray, tab: Tables) -> np.ndarray:
 def after_purchase(post: np.ndarray) -> np.ndarray:
     """A purchase makes a customer with low intent."""
     bought = np.zeros_like(post)
-    bought[:, CUSTOMER, 0, :] = post.sum(axis=(1, 2))
+    bought[:, CUSTOMER, 0, :] = _in_order(post[:, k, i] for k in range(N_STAGES) for i in range(N_INTENT))
     return bought
 
 
@@ -155,12 +170,12 @@ def drift(post: np.ndarray, tab: Tables) -> np.ndarray:
     """Churn on the new stage and fatigue, then intent drift; normalised."""
     churn = post * churn_prob(tab, _K, _F)
     post = post - churn
-    post[:, CHURNED] += churn.sum(axis=1)
+    post[:, CHURNED] += _in_order(churn[:, k] for k in range(N_STAGES))
     up, down = tab.intent_up, tab.intent_down
     drifted = post * np.array([1.0 - up, 1.0 - up - down, 1.0 - down])[None, None, :, None]
     drifted[:, :, 1:] += up * post[:, :, :-1]
     drifted[:, :, :-1] += down * post[:, :, 1:]
-    total = drifted.sum(axis=(1, 2, 3), keepdims=True)
+    total = row_sums(drifted)[:, None, None, None]
     return drifted / np.maximum(total, 1e-300)
 
 

@@ -33,6 +33,7 @@ from environment.belief import (
     fatigue_raised,
     fatigue_rested,
     planner_name,
+    row_sums,
 )
 from environment.bounds import solve_oracle
 from environment.config import MarketConfig, load_market_config
@@ -182,7 +183,7 @@ def belief_action_values(values: ActionValues, tables: Tables, now: VisibleState
                 kept[unsub] = (consent, _states(tomorrow, consent, cooldown))
             consent, q = kept[unsub]
             joint = belief * day.likelihood(unsub, click, opened, visit, buy)
-            p = joint.sum(axis=(1, 2, 3))
+            p = row_sums(joint)
             later = _weighted(q, day.advance(joint, visit, buy), consent, cooldown)
             total = total + np.where(has_tomorrow, p * later.max(axis=1), 0.0)
         value[:, a] = total

@@ -119,7 +119,9 @@ def responsiveness(
     """Per-customer response multipliers; ``creative`` (0 men's, 1 women's) picks the e-mail sent."""
     n = len(profiles)
     creative = matched_creative(profiles) if creative is None else np.asarray(creative, dtype=np.int64)
-    lp = profile_design(profile_model, profiles) @ np.asarray(profile_model.propensity_coef)
+    # a row-wise sum, not a matrix product: BLAS groups a product's additions by the batch, and a customer's
+    # multipliers must be the same bits alone as among any others (the agents fold customers in any batches)
+    lp = (profile_design(profile_model, profiles) * np.asarray(profile_model.propensity_coef)).sum(axis=1)
     propensity = np.exp(lp - profile_model.propensity_log_norm)
     mens, womens = journey.mens, journey.womens
     in_audience = np.where(creative == 0, profiles.mens == 1, profiles.womens == 1)

@@ -22,6 +22,7 @@ from environment.belief import (
     recency_of,
     update_belief,
 )
+from environment.belief_fold import _rows
 from environment.belief_planner import (
     FULL_OUTCOMES,
     OBSERVABLE_OUTCOMES,
@@ -36,7 +37,7 @@ from environment.bounds import solve_oracle
 from environment.config import load_market_config
 from environment.dynamics import step_batch
 from environment.heuristics import OfferEveryK, journey_baselines
-from environment.population import CHURNED, CUSTOMER, N_ACTIONS, PUSH, SMS
+from environment.population import CHURNED, CUSTOMER, EMAIL, N_ACTIONS, PUSH, SMS, Profiles, responsiveness, sample_profiles
 from environment.vector import JourneyVectorEnv
 from policies.evaluate import oracle_value, run_journey
 
@@ -252,3 +253,34 @@ def test_grid_values_act_as_the_exact_planner_does() -> None:
 def _day_of(action: int, outcome: tuple[bool, ...], n: int) -> Any:
     unsub, click, opened, visit, buy = outcome
     return _Seen(*(np.full(n, x) for x in (action, unsub, click, opened, visit, buy)))
+
+
+def test_a_customers_belief_and_plan_do_not_depend_on_the_batch() -> None:
+    """The agents fold beliefs in batches cut wherever a poll ends: a customer's belief and the planner's values
+    must be the same bits alone as in any batch (a replay after a restart re-derives the same decisions)."""
+    env = JourneyVectorEnv(300)
+    obs, _ = env.reset(seed=13)
+    now = env.state
+    visible = VisibleState(now.day, now.consent, now.cooldown, now.resp)
+    belief = initial_belief(env.config, recency_of(obs))
+    seen = _day_of(EMAIL, (False, False, True, True, True), 300)
+    batch = update_belief(belief, env.tables, visible, seen)
+    planner = ServedPlanner(PlannerSpec(True, 4.0, True))
+    values = belief_action_values(planner.grid.bind(now.resp), planner.tables, visible, batch, lookahead=True)
+    for rows in (slice(0, 1), slice(7, 8), slice(100, 163)):
+        part = VisibleState(now.day[rows], now.consent[rows], now.cooldown[rows], _rows(now.resp, np.arange(300)[rows]))
+        seen_part = _day_of(EMAIL, (False, False, True, True, True), len(part))
+        alone = update_belief(belief[rows], env.tables, part, seen_part)
+        np.testing.assert_array_equal(alone, batch[rows])
+        values_part = belief_action_values(planner.grid.bind(part.resp), planner.tables, part, alone, lookahead=True)
+        np.testing.assert_array_equal(values_part, values[rows])
+
+
+def test_a_customers_response_multipliers_do_not_depend_on_the_batch() -> None:
+    config = load_market_config()
+    profiles = sample_profiles(config.profile, 2_000, np.random.default_rng(1))
+    batch = responsiveness(config.profile, config.journey, profiles)
+    for i in range(0, 2_000, 37):
+        alone = Profiles(*(np.asarray(getattr(profiles, f.name))[i : i + 1] for f in dataclasses.fields(Profiles)))
+        np.testing.assert_array_equal(responsiveness(config.profile, config.journey, alone).propensity,
+                                      batch.propensity[i : i + 1])
