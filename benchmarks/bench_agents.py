@@ -18,6 +18,7 @@ from agents.supervisor import AgentSupervisor, tick_event
 from benchmarks.common import BenchResult
 from data.log import open_log
 from data.synthetic import synthetic_dicts
+from policies.slots import SERVED_JOURNEY_POLICY, builtin_journey_policy
 
 log = logging.getLogger(__name__)
 AREA = "agents"
@@ -95,14 +96,16 @@ def _lag(folder: Path, rate: float, seconds: float, shards: int) -> tuple[float,
     return float(np.percentile(lags, 50)), float(np.percentile(lags, 99)), len(lags)
 
 
-def _tick_rate(folder: Path, n: int, customers: int, shards: int) -> tuple[float, int]:
+def _tick_rate(folder: Path, n: int, customers: int, shards: int, agent: JourneyAgent | None = None,
+               name: str = "tick") -> tuple[float, int]:
     """Decisions/s of the journey agent at one daily tick for every customer it holds (after folding ``n`` events)."""
-    url = f"sqlite:///{folder / 'tick.db'}"
+    url = f"sqlite:///{folder / f'{name}.db'}"
     log_ = open_log(url)
     stream = list(synthetic_dicts(n, customers=customers, seed=13, source="tickbench"))
     for i in range(0, n, 5_000):
         log_.append(stream[i : i + 5_000])
-    sup = AgentSupervisor(url, folder / "state-tick", [JourneyAgent()], shards=shards, namespace="bench-tick", batch_size=5_000)
+    sup = AgentSupervisor(url, folder / f"state-{name}", [agent or JourneyAgent()], shards=shards, namespace=f"bench-{name}",
+                          batch_size=5_000)
     sup.up()
     try:
         if not sup.wait_caught_up(timeout_s=600, settle_s=0.05):
@@ -133,7 +136,12 @@ def run(quick: bool = False) -> list[BenchResult]:
         with tempfile.TemporaryDirectory(prefix="ame-bench-agents-") as tmp:
             folder = Path(tmp)
             rate, bare, outputs = _throughput(folder, n, shards)
-            tick_rate, tick_decisions = _tick_rate(folder, n // 4, 5_000 if quick else 20_000, shards)
+            customers = 5_000 if quick else 20_000
+            tick_rate, tick_decisions = _tick_rate(folder, n // 4, customers, shards)
+            no_belief, _ = _tick_rate(folder, n // 4, customers, shards, JourneyAgent(JourneyConfig(log_belief=False)),
+                                      "tick-no-belief")
+            planner = JourneyAgent(policy=builtin_journey_policy(SERVED_JOURNEY_POLICY))
+            planner_rate, _ = _tick_rate(folder, n // 4, customers, shards, planner, "tick-planner")
             p50, p99, decisions = _lag(folder, 5_000.0, seconds, shards)
     finally:
         if started_here:
@@ -144,6 +152,10 @@ def run(quick: bool = False) -> list[BenchResult]:
                     f"{outputs:,} output events appended"),
         BenchResult(AREA, f"journey decisions at the daily tick, {shards} shards, 2 CPUs", tick_rate, "decisions/s",
                     "bare log read (same run)", bare, "-", None, f"{tick_decisions:,} customers decided on one tick"),
+        BenchResult(AREA, "the same tick, the belief kept and logged (default)", tick_rate, "decisions/s",
+                    "log_belief off (same run)", no_belief, "-", None, "what keeping the belief costs"),
+        BenchResult(AREA, f"the same tick, serving {SERVED_JOURNEY_POLICY}", planner_rate, "decisions/s",
+                    "offer_every_k (same run)", tick_rate, "-", None, "the belief planner's lookahead per customer"),
         BenchResult(AREA, "append-to-decision lag p50 at 5,000 events/s", p50, "ms", "-", None, "-", None,
                     f"{decisions:,} journey decisions"),
         BenchResult(AREA, "append-to-decision lag p99 at 5,000 events/s", p99, "ms", "-", None, "< 500 ms", p99 < 500),

@@ -89,28 +89,59 @@ def _attribute(record: Mapping[str, Any], name: str, defaults: Mapping[str, Any]
 
 def advance_beliefs(records: Sequence[Record], today: Sequence[int], model: BeliefModel) -> np.ndarray:
     """(N, stage, intent, fatigue): each customer's belief at the start of ``today``, after closing every earlier
-    day (the records are updated in place, so a day is closed once)."""
+    day (the records are updated in place, so a day is closed once). A customer whose belief would start more than
+    the journey horizon before ``today`` starts from the prior at the horizon's start: the catch-up is bounded."""
     n = len(records)
     resp = model.responsiveness(records)
-    out = np.empty((n, *BELIEF_SHAPE))
-    start = _start_days(records, today)
-    belief = np.array([_stored_or_prior(r, resp, i, model) for i, r in enumerate(records)]).reshape(n, *BELIEF_SHAPE)
-    day = start.copy()
     target = np.asarray(today, dtype=np.int64)
-    while True:
-        moving = np.flatnonzero(day < target)
+    start, belief = _starting_beliefs(records, target, model)
+    days_seen = _days_seen(records, start, target)
+    for day in range(int(start.min(initial=0)), int(target.max(initial=0))):
+        moving = np.flatnonzero((start <= day) & (day < target))
         if len(moving) == 0:
-            break
-        seen = np.array([records[i].get("seen", {}).get(str(day[i]), (0, 0, 0, 0, 0, 0)) for i in moving],
-                        dtype=np.int64).reshape(len(moving), 6)
+            continue
+        seen = np.zeros((len(moving), 6), dtype=np.int64)
+        where = np.full(n, -1)
+        where[moving] = np.arange(len(moving))
+        for i, row in days_seen.get(day, ()):
+            seen[where[i]] = row
         outcome = _Seen(seen[:, 0], *(seen[:, k].astype(bool) for k in range(1, 6)))
-        state = VisibleState(day[moving], np.zeros(len(moving), np.int64), np.zeros(len(moving), np.int64),
-                             _rows(resp, moving))
+        zeros = np.zeros(len(moving), np.int64)
+        state = VisibleState(np.full(len(moving), day), zeros, zeros, _rows(resp, moving))
         belief[moving] = update_belief(belief[moving], model.tables, state, outcome)
-        day[moving] += 1
     for i, rec in enumerate(records):
         _store(rec, belief[i], int(target[i]))
-        out[i] = belief[i]
+    return belief
+
+
+def _starting_beliefs(records: Sequence[Mapping[str, Any]], today: np.ndarray,
+                      model: BeliefModel) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's (day, belief) to advance from: the stored belief, else the prior at the first day; never
+    earlier than the journey horizon before today (from the prior there)."""
+    horizon = model.tables.horizon
+    start = np.empty(len(records), dtype=np.int64)
+    belief = np.empty((len(records), *BELIEF_SHAPE))
+    for i, (rec, t) in enumerate(zip(records, today, strict=True)):
+        at, stored = rec.get("belief_day"), rec.get("belief")
+        if stored is not None and at is not None and at >= t - horizon:
+            start[i], belief[i] = at, np.asarray(stored, dtype=np.float64).reshape(BELIEF_SHAPE)
+            continue
+        first = rec.get("first_day")
+        start[i] = max(int(t) if first is None else min(first, int(t)), int(t) - horizon)
+        recency = np.array([_attribute(rec, "recency_months", model.defaults)], dtype=np.int64)
+        belief[i] = initial_belief(model.config, recency)[0]
+    return start, belief
+
+
+def _days_seen(records: Sequence[Mapping[str, Any]], start: np.ndarray,
+               target: np.ndarray) -> dict[int, list[tuple[int, list[int]]]]:
+    """Day -> [(customer index, what the day showed)] for the days each customer is advanced through."""
+    out: dict[int, list[tuple[int, list[int]]]] = {}
+    for i, rec in enumerate(records):
+        for key, row in (rec.get("seen") or {}).items():
+            day = int(key)
+            if start[i] <= day < target[i]:
+                out.setdefault(day, []).append((i, row))
     return out
 
 
@@ -125,24 +156,6 @@ def visible_states(records: Sequence[Mapping[str, Any]], today: Sequence[int], l
     cooldown = np.clip(gap - (t - last), 0, gap - 1)
     consent = np.array([consent_bits(r) for r in records], dtype=np.int64)
     return VisibleState(np.maximum(t - first, 0), consent, cooldown, model.responsiveness(records))
-
-
-def _start_days(records: Sequence[Mapping[str, Any]], today: Sequence[int]) -> np.ndarray:
-    """The day each stored belief is valued at (a new one: the customer's first day)."""
-    out = []
-    for r, t in zip(records, today, strict=True):
-        at = r.get("belief_day")
-        first = r.get("first_day")
-        out.append(at if at is not None else (t if first is None else min(first, t)))
-    return np.asarray(out, dtype=np.int64)
-
-
-def _stored_or_prior(record: Mapping[str, Any], resp: Responsiveness, i: int, model: BeliefModel) -> np.ndarray:
-    stored = record.get("belief")
-    if stored is not None:
-        return np.asarray(stored, dtype=np.float64)
-    recency = np.array([_attribute(record, "recency_months", model.defaults)], dtype=np.int64)
-    return initial_belief(model.config, recency)[0].reshape(N_BELIEF)
 
 
 def _store(record: Record, belief: np.ndarray, day: int) -> None:
