@@ -34,7 +34,7 @@ BUILTIN = "builtin"
 SLOTS = ("journey", "bidding")
 DEFAULT_POLICY = {"journey": "offer_every_k", "bidding": "profile_pacing"}
 """What each slot serves until a policy is promoted into it."""
-SERVED_JOURNEY_POLICY = "belief_lookahead_u3_grid"
+SERVED_JOURNEY_POLICY = "belief_lookahead_u6_grid"
 """The best journey policy the engine ships: the belief-lookahead planner on the servable grid, unsubscribes priced
 so that it unsubscribes no more customers than the best tuned heuristic (``ame policies promote`` it)."""
 
