@@ -21,7 +21,7 @@ from environment.belief import BELIEF_SHAPE, N_BELIEF, initial_belief, update_be
 from environment.belief_planner import VisibleState, _Seen
 from environment.config import MarketConfig
 from environment.dynamics import Tables
-from environment.observation import ATTRIBUTES, CHANNELS, ZIPS, attribute_defaults, consent_bits
+from environment.observation import ATTRIBUTES, attribute_defaults, attribute_value, consent_bits
 from environment.population import AD, EMAIL, OFFER, PUSH, SMS, Profiles, Responsiveness, responsiveness
 
 Record = MutableMapping[str, Any]
@@ -71,20 +71,10 @@ class BeliefModel:
         return responsiveness(self.config.profile, self.config.journey, self.profiles(records))
 
     def profiles(self, records: Sequence[Mapping[str, Any]]) -> Profiles:
-        rows = np.array([[_attribute(r, name, self.defaults) for name in ATTRIBUTES] for r in records],
+        rows = np.array([[attribute_value(r, name, self.defaults) for name in ATTRIBUTES] for r in records],
                         dtype=np.float64).reshape(len(records), len(ATTRIBUTES))
         ints = rows.astype(np.int64)
         return Profiles(ints[:, 0], rows[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], ints[:, 5], ints[:, 6])
-
-
-def _attribute(record: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> float:
-    stated = (record.get("attrs") or {}).get(name)
-    value = defaults[name] if stated is None else stated[0]
-    if name == "purchase_channel":
-        return float(CHANNELS.index(value))
-    if name == "zip_type":
-        return float(ZIPS.index(value))
-    return float(value)
 
 
 def advance_beliefs(records: Sequence[Record], today: Sequence[int], model: BeliefModel) -> np.ndarray:
@@ -128,7 +118,7 @@ def _starting_beliefs(records: Sequence[Mapping[str, Any]], today: np.ndarray,
             continue
         first = rec.get("first_day")
         start[i] = max(int(t) if first is None else min(first, int(t)), int(t) - horizon)
-        recency = np.array([_attribute(rec, "recency_months", model.defaults)], dtype=np.int64)
+        recency = np.array([attribute_value(rec, "recency_months", model.defaults)], dtype=np.int64)
         belief[i] = initial_belief(model.config, recency)[0]
     return start, belief
 

@@ -160,12 +160,12 @@ def attributes_of_profiles(profiles: Profiles, index: int) -> dict[str, Any]:
 
 
 def _attribute_rows(records: Sequence[Mapping[str, Any]], defaults: Mapping[str, Any]) -> np.ndarray:
-    rows = np.array([[_attribute_value(rec, name, defaults) for name in ATTRIBUTES] for rec in records],
+    rows = np.array([[attribute_value(rec, name, defaults) for name in ATTRIBUTES] for rec in records],
                     dtype=np.float64).reshape(len(records), len(ATTRIBUTES))
     return profile_columns(*rows.T)
 
 
-def _attribute_value(record: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> float:
+def attribute_value(record: Mapping[str, Any], name: str, defaults: Mapping[str, Any]) -> float:
     """One attribute as a number (channel and zip as their index), the default where never stated."""
     stated = (record.get("attrs") or {}).get(name)
     value = defaults[name] if stated is None else stated[0]
