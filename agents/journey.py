@@ -60,9 +60,9 @@ class JourneyConfig(BaseModel):
     holdout_share: float = Field(0.05, ge=0, le=0.5, description="Share of customers held out (stable hash of customer_id).")
     holdout_policy: str = Field("email_every_k", description="The built-in policy the holdout gets (no_contact: none).")
     log_waits: bool = Field(True, description="Log wait decisions too (off-policy evaluation needs them).")
-    log_belief: bool = Field(True, description="Keep the belief over each customer's hidden state and log it with every "
-                             "decision, so a policy that acts on the belief can be judged on the log (a policy serving "
-                             "on the belief keeps it either way).")
+    log_belief: bool = Field(False, description="Keep the belief over each customer's hidden state and log it with every "
+                             "decision, so a policy that acts on the belief can be judged on a log written under another "
+                             "policy. A policy serving on the belief keeps it, and logs it, either way.")
     slot: str = Field("journey", description="The serving slot whose policy treated customers get.")
     policies_dir: Path | None = Field(None, description="The policy registry (default: AME_POLICIES_DIR).")
     market_config: Path | None = Field(None, description="The market the policies are trained on (default: the shipped one).")
@@ -118,7 +118,7 @@ class JourneyAgent(Agent):
         props = orjson.loads(event.properties_json) if event.event_type in NEEDS_PROPERTIES else {}
         rec = fold_event(record or self.new_record(), event.event_type, event.occurred_at_us, props, self.rules.spec)
         if event.event_type in BELIEF_EVENTS:  # what the day showed, for the belief over the hidden state
-            note_seen(rec, event.event_type, event.occurred_at_us)
+            note_seen(rec, event.event_type, event.occurred_at_us, self.rules.spec.horizon_days)
         if event.event_type in CONTACT_ACTION:
             rec["pending_contact_day"] = None  # the decided contact (if any) is now a fact
         return rec

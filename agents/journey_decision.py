@@ -6,8 +6,9 @@ Every logged decision carries what off-policy evaluation needs: the action carri
 what was actually done, the proposal and its probability, why a proposal was suppressed, the actions the guardrails
 allowed (``context.allowed``, bit i for action i), and the observation itself (``context.obs``: the 24 float32
 values, base64 of their little-endian bytes; ``features_hash`` is the hash of the same bytes), and the belief over
-the customer's hidden state at the start of the day (``context.belief``: 60 float64 values, base64), so a policy
-that acts on the belief can be judged on the log too.
+the customer's hidden state at the start of the day (``context.belief``: 60 float64 values, base64) wherever it
+was kept: for a policy that acts on the belief, and for every decision with ``log_belief`` on, so a policy that
+acts on the belief can be judged on the log too.
 """
 
 from __future__ import annotations
@@ -55,10 +56,10 @@ class JourneyRules:
     defaults: Mapping[str, Any]
     quiet: QuietHours
     belief: BeliefModel
-    log_belief: bool = True
+    log_belief: bool = False
 
     @staticmethod
-    def of(config: MarketConfig | None = None, quiet_hours: tuple[int, int] = (21, 8), log_belief: bool = True) -> JourneyRules:
+    def of(config: MarketConfig | None = None, quiet_hours: tuple[int, int] = (21, 8), log_belief: bool = False) -> JourneyRules:
         config = config or load_market_config()
         defaults = attribute_defaults(config.profile)
         return JourneyRules(ObservationSpec.of(config.journey), defaults, QuietHours(*quiet_hours),

@@ -37,13 +37,14 @@ BELIEF_EVENTS = frozenset(CONTACT_ACTION) | frozenset(SEEN_FLAG)
 DAY_US = 86_400_000_000
 
 
-def note_seen(record: Record, event_type: str, t_us: int) -> None:
-    """Note in ``record`` (changed in place) what an event shows of its day."""
+def note_seen(record: Record, event_type: str, t_us: int, keep_days: int = 60) -> None:
+    """Note in ``record`` (changed in place) what an event shows of its day; days more than ``keep_days`` back are
+    dropped (a belief never starts further back, so they would never be read)."""
     day = t_us // DAY_US
     closed = record.get("belief_day")
-    if closed is not None and day < closed:
+    if (closed is not None and day < closed) or event_type not in BELIEF_EVENTS:
         return
-    seen = dict(record.get("seen") or {})
+    seen = {d: row for d, row in (record.get("seen") or {}).items() if int(d) >= day - keep_days}
     row = list(seen.get(str(day), (0, 0, 0, 0, 0, 0)))
     action = CONTACT_ACTION.get(event_type)
     if action is not None:

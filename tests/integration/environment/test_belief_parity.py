@@ -70,9 +70,9 @@ def test_the_agents_belief_is_the_simulators(tmp_path: Path) -> None:
 def test_the_belief_parity_fails_when_the_fold_misses_what_a_day_showed(tmp_path: Path, monkeypatch) -> None:
     real = belief_fold.note_seen
 
-    def without_opens(record, event_type, t_us):
+    def without_opens(record, event_type, t_us, *rest):
         if event_type not in ("email_open", "push_open"):
-            real(record, event_type, t_us)
+            real(record, event_type, t_us, *rest)
 
     monkeypatch.setattr("agents.journey.note_seen", without_opens)
     sim, agent = _agent_beliefs(tmp_path, 60, 8)

@@ -87,7 +87,8 @@ def test_the_belief_planner_goes_live_through_the_gate_and_the_agents_serve_it(w
     """The servable planner is promoted by name like a built-in heuristic; the gate compares it in the simulator and,
     from the belief each logged decision carries, on the engine's log; the agent then serves it."""
     stream_market(open_log(where["log"]), 200, 6, policy="offer_every_k-eps0.2", seed=4, ticks=True)
-    shard = AgentShard(JourneyAgent(JourneyConfig(holdout_share=0.0), policy=heuristic_policy("offer_every_k-eps0.2")),
+    config = JourneyConfig(holdout_share=0.0, log_belief=True)  # the belief logged: a belief candidate can be judged
+    shard = AgentShard(JourneyAgent(config, policy=heuristic_policy("offer_every_k-eps0.2")),
                        ShardConfig(log_url=where["log"], state_dir=tmp_path / "agents"), start=False)
     shard.catch_up()
     shard.close()
