@@ -44,7 +44,9 @@ def note_seen(record: Record, event_type: str, t_us: int, keep_days: int = 60) -
     closed = record.get("belief_day")
     if (closed is not None and day < closed) or event_type not in BELIEF_EVENTS:
         return
-    seen = {d: row for d, row in (record.get("seen") or {}).items() if int(d) >= day - keep_days}
+    seen = dict(record.get("seen") or {})  # a copy: the record before the event is not changed
+    if str(day) not in seen and len(seen) >= keep_days:
+        seen = {d: row for d, row in seen.items() if int(d) >= day - keep_days}
     row = list(seen.get(str(day), (0, 0, 0, 0, 0, 0)))
     action = CONTACT_ACTION.get(event_type)
     if action is not None:
