@@ -171,10 +171,10 @@ def encode_belief(belief: np.ndarray) -> str:
 
 def decode_belief(text: str) -> np.ndarray:
     """The inverse of :func:`encode_belief`, as (stage, intent, fatigue)."""
-    values = np.frombuffer(base64.b64decode(text), dtype="<f8")
-    if values.shape != (N_BELIEF,):
-        raise ValueError(f"a logged belief has {N_BELIEF} values, this one {values.shape[0]}")
-    return values.reshape(BELIEF_SHAPE).astype(np.float64)
+    raw = base64.b64decode(text)
+    if len(raw) != 8 * N_BELIEF:
+        raise ValueError(f"a logged belief has {N_BELIEF} values ({8 * N_BELIEF} bytes), this one {len(raw)} bytes")
+    return np.frombuffer(raw, dtype="<f8").reshape(BELIEF_SHAPE).astype(np.float64)
 
 
 def visible_from_observation(obs: np.ndarray, model: BeliefModel) -> VisibleState:

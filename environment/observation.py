@@ -345,7 +345,7 @@ def encode_observation(obs: np.ndarray) -> str:
 
 def decode_observation(text: str) -> np.ndarray:
     """The inverse of :func:`encode_observation`."""
-    obs = np.frombuffer(base64.b64decode(text), dtype="<f4")
-    if obs.shape != (N_OBS,):
-        raise ValueError(f"a logged journey observation has {N_OBS} values, this one {obs.shape[0]}")
-    return obs.astype(np.float32)
+    raw = base64.b64decode(text)
+    if len(raw) != 4 * N_OBS:
+        raise ValueError(f"a logged journey observation has {N_OBS} values ({4 * N_OBS} bytes), this one {len(raw)} bytes")
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32)
