@@ -89,7 +89,7 @@ def advance_beliefs(records: Sequence[Record], today: Sequence[int], model: Beli
     target = np.asarray(today, dtype=np.int64)
     start, belief = _starting_beliefs(records, target, model)
     days_seen = _days_seen(records, start, target)
-    for day in range(int(start.min(initial=0)), int(target.max(initial=0))):
+    for day in days_to_close(start, target):
         moving = np.flatnonzero((start <= day) & (day < target))
         if len(moving) == 0:
             continue
@@ -105,6 +105,11 @@ def advance_beliefs(records: Sequence[Record], today: Sequence[int], model: Beli
     for i, rec in enumerate(records):
         _store(rec, belief[i], int(target[i]))
     return belief
+
+
+def days_to_close(start: np.ndarray, target: np.ndarray) -> range:
+    """Every day some customer's belief is advanced through, in order."""
+    return range(int(start.min()), int(target.max())) if len(start) else range(0)
 
 
 def _starting_beliefs(records: Sequence[Mapping[str, Any]], today: np.ndarray,

@@ -10,6 +10,7 @@ from environment.belief_fold import (
     DAY_US,
     BeliefModel,
     advance_beliefs,
+    days_to_close,
     decode_belief,
     encode_belief,
     note_seen,
@@ -52,3 +53,20 @@ def test_the_logged_belief_is_exact_and_checked() -> None:
     np.testing.assert_array_equal(decode_belief(encode_belief(belief)), belief)
     with pytest.raises(ValueError, match="60 values"):
         decode_belief(encode_belief(belief)[:40])
+
+
+def test_advancing_a_current_belief_is_a_day_or_none(monkeypatch) -> None:
+    """A belief the agent closed yesterday is advanced one day today, and not at all twice on the same day."""
+    import environment.belief_fold as fold
+
+    model = BeliefModel.of(load_market_config())
+    record = new_record() | {"first_day": 20_000}
+    advance_beliefs([record], [20_300], model)
+    calls = []
+    real = fold.update_belief
+    monkeypatch.setattr(fold, "update_belief", lambda *a: calls.append(1) or real(*a))
+    advance_beliefs([record], [20_301], model)
+    advance_beliefs([record], [20_301], model)
+    assert len(calls) == 1
+    assert list(days_to_close(np.array([20_300, 20_299]), np.array([20_301, 20_301]))) == [20_299, 20_300]
+    assert len(days_to_close(np.array([], dtype=np.int64), np.array([], dtype=np.int64))) == 0
