@@ -42,9 +42,10 @@ from environment.population import (
 
 BELIEF_SHAPE = (N_STAGES, N_INTENT, N_FATIGUE)
 N_BELIEF = N_STAGES * N_INTENT * N_FATIGUE
-_K = np.arange(N_STAGES)[None, :, None, None]
-_I = np.arange(N_INTENT)[None, None, :, None]
-_F = np.arange(N_FATIGUE)[None, None, None, :]
+# the hidden state's axes, shaped to broadcast against (N, stage, intent, fatigue)
+STAGE_AXIS = np.arange(N_STAGES)[None, :, None, None]
+INTENT_AXIS = np.arange(N_INTENT)[None, None, :, None]
+FATIGUE_AXIS = np.arange(N_FATIGUE)[None, None, None, :]
 
 
 def initial_belief(config: MarketConfig, recency: np.ndarray) -> np.ndarray:
@@ -73,8 +74,9 @@ def outcome_likelihood(tab: Tables, state: Any, outcome: Any, all_shown: bool = 
     a = np.asarray(outcome.action)
     contact = (a != WAIT)[:, None, None, None]
     action = a[:, None, None, None]
-    p_click = np.where(contact, click_prob(tab, action, state.resp.click_mult[rows, a][:, None, None, None], _K, _I, _F), 0.0)
-    p_unsub = np.where(contact, unsub_prob(tab, action, _F), 0.0)
+    click_mult = state.resp.click_mult[rows, a][:, None, None, None]
+    p_click = np.where(contact, click_prob(tab, action, click_mult, STAGE_AXIS, INTENT_AXIS, FATIGUE_AXIS), 0.0)
+    p_unsub = np.where(contact, unsub_prob(tab, action, FATIGUE_AXIS), 0.0)
 
     def seen(flags: np.ndarray) -> np.ndarray:
         return np.asarray(flags, dtype=bool)[:, None, None, None]
@@ -86,7 +88,7 @@ def outcome_likelihood(tab: Tables, state: Any, outcome: Any, all_shown: bool = 
     offer = np.where(action == OFFER, tab.offer_boost, 1.0)
 
     def purchase(conv_mult: np.ndarray) -> np.ndarray:
-        p_buy = conv_prob(tab, conv_mult, _K, _I)
+        p_buy = conv_prob(tab, conv_mult, STAGE_AXIS, INTENT_AXIS)
         return np.where(visited, np.where(bought, p_buy, 1.0 - p_buy), 1.0)
 
     # a click: it is an open and a visit
@@ -95,7 +97,7 @@ def outcome_likelihood(tab: Tables, state: Any, outcome: Any, all_shown: bool = 
     p_open = np.maximum(tab.open_rate[action], p_click)
     p_open_no_click = np.where(p_click < 1.0, (p_open - p_click) / np.maximum(1.0 - p_click, 1e-12), 0.0)
     open_term = np.where(contact & open_shown, np.where(opened, p_open_no_click, 1.0 - p_open_no_click), 1.0)
-    p_visit = visit_prob(tab, state.resp.propensity[:, None, None, None], _K, _I)
+    p_visit = visit_prob(tab, state.resp.propensity[:, None, None, None], STAGE_AXIS, INTENT_AXIS)
     no_click = (1.0 - p_click) * open_term * np.where(visited, p_visit, 1.0 - p_visit) * purchase(offer)
     clicked = seen(outcome.clicked)
     likelihood = np.where(click_shown, np.where(clicked, via_click, no_click), via_click + no_click)
@@ -141,7 +143,7 @@ def fatigue_raised(post: np.ndarray) -> np.ndarray:
 def fatigue_rested(post: np.ndarray, tab: Tables) -> np.ndarray:
     """After a wait: fatigue decays by one with probability fatigue_decay."""
     d = tab.fatigue_decay
-    rested = post * np.where(_F > 0, 1.0 - d, 1.0)
+    rested = post * np.where(FATIGUE_AXIS > 0, 1.0 - d, 1.0)
     rested[..., :-1] += d * post[..., 1:]
     return rested
 
@@ -168,7 +170,7 @@ def after_visit(post: np.ndarray, tab: Tables) -> np.ndarray:
 
 def drift(post: np.ndarray, tab: Tables) -> np.ndarray:
     """Churn on the new stage and fatigue, then intent drift; normalised."""
-    churn = post * churn_prob(tab, _K, _F)
+    churn = post * churn_prob(tab, STAGE_AXIS, FATIGUE_AXIS)
     post = post - churn
     post[:, CHURNED] += _in_order(churn[:, k] for k in range(N_STAGES))
     up, down = tab.intent_up, tab.intent_down
@@ -215,10 +217,10 @@ class WithBelief:
     def __init__(self, policy: Any, name: str | None = None) -> None:
         self.policy, self.name = policy, name or getattr(policy, "name", "policy")
         self.acting = acting_mode(policy)
-        self._belief: _FollowedBelief | None = None
+        self._belief: EnvBelief | None = None
 
     def bind(self, env: Any) -> None:
-        self._belief = _FollowedBelief(env)
+        self._belief = EnvBelief(env)
 
     def _features(self, observation: np.ndarray) -> np.ndarray:
         """The observation with today's belief appended (call once per day: it steps the filter)."""
@@ -237,7 +239,7 @@ class WithBelief:
                                    deterministic=deterministic)
 
 
-class _FollowedBelief:
+class EnvBelief:
     """The belief of a bound env's current customers, updated from what the env reports it observed each day."""
 
     def __init__(self, env: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from environment.belief import BELIEF_SHAPE, N_BELIEF, initial_belief, update_belief
-from environment.belief_planner import VisibleState, _Seen
+from environment.belief_planner import DayOutcome, VisibleState
 from environment.config import MarketConfig
 from environment.dynamics import Tables
 from environment.observation import ATTRIBUTES, attribute_defaults, attribute_value, consent_bits
@@ -98,9 +98,9 @@ def advance_beliefs(records: Sequence[Record], today: Sequence[int], model: Beli
         where[moving] = np.arange(len(moving))
         for i, row in days_seen.get(day, ()):
             seen[where[i]] = row
-        outcome = _Seen(seen[:, 0], *(seen[:, k].astype(bool) for k in range(1, 6)))
+        outcome = DayOutcome(seen[:, 0], *(seen[:, k].astype(bool) for k in range(1, 6)))
         zeros = np.zeros(len(moving), np.int64)
-        state = VisibleState(np.full(len(moving), day), zeros, zeros, _rows(resp, moving))
+        state = VisibleState(np.full(len(moving), day), zeros, zeros, responsiveness_rows(resp, moving))
         belief[moving] = update_belief(belief[moving], model.tables, state, outcome)
     for i, rec in enumerate(records):
         _store(rec, belief[i], int(target[i]))
@@ -164,7 +164,7 @@ def _store(record: Record, belief: np.ndarray, day: int) -> None:
         record["seen"] = {d: row for d, row in seen.items() if int(d) >= day}
 
 
-def _rows(resp: Responsiveness, rows: np.ndarray) -> Responsiveness:
+def responsiveness_rows(resp: Responsiveness, rows: np.ndarray) -> Responsiveness:
     return Responsiveness(resp.propensity[rows], resp.basket[rows], resp.click_mult[rows], resp.click_conv[rows],
                           resp.click_basket[rows])
 

@@ -21,12 +21,12 @@ import numpy as np
 
 from environment.acting import ActionDistribution, acting_mode
 from environment.belief import (
-    _F,
-    _I,
-    _K,
+    FATIGUE_AXIS,
+    INTENT_AXIS,
+    STAGE_AXIS,
     BeliefTracker,
+    EnvBelief,
     PlannerSpec,
-    _FollowedBelief,
     after_purchase,
     after_visit,
     drift,
@@ -173,7 +173,7 @@ def belief_action_values(values: ActionValues, tables: Tables, now: VisibleState
     tomorrow = values.on_day(now.day + 1) if bool(has_tomorrow.any()) else None
     value = np.full((n, N_ACTIONS), -np.inf)
     for a in range(N_ACTIONS):
-        day = _DayModel(tables, now, a)
+        day = ActionDay(tables, now, a)
         total = np.einsum("nkif,nkif->n", belief, np.broadcast_to(day.expected_reward(), belief.shape))
         cooldown = np.full(n, tables.gap - 1) if a != WAIT else np.maximum(now.cooldown - 1, 0)
         kept: dict[bool, tuple[np.ndarray, np.ndarray]] = {}  # tomorrow's values, by whether the day unsubscribed
@@ -206,7 +206,7 @@ def _weighted(q: np.ndarray, belief: np.ndarray, consent: np.ndarray, cooldown: 
     return np.where(LEGAL[consent * 2 + (cooldown > 0)], value, -np.inf)
 
 
-class _DayModel:
+class ActionDay:
     """One action's day for N customers, as the filter models it (:func:`environment.belief.outcome_likelihood`),
     with every outcome flag the same for all customers: the lookahead's fast form."""
 
@@ -215,15 +215,15 @@ class _DayModel:
         resp = now.resp
         offer = tab.offer_boost if a == OFFER else 1.0
         if self.contact:
-            self.p_click = click_prob(tab, np.array(a), resp.click_mult[:, a][:, None, None, None], _K, _I, _F)
-            self.p_unsub = unsub_prob(tab, np.array(a), _F)
+            self.p_click = click_prob(tab, np.array(a), resp.click_mult[:, a][:, None, None, None], STAGE_AXIS, INTENT_AXIS, FATIGUE_AXIS)
+            self.p_unsub = unsub_prob(tab, np.array(a), FATIGUE_AXIS)
             p_open = np.maximum(tab.open_rate[a], self.p_click)
             self.p_open_no_click = np.where(self.p_click < 1.0, (p_open - self.p_click) / np.maximum(1.0 - self.p_click, 1e-12), 0.0)
         else:
             self.p_click = self.p_unsub = self.p_open_no_click = np.zeros((1, 1, 1, 1))
-        self.p_buy_click = conv_prob(tab, resp.click_conv[:, a][:, None, None, None] * offer, _K, _I)
-        self.p_buy_plain = conv_prob(tab, np.asarray(offer), _K, _I)
-        self.p_visit = visit_prob(tab, resp.propensity[:, None, None, None], _K, _I)
+        self.p_buy_click = conv_prob(tab, resp.click_conv[:, a][:, None, None, None] * offer, STAGE_AXIS, INTENT_AXIS)
+        self.p_buy_plain = conv_prob(tab, np.asarray(offer), STAGE_AXIS, INTENT_AXIS)
+        self.p_visit = visit_prob(tab, resp.propensity[:, None, None, None], STAGE_AXIS, INTENT_AXIS)
         self.basket = resp.basket[:, None, None, None]
         self.click_basket = resp.click_basket[:, a][:, None, None, None]
 
@@ -260,7 +260,7 @@ class _DayModel:
 
 
 @dataclass(frozen=True, slots=True)
-class _Seen:
+class DayOutcome:
     action: np.ndarray
     unsubscribed: np.ndarray
     clicked: np.ndarray
@@ -305,7 +305,7 @@ class BeliefPlanner:
         self.env: Any = None
         self._tables: Tables | None = None
         self._values: ActionValues | None = None
-        self._belief: _FollowedBelief | None = None
+        self._belief: EnvBelief | None = None
         self._resp: Any = None
         if env is not None:
             self.bind(env)
@@ -319,7 +319,7 @@ class BeliefPlanner:
         """Plan for the customers of ``env`` (a :class:`~environment.vector.JourneyVectorEnv`, reset)."""
         self.env, self._values, self._resp = env, None, None
         self._tables = priced_tables(env.tables, self.unsub_price)
-        self._belief = _FollowedBelief(env)
+        self._belief = EnvBelief(env)
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, Any]:

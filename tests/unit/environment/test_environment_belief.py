@@ -22,15 +22,15 @@ from environment.belief import (
     recency_of,
     update_belief,
 )
-from environment.belief_fold import _rows
+from environment.belief_fold import responsiveness_rows
 from environment.belief_planner import (
     FULL_OUTCOMES,
     OBSERVABLE_OUTCOMES,
+    ActionDay,
     BeliefPlanner,
+    DayOutcome,
     ServedPlanner,
     VisibleState,
-    _DayModel,
-    _Seen,
     belief_action_values,
 )
 from environment.bounds import solve_oracle
@@ -218,7 +218,7 @@ def test_the_lookaheads_fast_day_is_the_filters_day(action: int) -> None:
     now = env.state
     visible = VisibleState(now.day, now.consent, now.cooldown, now.resp)
     belief = initial_belief(env.config, recency_of(obs))
-    day = _DayModel(env.tables, visible, action)
+    day = ActionDay(env.tables, visible, action)
     for outcome in OBSERVABLE_OUTCOMES[action]:
         seen = _day_of(action, outcome, 40)
         np.testing.assert_allclose(np.broadcast_to(day.likelihood(*outcome), belief.shape),
@@ -252,7 +252,7 @@ def test_grid_values_act_as_the_exact_planner_does() -> None:
 
 def _day_of(action: int, outcome: tuple[bool, ...], n: int) -> Any:
     unsub, click, opened, visit, buy = outcome
-    return _Seen(*(np.full(n, x) for x in (action, unsub, click, opened, visit, buy)))
+    return DayOutcome(*(np.full(n, x) for x in (action, unsub, click, opened, visit, buy)))
 
 
 def test_a_customers_belief_and_plan_do_not_depend_on_the_batch() -> None:
@@ -268,7 +268,7 @@ def test_a_customers_belief_and_plan_do_not_depend_on_the_batch() -> None:
     planner = ServedPlanner(PlannerSpec(True, 4.0, True))
     values = belief_action_values(planner.grid.bind(now.resp), planner.tables, visible, batch, lookahead=True)
     for rows in (slice(0, 1), slice(7, 8), slice(100, 163)):
-        part = VisibleState(now.day[rows], now.consent[rows], now.cooldown[rows], _rows(now.resp, np.arange(300)[rows]))
+        part = VisibleState(now.day[rows], now.consent[rows], now.cooldown[rows], responsiveness_rows(now.resp, np.arange(300)[rows]))
         seen_part = _day_of(EMAIL, (False, False, True, True, True), len(part))
         alone = update_belief(belief[rows], env.tables, part, seen_part)
         np.testing.assert_array_equal(alone, batch[rows])
