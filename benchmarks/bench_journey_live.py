@@ -24,6 +24,7 @@ from policies.slots import SERVED_JOURNEY_POLICY, builtin_journey_policy
 
 AREA = "journey_live"
 BASELINE = "offer_every_k"
+FIRST_SEED = 10_000  # the seeds `ame evaluate` and bench_policies judge on, so live and prediction share customers
 
 
 def live(policy_name: str, seed: int, customers: int, days: int, workdir: Path) -> tuple[float, float]:
@@ -49,7 +50,7 @@ def run(quick: bool = False) -> list[BenchResult]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, Progress() as progress:
         task = progress.add_task(f"closed loop, {name} and {BASELINE} on the same markets", total=2 * seeds)
-        for seed in range(20_000, 20_000 + seeds):
+        for seed in range(FIRST_SEED, FIRST_SEED + seeds):
             for policy in (name, BASELINE):
                 rows.append(live(policy, seed, customers, days, Path(tmp)))
                 progress.advance(task)
