@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from environment.acting import choose, draws_of
+from environment.acting import capable, choose, draws_of
 from environment.belief_fold import BeliefModel, advance_beliefs, encode_belief, visible_states
 from environment.belief_planner import ActsOnBelief
 from environment.config import MarketConfig, load_market_config
@@ -123,7 +123,7 @@ def decide_journeys(policy: Any, records: Sequence[Record], now_us: Sequence[int
     today = [day_of(t) for t in now_us]
     obs = observe_records(records, today, rules.spec, rules.defaults)
     allowed = allowed_for(records, now_us, rules)
-    on_belief = _acts_on_belief(policy)
+    on_belief = capable(policy, ActsOnBelief)
     belief = None
     if on_belief or rules.log_belief:  # the belief at the start of today, from the records' day-fold
         belief = advance_beliefs(records, today, rules.belief)  # type: ignore[arg-type]
@@ -144,17 +144,6 @@ def decide_journeys(policy: Any, records: Sequence[Record], now_us: Sequence[int
             allowed=mask_bits(allowed[k]), observation=obs[k], belief=None if belief is None else belief[k],
         ))
     return out
-
-
-def _acts_on_belief(policy: Any) -> bool:
-    key = type(policy)
-    known = _ON_BELIEF.get(key)
-    if known is None:
-        known = _ON_BELIEF[key] = isinstance(policy, ActsOnBelief)
-    return known
-
-
-_ON_BELIEF: dict[type, bool] = {}
 
 
 def _capped(record: Record, today: int, rules: JourneyRules) -> bool:

@@ -82,7 +82,7 @@ class Choice:
 _CAPABILITIES: dict[tuple[type, type], bool] = {}
 
 
-def _is(policy: Any, protocol: type) -> bool:
+def capable(policy: Any, protocol: type) -> bool:
     """``isinstance(policy, protocol)``, decided once per policy class: a Protocol check walks every attribute of
     the Protocol, too slow to repeat on every decision (the policies of one class share their capabilities)."""
     key = (type(policy), protocol)
@@ -94,7 +94,7 @@ def _is(policy: Any, protocol: type) -> bool:
 
 def acting_mode(policy: Any) -> ActingMode:
     """How ``policy`` acts: its recorded mode, else ``argmax`` (every policy without a distribution is one)."""
-    return policy.acting if _is(policy, HasActingMode) else "argmax"
+    return policy.acting if capable(policy, HasActingMode) else "argmax"
 
 
 def legal_from_observation(obs: np.ndarray) -> np.ndarray:
@@ -109,7 +109,7 @@ def proposal_distribution(policy: Any, obs: np.ndarray, mode: ActingMode | None 
     """(N, 6) the probability of each proposal: the policy's distribution when it samples, else one-hot."""
     obs = np.atleast_2d(np.asarray(obs, dtype=np.float32))
     mode = mode or acting_mode(policy)
-    if _is(policy, ActionDistribution):
+    if capable(policy, ActionDistribution):
         probs = np.asarray(policy.action_probabilities(obs), dtype=np.float64).reshape(len(obs), N_ACTIONS)
         if mode == "sample":
             return probs
