@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 
 from data.events import DataAccessed, DataAccessedProperties, EventBase, EventError, new_event_id, validate_event
 from data.log.base import LogUnavailable, RejectedInput
+from data.postgres_db import PostgresUnavailable
 from policies.creative.models import NoCreativeAvailable
 from policies.creative.serving import POLICY_NAME, POLICY_VERSION, exposure_event
 from policies.creative.serving import select_creative as choose_creative
@@ -66,6 +67,7 @@ def build_api(engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _unprocessable)
     app.add_exception_handler(PolicyNotLoaded, _not_loaded)
     app.add_exception_handler(LogUnavailable, _log_unavailable)
+    app.add_exception_handler(PostgresUnavailable, _state_unavailable)
     for add_routes in (add_ops_routes, add_event_routes, add_customer_routes, add_decision_routes):
         add_routes(app)
     return app
@@ -113,6 +115,11 @@ async def _not_loaded(request: Request, error: Exception) -> Response:
 async def _log_unavailable(request: Request, error: Exception) -> Response:
     """503 with the reason (the log is down, locked or its topic missing): the caller may retry the same ids."""
     return _json({"detail": f"the event log is unavailable: {error}"}, 503)
+
+
+async def _state_unavailable(request: Request, error: Exception) -> Response:
+    """503 with the reason (the PostgreSQL state server cannot be reached): nothing was decided, the caller may retry."""
+    return _json({"detail": f"the state store is unavailable: {error}"}, 503)
 
 
 # ---- operations ----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from agents.journey_decision import JourneyRules
 from agents.runtime import AgentShard, ShardConfig
 from data.log import open_log
 from data.log.base import LogUnavailable
+from data.postgres_db import PostgresUnavailable
 from data.projections.base import Projector
 from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
@@ -217,3 +218,15 @@ def test_an_unavailable_log_is_a_503_with_the_reason(setup: tuple[TestClient, En
     r = client.post("/v1/events", json={"events": [event(1)]}, headers=auth("crm"))
     assert r.status_code == 503
     assert r.json()["detail"] == "the event log is unavailable: cannot publish to projects/p/topics/t: 404 Topic not found"
+
+
+def test_an_unreachable_state_server_is_a_503_with_the_reason(setup: tuple[TestClient, Engine, Path]) -> None:
+    client, engine, _ = setup
+
+    def down(customer_id: str) -> Any:
+        raise PostgresUnavailable("cannot connect to postgresql://ame@10.0.0.5:5432/ame: connection refused")
+
+    engine.nba = NextBestAction(down, JourneyRules.of(quiet_hours=(0, 0)))
+    r = client.post("/v1/next-best-action", json={"customer_id": "cust-1"}, headers=auth("site"))
+    assert r.status_code == 503
+    assert r.json()["detail"].startswith("the state store is unavailable: cannot connect to postgresql://")
