@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from data.log import EventLog
+from data.log.base import replay_all
 from environment.bid_events import slot_events
 from environment.bid_facts import slot_start_us
 from environment.bounds import hindsight_lp
@@ -89,18 +90,12 @@ def run_bid_loop(log: EventLog, loop: BidLoop, days: int, served: Any, record_of
 def bidding_from_log(log: EventLog, budget: float, campaigns: list[str]) -> list[CampaignDay]:
     """Per campaign and day, from the log's ``auction_result`` events: spend, value won and the hindsight LP."""
     rows: dict[tuple[str, int], list[tuple[bool, float, float, float]]] = {}
-    position = 0
     wanted = set(campaigns)
-    while True:
-        page = log.replay(position, 200_000, ["auction_result"], properties_of=["auction_result"])
-        if page.next_after == position:
-            break
-        position = page.next_after
-        for e in page.events:
-            p = orjson.loads(e.properties_json)
-            if p["campaign_id"] in wanted and p.get("estimate") is not None:
-                rows.setdefault((p["campaign_id"], e.occurred_at_us // DAY_US - START_DAY), []).append(
-                    (bool(p["won"]), float(p.get("price_paid") or 0.0), float(p["estimate"]), float(p["price_to_beat"])))
+    for e in replay_all(log, ["auction_result"]):
+        p = orjson.loads(e.properties_json)
+        if p["campaign_id"] in wanted and p.get("estimate") is not None:
+            rows.setdefault((p["campaign_id"], e.occurred_at_us // DAY_US - START_DAY), []).append(
+                (bool(p["won"]), float(p.get("price_paid") or 0.0), float(p["estimate"]), float(p["price_to_beat"])))
     out = []
     for (campaign, day), auctions in sorted(rows.items()):
         won, paid, estimate, price = (np.array(x) for x in zip(*auctions, strict=True))

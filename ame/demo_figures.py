@@ -18,6 +18,7 @@ from ame.closed_loop_bid import DAY_US, START_DAY, CampaignDay
 from ame.parity import START
 from ame.report import COMPARISON_HEADERS, Estimate, LearningCurve, PolicyRow, ScoreSample, ThreeNumbers, comparison_rows
 from ame.three_numbers import ThreeNumbers as Numbers
+from data.log.base import replay_all
 from data.warehouse import open_warehouse
 from policies.evaluate import JOURNEY_HEURISTICS, mean_ci, resolve_policy, run_journey
 from policies.registry import PolicyRegistry
@@ -91,17 +92,11 @@ def live_pacing(log: Any, campaigns: list[str], budget: float, slots: int) -> tu
     """Each campaign's cumulative share of the daily budget after each slot of the last day, from the log's
     ``auction_result`` events (what the live bidding agent and /v1/bid spent)."""
     spend: dict[str, dict[int, np.ndarray]] = {}
-    position = 0
-    while True:
-        page = log.replay(position, 200_000, ["auction_result"], properties_of=["auction_result"])
-        if page.next_after == position:
-            break
-        position = page.next_after
-        for e in page.events:
-            p = orjson.loads(e.properties_json)
-            if p["campaign_id"] in campaigns and p.get("won"):
-                day, slot = divmod(e.occurred_at_us * slots // DAY_US, slots)
-                spend.setdefault(p["campaign_id"], {}).setdefault(int(day), np.zeros(slots))[int(slot)] += float(p["price_paid"] or 0.0)
+    for e in replay_all(log, ["auction_result"]):
+        p = orjson.loads(e.properties_json)
+        if p["campaign_id"] in campaigns and p.get("won"):
+            day, slot = divmod(e.occurred_at_us * slots // DAY_US, slots)
+            spend.setdefault(p["campaign_id"], {}).setdefault(int(day), np.zeros(slots))[int(slot)] += float(p["price_paid"] or 0.0)
     out = {}
     for campaign, days in spend.items():
         last = max(days)

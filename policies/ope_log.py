@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 
+from data.log.base import replay_all
 from environment.belief_fold import decode_belief
 from environment.config import JourneyModel
 from environment.guardrails import mask_of_bits
@@ -87,16 +87,6 @@ class _Decision:
     belief: str | None = None
 
 
-def _events(log: Any, types: list[str], batch: int) -> Iterator[Any]:
-    position = 0
-    while True:
-        page = log.replay(position, batch, types, properties_of=types)
-        if page.next_after == position:
-            return
-        yield from page.events
-        position = page.next_after
-
-
 def read_decisions(log: Any, journey: JourneyModel, agent: str = "journey", window_days: float = 1.0,
                    batch: int = 100_000) -> dict[Behaviour, LoggedDecisions]:
     """Every behaviour's decisions by ``agent`` in ``log``, each with its reward (see the module docstring)."""
@@ -139,7 +129,7 @@ def _attributed_log(log: Any, journey: JourneyModel, agent: str, window_days: fl
     decisions: dict[str, list[_Decision]] = {}
     outcomes: dict[str, list[tuple[int, str, float]]] = {}
     margin, cost, unsub_value = journey.margin_rate, np.asarray(journey.cost), dict(zip(UNSUB_CHANNELS, journey.unsub_value, strict=True))
-    for e in _events(log, ["decision_made", "purchase", "unsubscribe"], batch):
+    for e in replay_all(log, ["decision_made", "purchase", "unsubscribe"], batch=batch):
         props = orjson.loads(e.properties_json or "{}")
         if e.event_type == "decision_made":
             if props.get("agent") == agent and props.get("action") in ACTIONS:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, runtime_checkable
@@ -223,3 +223,14 @@ class EventLog(Protocol):
     def stats(self) -> LogStats: ...
 
     def close(self) -> None: ...
+
+
+def replay_all(log: EventLog, event_types: Sequence[str], after: int = 0, batch: int = 200_000) -> Iterator[ReplayEvent]:
+    """Every event of ``event_types`` after ``after``, in log order, with their properties, page by page."""
+    position = after
+    while True:
+        page = log.replay(position, batch, event_types, properties_of=event_types)
+        if page.next_after == position:
+            return
+        yield from page.events
+        position = page.next_after
