@@ -14,6 +14,7 @@ agent both call it, on the same belief, with the same values.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -95,15 +96,15 @@ class ExactValues:
 
 class GridValues:
     """The oracle's values on a grid of propensities, per response group (the creative a customer gets and
-    whether it is in that creative's audience); a customer's values are interpolated in log-propensity."""
+    whether it is in that creative's audience); a customer's values are interpolated in log-propensity. Shared by
+    every request of a replica: groups are solved once, under a lock, and :meth:`bind` returns a view for one batch."""
 
     def __init__(self, tables: Tables, log_range: tuple[float, float], points: int) -> None:
         self.tables, self.horizon = tables, tables.horizon
         self.grid = np.linspace(log_range[0], log_range[1], points)
         self._groups: dict[bytes, int] = {}
-        self._values: list[np.ndarray] = []  # per group: (points, horizon, K, I, F, C, G, A) float32
-        self._where: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        self._stack: np.ndarray | None = None
+        self._stack = np.empty((0,))  # (groups, points, horizon, K, I, F, C, G, A) float32
+        self._lock = threading.Lock()
 
     @staticmethod
     def for_market(tables: Tables, profile_model: Any, points: int = 33,
@@ -116,38 +117,24 @@ class GridValues:
         pad = 0.1 * (hi - lo)
         return GridValues(tables, (lo - pad, hi + pad), points)
 
-    def bind(self, resp: Responsiveness) -> GridValues:
-        """Locate these customers on the grid (solving any response group not seen yet); ``at`` answers for them."""
+    def bind(self, resp: Responsiveness) -> BoundGridValues:
+        """The values of these customers (solving any response group not seen yet)."""
         groups = np.array([self._group(resp, i) for i in range(len(resp))], dtype=np.int64)
         x = np.clip(np.log(resp.propensity), self.grid[0], self.grid[-1])
         j = np.clip(np.searchsorted(self.grid, x, side="right") - 1, 0, len(self.grid) - 2)
         w = (x - self.grid[j]) / (self.grid[j + 1] - self.grid[j])
-        self._where = (groups, j, w.astype(np.float32))
-        return self
-
-    def on_day(self, day: np.ndarray) -> np.ndarray:
-        if self._where is None:
-            raise RuntimeError("bind the grid to the customers before asking for their values")
-        groups, j, w = self._where
-        values = self._stacked()
-        t = np.minimum(day, self.horizon - 1)
-        wk = w.reshape(-1, *([1] * (values.ndim - 3)))
-        return (1.0 - wk) * values[groups, j, t] + wk * values[groups, j + 1, t]
-
-    def _stacked(self) -> np.ndarray:
-        """(groups, points, horizon, K, I, F, C, G, A), stacked once per new group."""
-        if self._stack is None or len(self._stack) != len(self._values):
-            self._stack = np.stack(self._values)
-        return self._stack
+        return BoundGridValues(self._stack, self.horizon, groups, j, w.astype(np.float32))
 
     def _group(self, resp: Responsiveness, i: int) -> int:
         p = resp.propensity[i]
         key_parts = (resp.click_mult[i] / p, resp.click_conv[i], resp.click_basket[i], resp.basket[i : i + 1])
         key = np.round(np.concatenate(key_parts), 9).tobytes()
-        if key not in self._groups:
-            self._groups[key] = len(self._values)
-            self._values.append(self._solve(resp, i))
-        return self._groups[key]
+        with self._lock:
+            if key not in self._groups:
+                solved = self._solve(resp, i)[None]
+                self._stack = solved if not self._groups else np.concatenate([self._stack, solved])
+                self._groups[key] = len(self._groups)
+            return self._groups[key]
 
     def _solve(self, resp: Responsiveness, i: int) -> np.ndarray:
         grid = np.exp(self.grid)
@@ -160,6 +147,22 @@ class GridValues:
         q = solve_oracle(self.tables, like, keep_q=True).q
         assert q is not None
         return np.ascontiguousarray(np.swapaxes(np.nan_to_num(q, copy=False, neginf=0.0), 0, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class BoundGridValues:
+    """The grid's values for one batch of customers: each one's group, grid cell and weight."""
+
+    values: np.ndarray  # (groups, points, horizon, K, I, F, C, G, A)
+    horizon: int
+    groups: np.ndarray
+    cell: np.ndarray
+    weight: np.ndarray
+
+    def on_day(self, day: np.ndarray) -> np.ndarray:
+        t = np.minimum(day, self.horizon - 1)
+        w = self.weight.reshape(-1, *([1] * (self.values.ndim - 3)))
+        return (1.0 - w) * self.values[self.groups, self.cell, t] + w * self.values[self.groups, self.cell + 1, t]
 
 
 def belief_action_values(values: ActionValues, tables: Tables, now: VisibleState, belief: np.ndarray,

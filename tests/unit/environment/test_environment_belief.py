@@ -284,3 +284,15 @@ def test_a_customers_response_multipliers_do_not_depend_on_the_batch() -> None:
         alone = Profiles(*(np.asarray(getattr(profiles, f.name))[i : i + 1] for f in dataclasses.fields(Profiles)))
         np.testing.assert_array_equal(responsiveness(config.profile, config.journey, alone).propensity,
                                       batch.propensity[i : i + 1])
+
+
+def test_a_bound_grid_keeps_its_customers_when_another_batch_binds() -> None:
+    """A replica's requests share the planner's grid: binding one batch must not change another's values."""
+    env = JourneyVectorEnv(60)
+    env.reset(seed=14)
+    resp = env.state.resp
+    grid = ServedPlanner(PlannerSpec(True, 6.0, True)).grid
+    first = grid.bind(responsiveness_rows(resp, np.arange(30)))
+    before = first.on_day(np.zeros(30, dtype=np.int64))
+    grid.bind(responsiveness_rows(resp, np.arange(30, 60)))
+    np.testing.assert_array_equal(first.on_day(np.zeros(30, dtype=np.int64)), before)
