@@ -124,11 +124,12 @@ def decide_journeys(policy: Any, records: Sequence[Record], now_us: Sequence[int
     obs = observe_records(records, today, rules.spec, rules.defaults)
     allowed = allowed_for(records, now_us, rules)
     on_belief = capable(policy, ActsOnBelief)
-    belief = None
+    belief = resp = None
     if on_belief or rules.log_belief:  # the belief at the start of today, from the records' day-fold
-        belief = advance_beliefs(records, today, rules.belief)  # type: ignore[arg-type]
+        resp = rules.belief.responsiveness(records)
+        belief = advance_beliefs(records, today, rules.belief, resp)  # type: ignore[arg-type]
     if on_belief:
-        visible = visible_states(records, today, [last_contact_day(r) for r in records], rules.belief)
+        visible = visible_states(records, today, [last_contact_day(r) for r in records], rules.belief, resp)
         policy = policy.on_belief(belief, visible)
     choice = choose(policy, obs, allowed, draws_of(decision_ids))
     out = []

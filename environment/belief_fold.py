@@ -80,12 +80,13 @@ class BeliefModel:
         return Profiles(ints[:, 0], rows[:, 1], ints[:, 2], ints[:, 3], ints[:, 4], ints[:, 5], ints[:, 6])
 
 
-def advance_beliefs(records: Sequence[Record], today: Sequence[int], model: BeliefModel) -> np.ndarray:
+def advance_beliefs(records: Sequence[Record], today: Sequence[int], model: BeliefModel,
+                    resp: Responsiveness | None = None) -> np.ndarray:
     """(N, stage, intent, fatigue): each customer's belief at the start of ``today``, after closing every earlier
     day (the records are updated in place, so a day is closed once). A customer whose belief would start more than
     the journey horizon before ``today`` starts from the prior at the horizon's start: the catch-up is bounded."""
     n = len(records)
-    resp = model.responsiveness(records)
+    resp = model.responsiveness(records) if resp is None else resp
     target = np.asarray(today, dtype=np.int64)
     start, belief = _starting_beliefs(records, target, model)
     days_seen = _days_seen(records, start, target)
@@ -144,7 +145,7 @@ def _days_seen(records: Sequence[Mapping[str, Any]], start: np.ndarray,
 
 
 def visible_states(records: Sequence[Mapping[str, Any]], today: Sequence[int], last_contact: Sequence[int | None],
-                   model: BeliefModel) -> VisibleState:
+                   model: BeliefModel, resp: Responsiveness | None = None) -> VisibleState:
     """What the planner reads besides the belief: the journey day, consent, cooldown and response multipliers."""
     t = np.asarray(today, dtype=np.int64)
     first = np.array([t[i] if r.get("first_day") is None else r["first_day"] for i, r in enumerate(records)],
@@ -153,7 +154,8 @@ def visible_states(records: Sequence[Mapping[str, Any]], today: Sequence[int], l
     last = np.array([-(10**6) if d is None else d for d in last_contact], dtype=np.int64)
     cooldown = np.clip(gap - (t - last), 0, gap - 1)
     consent = np.array([consent_bits(r) for r in records], dtype=np.int64)
-    return VisibleState(np.maximum(t - first, 0), consent, cooldown, model.responsiveness(records))
+    return VisibleState(np.maximum(t - first, 0), consent, cooldown,
+                        model.responsiveness(records) if resp is None else resp)
 
 
 def _store(record: Record, belief: np.ndarray, day: int) -> None:
