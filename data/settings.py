@@ -15,7 +15,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AME_", env_file=".env", extra="ignore")
 
     home: Path = Field(Path(".ame"), description="Folder of the embedded defaults (log, state, warehouse).")
-    event_log: str = Field("", description="Event log URL: sqlite:///path or pubsub://project/topic.")
+    event_log: str = Field("", description="Event log URL: sqlite:///path, postgresql://… or pubsub://project/topic.")
+    log_wait_poll_s: float = Field(
+        0.02, gt=0, le=10, description="Event log: how often a reader waiting for new events polls an embedded (SQLite) log."
+    )
     state_store: str = Field(
         "", description="State store URL (tracking records, projections, snapshots, agent state): sqlite:///path or postgresql://…"
     )
