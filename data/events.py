@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -22,6 +22,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 SCHEMA_VERSION = 1
@@ -371,6 +372,112 @@ class TaskCreated(EventBase):
     properties: TaskCreatedProperties
 
 
+class CampaignUpdatedProperties(Properties):
+    """A campaign's definition, stated or changed; the latest event of a campaign wins. Logged under the broadcast
+    customer id (``system``): a campaign is no customer's."""
+
+    campaign_id: Identifier
+    name: ShortText
+    channel: Channel
+    start_date: date
+    end_date: date | None = Field(None, description="Last day of the campaign; none while it runs open-ended.")
+    daily_budget: Money | None = None
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> CampaignUpdatedProperties:
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        return self
+
+
+class CampaignUpdated(EventBase):
+    event_type: Literal["campaign_updated"] = "campaign_updated"
+    properties: CampaignUpdatedProperties
+
+
+class CrmTaskSyncedProperties(Properties):
+    """A ``task_created`` carried to the CRM: the CRM's record id of the task (the event's causation is the task)."""
+
+    crm: Literal["salesforce"] = "salesforce"
+    record_id: Identifier = Field(description="The CRM's id of the task record.")
+    created: bool = Field(True, description="False when the CRM held the task already (a replayed sync).")
+
+
+class CrmTaskSynced(EventBase):
+    event_type: Literal["crm_task_synced"] = "crm_task_synced"
+    properties: CrmTaskSyncedProperties
+
+
+class CrmOutcomeProperties(Properties):
+    """An outcome pulled back from the CRM (an opportunity closed, a lead converted), by modification time."""
+
+    crm: Literal["salesforce"] = "salesforce"
+    record_id: Identifier = Field(description="The CRM's id of the opportunity or lead.")
+    modified_at: Timestamp = Field(description="The record's modification stamp (Salesforce SystemModstamp): the pull's watermark.")
+    stage: ShortText | None = None
+    amount: Money | None = None
+
+
+class OpportunityWon(EventBase):
+    event_type: Literal["opportunity_won"] = "opportunity_won"
+    properties: CrmOutcomeProperties
+
+
+class OpportunityLost(EventBase):
+    event_type: Literal["opportunity_lost"] = "opportunity_lost"
+    properties: CrmOutcomeProperties
+
+
+class LeadConverted(EventBase):
+    event_type: Literal["lead_converted"] = "lead_converted"
+    properties: CrmOutcomeProperties
+
+
+# ---- the scheduler and retraining ---------------------------------------------------------------------
+
+
+class ScheduleRunProperties(Properties):
+    """One run of a scheduled job, with its outcome: the scheduler's memory of what ran (it reads them on restart)."""
+
+    job: Identifier
+    due_at: Timestamp = Field(description="The cron slot this run served (the moment of a manual run).")
+    started_at: Timestamp
+    finished_at: Timestamp
+    outcome: Literal["ok", "failed"]
+    trigger: Literal["cron", "catch_up", "manual"] = "cron"
+    summary: LongText | None = None
+    error: LongText | None = None
+
+
+class ScheduleRun(EventBase):
+    event_type: Literal["schedule_run"] = "schedule_run"
+    properties: ScheduleRunProperties
+
+
+class ModelChallengeProperties(Properties):
+    """A retrained challenger against the champion on a time-split holdout: both ROC-AUCs, the difference and its
+    paired-bootstrap CI. ``promoted`` only when the CI's low end is above 0."""
+
+    kind: Literal["lead", "churn"]
+    champion_version: ShortText
+    challenger_version: ShortText | None = Field(None, description="The registry version, when promoted (a kept challenger is not saved).")
+    champion_auc: Annotated[float, Field(ge=0, le=1)]
+    challenger_auc: Annotated[float, Field(ge=0, le=1)]
+    auc_difference: Annotated[float, Field(ge=-1, le=1)]
+    ci_low: Annotated[float, Field(ge=-1, le=1)]
+    ci_high: Annotated[float, Field(ge=-1, le=1)]
+    confidence: Probability = 0.95
+    bootstrap: Annotated[int, Field(ge=1)]
+    train_rows: Annotated[int, Field(ge=0)]
+    holdout_rows: Annotated[int, Field(ge=0)]
+    outcome: Literal["promoted", "kept"]
+
+
+class ModelChallenge(EventBase):
+    event_type: Literal["model_challenge"] = "model_challenge"
+    properties: ModelChallengeProperties
+
+
 # ---- identity -----------------------------------------------------------------------------------------
 
 
@@ -444,6 +551,13 @@ Event = Annotated[
         | DecisionMade
         | PolicyPromotion
         | TaskCreated
+        | CrmTaskSynced
+        | OpportunityWon
+        | OpportunityLost
+        | LeadConverted
+        | ScheduleRun
+        | ModelChallenge
+        | CampaignUpdated
         | IdentityMerged
         | CustomerErased
         | DataAccessed
