@@ -74,6 +74,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             segment text not null, kind text not null, variant_id text not null, p_best double precision not null,
             impressions bigint not null, promoted_at_us bigint not null, primary key (segment, kind));
     """),
+    Migration(6, "event log: events at gap-free positions (the SQLite log's columns)", """
+        create table if not exists events (
+            position bigint primary key, event_id text not null, event_type text not null, customer_id text not null,
+            occurred_at_us bigint not null, recorded_at_us bigint not null, source text not null,
+            schema_version integer not null, causation_id text, properties text not null, customer_hash bigint not null);
+        create unique index if not exists ux_events_event_id on events (event_id);
+    """),
 )
 
 LOCK_KEY = zlib.crc32(b"ame schema migrations")
