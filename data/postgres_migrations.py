@@ -81,6 +81,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             schema_version integer not null, causation_id text, properties text not null, customer_hash bigint not null);
         create unique index if not exists ux_events_event_id on events (event_id);
     """),
+    Migration(7, "creatives: the pictures of image variants, and weekly social calendars", """
+        create table if not exists creative_images (
+            variant_id text primary key, prompt text not null, media_type text not null, content bytea not null,
+            sha256 text not null, width integer not null, height integer not null, disclosed integer not null);
+        create table if not exists creative_calendar (
+            week text not null, segment text not null, day text not null, channel text not null,
+            post_time text not null, variant_id text not null, primary key (week, segment, day, channel));
+    """),
 )
 
 LOCK_KEY = zlib.crc32(b"ame schema migrations")
