@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -88,6 +88,26 @@ class Settings(BaseSettings):
     activation_config: Path = Field(
         Path("syncs.yaml"), description="Activation: the sync YAML file (see data/activation/syncs.example.yaml)."
     )
+    channels_sendgrid_url: str = Field("https://api.sendgrid.com", description="Channels: SendGrid API base URL (e-mail).")
+    channels_sendgrid_api_key: SecretStr = Field(SecretStr(""), description="Channels: SendGrid API key (mail.send scope).")
+    channels_email_from: str = Field("", description="Channels: the sender address of e-mails.")
+    channels_sendgrid_webhook_public_key: str = Field(
+        "", description="Channels: the Signed Event Webhook's verification key (base64 DER, from SendGrid's mail settings).")
+    channels_twilio_url: str = Field("https://api.twilio.com", description="Channels: Twilio API base URL (SMS).")
+    channels_twilio_account_sid: str = Field("", description="Channels: Twilio account SID.")
+    channels_twilio_auth_token: SecretStr = Field(
+        SecretStr(""), description="Channels: Twilio auth token (basic auth, and the key of X-Twilio-Signature).")
+    channels_sms_from: str = Field("", description="Channels: the sender number (E.164) or Messaging Service SID (MG...).")
+    channels_fcm_url: str = Field("https://fcm.googleapis.com", description="Channels: Firebase Cloud Messaging base URL (push).")
+    channels_fcm_project: str = Field("", description="Channels: the Firebase project id.")
+    channels_fcm_access_token: SecretStr = Field(
+        SecretStr(""), description="Channels: a fixed OAuth token for FCM; empty: Application Default Credentials.")
+    channels_push_webhook_secret: SecretStr = Field(
+        SecretStr(""), description="Channels: HMAC secret of the app's push receipts (FCM has no delivery webhook).")
+    channels_webhook_base_url: str = Field(
+        "", description="Channels: the public base URL of the webhooks (Twilio signs the URL it calls); empty: the request's.")
+    channels_webhook_max_age_s: float = Field(
+        600.0, gt=0, description="Channels: signed webhooks older than this (by their timestamp) are refused (replays).")
 
     def event_log_url(self) -> str:
         return self.event_log or f"sqlite:///{self.home / 'events.db'}"
