@@ -108,6 +108,18 @@ class Settings(BaseSettings):
         "", description="Channels: the public base URL of the webhooks (Twilio signs the URL it calls); empty: the request's.")
     channels_webhook_max_age_s: float = Field(
         600.0, gt=0, description="Channels: signed webhooks older than this (by their timestamp) are refused (replays).")
+    salesforce_url: str = Field(
+        "", description="CRM: the Salesforce org's My Domain URL (https://…my.salesforce.com); its OAuth token endpoint is "
+        "/services/oauth2/token. Empty: the CRM loop is off."
+    )
+    salesforce_client_id: str = Field("", description="CRM: the connected app's consumer key (client credentials flow).")
+    salesforce_client_secret: str = Field("", description="CRM: the connected app's consumer secret.")
+    salesforce_api_version: str = Field("v62.0", pattern=r"^v\d+\.\d$", description="CRM: the Salesforce REST API version.")
+    schedule_interval_s: float = Field(30.0, gt=0, le=3_600, description="Scheduler: how often it looks for due jobs.")
+    schedule_warehouse_cron: str = Field("20 * * * *", description="Scheduler: cron (UTC) of the warehouse load and build.")
+    schedule_crm_cron: str = Field("*/10 * * * *", description="Scheduler: cron (UTC) of the pull of CRM outcomes.")
+    schedule_retrain_cron: str = Field("0 3 * * *", description="Scheduler: cron (UTC) of the lead model's retrain and challenge.")
+    schedule_drift_cron: str = Field("0 5 * * *", description="Scheduler: cron (UTC) of the lead model's drift check.")
 
     def event_log_url(self) -> str:
         return self.event_log or f"sqlite:///{self.home / 'events.db'}"
