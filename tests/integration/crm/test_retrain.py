@@ -1,0 +1,59 @@
+"""The lead retrain on CRM outcomes: the training table is the scoring agent's fold before each outcome, the gate
+logs model_challenge with both AUCs and the CI, and only a promoted challenger reaches the registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agents.retrain import RetrainArgs, retrain_lead, training_table
+from data.events import OpportunityLost, OpportunityWon
+from data.log import open_log
+from policies.scoring.registry import ModelRegistry
+from tests.integration.crm.history import past_leads
+
+NOW = datetime(2026, 1, 2, 3, 0, tzinfo=UTC)
+
+
+def _outcomes(leads) -> list:
+    out = []
+    for lead in leads:
+        cls = OpportunityWon if lead.won else OpportunityLost
+        out.append(cls(event_id=f"o-{lead.customer_id}", customer_id=lead.customer_id, occurred_at=lead.closed_at, source="test",
+                       properties={"record_id": f"OPP{lead.customer_id[-4:]}", "modified_at": lead.closed_at}))
+    return out
+
+
+def test_the_table_folds_only_the_events_before_the_outcome(log_url: str) -> None:
+    events, leads = past_leads(30)
+    log = open_log(log_url)
+    log.append(events + _outcomes(leads))
+    frame = training_table(log)
+    assert len(frame) == 30 and set(frame["won"]) <= {0, 1}
+    first = frame.set_index("customer_id").loc[leads[0].customer_id]
+    assert first["n_lead_created"] == 1 and first["lead_points"] > 0
+    log.close()
+
+
+def test_a_retrain_challenges_the_champion_and_logs_the_figures(log_url: str, tmp_path: Path) -> None:
+    events, leads = past_leads(400)
+    log = open_log(log_url)
+    log.append(events + _outcomes(leads))
+    registry = ModelRegistry(tmp_path / "models")
+    report = retrain_lead(log, registry, NOW, RetrainArgs(bootstrap=300), log_url=log_url)
+    assert report.challenge is not None and report.champion_version == "rules-1"
+    (event,) = [e for e in log.read(0, 10_000).events if e.event_type == "model_challenge"]
+    p = event.properties
+    assert p["champion_auc"] == report.challenge.champion_auc and p["ci_low"] <= p["auc_difference"] <= p["ci_high"]
+    assert p["outcome"] == ("promoted" if report.challenge.ci_low > 0 else "kept")
+    assert registry.versions("lead") == ([report.promoted_version] if p["outcome"] == "promoted" else [])
+    log.close()
+
+
+def test_too_few_outcomes_skip_the_retrain(log_url: str, tmp_path: Path) -> None:
+    events, leads = past_leads(10)
+    log = open_log(log_url)
+    log.append(events + _outcomes(leads))
+    report = retrain_lead(log, ModelRegistry(tmp_path / "models"), NOW, log_url=log_url)
+    assert report.challenge is None and "needs 50" in report.line()
+    log.close()
