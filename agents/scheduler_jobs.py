@@ -1,0 +1,141 @@
+"""The engine's scheduled jobs, built from the settings: what the scheduler actor runs.
+
+- ``warehouse_build`` (``AME_SCHEDULE_WAREHOUSE_CRON``): load new events into the warehouse, then build its models.
+- ``crm_outcomes`` (``AME_SCHEDULE_CRM_CRON``, when ``AME_SALESFORCE_URL`` is set): pull closed opportunities and
+  converted leads back as events.
+- ``retrain_lead`` (``AME_SCHEDULE_RETRAIN_CRON``): retrain the lead model on the outcomes and challenge the champion.
+- ``drift_lead`` (``AME_SCHEDULE_DRIFT_CRON``): PSI of the lead model's scores and top features, today against training.
+- ``activation:<sync>``: each sync of the activation file (``AME_ACTIVATION_CONFIG``) on its own cron string.
+
+Each job returns a one-line summary (the ``schedule_run`` event keeps it) or raises (the event keeps the error).
+Heavy packages (the warehouse's SQLMesh, the models' XGBoost) are imported inside the jobs, so the scheduler starts
+without them.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from agents.scheduler import Clock, Job, utc_now
+from data.activation.config import SyncConfig, load_syncs
+from data.log import open_log
+from data.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def warehouse_build(log_url: str, warehouse_url: str) -> str:
+    """Load the log's new events into raw, then build every model (with audits)."""
+    from data.warehouse import open_warehouse  # lazy: the warehouse loads DuckDB and SQLMesh
+    from data.warehouse.build import WarehouseProject
+    from data.warehouse.loader import load_events
+
+    event_log, store = open_log(log_url), open_warehouse(warehouse_url)
+    try:
+        loaded = load_events(event_log, store)
+    finally:
+        store.close()
+        event_log.close()
+    report = WarehouseProject(warehouse_url).build()
+    return f"loaded {loaded.rows} events; built {len(report.models)} models"
+
+
+def crm_outcomes(log_url: str) -> str:
+    """Pull the CRM's outcomes modified since the log's watermark."""
+    from data.crm.outcomes import pull_outcomes
+    from data.crm.salesforce import SalesforceClient, SalesforceConfig
+
+    event_log = open_log(log_url)
+    try:
+        return pull_outcomes(SalesforceClient(SalesforceConfig.from_settings()), event_log).line()
+    finally:
+        event_log.close()
+
+
+def retrain_lead(log_url: str, models_dir: Path, clock: Clock) -> str:
+    """Retrain the lead model on the CRM outcomes; promote the challenger only if it beats the champion."""
+    from agents.retrain import retrain_lead as retrain  # lazy: loads XGBoost
+    from policies.scoring.registry import ModelRegistry
+
+    event_log = open_log(log_url)
+    try:
+        return retrain(event_log, ModelRegistry(models_dir), clock(), log_url=log_url).line()
+    finally:
+        event_log.close()
+
+
+def drift_lead(log_url: str, models_dir: Path) -> str:
+    """PSI of the latest lead model on every customer's current scoring features (kept for the API's /metrics)."""
+    from agents.retrain import current_features  # lazy: loads XGBoost
+    from policies.scoring.drift import drift_report
+    from policies.scoring.drift_record import save_drift_check
+    from policies.scoring.registry import ModelRegistry
+
+    registry = ModelRegistry(models_dir)
+    if not registry.versions("lead"):
+        return "no lead model in the registry: nothing to check"
+    model = registry.load_scoring("lead")
+    event_log = open_log(log_url)
+    try:
+        frame = current_features(event_log)
+    finally:
+        event_log.close()
+    if frame.empty:
+        return "no customers in the log: nothing to check"
+    _, scores, _ = model.score_matrix(model.matrix(frame))
+    rows = drift_report(registry.read_json("lead", model.version, "drift_reference.json"), frame, np.asarray(scores))
+    save_drift_check(registry.root, "lead", model.version, rows)
+    worst = max(rows, key=lambda r: r.psi)
+    return f"{model.version}: largest PSI {worst.psi:.3f} ({worst.name}, {worst.status}) over {len(frame)} customers"
+
+
+def activation_sync(sync: SyncConfig, settings: Settings) -> str:
+    """Run one activation sync; a failed run raises, so the schedule logs its error."""
+    from data.activation.runner import WarehouseSource, run_sync  # lazy: the source reads the warehouse
+    from data.activation.state import SyncState
+
+    state = SyncState.from_url(settings.state_store_url())
+    try:
+        report = run_sync(sync, WarehouseSource(settings.warehouse_url()), state,
+                          report_dir=settings.home / "activation" / "reports")
+    finally:
+        state.close()
+    line = f"{report.status}: {report.upserts_sent} upserts, {report.deletes_sent} deletes, {report.failed} failed"
+    if report.status == "failed":
+        raise RuntimeError(f"{line}: {report.fatal or 'every row failed'}")
+    return line
+
+
+def activation_jobs(settings: Settings) -> list[Job]:
+    """One job per sync of the activation file (none when the file does not exist)."""
+    path = Path(settings.activation_config)
+    if not path.exists():
+        return []
+    return [Job(f"activation:{s.name}", s.schedule, partial(activation_sync, s, settings), f"sync {s.model} to {s.destination.type}")
+            for s in load_syncs(path).syncs]
+
+
+def default_jobs(settings: Settings | None = None, log_url: str | None = None, clock: Clock = utc_now) -> list[Job]:
+    """Every job the engine schedules, from the settings (see the module docstring)."""
+    s = settings or get_settings()
+    url = log_url or s.event_log_url()
+    jobs = [
+        Job("warehouse_build", s.schedule_warehouse_cron, partial(warehouse_build, url, s.warehouse_url()),
+            "load new events into the warehouse and build its models"),
+        Job("retrain_lead", s.schedule_retrain_cron, partial(retrain_lead, url, s.models_dir, clock),
+            "retrain the lead model on CRM outcomes; promote only a significantly better challenger"),
+        Job("drift_lead", s.schedule_drift_cron, partial(drift_lead, url, s.models_dir), "PSI of the lead model's scores and features"),
+    ]
+    if s.salesforce_url:
+        jobs.append(Job("crm_outcomes", s.schedule_crm_cron, partial(crm_outcomes, url),
+                        "pull closed opportunities and converted leads from Salesforce"))
+    return jobs + activation_jobs(s)
+
+
+def build_default_jobs(log_url: str) -> list[Job]:
+    """:func:`default_jobs` on the process's own settings (what the scheduler actor calls where it runs)."""
+    return default_jobs(log_url=log_url)
