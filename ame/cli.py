@@ -8,6 +8,7 @@ import logging
 import typer
 
 from agents.cli import agents_app
+from agents.schedule_cli import schedule_app
 from ame.demo import demo_command
 from ame.parity import parity_command
 from ame.parity_bid import parity_bid_command
@@ -45,6 +46,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(agents_app, name="agents")
+app.add_typer(schedule_app, name="schedule")
 sim_app.command("run")(run_command)
 sim_app.command("parity")(parity_command)
 sim_app.command("parity-bid")(parity_bid_command)
