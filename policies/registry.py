@@ -10,6 +10,10 @@ Layout (root = ``AME_POLICIES_DIR``, default ``artifacts/policies``)::
 Serving: :meth:`PolicyRegistry.load` returns an :class:`ExportedPolicy` with the SB3 ``predict`` protocol and
 ``action_probabilities`` (the propensities to log with each decision); the slot a policy serves in is
 :mod:`policies.slots`'s business. This module imports neither stable-baselines3 nor the simulator's vector envs.
+
+Shared storage: in production the root is a Cloud Storage bucket mounted by GKE's Cloud Storage FUSE driver
+(:mod:`policies.shared_storage`). A version's files are written in place and ``metadata.json`` last, as its
+ready marker: a version without it (a write interrupted halfway, or still under way) is not listed nor loaded.
 """
 
 from __future__ import annotations
@@ -17,10 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import subprocess
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from data.settings import get_settings
 from environment.acting import legal_from_observation
 from environment.belief_planner import BeliefObserving
+from policies.shared_storage import atomic_write, claim_folder
 
 logger = logging.getLogger(__name__)
 
@@ -240,15 +243,11 @@ class PolicyRegistry:
         from policies.export import export_torchscript, verify_export  # lazy: loads torch
 
         self._check_name(name)
-        (self.root / name).mkdir(parents=True, exist_ok=True)
         for _ in range(100):  # another process may take the same number: mkdir is the lock
             version = self._next_version(name)
             target = self.root / name / version
-            try:
-                target.mkdir()
+            if claim_folder(target):
                 break
-            except FileExistsError:
-                continue
         else:
             raise RegistryError(f"could not allocate a new version under {self.root / name}")
         model.save(str(target / MODEL_FILE))
@@ -266,6 +265,7 @@ class PolicyRegistry:
         else:
             fields["action_low"], fields["action_high"] = space.low.tolist(), space.high.tolist()
         meta = PolicyMetadata.model_validate(metadata | fields)
+        # the ready marker, last: readers list only versions that have it (policies.shared_storage)
         atomic_write(target / METADATA_FILE, meta.model_dump_json(indent=2))
         logger.info("registered %s %s at %s", name, version, target)
         return meta
@@ -304,16 +304,3 @@ def servable(policy: ExportedPolicy) -> Any:
         return BeliefObserving(policy, name=policy.name)
     return policy
 
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the new one, never a part."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

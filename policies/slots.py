@@ -9,6 +9,12 @@ promoted serves its default built-in (:data:`DEFAULT_POLICY`): for the journey t
 ``slot.current`` once and uses that object for the whole decision, so a swap never breaks one in flight: the new
 version is loaded beside the old one (``refresh``, from a watcher thread or between batches) and only then is the
 reference replaced. A version that fails to load leaves the old one serving.
+
+Shared storage: every replica and agent on every node reads the same pointer file, on the registry's bucket
+mounted by Cloud Storage FUSE (:mod:`policies.shared_storage`). The pointer is one small file, written whole
+under a temporary name and renamed over the old one, so a reader sees the old slot or the new one. A reader keeps
+what it read while the file's identity (inode, size, modification time) is unchanged; a promotion makes a new
+file, so each replica follows it at its next poll once the mount's metadata cache has expired.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from environment.belief import parse_planner_name
 from environment.belief_planner import ServedPlanner
 from environment.heuristics import heuristic_policy
 from policies.bidder import ProfilePacing
-from policies.registry import PolicyRegistry, atomic_write, servable
+from policies.registry import PolicyRegistry, servable
+from policies.shared_storage import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +87,7 @@ class SlotPointers:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self._cache: dict[str, tuple[int, SlotTarget]] = {}
+        self._cache: dict[str, tuple[tuple[int, int, int], SlotTarget]] = {}
 
     def path(self, slot: str) -> Path:
         return self.root / "slots" / f"{check_slot(slot)}.json"
@@ -89,15 +96,17 @@ class SlotPointers:
         """What ``slot`` serves now (its default built-in where nothing was promoted)."""
         path = self.path(slot)
         try:
-            mtime = path.stat().st_mtime_ns
+            stat = path.stat()
         except FileNotFoundError:
             return SlotTarget(DEFAULT_POLICY[slot], BUILTIN)
+        # the identity, not the mtime alone: two promotions within one clock tick share an mtime
+        identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         cached = self._cache.get(slot)
-        if cached is not None and cached[0] == mtime:
+        if cached is not None and cached[0] == identity:
             return cached[1]
         data = json.loads(path.read_text())
         target = SlotTarget(str(data["name"]), str(data["version"]))
-        self._cache[slot] = (mtime, target)
+        self._cache[slot] = (identity, target)
         return target
 
     def point(self, slot: str, target: SlotTarget, **extra: Any) -> None:

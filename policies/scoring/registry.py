@@ -2,8 +2,12 @@
 
 An entry holds the model (XGBoost UBJSON), the preprocessing spec, the calibrator, the score scale, the
 metrics, the drift reference, a model card in markdown and ``metadata.json`` (data hash, rows, columns,
-code version, library versions). An entry is written to a temporary folder and renamed into place, so a
-reader never sees half an entry. Versions sort by time: ``YYYYMMDD-HHMMSS-<data hash>``.
+code version, library versions). Versions sort by time: ``YYYYMMDD-HHMMSS-<data hash>``.
+
+An entry is written in place, file by file, with ``metadata.json`` last as its ready marker; readers list only
+entries that have it, so a reader never sees half an entry, and a write interrupted halfway leaves a folder they
+ignore. (Not a temporary folder renamed into place: in production the root is a Cloud Storage bucket mounted by
+Cloud Storage FUSE, where a folder rename copies object by object; see :mod:`policies.shared_storage`.)
 """
 
 from __future__ import annotations
@@ -11,11 +15,9 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 import shutil
 import subprocess
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ from policies.scoring.calibration import Calibrator, ScoreScale
 from policies.scoring.errors import ModelNotFound
 from policies.scoring.model import ScoringModel
 from policies.scoring.tabular import TabularSpec
+from policies.shared_storage import atomic_write, claim_folder
 
 KINDS = ("lead", "churn", "clv")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -99,18 +102,18 @@ class ModelRegistry:
     def save(
         self, kind: str, version: str, data_hash: str, files: Mapping[str, bytes | str | FileWriter], metadata: dict[str, Any]
     ) -> Path:
-        """Write one entry atomically and return its folder. ``files`` maps a file name to its content or to
-        a function that writes it at the given path; ``metadata.json`` is added."""
-        base = self.root / kind
-        base.mkdir(parents=True, exist_ok=True)
-        if (base / version).exists():
-            raise FileExistsError(f"registry entry {base / version} exists already; ask new_version() for a fresh name")
+        """Write one entry and return its folder: its files, then ``metadata.json`` as the ready marker (see the
+        module docstring). ``files`` maps a file name to its content or to a function that writes it at the given
+        path; ``metadata.json`` is added."""
+        folder = self.root / kind / version
+        if "metadata.json" in files:
+            raise ValueError("metadata.json is the entry's ready marker, written by save(); pass its fields as metadata")
+        if not claim_folder(folder):
+            raise FileExistsError(f"registry entry {folder} exists already; ask new_version() for a fresh name")
         stamp = datetime.now(UTC)
-        tmp = base / f".tmp-{uuid.uuid4().hex}"
-        tmp.mkdir()
         try:
             for name, content in files.items():
-                target = tmp / name
+                target = folder / name
                 if callable(content):
                     content(target)
                 elif isinstance(content, bytes):
@@ -121,12 +124,11 @@ class ModelRegistry:
             meta["data"] = {"sha256": data_hash, **metadata.get("data", {})}
             meta["code"] = code_version()
             meta["files"] = sorted([*files, "metadata.json"])
-            (tmp / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-            os.replace(tmp, base / version)
+            atomic_write(folder / "metadata.json", json.dumps(meta, indent=2, default=str))
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
             raise
-        return base / version
+        return folder
 
     # ---- reading -------------------------------------------------------------------------------------
 
