@@ -33,8 +33,11 @@ DISCLOSURE: dict[str, str] = {
     "ad_copy": " (AI-generated)",
     "social_post": " #AIgenerated",
     "product_description": " (This description was generated with AI.)",
+    "blog_outline": "\n(Outline drafted with AI.)",
+    "image": "",
 }
-"""The AI-generated disclosure each kind must end with when an AI model wrote it (checked by the guardrails)."""
+"""The AI-generated disclosure each kind must end with when an AI model wrote it (checked by the guardrails). A
+picture carries a visible "AI-generated" mark instead (:func:`policies.creative.images.compose`)."""
 
 
 class Generator(Protocol):
@@ -53,6 +56,8 @@ class Catalog(BaseModel):
     segments: list[dict[str, str]]
     tones: list[dict[str, str]]
     templates: dict[str, list[str]]
+    image_prompts: list[str] = Field(default_factory=list)
+    brand: dict[str, str] = Field(default_factory=lambda: {"background": "#12355b", "accent": "#ffb627", "text": "#ffffff"})
 
     @classmethod
     def load(cls, path: Path = CATALOG_PATH) -> Catalog:
@@ -136,7 +141,20 @@ KIND_WORDS = {
     "ad_copy": "short ad texts (at most 130 characters)",
     "social_post": "social media posts (at most 250 characters)",
     "product_description": "product descriptions (at most 550 characters)",
+    "blog_outline": ("blog post outlines (a title line, then 4 to 6 numbered section headings, one per line, at most "
+                     "1,400 characters)"),
+    "image": "headlines to print on a product picture (at most 50 characters)",
 }
+
+
+def vertex_client(project: str, location: str, timeout_ms: int, attempts: int, base_url: str | None, credentials: Any) -> Any:
+    """A ``google-genai`` client on Vertex AI (``Client(vertexai=True, project, location)``), with its timeout and
+    retries; ``base_url`` points it elsewhere (tests use a local stub of the REST API)."""
+    from google import genai  # lazy: the Google client is heavy
+    from google.genai import types  # lazy: the Google client is heavy
+
+    http = types.HttpOptions(timeout=timeout_ms, retry_options=types.HttpRetryOptions(attempts=attempts), base_url=base_url)
+    return genai.Client(vertexai=True, project=project, location=location, credentials=credentials, http_options=http)
 
 
 class GeminiGenerator:
@@ -155,18 +173,8 @@ class GeminiGenerator:
 
     @cached_property
     def client(self) -> Any:
-        from google import genai  # lazy: the Google client is heavy
-        from google.genai import types  # lazy: the Google client is heavy
-
-        http = types.HttpOptions(
-            timeout=self.config.timeout_ms,
-            retry_options=types.HttpRetryOptions(attempts=self.config.attempts),
-            base_url=self.config.base_url,
-        )
-        return genai.Client(
-            vertexai=True, project=self.config.project, location=self.config.location,
-            credentials=self.credentials, http_options=http,
-        )
+        c = self.config
+        return vertex_client(c.project, c.location, c.timeout_ms, c.attempts, c.base_url, self.credentials)
 
     def generate(self, kind: str, segment: str, n: int, product: str | None = None) -> list[Variant]:
         from google.genai import errors, types  # lazy: the Google client is heavy
@@ -203,10 +211,17 @@ class GeminiGenerator:
         prod_id = products[0]["id"] if len(products) == 1 else ""
         out = []
         for text in texts[:n]:
-            text = " ".join(text.split())
+            text = clean_text(text, kind)
             if text:
                 out.append(make_variant(kind, segment, text + DISCLOSURE[kind], product=prod_id, tone=tone["id"], generator=self.name))
         return out
+
+
+def clean_text(text: str, kind: str) -> str:
+    """Single spaces; a blog outline keeps its lines (without blank ones), every other kind is one line."""
+    if kind == "blog_outline":
+        return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
+    return " ".join(text.split())
 
 
 def default_generator() -> Generator:

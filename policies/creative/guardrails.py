@@ -26,7 +26,8 @@ class GuardrailConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     max_length: dict[str, int] = Field(
-        default_factory=lambda: {"email_subject": 60, "ad_copy": 150, "social_post": 280, "product_description": 600}
+        default_factory=lambda: {"email_subject": 60, "ad_copy": 150, "social_post": 280, "product_description": 600,
+                                 "blog_outline": 1500, "image": 70}
     )
     min_length: int = 8
     banned_terms: tuple[str, ...] = (
@@ -34,10 +35,12 @@ class GuardrailConfig(BaseModel):
         "no strings attached", "winner", "cheap", "lowest price ever", "viagra", "crypto",
     )
     ideal_length: dict[str, int] = Field(
-        default_factory=lambda: {"email_subject": 40, "ad_copy": 90, "social_post": 140, "product_description": 250}
+        default_factory=lambda: {"email_subject": 40, "ad_copy": 90, "social_post": 140, "product_description": 250,
+                                 "blog_outline": 450, "image": 35}
     )
     near_duplicate_jaccard: float = Field(0.8, gt=0, le=1, description="Word-set similarity at or above which copy is a near-duplicate.")
-    critical_kinds: tuple[str, ...] = ("ad_copy",)
+    critical_kinds: tuple[str, ...] = Field(("ad_copy", "image"), description="Kinds a human always approves: paid "
+                                            "ads, and pictures (the checks read an image's text and prompt, not its pixels).")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -111,6 +114,11 @@ class Guardrails:
         for kind in pii_found(text):
             reasons.append(f"PII leak: {kind}")
         return reasons
+
+    def check_prompt(self, prompt: str) -> list[str]:
+        """Every reason an image prompt fails: banned terms and personal data, as in copy (prefixed ``prompt:``)."""
+        reasons = [f"prompt: banned term: {term!r}" for term, pattern in self._banned if pattern.search(prompt)]
+        return reasons + [f"prompt: PII leak: {kind}" for kind in pii_found(prompt)]
 
     def check(self, variants: Sequence[Variant], existing: Iterable[str] = ()) -> list[Verdict]:
         """A verdict per variant, in order. A duplicate of an earlier variant of the batch (or of ``existing``) fails."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Kind = Literal["email_subject", "ad_copy", "social_post", "product_description"]
+Kind = Literal["email_subject", "ad_copy", "social_post", "product_description", "blog_outline", "image"]
 KINDS: tuple[str, ...] = get_args(Kind)
+TEXT_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "image")
+"""The kinds a text generator writes; an ``image`` variant's text is the headline drawn on its picture."""
 
 
 class Status(StrEnum):
@@ -39,7 +43,7 @@ class GenerationError(CreativeError, RuntimeError):
 
 
 class Variant(BaseModel):
-    """One generated piece of copy for one kind, segment and product.
+    """One generated piece of copy for one kind, segment and product (for an ``image``, the headline on it).
 
     :param critical: needs a human's approval before it can be served.
     """
@@ -78,3 +82,33 @@ def variant_id_of(kind: str, segment: str, text: str) -> str:
 def make_variant(kind: str, segment: str, text: str, **fields: object) -> Variant:
     """A :class:`Variant` with its id derived from its kind, segment and text."""
     return Variant(variant_id=variant_id_of(kind, segment, text), kind=kind, segment=segment, text=text, **fields)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageAsset:
+    """The picture of an ``image`` variant: what was asked for, the encoded bytes and their SHA-256.
+
+    :param prompt: what the image model was asked to draw (checked by the guardrails like copy).
+    :param disclosed: the visible "AI-generated" mark is drawn on the picture.
+    """
+
+    variant_id: str
+    prompt: str
+    media_type: str
+    content: bytes
+    sha256: str
+    width: int
+    height: int
+    disclosed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarEntry:
+    """One post of a weekly social calendar: when, where, and which stored ``social_post`` variant."""
+
+    week: date
+    day: date
+    post_time: str
+    channel: str
+    segment: str
+    variant_id: str

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
@@ -21,7 +22,7 @@ from data.log.sqlite import connect, sqlite_path, write_transaction
 from data.postgres_db import is_postgres_url
 from data.projections.postgres_store import PostgresStateStore
 from data.settings import get_settings
-from policies.creative.models import Status, Variant, VariantNotFound, Verdict
+from policies.creative.models import CalendarEntry, ImageAsset, Status, Variant, VariantNotFound, Verdict
 
 # SQLite's tables; on PostgreSQL the migrations made them (data/postgres_migrations.py).
 _SCHEMA = """
@@ -59,6 +60,25 @@ create table if not exists creative_promotions (
     impressions    integer not null,
     promoted_at_us integer not null,
     primary key (segment, kind)
+);
+create table if not exists creative_images (
+    variant_id     text primary key,
+    prompt         text not null,
+    media_type     text not null,
+    content        blob not null,
+    sha256         text not null,
+    width          integer not null,
+    height         integer not null,
+    disclosed      integer not null
+);
+create table if not exists creative_calendar (
+    week           text not null,
+    segment        text not null,
+    day            text not null,
+    channel        text not null,
+    post_time      text not null,
+    variant_id     text not null,
+    primary key (week, segment, day, channel)
 )
 """
 
@@ -213,6 +233,50 @@ class CreativeStore:
                 (segment, kind, Status.APPROVED.value),
             ).fetchall()
         return [(self._row(r[:15]).variant, Counts(*r[15:])) for r in rows]
+
+    # -- images and calendars ---------------------------------------------------------------------------
+
+    def add_images(self, assets: Iterable[ImageAsset]) -> None:
+        """Store pictures beside their variants (a picture already stored for a variant stays as it is)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "insert into creative_images values (?,?,?,?,?,?,?,?) on conflict (variant_id) do nothing",
+                [(a.variant_id, a.prompt, a.media_type, a.content, a.sha256, a.width, a.height, int(a.disclosed))
+                 for a in assets],
+            )
+
+    def image(self, variant_id: str) -> ImageAsset:
+        """The picture of an ``image`` variant; :class:`VariantNotFound` when there is none."""
+        with self._reading() as conn:
+            row = conn.execute("select variant_id, prompt, media_type, content, sha256, width, height, disclosed"
+                               " from creative_images where variant_id = ?", (variant_id,)).fetchone()
+        if row is None:
+            raise VariantNotFound(f"no picture stored for creative {variant_id!r} (is it an image variant?)")
+        return ImageAsset(row[0], row[1], row[2], bytes(row[3]), row[4], row[5], row[6], bool(row[7]))
+
+    def set_calendar(self, week: date, segment: str, entries: Sequence[CalendarEntry]) -> None:
+        """Replace one segment's calendar of the week starting ``week``."""
+        with self.transaction() as conn:
+            conn.execute("delete from creative_calendar where week = ? and segment = ?", (week.isoformat(), segment))
+            conn.executemany(
+                "insert into creative_calendar values (?,?,?,?,?,?)",
+                [(week.isoformat(), segment, e.day.isoformat(), e.channel, e.post_time, e.variant_id) for e in entries],
+            )
+
+    def calendar(self, week: date, segment: str) -> list[CalendarEntry]:
+        """One segment's calendar of the week starting ``week``, by day, time and channel (empty when unplanned)."""
+        with self._reading() as conn:
+            rows = conn.execute(
+                "select day, channel, post_time, variant_id from creative_calendar where week = ? and segment = ?"
+                " order by day, post_time, channel", (week.isoformat(), segment)).fetchall()
+        return [CalendarEntry(week, date.fromisoformat(d), t, c, segment, v) for d, c, t, v in rows]
+
+    def scheduled_variants(self, segment: str, exclude_week: date | None = None) -> set[str]:
+        """The variants on any of the segment's calendars (but the week ``exclude_week``)."""
+        with self._reading() as conn:
+            rows = conn.execute("select variant_id from creative_calendar where segment = ? and week <> ?",
+                                (segment, exclude_week.isoformat() if exclude_week else "")).fetchall()
+        return {r[0] for r in rows}
 
     # -- counts and promotions --------------------------------------------------------------------------
 

@@ -1,14 +1,18 @@
 """The creative store's contract, run over every backend (``sqlite`` and ``postgresql``): variants keep their
-status, approvals follow the guardrails, counts are written absolutely or added, promotions replace each other."""
+status, approvals follow the guardrails, counts are written absolutely or added, promotions replace each other,
+pictures keep their bytes and calendars are replaced week by week."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from policies.creative.models import Status, VariantNotFound, Verdict, make_variant
+from policies.creative.models import CalendarEntry, ImageAsset, Status, VariantNotFound, Verdict, make_variant
 from policies.creative.serving import check_promotion, select_creative
 from policies.creative.store import Counts, CreativeStore, Promotion
 
@@ -60,3 +64,23 @@ def test_counts_and_promotions(store: CreativeStore) -> None:
     assert select_creative("vip", store=store) == (store.get(a.variant_id).variant, 1.0)
     store.promote(Promotion("vip", "email_subject", b.variant_id, 0.97, 2000))  # a later promotion replaces it
     assert store.promotion("vip", "email_subject").variant_id == b.variant_id
+
+
+def test_pictures_and_calendars(store: CreativeStore) -> None:
+    picture = make_variant("image", "vip", "Meet the parka", critical=True)
+    content = bytes(range(256)) * 4  # any bytes, zero and high ones included
+    asset = ImageAsset(picture.variant_id, "a parka", "image/png", content, hashlib.sha256(content).hexdigest(), 8, 4, True)
+    store.add_images([asset])
+    store.add_images([replace(asset, content=b"other")])  # a picture already stored stays as it is
+    store.add([(picture, Verdict(passed=True), False)])
+    assert store.image(picture.variant_id) == asset and store.get(picture.variant_id).status is Status.PENDING
+    with pytest.raises(VariantNotFound):
+        store.image("nope")
+    week, other = date(2026, 12, 7), date(2026, 12, 14)
+    entries = [CalendarEntry(week, week + timedelta(days=d), "09:00", "linkedin", "vip", f"cv-{d}") for d in (1, 0)]
+    store.set_calendar(week, "vip", entries)
+    assert store.calendar(week, "vip") == entries[::-1] and store.calendar(week, "new") == []
+    store.set_calendar(other, "vip", entries[:1])
+    store.set_calendar(week, "vip", entries[1:])  # replaced, not added to
+    assert store.calendar(week, "vip") == entries[1:]
+    assert store.scheduled_variants("vip") == {"cv-0", "cv-1"} and store.scheduled_variants("vip", exclude_week=other) == {"cv-0"}
