@@ -89,6 +89,8 @@ class LeadCreatedProperties(Properties):
     acquisition_source: ShortText | None = None
     campaign_id: Identifier | None = None
     anonymous_id: Identifier | None = None
+    push_token: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
+        None, description="The app's Firebase Cloud Messaging registration token (push messages go to it).")
 
 
 class LeadCreated(EventBase):
@@ -149,6 +151,8 @@ class MessageProperties(Properties):
     campaign_id: Identifier | None = None
     creative_id: Identifier | None = None
     decision_id: Identifier | None = Field(None, description="The decision_made event that sent it.")
+    provider_message_id: ShortText | None = Field(
+        None, description="The provider's id of the message (SendGrid X-Message-Id, Twilio sid, FCM name).")
 
 
 class EmailSentProperties(MessageProperties):
@@ -192,6 +196,59 @@ class PushSent(EventBase):
 class PushOpen(EventBase):
     event_type: Literal["push_open"] = "push_open"
     properties: MessageProperties = MessageProperties()
+
+
+class EmailDelivered(EventBase):
+    """The e-mail provider handed the message to the recipient's mail server."""
+
+    event_type: Literal["email_delivered"] = "email_delivered"
+    properties: MessageProperties = MessageProperties()
+
+
+class BounceProperties(MessageProperties):
+    kind: Literal["bounce", "blocked", "dropped"] = "bounce"
+    reason: LongText | None = None
+
+
+class EmailBounced(EventBase):
+    """The e-mail could not be delivered (the provider's bounce, block or drop)."""
+
+    event_type: Literal["email_bounced"] = "email_bounced"
+    properties: BounceProperties = BounceProperties()
+
+
+class SmsDelivered(EventBase):
+    event_type: Literal["sms_delivered"] = "sms_delivered"
+    properties: MessageProperties = MessageProperties()
+
+
+class SmsFailedProperties(MessageProperties):
+    status: Literal["undelivered", "failed"] = "undelivered"
+    error_code: ShortText | None = None
+
+
+class SmsFailed(EventBase):
+    event_type: Literal["sms_failed"] = "sms_failed"
+    properties: SmsFailedProperties = SmsFailedProperties()
+
+
+class PushDelivered(EventBase):
+    event_type: Literal["push_delivered"] = "push_delivered"
+    properties: MessageProperties = MessageProperties()
+
+
+class MessageSuppressedProperties(MessageProperties):
+    """Why a decided message was not sent: a guardrail that no longer held at the moment of sending, no address
+    to send to, the provider refusing the request, or a send cut off by a crash (``outcome_unknown``: not repeated)."""
+
+    channel: Channel
+    reason: Literal["consent", "frequency_cap", "quiet_hours", "no_address", "rejected", "outcome_unknown"]
+    detail: LongText | None = None
+
+
+class MessageSuppressed(EventBase):
+    event_type: Literal["message_suppressed"] = "message_suppressed"
+    properties: MessageSuppressedProperties
 
 
 class OfferSentProperties(MessageProperties):
@@ -539,6 +596,12 @@ Event = Annotated[
         | SmsClick
         | PushSent
         | PushOpen
+        | EmailDelivered
+        | EmailBounced
+        | SmsDelivered
+        | SmsFailed
+        | PushDelivered
+        | MessageSuppressed
         | OfferSent
         | AdImpression
         | AdClick
@@ -578,6 +641,11 @@ CHANNEL_OF_EVENT: dict[str, Channel] = {
     "sms_click": Channel.SMS,
     "push_sent": Channel.PUSH,
     "push_open": Channel.PUSH,
+    "email_delivered": Channel.EMAIL,
+    "email_bounced": Channel.EMAIL,
+    "sms_delivered": Channel.SMS,
+    "sms_failed": Channel.SMS,
+    "push_delivered": Channel.PUSH,
     "ad_impression": Channel.AD,
     "ad_click": Channel.AD,
 }

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 PII_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType({
-    "lead_created": frozenset({"email", "first_name", "last_name", "company", "phone"}),
+    "lead_created": frozenset({"email", "first_name", "last_name", "company", "phone", "push_token"}),
     "identity_merged": frozenset({"identifiers"}),  # kind:value strings (email:ann@example.com)
 })
 """Event type -> the properties that hold personal data (a string, or a list of strings)."""
