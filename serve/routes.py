@@ -45,6 +45,7 @@ from serve.schemas import (
     NextBestActionIn,
     NextBestActionOut,
 )
+from serve.webhooks import add_webhook_routes
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def build_api(engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(PolicyNotLoaded, _not_loaded)
     app.add_exception_handler(LogUnavailable, _log_unavailable)
     app.add_exception_handler(PostgresUnavailable, _state_unavailable)
-    for add_routes in (add_ops_routes, add_event_routes, add_customer_routes, add_decision_routes):
+    for add_routes in (add_ops_routes, add_event_routes, add_customer_routes, add_decision_routes, add_webhook_routes):
         add_routes(app)
     return app
 
