@@ -20,6 +20,7 @@ from agents.projector import ProjectorConfig
 from agents.runtime import Agent
 from agents.scoring import ScoringAgent, load_scorer
 from agents.supervisor import AgentSupervisor, tick_event
+from channels.dispatcher import DispatchAgent, DispatchConfig
 from data.log import open_log
 from data.settings import get_settings
 
@@ -33,7 +34,7 @@ AddressOption = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (e.g. auto). Without it, `up` runs a local cluster in the foreground.")
 ]
 NamespaceOption = Annotated[str, typer.Option("--namespace", help="Ray namespace of the shard actors.")]
-KNOWN = ("scoring", "journey", "bidding", "creative")
+KNOWN = ("scoring", "journey", "bidding", "creative", "dispatch")
 
 
 def build_agents(names: list[str]) -> list[Agent]:
@@ -49,6 +50,8 @@ def build_agents(names: list[str]) -> list[Agent]:
             out.append(BiddingAgent())
         elif name == "creative":
             out.append(CreativeAgent())
+        elif name == "dispatch":  # sends the journey's decisions through the providers of AME_CHANNELS_*
+            out.append(DispatchAgent(DispatchConfig(ledger_url=settings.state_store_url())))
         else:
             raise typer.BadParameter(f"unknown agent {name!r}; known: {', '.join(KNOWN)}")
     return out
