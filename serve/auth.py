@@ -2,7 +2,8 @@
 
 A key is a random token (``ame_`` + 32 url-safe bytes) shown once when it is made; the store keeps only its
 SHA-256 (a slow password hash buys nothing for 256-bit random tokens, and would cost every request). Scopes:
-``ingest`` (POST /v1/events), ``decide`` (reads and decisions), ``admin`` (everything). A request without a
+``ingest`` (POST /v1/events), ``decide`` (reads and decisions), ``approve`` (the creative review page and its
+approvals), ``admin`` (everything). A request without a
 known key answers 401; a known key without the route's scope answers 403.
 
 The key file is JSON: ``{"keys": [{"name": "crm", "sha256": "<hex>", "scopes": ["ingest"]}]}``
@@ -21,8 +22,8 @@ from typing import Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Scope = Literal["ingest", "decide", "admin"]
-SCOPES: tuple[str, ...] = ("ingest", "decide", "admin")
+Scope = Literal["ingest", "decide", "approve", "admin"]
+SCOPES: tuple[str, ...] = ("ingest", "decide", "approve", "admin")
 
 
 class AuthError(Exception):
