@@ -8,6 +8,7 @@ re-run adds nothing twice. Every client call has a timeout.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -63,8 +64,14 @@ class BigQueryWarehouse:
         if client is None:
             from google.cloud import bigquery  # lazy: a Google client is heavy
 
+            # against a local emulator (BIGQUERY_EMULATOR_HOST, which the client honours) no credentials exist
+            credentials = None
+            if os.environ.get("BIGQUERY_EMULATOR_HOST"):
+                from google.auth.credentials import AnonymousCredentials  # lazy: a Google client is heavy
+
+                credentials = AnonymousCredentials()
             try:
-                client = bigquery.Client(project=self.project, location=location)
+                client = bigquery.Client(project=self.project, location=location, credentials=credentials)
             except Exception as error:  # noqa: BLE001 - credentials or project problems
                 raise WarehouseUnavailable(
                     f"cannot create a BigQuery client for {url}: {error}. Run `gcloud auth application-default "
