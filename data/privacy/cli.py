@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from data.events import validate_event
-from data.privacy.erase import erase_customer, export_customer
+from data.privacy.erase import ErasureReport, erase_customer, export_customer
 from data.privacy.errors import PrivacyError
 from data.privacy.keystore import open_key_store
 from data.settings import get_settings
@@ -34,7 +34,7 @@ def erase_command(
     log: LogOption = None,
     state: StateOption = None,
     warehouse: Annotated[str | None, typer.Option("--warehouse",
-                                                  help="DuckDB warehouse URL (default: AME_WAREHOUSE); 'none' skips it.")] = None,
+                                                  help="Warehouse URL, DuckDB or BigQuery (default: AME_WAREHOUSE); 'none': skip.")] = None,
     by: Annotated[str | None, typer.Option("--by", help="Who requested the erasure (recorded on the event).")] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Ticket or legal reference (no personal data).")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
@@ -60,17 +60,24 @@ def erase_command(
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return
-    table = Table(title=f"erased {customer_id} (event {report.event_id})")
+    console.print(_report_table(report))
+    if report.log_note:
+        console.print(f"log: {report.log_note}")
+    console.print(f"key deleted: {'yes' if report.key_deleted else 'no (none was stored)'}")
+
+
+def _report_table(report: ErasureReport) -> Table:
+    """What the erasure changed, store by store (and table by table in a BigQuery warehouse)."""
+    table = Table(title=f"erased {report.customer_id} (event {report.event_id})")
     for column in ("where", "cells anonymized", "rows redacted", "WAL truncated"):
         table.add_column(column)
     for name, scrub in (("log", report.log), ("dead letters", report.dead_letters), ("state", report.state),
                         ("warehouse", report.warehouse)):
         if scrub is not None:
             table.add_row(name, f"{scrub.cells:,}", f"{scrub.rows_redacted:,}", "yes" if scrub.wal_truncated else "no (busy)")
-    console.print(table)
-    if report.log_note:
-        console.print(f"log: {report.log_note}")
-    console.print(f"key deleted: {'yes' if report.key_deleted else 'no (none was stored)'}")
+    for name, rows in (report.warehouse.tables.items() if report.warehouse else ()):
+        table.add_row(f"  warehouse {name}", f"{rows:,}", "-", "-")
+    return table
 
 
 @privacy_app.command("export")

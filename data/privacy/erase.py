@@ -33,6 +33,7 @@ from data.log import open_log
 from data.log.base import from_micros
 from data.log.sqlite import sqlite_path
 from data.postgres_db import is_postgres_url
+from data.privacy.bigquery_scrub import pii_in_bigquery, scrub_bigquery
 from data.privacy.codec import FieldCodec, codec_for_log
 from data.privacy.errors import UnsupportedForErasure
 from data.privacy.postgres_scrub import pii_in_postgres, scrub_postgres
@@ -47,6 +48,7 @@ from data.privacy.scrub import (
 from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
 from data.settings import get_settings
+from data.warehouse.bigquery_backend import BigQueryWarehouse
 from data.warehouse.duckdb_backend import duckdb_path
 
 PUBSUB_LOG_NOTE = (
@@ -74,7 +76,8 @@ class ErasureReport:
 
     def to_dict(self) -> dict[str, Any]:
         def scrub(s: ScrubCount | None) -> dict[str, Any] | None:
-            return None if s is None else {"cells": s.cells, "rows_redacted": s.rows_redacted, "wal_truncated": s.wal_truncated}
+            return None if s is None else {"cells": s.cells, "rows_redacted": s.rows_redacted, "wal_truncated": s.wal_truncated,
+                                           **({"tables": dict(s.tables)} if s.tables else {})}
 
         return {"customer_id": self.customer_id, "event_id": self.event_id, "key_deleted": self.key_deleted,
                 "pii_values": self.pii_values, "log": scrub(self.log), "log_note": self.log_note,
@@ -130,21 +133,23 @@ def erase_customer(
     :param log_url: the event log: ``sqlite:///`` (scrubbed too) or ``pubsub://`` (key deleted, topic not
         scrubbed: see the module docstring; the local dead-letter store is swept).
     :param state_url: the state store (``sqlite:///`` or ``postgresql://``), swept for copies; None: skipped.
-    :param warehouse_url: the DuckDB warehouse, anonymized and rewritten; None: skipped. Nothing else may hold
-        the DuckDB file open.
+    :param warehouse_url: the warehouse, anonymized: a DuckDB file (then rewritten; nothing else may hold it
+        open) or ``bigquery://project/dataset`` (DML on every table, per table in the report); None: skipped.
     :param requested_by: who asked (recorded on the event).
     :param reason: why (recorded on the event; no personal data).
     """
     on_pubsub = log_url.startswith("pubsub://")
     log_path = None if on_pubsub else _erasable_log_file(log_url)
-    warehouse_path = _warehouse_file(warehouse_url) if warehouse_url else None
+    on_bigquery = bool(warehouse_url and warehouse_url.startswith("bigquery://"))
+    warehouse_path = _warehouse_file(warehouse_url) if warehouse_url and not on_bigquery else None
     state_pg = state_url if state_url and is_postgres_url(state_url) else None
     state_path = sqlite_path(state_url) if state_url and not state_pg else None
     codec = codec_for_log(log_url)
     try:
         values = pii_in_copies(customer_id, codec, state_path, warehouse_path) if on_pubsub else gather_pii(log_url, customer_id, codec)
-        if on_pubsub and state_pg:
-            extra = PiiValues.of(pii_in_postgres(state_pg, customer_id))
+        if on_pubsub and (state_pg or on_bigquery):
+            extra = PiiValues.of((pii_in_postgres(state_pg, customer_id) if state_pg else [])
+                                 + (_bigquery_pii(warehouse_url, customer_id, codec) if on_bigquery else []))
             values = PiiValues(values.distinctive | extra.distinctive, values.names | extra.names)
         had_key = codec.keys.keys([customer_id], create=False).get(customer_id) is not None
         requested_by = requested_by or f"cli:{getpass.getuser()}"
@@ -172,6 +177,8 @@ def erase_customer(
     if state_pg:
         state_scrub = scrub_postgres(state_pg, customer_id, values)
     warehouse_scrub = scrub_duckdb(warehouse_path, customer_id, values) if warehouse_path else None
+    if on_bigquery:
+        warehouse_scrub = _scrub_bigquery(warehouse_url, customer_id, values)
     return ErasureReport(customer_id, event.event_id, had_key, len(values.all), log_scrub, state_scrub, warehouse_scrub,
                          log_note, letters_scrub)
 
@@ -188,8 +195,30 @@ def _erasable_log_file(log_url: str) -> Path:
 def _warehouse_file(warehouse_url: str) -> Path:
     if not warehouse_url.startswith("duckdb:///"):
         raise UnsupportedForErasure(
-            f"erasure rewrites DuckDB warehouses only; for {warehouse_url!r} run the UPDATE in the README (Privacy)")
+            f"erasure reaches DuckDB (duckdb:///path) and BigQuery (bigquery://project/dataset) warehouses;"
+            f" {warehouse_url!r} is neither")
     return duckdb_path(warehouse_url)
+
+
+def _bigquery(warehouse_url: str) -> BigQueryWarehouse:
+    return BigQueryWarehouse(warehouse_url, location=get_settings().warehouse_bigquery_location or None)
+
+
+def _bigquery_pii(warehouse_url: str, customer_id: str, codec: FieldCodec) -> list[tuple[str, Any]]:
+    """The customer's PII values held by a BigQuery warehouse (for a Pub/Sub log, which cannot be read back)."""
+    warehouse = _bigquery(warehouse_url)
+    try:
+        return pii_in_bigquery(warehouse, customer_id, codec)
+    finally:
+        warehouse.close()
+
+
+def _scrub_bigquery(warehouse_url: str, customer_id: str, values: PiiValues) -> ScrubCount:
+    warehouse = _bigquery(warehouse_url)
+    try:
+        return scrub_bigquery(warehouse, customer_id, values)
+    finally:
+        warehouse.close()
 
 
 def export_customer(customer_id: str, log_url: str, state_url: str | None = None, accessor: str | None = None) -> dict[str, Any]:
