@@ -30,7 +30,7 @@ from agents.polling import LoopTiming, PollingLoop, RateMeter, catch_up, was_rec
 from agents.state_repository import AgentStateRepository, Record, consumer_name, shared_state_url, state_store_url
 from data.events import EventBase
 from data.hotpath import cyclic_gc_paused
-from data.log import EventLog, StoredEvent, open_log
+from data.log import PositionalLog, StoredEvent, open_log, positional
 from data.settings import get_settings
 from data.sharding import BROADCAST_CUSTOMER, Shard, shard_of, stable_hash
 
@@ -184,7 +184,7 @@ class AgentShard:
         self.agent = agent
         self.config = config
         self.consumer = consumer_name(agent.name, config.shard, config.shards)
-        self.log: EventLog = open_log(config.log_url)
+        self.log: PositionalLog = positional(open_log(config.log_url), f"agent shard {agent.name}")
         url = state_store_url(config.state_dir, agent.name, config.shard, config.shards, config.state_store)
         self.state = AgentStateRepository.open(url, self.consumer, config.state_read_chunk)
         reconstructed = was_reconstructed()

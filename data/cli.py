@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from data.log import EventLog, LogError, open_log
-from data.log.base import StoredEvent
+from data.log.base import StoredEvent, positional
 from data.log.ingest import IngestReport, ingest_lines, redrive
 from data.projections.base import Projector
 from data.projections.profile import CustomerProfile, ProfileProjection
@@ -155,7 +155,7 @@ def tail_command(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
 ) -> None:
     """Print the last events of the log, optionally filtered by type, and follow new ones."""
-    log = _open(log_url)
+    log = positional(_open(log_url), "ame events tail")
     head = log.head()
     after = max(0, head - n * (50 if event_type else 1))
     events: list[StoredEvent] = []

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.journey_decision import JourneyRules
 from agents.state_reader import AgentStateReader
 from data.dead_letter_counts import dead_letter_counts
-from data.log import EventLog, open_log
+from data.log import EventLog, open_log, positional
 from data.projections.profile import CustomerProfile, ProfileProjection
 from data.projections.store import open_state_store
 from data.settings import Settings, get_settings
@@ -188,7 +188,7 @@ class Engine:
         return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
     def event_lag(self) -> int:
-        return max(0, self.log.head() - self.state.position("profile"))
+        return max(0, positional(self.log, "the event-lag metric").head() - self.state.position("profile"))
 
     def profile(self, customer_id: str) -> CustomerProfile | None:
         """The customer's profile as the projection holds it (None: no such customer yet)."""

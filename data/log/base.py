@@ -1,4 +1,7 @@
-"""The event log's interface: what every backend (embedded SQLite, Pub/Sub) offers."""
+"""The event log's interface, split by capability: every backend is an :class:`EventSink` with
+:class:`DeadLetters`; the embedded SQLite and the PostgreSQL logs are :class:`PositionalReader` s too, Pub/Sub is
+not. Callers that need positions check with :func:`positional` (an ``isinstance`` on the runtime-checkable
+protocol) and get a clear error naming the backend."""
 
 from __future__ import annotations
 
@@ -178,15 +181,28 @@ class LogStats:
     size_bytes: int | None = None
 
 
-@runtime_checkable
-class EventLog(Protocol):
-    """An append-only, idempotent log of events with a dead-letter store."""
+class PositionsUnsupported(LogError):
+    """The backend keeps no log positions, so it cannot be read, replayed or waited on by position."""
 
-    url: str
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Takes events: every backend is one."""
 
     def append(self, events: Iterable[EventBase | Mapping[str, Any]]) -> AppendResult:
-        """Append a batch in one transaction; events whose event_id is already stored are skipped."""
+        """Validate and append a batch: all of it or, on a validation error, none of it. A backend that keeps
+        positions skips events whose event_id it holds (and counts them as duplicates); one that does not
+        (Pub/Sub) leaves the de-duplication to its consumers."""
         ...
+
+    def stats(self) -> LogStats: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class PositionalReader(Protocol):
+    """Reads events by their gap-free position: what replays, projections, the loader and `tail` need."""
 
     def read(
         self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None, shard: Shard | None = None
@@ -210,6 +226,15 @@ class EventLog(Protocol):
         """The last position written (0 for an empty log)."""
         ...
 
+    def wait(self, after: int, timeout_s: float) -> int:
+        """Block until the head passes ``after`` or ``timeout_s`` runs out; the head then."""
+        ...
+
+
+@runtime_checkable
+class DeadLetters(Protocol):
+    """Keeps rejected input with the reason, lists it and records its re-drive."""
+
     def dead_letter(self, rejected: Sequence[RejectedInput]) -> int:
         """Store rejected input; the same raw bytes twice are kept once (and counted)."""
         ...
@@ -220,12 +245,47 @@ class EventLog(Protocol):
 
     def update_dead_letter(self, letter_id: int, raw: bytes, reason: str) -> None: ...
 
-    def stats(self) -> LogStats: ...
+    def dead_letter_counts(self) -> tuple[int, int]:
+        """(pending, redriven) dead letters."""
+        ...
 
-    def close(self) -> None: ...
+
+@runtime_checkable
+class EventLog(EventSink, DeadLetters, Protocol):
+    """What every backend offers (:func:`data.log.open_log` returns one): a sink with a dead-letter store."""
+
+    url: str
 
 
-def replay_all(log: EventLog, event_types: Sequence[str], after: int = 0, batch: int = 200_000) -> Iterator[ReplayEvent]:
+@runtime_checkable
+class PositionalLog(EventLog, PositionalReader, Protocol):
+    """A log read by position as well (the embedded SQLite log, the PostgreSQL log)."""
+
+
+CAPABILITIES: tuple[type, ...] = (EventSink, PositionalReader, DeadLetters)
+"""The capabilities a backend may claim, in the order the docs' table lists them."""
+
+
+def capabilities(backend: object) -> list[str]:
+    """The names of the capabilities ``backend`` (an instance or a class) implements."""
+    test = issubclass if isinstance(backend, type) else isinstance
+    return [c.__name__ for c in CAPABILITIES if test(backend, c)]  # type: ignore[operator]
+
+
+def positional(log: EventLog, needed_by: str) -> PositionalLog:
+    """``log`` as a positional reader, for ``needed_by``; :class:`PositionsUnsupported` naming the backend and
+    what it lacks when it keeps no positions."""
+    if isinstance(log, PositionalReader):
+        return log  # type: ignore[return-value]
+    backend = log.url.split("://", 1)[0]
+    raise PositionsUnsupported(
+        f"{needed_by} reads the log by position, but the {backend} log {log.url} is not a positional reader: it keeps "
+        "no positions (it offers: " + ", ".join(capabilities(log)) + "). Use a sqlite:/// or postgresql:// log, "
+        "or consume a Pub/Sub log through a subscription and replay it from the warehouse raw table (raw_events)."
+    )
+
+
+def replay_all(log: PositionalReader, event_types: Sequence[str], after: int = 0, batch: int = 200_000) -> Iterator[ReplayEvent]:
     """Every event of ``event_types`` after ``after``, in log order, with their properties, page by page."""
     position = after
     while True:

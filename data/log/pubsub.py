@@ -11,8 +11,10 @@
   every ``event_id`` in ``processed_events`` and the consumer's position, and acks only after that commit.
   Pub/Sub delivers at least once; the ``processed_events`` table makes processing effectively once.
 
-Pub/Sub has no log positions: reading by position raises :class:`PositionsUnsupported`. Consume through a
-subscription, or replay from the warehouse raw table (the durable copy of every event).
+Pub/Sub has no log positions, so this backend is an :class:`~data.log.base.EventSink` with
+:class:`~data.log.base.DeadLetters`, not a :class:`~data.log.base.PositionalReader`: a caller that needs positions
+gets :class:`PositionsUnsupported` from :func:`~data.log.base.positional`. Consume through a subscription, or
+replay from the warehouse raw table (the durable copy of every event).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
 
 import orjson
@@ -34,13 +36,10 @@ from data.events import EventBase, EventError, validate_event
 from data.log.base import (
     AppendResult,
     DeadLetter,
-    LogError,
     LogStats,
     LogUnavailable,
-    ReadBatch,
+    PositionsUnsupported,
     RejectedInput,
-    ReplayEvent,
-    StoredEvent,
     from_micros,
     properties_json,
 )
@@ -49,7 +48,6 @@ from data.log.pubsub_admin import TopicRef, parse_pubsub_url
 from data.privacy.codec import FieldCodec
 from data.privacy.registry import TOKEN_PREFIX
 from data.settings import get_settings
-from data.sharding import Shard
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +67,6 @@ _RETRYABLE = gretry.if_exception_type(
 
 _TOKEN_MARK = b'"' + TOKEN_PREFIX.encode()
 """How an encrypted value starts inside a message body (a JSON string holding a token)."""
-
-
-class PositionsUnsupported(LogError):
-    """Pub/Sub keeps no log positions, so the log cannot be read or replayed by position."""
 
 
 def _iso(moment: Any) -> str:
@@ -114,7 +108,8 @@ def decode_message(data: bytes, codec: FieldCodec | None = None) -> EventBase:
 
 
 class PubSubEventLog:
-    """The Pub/Sub backend of :class:`~data.log.base.EventLog`: publishes; consumers read via subscriptions."""
+    """The Pub/Sub backend (``pubsub://project/topic``): an :class:`~data.log.base.EventSink` with
+    :class:`~data.log.base.DeadLetters`; it publishes, and consumers read through subscriptions."""
 
     def __init__(
         self,
@@ -207,31 +202,6 @@ class PubSubEventLog:
         """Un-pause ordering keys after a failure (the client pauses a key whose publish failed)."""
         for key in keys:
             self._publisher.resume_publish(self.topic_path, key)
-
-    def _no_positions(self, what: str) -> PositionsUnsupported:
-        return PositionsUnsupported(
-            f"{what} is not possible on {self.url}: Pub/Sub keeps no log positions. Consume through a subscription "
-            "(data.log.pubsub.PubSubSubscriber) or replay from the warehouse raw table (raw_events), the durable "
-            "copy of every event."
-        )
-
-    def read(
-        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None, shard: Shard | None = None
-    ) -> ReadBatch[StoredEvent]:
-        raise self._no_positions("read(after=...)")
-
-    def replay(
-        self,
-        after: int = 0,
-        limit: int = 1000,
-        event_types: Sequence[str] | None = None,
-        properties_of: Collection[str] = (),
-        shard: Shard | None = None,
-    ) -> ReadBatch[ReplayEvent]:
-        raise self._no_positions("replay(after=...)")
-
-    def head(self) -> int:
-        raise self._no_positions("head()")
 
     # -- dead letters: the embedded log's table, in a local SQLite file ----------------------------------
 

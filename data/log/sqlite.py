@@ -37,6 +37,7 @@ from data.log.base import (
     properties_json,
     to_micros,
 )
+from data.settings import get_settings
 from data.sharding import BROADCAST_CUSTOMER, Shard, customer_hash
 from data.sqlite_files import enable_wal, sqlite_path
 
@@ -169,10 +170,12 @@ def event_rows(events: Sequence[EventBase], recorded_at_us: int) -> list[EventRo
 
 
 class SqliteEventLog:
-    """The embedded backend of :class:`~data.log.base.EventLog` (``sqlite:///path``)."""
+    """The embedded backend (``sqlite:///path``): an :class:`~data.log.base.EventSink`,
+    :class:`~data.log.base.PositionalReader` and :class:`~data.log.base.DeadLetters` store."""
 
     def __init__(self, url: str, busy_timeout_ms: int = 60_000) -> None:
         self.url = url
+        self._poll_s = get_settings().log_wait_poll_s
         self.path = sqlite_path(url)
         self._conn = connect(self.path, busy_timeout_ms)
         self._lock = threading.Lock()
@@ -291,6 +294,13 @@ class SqliteEventLog:
     def head(self) -> int:
         with self._lock:
             return self._conn.execute("select coalesce(max(position), 0) from events").fetchone()[0]
+
+    def wait(self, after: int, timeout_s: float) -> int:
+        """Poll the head every ``AME_LOG_WAIT_POLL_S`` until it passes ``after`` or ``timeout_s`` runs out."""
+        deadline = time.monotonic() + timeout_s
+        while (head := self.head()) <= after and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(self._poll_s, left))
+        return head
 
     # -- dead letters -----------------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ see plaintext, and an erased customer's PII as null. :func:`data.log.open_log` w
 
 The key store is opened on the first event that carries PII: most batches hold none and cost one type test each.
 This module needs only the log's interface, for typing, so the log may import it without a cycle.
+The wrapper claims the capabilities of its backend: around a positional reader (SQLite, PostgreSQL) it is an
+:class:`EncryptingPositionalLog`, around Pub/Sub a sink with dead letters only.
 """
 
 from __future__ import annotations
@@ -24,7 +26,18 @@ from data.privacy.registry import PII_EVENT_TYPES
 from data.sharding import Shard
 
 if TYPE_CHECKING:
-    from data.log.base import AppendResult, DeadLetter, E, EventLog, LogStats, ReadBatch, RejectedInput, ReplayEvent, StoredEvent
+    from data.log.base import (
+        AppendResult,
+        DeadLetter,
+        E,
+        EventLog,
+        LogStats,
+        PositionalLog,
+        ReadBatch,
+        RejectedInput,
+        ReplayEvent,
+        StoredEvent,
+    )
 
 
 class EncryptingLog:
@@ -33,7 +46,16 @@ class EncryptingLog:
     :param inner: the backend (:class:`~data.log.sqlite.SqliteEventLog`, :class:`~data.log.pubsub.PubSubEventLog`).
     :param codec: opens the codec on first use; default: the key store and switch of the settings for this log
         (``AME_KEY_STORE``, ``AME_PRIVACY_ENCRYPT``).
+
+    Constructed around a positional reader, it is an :class:`EncryptingPositionalLog`.
     """
+
+    def __new__(cls, inner: EventLog | None = None, codec: Callable[[], FieldCodec] | None = None) -> Self:
+        from data.log.base import PositionalReader  # here, not at the top: data.log imports this module
+
+        if cls is EncryptingLog and isinstance(inner, PositionalReader):
+            cls = EncryptingPositionalLog  # type: ignore[assignment]
+        return super().__new__(cls)
 
     def __init__(self, inner: EventLog, codec: Callable[[], FieldCodec] | None = None) -> None:
         self.inner = inner
@@ -58,32 +80,6 @@ class EncryptingLog:
         if any(e.event_type in PII_EVENT_TYPES for e in validated):
             validated = self.codec.protect_events(validated)
         return self.inner.append(validated)
-
-    def read(
-        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None, shard: Shard | None = None
-    ) -> ReadBatch[StoredEvent]:
-        return self._revealed(self.inner.read(after, limit, event_types, shard))
-
-    def replay(
-        self,
-        after: int = 0,
-        limit: int = 1000,
-        event_types: Sequence[str] | None = None,
-        properties_of: Collection[str] = (),
-        shard: Shard | None = None,
-    ) -> ReadBatch[ReplayEvent]:
-        batch = self.inner.replay(after, limit, event_types, properties_of, shard)
-        return self._revealed(batch) if PII_EVENT_TYPES.intersection(properties_of) else batch
-
-    def _revealed(self, batch: ReadBatch[E]) -> ReadBatch[E]:
-        """The batch with its tokens decrypted; the batch itself when it holds none (nearly always)."""
-        if not any(e.event_type in PII_EVENT_TYPES and holds_token(e.properties_json) for e in batch.events):
-            return batch
-        codec = self.codec
-        return dataclasses.replace(batch, events=[codec.reveal_event(e) for e in batch.events])
-
-    def head(self) -> int:
-        return self.inner.head()
 
     # -- dead letters and introspection: the backend's own ------------------------------------------------
 
@@ -119,3 +115,38 @@ class EncryptingLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EncryptingPositionalLog(EncryptingLog):
+    """:class:`EncryptingLog` around a backend that reads by position: its reads come back decrypted."""
+
+    inner: PositionalLog
+
+    def read(
+        self, after: int = 0, limit: int = 1000, event_types: Sequence[str] | None = None, shard: Shard | None = None
+    ) -> ReadBatch[StoredEvent]:
+        return self._revealed(self.inner.read(after, limit, event_types, shard))
+
+    def replay(
+        self,
+        after: int = 0,
+        limit: int = 1000,
+        event_types: Sequence[str] | None = None,
+        properties_of: Collection[str] = (),
+        shard: Shard | None = None,
+    ) -> ReadBatch[ReplayEvent]:
+        batch = self.inner.replay(after, limit, event_types, properties_of, shard)
+        return self._revealed(batch) if PII_EVENT_TYPES.intersection(properties_of) else batch
+
+    def _revealed(self, batch: ReadBatch[E]) -> ReadBatch[E]:
+        """The batch with its tokens decrypted; the batch itself when it holds none (nearly always)."""
+        if not any(e.event_type in PII_EVENT_TYPES and holds_token(e.properties_json) for e in batch.events):
+            return batch
+        codec = self.codec
+        return dataclasses.replace(batch, events=[codec.reveal_event(e) for e in batch.events])
+
+    def head(self) -> int:
+        return self.inner.head()
+
+    def wait(self, after: int, timeout_s: float) -> int:
+        return self.inner.wait(after, timeout_s)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from data.hotpath import cyclic_gc_paused
-from data.log.base import EventLog, ReplayEvent
+from data.log.base import EventLog, ReplayEvent, positional
 from data.projections.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Projector(Generic[S]):
     ) -> None:
         """:param before_commit: called inside each batch's transaction, after the state is written and before
             the commit, with the batch's new position (a seam for fault-injection tests)."""
-        self.log = log
+        self.log = positional(log, f"the {projection.name} projector")
         self.store = store
         self.projection = projection
         self.batch_size = batch_size

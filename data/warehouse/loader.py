@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from data.log.base import EventLog
+from data.log.base import EventLog, positional
 from data.warehouse.base import LoadResult, Warehouse
 from data.warehouse.rows import raw_row
 
@@ -37,6 +37,7 @@ def load_events(
     :param max_events: stop after about this many events (None: up to the log's head).
     :param progress: called with the number of rows loaded after each batch.
     """
+    event_log = positional(event_log, "the warehouse loader")
     warehouse.ensure_raw()
     stream = stream_name(event_log.url)
     start = position = warehouse.loaded_position(stream)

@@ -1,34 +1,94 @@
-"""The event log contract, run against every backend (the embedded SQLite log here; Pub/Sub joins later)."""
+"""The event log contract, run against every backend: the embedded SQLite log, PostgreSQL and Pub/Sub (on the
+emulator). Each test names the capabilities it needs (:func:`claiming`) and runs on every backend whose class
+claims them all, so a backend is tested on exactly what it says it does."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import sqlite3
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from google.cloud import pubsub_v1
 
 from data.events import EventValidationError, validate_event
-from data.log import EventLog, UnsupportedBackend, open_log
+from data.log import (
+    DeadLetters,
+    EventLog,
+    EventSink,
+    PositionalReader,
+    PositionsUnsupported,
+    UnsupportedBackend,
+    capabilities,
+    open_log,
+    positional,
+)
 from data.log.base import RejectedInput
 from data.log.ingest import ingest_lines, redrive
-from data.log.sqlite import EventRow, event_row, event_rows, sqlite_path
+from data.log.postgres import PostgresEventLog
+from data.log.pubsub import PubSubEventLog
+from data.log.pubsub_admin import ensure_topic, parse_pubsub_url
+from data.log.sqlite import EventRow, SqliteEventLog, event_row, event_rows, sqlite_path
 from data.sharding import BROADCAST_CUSTOMER, Shard, customer_hash, shard_of
 from data.synthetic import synthetic_dicts, synthetic_events
 
-BACKENDS = ["sqlite"]
+BACKENDS: dict[str, type] = {"sqlite": SqliteEventLog, "postgresql": PostgresEventLog, "pubsub": PubSubEventLog}
+_MARKS = {"pubsub": [pytest.mark.emulator]}
 
 
-@pytest.fixture(params=BACKENDS)
+def claiming(*needed: type) -> pytest.MarkDecorator:
+    """Run the test's ``log`` on every backend that claims all of ``needed``."""
+    names = [name for name, cls in BACKENDS.items() if all(issubclass(cls, c) for c in needed)]
+    return pytest.mark.parametrize("log", [pytest.param(n, id=n, marks=_MARKS.get(n, ())) for n in names], indirect=True)
+
+
+def _url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh log of ``backend``: a file, a schema of its own, or a new topic."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    if backend == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    request.getfixturevalue("pubsub_emulator")
+    url = f"pubsub://ame-test/log-contract-{uuid.uuid4().hex[:10]}"
+    publisher = pubsub_v1.PublisherClient()
+    ensure_topic(publisher, parse_pubsub_url(url).path)
+    publisher.stop()
+    return url
+
+
+@pytest.fixture
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventLog]:
-    url = {"sqlite": f"sqlite:///{tmp_path / 'events.db'}"}[request.param]
-    opened = open_log(url)
+    opened = open_log(_url(request.param, request, tmp_path))
     yield opened
     opened.close()
 
 
+@pytest.mark.parametrize("log", [pytest.param(n, id=n, marks=_MARKS.get(n, ())) for n in BACKENDS], indirect=True)
+def test_open_log_claims_what_its_backend_claims(log: EventLog) -> None:
+    backend = BACKENDS[log.url.split("://")[0]]
+    assert capabilities(log) == capabilities(backend) and capabilities(log)[0] == "EventSink"
+    if isinstance(log, PositionalReader):
+        assert positional(log, "a test") is log
+    else:
+        with pytest.raises(PositionsUnsupported, match=rf"ame events tail reads .* {log.url} is not a positional"):
+            positional(log, "ame events tail")
+
+
+@claiming(EventSink)
+def test_append_takes_the_whole_batch(log: EventLog) -> None:
+    result = log.append(synthetic_events(120, 10, seed=21))
+    assert (result.appended, result.duplicates) == (120, 0)
+    assert log.append([]).appended == 0
+    with pytest.raises(EventValidationError, match="properties"):
+        log.append([dict(next(iter(synthetic_dicts(1, 1, seed=22))), properties={"nope": 1})])
+
+
+@claiming(EventSink, PositionalReader)
 def test_append_is_idempotent_on_event_id(log: EventLog) -> None:
     events = synthetic_events(300, 20, seed=1)
     first = log.append(events)
@@ -38,6 +98,7 @@ def test_append_is_idempotent_on_event_id(log: EventLog) -> None:
     assert log.head() == 305
 
 
+@claiming(EventSink, PositionalReader)
 def test_reads_by_position_in_order(log: EventLog) -> None:
     events = synthetic_events(250, 20, seed=3)
     log.append(events)
@@ -49,6 +110,7 @@ def test_reads_by_position_in_order(log: EventLog) -> None:
     assert log.read(after=250).events == [] and log.read(after=250).next_after == 250
 
 
+@claiming(PositionalReader)
 def test_filtered_read_skips_other_types_and_moves_on(log: EventLog) -> None:
     log.append(synthetic_events(2_000, 50, seed=4))
     purchases, after = [], 0
@@ -64,6 +126,7 @@ def test_filtered_read_skips_other_types_and_moves_on(log: EventLog) -> None:
     assert after == 2_000
 
 
+@claiming(PositionalReader)
 def test_replay_returns_only_the_columns_a_fold_needs(log: EventLog) -> None:
     log.append(synthetic_events(400, 20, seed=5))
     full = log.read(0, 400).events
@@ -73,6 +136,7 @@ def test_replay_returns_only_the_columns_a_fold_needs(log: EventLog) -> None:
         assert r.properties_json == (f.properties_json if f.event_type == "purchase" else None)
 
 
+@claiming(EventSink, PositionalReader)
 def test_append_of_an_invalid_dict_writes_nothing(log: EventLog) -> None:
     good = list(synthetic_dicts(3, 5, seed=6))
     bad = dict(good[1], properties={"nope": 1})
@@ -81,14 +145,19 @@ def test_append_of_an_invalid_dict_writes_nothing(log: EventLog) -> None:
     assert log.head() == 0
 
 
+@claiming(DeadLetters)
 def test_dead_letters_are_kept_once_and_counted(log: EventLog) -> None:
     rejected = [RejectedInput(raw=b"{oops", reason="line 3: not valid JSON", source="f.jsonl", line=3)]
     assert log.dead_letter(rejected) == 1
     assert log.dead_letter(rejected) == 0
     [letter] = log.dead_letters()
     assert (letter.line, letter.raw, letter.times_seen, letter.status) == (3, b"{oops", 2, "pending")
+    assert log.dead_letter_counts() == (1, 0)
+    log.mark_redriven(letter.id, None)
+    assert log.dead_letter_counts() == (0, 1) and log.dead_letters() == []
 
 
+@claiming(DeadLetters, PositionalReader)
 def test_redrive_after_a_fix(log: EventLog) -> None:
     good = next(iter(synthetic_dicts(1, 1, seed=7)))
     bad = orjson.dumps(dict(good, properties={**good["properties"], "unexpected": True}))
@@ -104,6 +173,7 @@ def test_redrive_after_a_fix(log: EventLog) -> None:
     assert done.position == 1
 
 
+@claiming(PositionalReader)
 def test_stats(log: EventLog) -> None:
     log.append(synthetic_events(500, 20, seed=8))
     stats = log.stats()
@@ -113,7 +183,7 @@ def test_stats(log: EventLog) -> None:
 def test_urls() -> None:
     assert sqlite_path("sqlite:///.ame/events.db") == Path(".ame/events.db")
     assert sqlite_path("sqlite:////tmp/x.db") == Path("/tmp/x.db")
-    with pytest.raises(UnsupportedBackend, match="expected sqlite:///path or pubsub://project/topic"):
+    with pytest.raises(UnsupportedBackend, match="expected sqlite:///path, postgresql://user@host/database or pubsub"):
         open_log("kafka://broker/topic")
 
 
@@ -126,26 +196,39 @@ def _append_many(url: str, seed: int, n: int, start: mp.synchronize.Barrier) -> 
     log.close()
 
 
-@pytest.mark.parametrize("n", [50_000])
-def test_two_processes_append_at_once(tmp_path: Path, n: int) -> None:
-    url = f"sqlite:///{tmp_path / 'events.db'}"
-    open_log(url).close()
+@claiming(PositionalReader)
+def test_two_processes_append_at_once(log: EventLog) -> None:
+    n = 20_000
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
-    writers = [ctx.Process(target=_append_many, args=(url, seed, n, barrier)) for seed in (1, 2)]
+    writers = [ctx.Process(target=_append_many, args=(log.url, seed, n, barrier)) for seed in (1, 2)]
     for w in writers:
         w.start()
     for w in writers:
         w.join(timeout=240)
     assert [w.exitcode for w in writers] == [0, 0]
-    log = open_log(url)
     assert log.stats().events == 2 * n
-    ids = {e.event_id for e in log.read(0, 3 * n).events}
-    assert len(ids) == 2 * n
-    positions = [e.position for e in log.read(0, 3 * n).events]
-    assert positions == list(range(1, 2 * n + 1))  # no gaps, no reuse
+    events = positional(log, "the test").read(0, 3 * n).events
+    assert len({e.event_id for e in events}) == 2 * n
+    assert [e.position for e in events] == list(range(1, 2 * n + 1))  # no gaps, no reuse
 
 
+@claiming(PositionalReader)
+def test_a_waiting_reader_wakes_on_an_append(log: EventLog) -> None:
+    reader = positional(log, "the test")
+    reader.append(synthetic_events(10, 5, seed=31))
+    assert reader.wait(5, timeout_s=5.0) == 10  # already past: no wait
+    started = time.monotonic()
+    assert reader.wait(10, timeout_s=0.2) == 10 and time.monotonic() - started >= 0.2  # nothing new: the timeout
+    later = threading.Timer(0.3, reader.append, [synthetic_events(3, 5, seed=32)])
+    later.start()
+    started = time.monotonic()
+    assert reader.wait(10, timeout_s=10.0) == 13
+    assert time.monotonic() - started < 2.0
+    later.join()
+
+
+@claiming(PositionalReader)
 def test_a_shard_reads_only_its_customers_and_broadcasts(log: EventLog) -> None:
     events = synthetic_events(3_000, 200, seed=13)
     tick = validate_event({"event_id": "tick-1", "event_type": "decision_made", "customer_id": BROADCAST_CUSTOMER,

@@ -12,11 +12,10 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from data.events import EventError, EventValidationError
-from data.log import EventLog, open_log
+from data.log import EventLog, PositionalReader, PositionsUnsupported, open_log, positional
 from data.log.base import RejectedInput
 from data.log.ingest import ingest_lines, redrive
 from data.log.pubsub import (
-    PositionsUnsupported,
     PubSubEventLog,
     decode_message,
     encode_event,
@@ -95,9 +94,9 @@ def test_append_publishes_every_event_once_per_call(log: EventLog, topic: tuple[
 
 @pytest.mark.emulator
 def test_positions_do_not_exist_and_the_error_says_where_to_read(log: EventLog) -> None:
-    for call in (lambda: log.read(0), lambda: log.replay(0), log.head):
-        with pytest.raises(PositionsUnsupported, match=r"subscription.*warehouse raw table"):
-            call()
+    assert not isinstance(log, PositionalReader) and not isinstance(log.inner, PositionalReader)
+    with pytest.raises(PositionsUnsupported, match=r"the warehouse loader.*pubsub.*subscription.*raw table"):
+        positional(log, "the warehouse loader")
 
 
 @pytest.mark.emulator
