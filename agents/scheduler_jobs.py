@@ -126,13 +126,15 @@ def default_jobs(settings: Settings | None = None, log_url: str | None = None, c
     jobs = [
         Job("warehouse_build", s.schedule_warehouse_cron, partial(warehouse_build, url, s.warehouse_url()),
             "load new events into the warehouse and build its models"),
+    ]
+    if s.salesforce_url:  # before the retrain: when both are due, the outcomes are pulled first
+        jobs.append(Job("crm_outcomes", s.schedule_crm_cron, partial(crm_outcomes, url),
+                        "pull closed opportunities and converted leads from Salesforce"))
+    jobs += [
         Job("retrain_lead", s.schedule_retrain_cron, partial(retrain_lead, url, s.models_dir, clock),
             "retrain the lead model on CRM outcomes; promote only a significantly better challenger"),
         Job("drift_lead", s.schedule_drift_cron, partial(drift_lead, url, s.models_dir), "PSI of the lead model's scores and features"),
     ]
-    if s.salesforce_url:
-        jobs.append(Job("crm_outcomes", s.schedule_crm_cron, partial(crm_outcomes, url),
-                        "pull closed opportunities and converted leads from Salesforce"))
     return jobs + activation_jobs(s)
 
 

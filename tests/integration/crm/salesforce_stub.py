@@ -44,10 +44,12 @@ class SalesforceStub(StubServer):
         self._clock = max(self._clock + timedelta(milliseconds=1), datetime.now(UTC))
         return sf_time(self._clock)
 
-    def add(self, sobject: str, **fields: Any) -> str:
+    def add(self, sobject: str, stamp: datetime | None = None, **fields: Any) -> str:
+        """A new record, stamped now (or at ``stamp``: history loaded into the org)."""
         with self._guard:
             record_id = f"{sobject[:3].upper()}{next(self._ids):012d}"
-            self.records[sobject][record_id] = {**fields, "Id": record_id, "SystemModstamp": self._stamp()}
+            modstamp = sf_time(stamp) if stamp else self._stamp()
+            self.records[sobject][record_id] = {**fields, "Id": record_id, "SystemModstamp": modstamp}
             return record_id
 
     def update(self, sobject: str, record_id: str, **fields: Any) -> None:
