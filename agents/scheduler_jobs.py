@@ -15,12 +15,14 @@ without them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from agents.scheduler import Clock, Job, utc_now
+from agents.scheduler import SCHEDULER_ACTOR, Clock, Job, scheduler_actor_class, utc_now
 from data.activation.config import SyncConfig, load_syncs
 from data.log import open_log
 from data.settings import Settings, get_settings
@@ -141,3 +143,19 @@ def default_jobs(settings: Settings | None = None, log_url: str | None = None, c
 def build_default_jobs(log_url: str) -> list[Job]:
     """:func:`default_jobs` on the process's own settings (what the scheduler actor calls where it runs)."""
     return default_jobs(log_url=log_url)
+
+
+def start_scheduler(log_url: str, namespace: str = "ame", detached: bool = False, interval_s: float | None = None,
+                    build_jobs: Callable[[], Sequence[Job]] | None = None, max_restarts: int = -1) -> Any:
+    """Start the scheduler actor (or find the one running) in ``namespace``, named like a shard (``scheduler-0of1``)
+    so that ``ame agents status`` lists it and ``ame agents down`` stops it. A restarted actor re-reads its memory
+    from the log. Returns the actor handle.
+
+    :param build_jobs: makes the jobs where the actor runs (default: :func:`default_jobs` on that process's settings).
+    """
+    options: dict[str, Any] = {"name": SCHEDULER_ACTOR, "namespace": namespace, "get_if_exists": True}
+    if detached:
+        options["lifetime"] = "detached"
+    interval = interval_s if interval_s is not None else get_settings().schedule_interval_s
+    jobs = build_jobs or partial(build_default_jobs, log_url)
+    return scheduler_actor_class(max_restarts).options(**options).remote(jobs, log_url, interval)
