@@ -30,7 +30,8 @@ CUSTOMERS = 100_000
 INSERT = insert_sql()
 
 
-def _typed_batches(n: int, seed: int) -> Iterator[list[EventBase]]:
+def typed_batches(n: int, seed: int) -> Iterator[list[EventBase]]:
+    """``n`` synthetic events as typed batches of :data:`BATCH` (the PostgreSQL log's benchmark writes them too)."""
     stream = synthetic_dicts(n, CUSTOMERS, seed)
     while chunk := list(islice(stream, BATCH)):
         yield [validate_event(d) for d in chunk]
@@ -65,7 +66,7 @@ def _append(log: EventLog, work: Path, n: int) -> list[BenchResult]:
     append_seconds = baseline_seconds = 0.0
     with Progress(transient=True) as progress:
         task = progress.add_task(f"append {n:,} events", total=n)
-        for k, batch in enumerate(_typed_batches(n, seed=1)):
+        for k, batch in enumerate(typed_batches(n, seed=1)):
             # ours and the baseline take turns on each batch, with the same untimed work around them, and the
             # one that goes first alternates (whichever runs first finds colder caches)
             batch_rows = [event_row(e, 0) for e in batch]
@@ -83,7 +84,7 @@ def _append(log: EventLog, work: Path, n: int) -> list[BenchResult]:
     baseline.close()
     append_rate, same_schema = n / append_seconds, n / baseline_seconds
     # built after the timed loop: millions of live tuples during it would make garbage-collector passes the cost
-    rows = [event_row(e, 0) for batch in _typed_batches(200_000, seed=1) for e in batch]
+    rows = [event_row(e, 0) for batch in typed_batches(200_000, seed=1) for e in batch]
 
     bare = _executemany(work / "bare.db", rows, SCHEMA.split("create unique index")[0])
     random_ids = [(str(uuid.uuid4()), *r[1:]) for r in rows]
@@ -116,7 +117,7 @@ def _fill(log: EventLog, n: int) -> None:
     """The same events the append benchmark writes, untimed (for a replay measured on its own)."""
     with Progress(transient=True) as progress:
         task = progress.add_task(f"write {n:,} events to replay", total=n)
-        for batch in _typed_batches(n, seed=1):
+        for batch in typed_batches(n, seed=1):
             log.append(batch)
             progress.advance(task, len(batch))
     gc.collect()

@@ -1,5 +1,9 @@
-"""PostgreSQL state benchmark: the agents' end-to-end events/s (scoring + journey on Ray, 2 CPUs) with their state
-in PostgreSQL (``AME_STATE_STORE=postgresql://…``), beside the same run on the embedded SQLite state as the baseline.
+"""PostgreSQL benchmarks, each beside its SQLite baseline measured in the same run:
+
+- the agents' end-to-end events/s (scoring + journey on Ray, 2 CPUs) with their state in PostgreSQL
+  (``AME_STATE_STORE=postgresql://…``), beside the same run on the embedded SQLite state;
+- the event log on PostgreSQL (``AME_EVENT_LOG=postgresql://…``): append and positional-read events/s, beside the
+  SQLite log given the same batches in turn.
 
 The server is ``AME_TEST_POSTGRES`` when set, else one started with scripts/start_postgres.sh and stopped at the end.
 Each measurement gets its own schema, dropped afterwards.
@@ -10,19 +14,24 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
+from rich.progress import Progress
 
 from benchmarks.bench_agents import _throughput
+from benchmarks.bench_log import BATCH, typed_batches
 from benchmarks.common import BenchResult
+from data.log import PositionalLog, open_log, positional
 from data.settings import get_settings
 
 AREA = "postgres"
+READ_PAGE = 10_000
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -45,25 +54,81 @@ def _server(folder: Path) -> Iterator[str]:
 
 
 @contextmanager
-def _state_store(server: str) -> Iterator[str]:
-    """``AME_STATE_STORE`` set to a fresh schema of ``server`` for the block (the shards' configs read it)."""
+def _schema(server: str) -> Iterator[str]:
+    """A URL of ``server`` whose connections work in a fresh schema, dropped after the block."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f"create schema {schema}")
-    url = f"{server}{'&' if '?' in server else '?'}options={quote(f'-csearch_path={schema}')}"
-    before = os.environ.get("AME_STATE_STORE")
-    os.environ["AME_STATE_STORE"] = url
-    get_settings.cache_clear()
     try:
-        yield url
+        yield f"{server}{'&' if '?' in server else '?'}options={quote(f'-csearch_path={schema}')}"
     finally:
-        if before is None:
-            os.environ.pop("AME_STATE_STORE", None)
-        else:
-            os.environ["AME_STATE_STORE"] = before
-        get_settings.cache_clear()
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"drop schema {schema} cascade")
+
+
+@contextmanager
+def _state_store(server: str) -> Iterator[str]:
+    """``AME_STATE_STORE`` set to a fresh schema of ``server`` for the block (the shards' configs read it)."""
+    with _schema(server) as url:
+        before = os.environ.get("AME_STATE_STORE")
+        os.environ["AME_STATE_STORE"] = url
+        get_settings.cache_clear()
+        try:
+            yield url
+        finally:
+            if before is None:
+                os.environ.pop("AME_STATE_STORE", None)
+            else:
+                os.environ["AME_STATE_STORE"] = before
+            get_settings.cache_clear()
+
+
+def _timed(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _read_all(log: PositionalLog, page: int) -> int:
+    """Read the whole log by position, ``page`` events at a time; how many were read."""
+    after = read = 0
+    while batch := log.read(after, page):
+        read += len(batch)
+        after = batch.next_after
+    return read
+
+
+def _log_rates(server: str, folder: Path, n: int) -> list[BenchResult]:
+    """Append ``n`` events to a PostgreSQL log and a SQLite log (the same batches of 1,000, the two taking turns and
+    the first alternating), then read each whole by position; events/s of each, opened as the engine opens them."""
+    with _schema(server) as url:
+        pg = positional(open_log(url), "the benchmark")
+        lite = positional(open_log(f"sqlite:///{folder / 'events.db'}"), "the benchmark")
+        seconds = {"pg": 0.0, "lite": 0.0}
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"append {n:,} events to each log", total=n)
+            for k, batch in enumerate(typed_batches(n, seed=1)):
+                for name in (("pg", "lite") if k % 2 == 0 else ("lite", "pg")):
+                    log = pg if name == "pg" else lite
+                    seconds[name] += _timed(lambda log=log, batch=batch: log.append(batch))  # type: ignore[misc]
+                progress.advance(task, len(batch))
+        counts = {}
+        for name, log in (("lite", lite), ("pg", pg)):
+            start = time.perf_counter()
+            counts[name] = _read_all(log, READ_PAGE)
+            seconds[f"{name}-read"] = time.perf_counter() - start
+        pg.close()
+        lite.close()
+    if counts["pg"] != n or counts["lite"] != n:
+        raise RuntimeError(f"the logs hold {counts['pg']:,} (PostgreSQL) and {counts['lite']:,} (SQLite) events, not {n:,}")
+    append, lite_append = n / seconds["pg"], n / seconds["lite"]
+    read, lite_read = n / seconds["pg-read"], n / seconds["lite-read"]
+    return [
+        BenchResult(AREA, f"event log on PostgreSQL: append, batches of {BATCH:,} ({n:,} events)", append, "events/s",
+                    "the SQLite log, same batches in turn", lite_append, "", None, f"ratio {append / lite_append:.0%}"),
+        BenchResult(AREA, f"event log on PostgreSQL: read by position, pages of {READ_PAGE:,}", read, "events/s",
+                    "the SQLite log, same events", lite_read, "", None, f"ratio {read / lite_read:.0%}"),
+    ]
 
 
 def _agent_records(url: str) -> int:
@@ -71,11 +136,23 @@ def _agent_records(url: str) -> int:
         return int(conn.execute("select count(*) from agent_state").fetchone()[0])
 
 
-def run(quick: bool = False) -> list[BenchResult]:
-    """Agents' throughput on a backlog, once with SQLite state and once with PostgreSQL state, in one run."""
+def run(quick: bool = False, only: str | None = None) -> list[BenchResult]:
+    """The event log's rates, then the agents' throughput on a backlog, once with SQLite state and once with
+    PostgreSQL state, in one run. :param only: ``"log"`` or ``"agents"`` measures just that part."""
+    n = 50_000 if quick else 200_000
+    results: list[BenchResult] = []
+    if only != "agents":
+        with tempfile.TemporaryDirectory(prefix="ame-bench-pglog-") as tmp, _server(Path(tmp)) as server:
+            results += _log_rates(server, Path(tmp), n)
+    if only != "log":
+        results += _agents(n)
+    return results
+
+
+def _agents(n: int) -> list[BenchResult]:
+    """The agents' end-to-end events/s with PostgreSQL state, beside SQLite state, in one run."""
     import ray  # lazy: Ray is heavy
 
-    n = 50_000 if quick else 200_000
     shards = 2
     started_here = not ray.is_initialized()
     if started_here:
@@ -104,3 +181,15 @@ def run(quick: bool = False) -> list[BenchResult]:
                     ratio >= 0.5, f"ratio {ratio:.0%}; {pg_outputs:,} output events on each; "
                     f"{pg_records:,} agent records in PostgreSQL"),
     ]
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from benchmarks.__main__ import print_results
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="50,000 events instead of 200,000.")
+    parser.add_argument("--only", choices=("log", "agents"), help="Measure only this part.")
+    args = parser.parse_args()
+    print_results(run(quick=args.quick, only=args.only))
