@@ -29,6 +29,7 @@ from policies.slots import PolicyNotLoaded
 from serve.auth import ApiKey
 from serve.bid_decision import decide_bid
 from serve.bid_fast_path import BidFastPath
+from serve.creative_review import add_creative_review_routes
 from serve.decision_log import DecisionRecord
 from serve.dependencies import engine_of, require
 from serve.engine import Engine, ServeArgs
@@ -69,7 +70,8 @@ def build_api(engine: Engine | None = None) -> FastAPI:
     app.add_exception_handler(PolicyNotLoaded, _not_loaded)
     app.add_exception_handler(LogUnavailable, _log_unavailable)
     app.add_exception_handler(PostgresUnavailable, _state_unavailable)
-    for add_routes in (add_ops_routes, add_event_routes, add_customer_routes, add_decision_routes, add_webhook_routes):
+    for add_routes in (add_ops_routes, add_event_routes, add_customer_routes, add_decision_routes, add_webhook_routes,
+                       add_creative_review_routes):
         add_routes(app)
     return app
 
