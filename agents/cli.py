@@ -14,13 +14,16 @@ from rich.table import Table
 
 from agents.bidding import BiddingAgent
 from agents.creative import CreativeAgent
+from agents.crm_tasks import CrmTaskAgent
 from agents.journey import JourneyAgent, JourneyConfig
 from agents.lift import holdout_lift
 from agents.projector import ProjectorConfig
 from agents.runtime import Agent
+from agents.scheduler_jobs import start_scheduler
 from agents.scoring import ScoringAgent, load_scorer
 from agents.supervisor import AgentSupervisor, tick_event
 from channels.dispatcher import DispatchAgent, DispatchConfig
+from data.crm.salesforce import CrmNotConfigured, SalesforceConfig
 from data.log import open_log
 from data.settings import get_settings
 
@@ -34,7 +37,7 @@ AddressOption = Annotated[
     str | None, typer.Option("--address", help="Ray cluster address (e.g. auto). Without it, `up` runs a local cluster in the foreground.")
 ]
 NamespaceOption = Annotated[str, typer.Option("--namespace", help="Ray namespace of the shard actors.")]
-KNOWN = ("scoring", "journey", "bidding", "creative", "dispatch")
+KNOWN = ("scoring", "journey", "bidding", "creative", "dispatch", "crm_tasks")
 
 
 def build_agents(names: list[str]) -> list[Agent]:
@@ -52,9 +55,18 @@ def build_agents(names: list[str]) -> list[Agent]:
             out.append(CreativeAgent())
         elif name == "dispatch":  # sends the journey's decisions through the providers of AME_CHANNELS_*
             out.append(DispatchAgent(DispatchConfig(ledger_url=settings.state_store_url())))
+        elif name == "crm_tasks":  # task_created -> Salesforce Tasks, through the org of AME_SALESFORCE_*
+            out.append(CrmTaskAgent(_salesforce()))
         else:
             raise typer.BadParameter(f"unknown agent {name!r}; known: {', '.join(KNOWN)}")
     return out
+
+
+def _salesforce() -> SalesforceConfig:
+    try:
+        return SalesforceConfig.from_settings()
+    except CrmNotConfigured as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 def _ray_init(address: str | None, namespace: str) -> Any:
@@ -106,6 +118,7 @@ def up(
                      "(default: AME_STATE_STORE)."),
     ] = None,
     projector: Annotated[bool, typer.Option(help="Run the projector actor that keeps profiles and consent current.")] = True,
+    scheduler: Annotated[bool, typer.Option(help="Run the scheduler actor (the jobs of `ame schedule list`).")] = True,
     address: AddressOption = None,
     namespace: NamespaceOption = "ame",
 ) -> None:
@@ -123,6 +136,8 @@ def up(
     sup = AgentSupervisor(log_url, folder, build_agents(agents), shards=shards or settings.agent_shards, namespace=namespace,
                           detached=address is not None, batch_size=settings.agent_batch_size, projector=projector_config)
     sup.up()
+    if scheduler:
+        sup.handles[("scheduler", 0)] = start_scheduler(log_url, namespace, detached=address is not None)
     if address is not None:
         console.print(f"started {len(sup.handles)} actors in namespace {namespace!r}; `ame agents status --address {address}`")
         return
