@@ -224,19 +224,22 @@ APP_KINDS: dict[str, Kind] = {"delivered": "delivered", "opened": "opened", "cli
 
 
 def parse_app_receipts(body: bytes) -> list[Receipt]:
-    """The app's push receipts: ``{"receipts": [{"message_id", "event", "id", "timestamp"?}]}``, ``message_id``
-    the ``name`` FCM answered the send with."""
+    """The app's push receipts: ``{"receipts": [{"decision_id" or "message_id", "event", "id", "timestamp"?}]}``;
+    ``decision_id`` is in every message's ``data``, ``message_id`` is the ``name`` FCM answered the send with."""
     doc = _json(body)
     items = doc.get("receipts") if isinstance(doc, dict) else None
     if not isinstance(items, list):
-        raise WebhookError('push receipts are {"receipts": [{"message_id", "event", "id"}]}')
+        raise WebhookError('push receipts are {"receipts": [{"decision_id", "event", "id"}]}')
     out = []
     for item in items:
-        if not isinstance(item, dict) or item.get("event") not in APP_KINDS or not item.get("message_id"):
-            raise WebhookError(f"a push receipt needs message_id and an event of {', '.join(APP_KINDS)}: {item!r:.200}")
-        key = str(item.get("id") or f"{item['message_id']}:{item['event']}")
-        out.append(Receipt("fcm", str(item["message_id"]), APP_KINDS[item["event"]], key,
-                           _time(item.get("timestamp")), item.get("decision_id")))
+        if (not isinstance(item, dict) or item.get("event") not in APP_KINDS
+                or not (item.get("message_id") or item.get("decision_id"))):
+            raise WebhookError(f"a push receipt needs decision_id or message_id, and an event of {', '.join(APP_KINDS)}:"
+                               f" {item!r:.200}")
+        message_id = str(item.get("message_id") or "")
+        key = str(item.get("id") or f"{message_id or item['decision_id']}:{item['event']}")
+        out.append(Receipt("fcm", message_id, APP_KINDS[item["event"]], key, _time(item.get("timestamp")),
+                           item.get("decision_id")))
     return out
 
 
@@ -271,7 +274,7 @@ EVENT_OF: dict[tuple[str, Kind], str] = {
 def _properties(event_type: str, receipt: Receipt, channel: str, decision_id: str) -> dict[str, Any]:
     if event_type == "unsubscribe":
         return {"channel": channel, "reason": f"{receipt.provider} webhook"}
-    props: dict[str, Any] = {"decision_id": decision_id, "provider_message_id": receipt.message_id}
+    props: dict[str, Any] = {"decision_id": decision_id, "provider_message_id": receipt.message_id or None}
     if event_type == "email_click" and receipt.detail.get("url"):
         props["url"] = str(receipt.detail["url"])[:2048]
     elif event_type == "email_bounced":
@@ -288,7 +291,7 @@ def receipt_events(receipts: Sequence[Receipt], ledger: MessageLedger, now: date
     events: list[EventBase] = []
     unknown = 0
     for receipt in receipts:
-        entry = ledger.by_message(receipt.provider, receipt.message_id)
+        entry = ledger.by_message(receipt.provider, receipt.message_id) if receipt.message_id else None
         if entry is None and receipt.decision_id:
             entry = ledger.by_decision(str(receipt.decision_id))
         event_type = EVENT_OF.get((entry.channel, receipt.kind)) if entry is not None else None

@@ -148,7 +148,7 @@ def test_twilio_and_push_webhooks_become_events(tmp_path: Path, log_url: str, st
 
     now = str(int(time.time()))
     receipts = orjson.dumps({"receipts": [{"message_id": name, "event": "delivered", "id": "r1"},
-                                          {"message_id": name, "event": "opened", "id": "r2"},
+                                          {"decision_id": "decision-2", "event": "opened", "id": "r2"},
                                           {"message_id": "projects/ame-test/messages/0:999", "event": "opened", "id": "r3"}]})
     signed = {"X-AME-Timestamp": now, "X-AME-Signature": sign("push-secret", now, receipts)}
     answer = api.post("/v1/webhooks/fcm", content=receipts, headers=signed)

@@ -95,5 +95,5 @@ def test_provider_reports_map_to_kinds() -> None:
     assert parse_twilio([("MessageSid", "SM1"), ("MessageStatus", "sent")]) == []
     with pytest.raises(WebhookError, match="MessageSid"):
         parse_twilio([("MessageStatus", "delivered")])
-    with pytest.raises(WebhookError, match="message_id"):
+    with pytest.raises(WebhookError, match="decision_id or message_id"):
         parse_app_receipts(b'{"receipts": [{"event": "opened"}]}')
