@@ -18,6 +18,7 @@ from string import Template
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from policies.creative.models import Status, VariantNotFound
@@ -37,11 +38,19 @@ class DecisionIn(BaseModel):
     note: str | None = Field(None, max_length=1000)
 
 
+REFUSED = {401: {"description": "No known API key."}, 403: {"description": "The key lacks the approve scope."},
+           404: {"description": "No such creative."}}
+
+
 def add_creative_review_routes(app: FastAPI) -> None:
-    app.add_api_route("/v1/creatives/review", review_page, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/v1/creatives/{variant_id}/image", image, methods=["GET"], responses={200: {"content": {"image/png": {}}}})
-    app.add_api_route("/v1/creatives/{variant_id}/approve", approve, methods=["POST"])
-    app.add_api_route("/v1/creatives/{variant_id}/reject", reject, methods=["POST"])
+    app.add_api_route("/v1/creatives/review", review_page, methods=["GET"], summary="The review page (HTML)",
+                      response_class=HTMLResponse, responses={401: {"description": "The sign-in form."}, 403: REFUSED[403]})
+    app.add_api_route("/v1/creatives/{variant_id}/image", image, methods=["GET"], summary="The picture of an image creative",
+                      responses={200: {"content": {"image/png": {}}}, **REFUSED})
+    app.add_api_route("/v1/creatives/{variant_id}/approve", approve, methods=["POST"], summary="Approve a pending creative",
+                      responses={**REFUSED, 409: {"description": "The guardrails failed it: it cannot be approved."}})
+    app.add_api_route("/v1/creatives/{variant_id}/reject", reject, methods=["POST"], summary="Reject a creative",
+                      responses=REFUSED)
 
 
 # ---- the page ------------------------------------------------------------------------------------------
