@@ -29,7 +29,7 @@ err = Console(stderr=True)
 @keys_app.command("new")
 def keys_new_command(
     name: str,
-    scope: Annotated[list[str], typer.Option("--scope", help="ingest, decide or admin (repeat for several).")],
+    scope: Annotated[list[str], typer.Option("--scope", help="ingest, decide, approve or admin (repeat for several).")],
     file: Annotated[Path, typer.Option(help="Key file to add the hashed key to (created if absent).")] = Path("api-keys.json"),
 ) -> None:
     """Make a key: prints the token once and stores only its SHA-256 in FILE."""
