@@ -391,3 +391,18 @@ def test_a_broken_manifest_is_caught(damage: Callable[[list[Doc]], None], expect
     damage(docs)
     found = problems(docs)
     assert any(expected in p for p in found), found
+
+
+def test_the_guides_sed_line_fills_every_placeholder() -> None:
+    with open(GUIDE) as f:
+        placeholders = re.findall(r'-e "s/([A-Z_]+)/\$\w+/g"', f.read())
+    assert set(placeholders) == {"PROJECT_ID", "REGION", "IMAGE_TAG"}, placeholders
+    with open(MANIFEST) as f:
+        text = f.read()
+    for name, value in zip(placeholders, ("acme-marketing", "europe-west1", "3f2a9c1"), strict=True):
+        text = text.replace(name, value)
+    assert not re.search(r"\b(PROJECT_ID|REGION|IMAGE_TAG|[A-Z]{3,}_ID)\b", text)
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    assert problems(docs) == []
+    images = {c["image"] for _, t in pod_templates(docs) for c in t["spec"]["containers"]}
+    assert images == {"us-docker.pkg.dev/acme-marketing/ame/engine:3f2a9c1"}
