@@ -176,7 +176,7 @@ def tail_command(
     show(events, f"last {len(events)} events (head {head:,})")
     try:
         while follow:
-            time.sleep(0.5)
+            log.wait(after, 1.0)  # wakes as soon as an event is appended (at once on PostgreSQL, polled on SQLite)
             batch = log.read(after, 1_000, event_type)
             after = batch.next_after
             show(batch.events, "new events")
