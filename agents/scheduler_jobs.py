@@ -8,8 +8,8 @@
 - ``activation:<sync>``: each sync of the activation file (``AME_ACTIVATION_CONFIG``) on its own cron string.
 
 Each job returns a one-line summary (the ``schedule_run`` event keeps it) or raises (the event keeps the error).
-Heavy packages (the warehouse's SQLMesh, the models' XGBoost) are imported inside the jobs, so the scheduler starts
-without them.
+Heavy packages (the warehouse's SQLMesh, the models' XGBoost) are imported inside the jobs that use them, so the
+scheduler starts without them.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ import numpy as np
 
 from agents.scheduler import SCHEDULER_ACTOR, Clock, Job, scheduler_actor_class, utc_now
 from data.activation.config import SyncConfig, load_syncs
+from data.activation.runner import WarehouseSource, run_sync
+from data.activation.state import SyncState
+from data.crm.outcomes import pull_outcomes
+from data.crm.salesforce import SalesforceClient, SalesforceConfig
 from data.log import open_log
 from data.settings import Settings, get_settings
 
@@ -48,9 +52,6 @@ def warehouse_build(log_url: str, warehouse_url: str) -> str:
 
 def crm_outcomes(log_url: str) -> str:
     """Pull the CRM's outcomes modified since the log's watermark."""
-    from data.crm.outcomes import pull_outcomes
-    from data.crm.salesforce import SalesforceClient, SalesforceConfig
-
     event_log = open_log(log_url)
     try:
         return pull_outcomes(SalesforceClient(SalesforceConfig.from_settings()), event_log).line()
@@ -97,9 +98,6 @@ def drift_lead(log_url: str, models_dir: Path) -> str:
 
 def activation_sync(sync: SyncConfig, settings: Settings) -> str:
     """Run one activation sync; a failed run raises, so the schedule logs its error."""
-    from data.activation.runner import WarehouseSource, run_sync  # lazy: the source reads the warehouse
-    from data.activation.state import SyncState
-
     state = SyncState.from_url(settings.state_store_url())
     try:
         report = run_sync(sync, WarehouseSource(settings.warehouse_url()), state,
