@@ -202,8 +202,9 @@ def container_problems(docs: list[Doc]) -> list[str]:
     for where, pod, container in ray_containers(docs):
         if config_map not in _env_from(container, "configMapRef"):
             out.append(f"{where}: does not read the settings (envFrom configMapRef {config_map})")
-        if "ame-db" not in _env_from(container, "secretRef"):
-            out.append(f"{where}: does not read the database password (envFrom secretRef ame-db)")
+        for secret, holds in (("ame-db", "the database password"), ("ame-integrations", "the channel and CRM credentials")):
+            if secret not in _env_from(container, "secretRef"):
+                out.append(f"{where}: does not read {holds} (envFrom secretRef {secret})")
         out += [f"{where}: sets {e['name']} itself; settings belong in the ConfigMap {config_map}"
                 for e in container.get("env", []) if e["name"].startswith("AME_")]
         out += path_problems(where, pod, container, env)
