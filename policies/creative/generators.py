@@ -8,6 +8,8 @@ import hashlib
 import itertools
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -157,6 +159,23 @@ def vertex_client(project: str, location: str, timeout_ms: int, attempts: int, b
     return genai.Client(vertexai=True, project=project, location=location, credentials=credentials, http_options=http)
 
 
+@contextmanager
+def vertex_errors(model: str, instead: str) -> Iterator[None]:
+    """Vertex AI's failures inside the block as :class:`GenerationError`, saying what to check; ``instead`` names
+    the offline alternative."""
+    from google.genai import errors  # lazy: the Google client is heavy
+
+    try:
+        yield
+    except errors.APIError as error:
+        raise GenerationError(f"Vertex AI answered {error.code} for model {model!r}: {error.message}") from None
+    except Exception as error:  # noqa: BLE001  (transport errors from httpx, auth errors)
+        raise GenerationError(
+            f"cannot reach Vertex AI ({type(error).__name__}: {error}); check AME_GCP_PROJECT, AME_GCP_LOCATION and "
+            f"your application default credentials, or {instead}"
+        ) from None
+
+
 class GeminiGenerator:
     """Variants written by Gemini through ``google-genai`` on Vertex AI (``Client(vertexai=True, project, location)``).
 
@@ -177,7 +196,7 @@ class GeminiGenerator:
         return vertex_client(c.project, c.location, c.timeout_ms, c.attempts, c.base_url, self.credentials)
 
     def generate(self, kind: str, segment: str, n: int, product: str | None = None) -> list[Variant]:
-        from google.genai import errors, types  # lazy: the Google client is heavy
+        from google.genai import types  # lazy: the Google client is heavy
 
         _check_kind(kind)
         seg = self.catalog.segment(segment)
@@ -193,15 +212,8 @@ class GeminiGenerator:
             response_schema={"type": "ARRAY", "items": {"type": "STRING"}},
             system_instruction="You write marketing copy. Follow the length limits. Never include personal data.",
         )
-        try:
+        with vertex_errors(self.config.model, "use the template generator (AME_CREATIVE_GENERATOR=template)"):
             response = self.client.models.generate_content(model=self.config.model, contents=prompt, config=config)
-        except errors.APIError as error:
-            raise GenerationError(f"Vertex AI answered {error.code} for model {self.config.model!r}: {error.message}") from None
-        except Exception as error:  # noqa: BLE001  (transport errors from httpx, auth errors)
-            raise GenerationError(
-                f"cannot reach Vertex AI ({type(error).__name__}: {error}); check AME_GCP_PROJECT, AME_GCP_LOCATION and "
-                "your application default credentials, or use the template generator (AME_CREATIVE_GENERATOR=template)"
-            ) from None
         try:
             texts = json.loads(response.text or "")
             if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
-from policies.creative.generators import Catalog, vertex_client
+from policies.creative.generators import Catalog, vertex_client, vertex_errors
 from policies.creative.models import GenerationError, ImageAsset, Variant
 
 log = logging.getLogger(__name__)
@@ -185,18 +185,9 @@ class ImagenGenerator:
         return pictures
 
     def _request(self, prompt: str, n: int, aspect_ratio: AspectRatio) -> list[Image.Image]:
-        from google.genai import errors  # lazy: the Google client is heavy
-
-        try:
+        with vertex_errors(self.config.model, "draw template pictures (--generator template)"):
             response = self.client.models.generate_images(model=self.config.model, prompt=prompt,
                                                           config=self.request_config(n, aspect_ratio))
-        except errors.APIError as error:
-            raise GenerationError(f"Vertex AI answered {error.code} for model {self.config.model!r}: {error.message}") from None
-        except Exception as error:  # noqa: BLE001  (transport errors from httpx, auth errors)
-            raise GenerationError(
-                f"cannot reach Vertex AI ({type(error).__name__}: {error}); check AME_GCP_PROJECT, AME_GCP_LOCATION and "
-                "your application default credentials, or draw template pictures (--generator template)"
-            ) from None
         generated = list(response.generated_images or [])
         images = [g.image.image_bytes for g in generated if g.image is not None and g.image.image_bytes]
         if not images:

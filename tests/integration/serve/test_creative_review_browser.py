@@ -5,7 +5,6 @@ on the page and on the action."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -17,11 +16,8 @@ import uvicorn
 from policies.creative.models import Status
 from policies.creative.store import CreativeStore
 from serve.routes import build_api
+from tests.integration.demo.test_report_browser import CHROMIUM, FLAGS
 from tests.unit.serve.test_creative_review import review_engine
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium; .ci/run does)")
 
