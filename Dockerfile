@@ -28,6 +28,7 @@ WORKDIR /home/ray/app
 COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 ame ./ame
 COPY --chown=1000:100 agents ./agents
+COPY --chown=1000:100 channels ./channels
 COPY --chown=1000:100 data ./data
 COPY --chown=1000:100 environment ./environment
 COPY --chown=1000:100 policies ./policies
