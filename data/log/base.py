@@ -181,6 +181,14 @@ class LogStats:
     size_bytes: int | None = None
 
 
+def check_read(limit: int, shard: Shard | None) -> None:
+    """The arguments every positional read refuses: a limit below 1, a shard index outside its count."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    if shard is not None and not 0 <= shard.index < shard.count:
+        raise ValueError(f"shard index {shard.index} is outside 0..{shard.count - 1}")
+
+
 class PositionsUnsupported(LogError):
     """The backend keeps no log positions, so it cannot be read, replayed or waited on by position."""
 

@@ -35,17 +35,16 @@ from data.events import EventBase, validate_event
 from data.hotpath import cyclic_gc_paused
 from data.log.base import (
     AppendResult,
-    DeadLetter,
     E,
     LogStats,
     LogUnavailable,
     ReadBatch,
-    RejectedInput,
     ReplayEvent,
     StoredEvent,
+    check_read,
 )
-from data.log.postgres_dead_letters import PostgresDeadLetterStore
-from data.log.sqlite import EventRow, event_rows
+from data.log.postgres_dead_letters import ForwardsDeadLetters, PostgresDeadLetterStore
+from data.log.sqlite import SCAN_FACTOR, EventRow, event_rows
 from data.postgres_db import PgConnection, PostgresUnavailable, open_pool, pooled, redacted
 from data.sharding import BROADCAST_CUSTOMER, Shard
 
@@ -57,14 +56,14 @@ CHANNEL = "ame_events"
 _COLUMNS = ", ".join(StoredEvent._fields).replace("properties_json", "properties")
 _COPY = f"copy events (position, {', '.join(EventRow._fields)}) from stdin"
 _HEAD = "select coalesce(max(position), 0) from events"
-_SCAN_FACTOR = 16  # as the SQLite log: a filtered read scans at most limit * this many positions
 _make_event: Callable[[Any], StoredEvent] = partial(tuple.__new__, StoredEvent)
 _make_replay_event: Callable[[Any], ReplayEvent] = partial(tuple.__new__, ReplayEvent)
 
 
-class PostgresEventLog:
+class PostgresEventLog(ForwardsDeadLetters):
     """The PostgreSQL backend: an :class:`~data.log.base.EventSink`, :class:`~data.log.base.PositionalReader`
-    and :class:`~data.log.base.DeadLetters` store (thread-safe: pooled connections)."""
+    and :class:`~data.log.base.DeadLetters` store (thread-safe: pooled connections). Its dead letters are the
+    cluster's ``dead_letters`` table (:class:`ForwardsDeadLetters`)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -138,17 +137,14 @@ class PostgresEventLog:
     ) -> ReadBatch[E]:
         """The SQLite log's read, in SQL of this server: a filtered read scans a bounded window of positions
         and moves past it even when nothing there matched."""
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
-        if shard is not None and not 0 <= shard.index < shard.count:
-            raise ValueError(f"shard index {shard.index} is outside 0..{shard.count - 1}")
+        check_read(limit, shard)
         with self._conn() as conn:
             if not event_types and shard is None:
                 rows = conn.raw.execute(f"select {columns} from events where position > %s order by position limit %s",
                                         (*column_args, after, limit)).fetchall()
                 return ReadBatch(list(map(make, rows)), rows[-1][0] if rows else after)
             where, args = _filters(event_types, shard)
-            upper = min(after + limit * _SCAN_FACTOR, conn.raw.execute(_HEAD).fetchone()[0])
+            upper = min(after + limit * SCAN_FACTOR, conn.raw.execute(_HEAD).fetchone()[0])
             rows = conn.raw.execute(
                 f"select {columns} from events where position > %s and position <= %s{where} order by position limit %s",
                 (*column_args, after, upper, *args, limit)).fetchall()
@@ -179,23 +175,6 @@ class PostgresEventLog:
             except psycopg.OperationalError as error:
                 raise LogUnavailable(f"cannot listen for appends to {self._what}: {error}") from None
         return self._listener
-
-    # -- dead letters: the cluster's dead-letter table ----------------------------------------------------
-
-    def dead_letter(self, rejected: Sequence[RejectedInput]) -> int:
-        return self._letters.dead_letter(rejected)
-
-    def dead_letters(self, status: str | None = "pending", limit: int = 1000) -> list[DeadLetter]:
-        return self._letters.dead_letters(status, limit)
-
-    def mark_redriven(self, letter_id: int, position: int | None) -> None:
-        self._letters.mark_redriven(letter_id, position)
-
-    def update_dead_letter(self, letter_id: int, raw: bytes, reason: str) -> None:
-        self._letters.update_dead_letter(letter_id, raw, reason)
-
-    def dead_letter_counts(self) -> tuple[int, int]:
-        return self._letters.dead_letter_counts()
 
     # -- introspection ----------------------------------------------------------------------------------
 

@@ -40,6 +40,29 @@ def open_dead_letter_store(url: str, busy_timeout_ms: int = 60_000) -> DeadLette
     return SqliteEventLog(url, busy_timeout_ms=busy_timeout_ms)
 
 
+class ForwardsDeadLetters:
+    """The :class:`~data.log.base.DeadLetters` methods of a log whose dead letters live in a store of their own
+    (``self._letters``): the Pub/Sub log's and the PostgreSQL log's."""
+
+    _letters: DeadLetterStore
+
+    def dead_letter(self, rejected: Sequence[RejectedInput]) -> int:
+        return self._letters.dead_letter(rejected)
+
+    def dead_letters(self, status: str | None = "pending", limit: int = 1000) -> list[DeadLetter]:
+        return self._letters.dead_letters(status, limit)
+
+    def mark_redriven(self, letter_id: int, position: int | None) -> None:
+        self._letters.mark_redriven(letter_id, position)
+
+    def update_dead_letter(self, letter_id: int, raw: bytes, reason: str) -> None:
+        self._letters.update_dead_letter(letter_id, raw, reason)
+
+    def dead_letter_counts(self) -> tuple[int, int]:
+        """(pending, redriven) dead letters, from the dead-letter store."""
+        return self._letters.dead_letter_counts()
+
+
 class PostgresDeadLetterStore:
     """Dead letters in PostgreSQL (thread-safe: pooled connections)."""
 

@@ -23,7 +23,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
 import orjson
@@ -35,15 +35,13 @@ from google.cloud import pubsub_v1
 from data.events import EventBase, EventError, validate_event
 from data.log.base import (
     AppendResult,
-    DeadLetter,
     LogStats,
     LogUnavailable,
     PositionsUnsupported,
-    RejectedInput,
     from_micros,
     properties_json,
 )
-from data.log.postgres_dead_letters import open_dead_letter_store
+from data.log.postgres_dead_letters import ForwardsDeadLetters, open_dead_letter_store
 from data.log.pubsub_admin import TopicRef, parse_pubsub_url
 from data.privacy.codec import FieldCodec
 from data.privacy.registry import TOKEN_PREFIX
@@ -107,7 +105,7 @@ def decode_message(data: bytes, codec: FieldCodec | None = None) -> EventBase:
     return validate_event(raw)
 
 
-class PubSubEventLog:
+class PubSubEventLog(ForwardsDeadLetters):
     """The Pub/Sub backend (``pubsub://project/topic``): an :class:`~data.log.base.EventSink` with
     :class:`~data.log.base.DeadLetters`; it publishes, and consumers read through subscriptions."""
 
@@ -203,25 +201,7 @@ class PubSubEventLog:
         for key in keys:
             self._publisher.resume_publish(self.topic_path, key)
 
-    # -- dead letters: the embedded log's table, in a local SQLite file ----------------------------------
-
-    def dead_letter(self, rejected: Sequence[RejectedInput]) -> int:
-        return self._letters.dead_letter(rejected)
-
-    def dead_letters(self, status: str | None = "pending", limit: int = 1000) -> list[DeadLetter]:
-        return self._letters.dead_letters(status, limit)
-
-    def mark_redriven(self, letter_id: int, position: int | None) -> None:
-        self._letters.mark_redriven(letter_id, position)
-
-    def update_dead_letter(self, letter_id: int, raw: bytes, reason: str) -> None:
-        self._letters.update_dead_letter(letter_id, raw, reason)
-
     # -- introspection ----------------------------------------------------------------------------------
-
-    def dead_letter_counts(self) -> tuple[int, int]:
-        """(pending, redriven) dead letters, from the dead-letter store."""
-        return self._letters.dead_letter_counts()
 
     def stats(self) -> LogStats:
         """Events published by this instance (Pub/Sub keeps no count) and the dead-letter store's counts."""

@@ -32,6 +32,7 @@ from data.log.base import (
     RejectedInput,
     ReplayEvent,
     StoredEvent,
+    check_read,
     from_micros,
     properties_default,
     properties_json,
@@ -41,7 +42,7 @@ from data.settings import get_settings
 from data.sharding import BROADCAST_CUSTOMER, Shard, customer_hash
 from data.sqlite_files import enable_wal, sqlite_path
 
-__all__ = ["SCHEMA", "EventRow", "SqliteEventLog", "connect", "enable_wal", "event_row", "event_rows", "insert_sql",
+__all__ = ["SCAN_FACTOR", "SCHEMA", "EventRow", "SqliteEventLog", "connect", "enable_wal", "event_row", "event_rows", "insert_sql",
            "sqlite_path", "write_transaction"]
 
 SCHEMA = """
@@ -109,7 +110,7 @@ _make_event = StoredEvent._make
 # ReplayEvent._make and EventRow._make without a Python frame per row (a full replay converts millions of rows)
 _make_replay_event: Callable[[Any], ReplayEvent] = partial(tuple.__new__, ReplayEvent)
 _make_row: Callable[[tuple[Any, ...]], EventRow] = partial(tuple.__new__, EventRow)
-_SCAN_FACTOR = 16  # a filtered read scans at most limit * this many positions before returning
+SCAN_FACTOR = 16  # a filtered read scans at most limit * this many positions before returning (every backend)
 
 
 @contextmanager
@@ -249,10 +250,7 @@ class SqliteEventLog:
         event_types: Sequence[str] | None,
         shard: Shard | None = None,
     ) -> ReadBatch[E]:
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1, got {limit}")
-        if shard is not None and not 0 <= shard.index < shard.count:
-            raise ValueError(f"shard index {shard.index} is outside 0..{shard.count - 1}")
+        check_read(limit, shard)
         if not event_types and shard is None:
             with self._lock:
                 rows = self._conn.execute(
@@ -268,7 +266,7 @@ class SqliteEventLog:
         self, columns: str, column_args: tuple[Any, ...], after: int, limit: int, event_types: Sequence[str] | None,
         shard: Shard | None,
     ) -> tuple[list[Any], int]:
-        """The rows of some types or of one shard, scanning at most ``limit * _SCAN_FACTOR`` positions; and the
+        """The rows of some types or of one shard, scanning at most ``limit * SCAN_FACTOR`` positions; and the
         last position scanned (a consumer moves past it even when nothing there matched)."""
         where, args = "", []
         if event_types:
@@ -282,7 +280,7 @@ class SqliteEventLog:
             self._conn.execute("begin")
             try:
                 head = self._conn.execute("select coalesce(max(position), 0) from events").fetchone()[0]
-                upper = min(after + limit * _SCAN_FACTOR, head)
+                upper = min(after + limit * SCAN_FACTOR, head)
                 rows = self._conn.execute(
                     f"select {columns} from events where position > ? and position <= ?{where} order by position limit ?",
                     (*column_args, after, upper, *args, limit),
