@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from agents.journey import JourneyAgent, JourneyConfig
@@ -20,8 +22,12 @@ from channels.dispatcher import DispatchAgent, DispatchConfig
 from data.activation.config import RetryPolicy
 from data.events import ConsentChanged, LeadCreated
 from data.log import open_log
+from data.settings import get_settings
 from data.ticks import tick_event, tick_time
 from environment.population import ACTIONS
+from serve.decide import PacingCache
+from serve.engine import Engine, ServeArgs, Tunables
+from serve.routes import build_api
 from tests.integration.activation.activation_stub import StubRequest, StubResponse, StubServer
 
 DAY = date(2026, 3, 2)
@@ -94,6 +100,14 @@ def decide(log_url: str, state_dir: Path, action: str, day: date = DAY) -> None:
     run_shard(agent, log_url, state_dir)
 
 
+def append(log_url: str, events: list[Any]) -> None:
+    log = open_log(log_url)
+    try:
+        log.append(events)
+    finally:
+        log.close()
+
+
 def run_shard(agent: Any, log_url: str, state_dir: Path) -> None:
     shard = AgentShard(agent, ShardConfig(log_url=log_url, state_dir=state_dir, state_store=""), start=False)
     try:
@@ -113,3 +127,16 @@ def events_of(log_url: str, *types: str) -> list[Any]:
 
 def morning(day: date = DAY) -> datetime:
     return tick_time(day) - timedelta(hours=1)
+
+
+@contextmanager
+def decision_api(tmp_path: Path, log_url: str, state_url: str) -> Iterator[TestClient]:
+    """The decision API in-process on this log and state store, reading the settings as the environment has them."""
+    get_settings.cache_clear()
+    args = ServeArgs(event_log=log_url, state_store=state_url, api_keys=[], pacing_from_agents=False,
+                     agent_state_dir=str(tmp_path / "agents"), agent_shards=1)
+    engine = Engine(args, Tunables(poll_interval_s=0.05), pacing=PacingCache(lambda c: {}))
+    try:
+        yield TestClient(build_api(engine))
+    finally:
+        engine.close()

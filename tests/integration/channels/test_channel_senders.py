@@ -23,13 +23,17 @@ from data.activation.config import RateLimit, RetryPolicy
 from data.activation.destinations.webhook import sign
 from data.activation.transport import HttpTransport
 from data.events import DecisionMade
-from data.log import open_log
-from data.settings import get_settings
-from serve.decide import PacingCache
-from serve.engine import Engine, ServeArgs, Tunables
-from serve.routes import build_api
 from tests.integration.activation.activation_stub import StubResponse, StubServer
-from tests.integration.channels.conftest import CUSTOMER, customer_events, dispatch_agent, events_of, morning, run_shard
+from tests.integration.channels.conftest import (
+    CUSTOMER,
+    append,
+    customer_events,
+    decision_api,
+    dispatch_agent,
+    events_of,
+    morning,
+    run_shard,
+)
 
 ALL = {"email": True, "sms": True, "push": True}
 
@@ -40,14 +44,6 @@ def decision(n: int, action: str, at: datetime) -> DecisionMade:
         "event_id": f"decision-{n}", "customer_id": CUSTOMER, "occurred_at": at, "source": "agent:journey",
         "properties": {"agent": "journey", "action": action, "channel": channel, "propensity": 1.0,
                        "policy_name": "test", "policy_version": "1"}})
-
-
-def append(log_url: str, events: list) -> None:
-    log = open_log(log_url)
-    try:
-        log.append(events)
-    finally:
-        log.close()
 
 
 def test_sms_and_push_go_out_in_the_providers_shapes(tmp_path: Path, log_url: str, state_url: str,
@@ -119,14 +115,8 @@ def api(tmp_path: Path, log_url: str, state_url: str, monkeypatch: pytest.Monkey
     monkeypatch.setenv("AME_CHANNELS_TWILIO_AUTH_TOKEN", "tw-token")
     monkeypatch.setenv("AME_CHANNELS_PUSH_WEBHOOK_SECRET", "push-secret")
     monkeypatch.setenv("AME_CHANNELS_WEBHOOK_BASE_URL", "https://engine.example")
-    get_settings.cache_clear()
-    args = ServeArgs(event_log=log_url, state_store=state_url, api_keys=[], pacing_from_agents=False,
-                     agent_state_dir=str(tmp_path / "agents"), agent_shards=1)
-    engine = Engine(args, Tunables(poll_interval_s=0.05), pacing=PacingCache(lambda c: {}))
-    try:
-        yield TestClient(build_api(engine))
-    finally:
-        engine.close()
+    with decision_api(tmp_path, log_url, state_url) as client:
+        yield client
 
 
 def test_twilio_and_push_webhooks_become_events(tmp_path: Path, log_url: str, state_url: str,

@@ -18,15 +18,13 @@ from fastapi.testclient import TestClient
 
 from data.events import ConsentChanged
 from data.log import open_log
-from data.settings import get_settings
-from serve.decide import PacingCache
-from serve.engine import Engine, ServeArgs, Tunables
-from serve.routes import build_api
 from tests.integration.activation.activation_stub import StubServer
 from tests.integration.channels.conftest import (
     CUSTOMER,
+    append,
     customer_events,
     decide,
+    decision_api,
     dispatch_agent,
     events_of,
     morning,
@@ -51,22 +49,8 @@ def api(tmp_path: Path, log_url: str, state_url: str,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, ec.EllipticCurvePrivateKey]]:
     key, public = sendgrid_keys()
     monkeypatch.setenv("AME_CHANNELS_SENDGRID_WEBHOOK_PUBLIC_KEY", public)
-    get_settings.cache_clear()
-    args = ServeArgs(event_log=log_url, state_store=state_url, api_keys=[], pacing_from_agents=False,
-                     agent_state_dir=str(tmp_path / "agents"), agent_shards=1)
-    engine = Engine(args, Tunables(poll_interval_s=0.05), pacing=PacingCache(lambda c: {}))
-    try:
-        yield TestClient(build_api(engine)), key
-    finally:
-        engine.close()
-
-
-def append(log_url: str, events: list) -> None:
-    log = open_log(log_url)
-    try:
-        log.append(events)
-    finally:
-        log.close()
+    with decision_api(tmp_path, log_url, state_url) as client:
+        yield client, key
 
 
 def test_a_decision_is_sent_and_the_providers_reports_come_back_as_events(
