@@ -13,7 +13,6 @@ a ``model_challenge`` event logs both AUCs, the difference and its CI.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -77,23 +76,31 @@ def outcome_labels(log_: EventLog) -> dict[str, tuple[int, int]]:
     return out
 
 
-def training_table(log_: EventLog, agent: ScoringAgent | None = None) -> pd.DataFrame:
-    """One row per customer with an outcome: the scoring features before it, the outcome's time and the label."""
-    agent = agent or ScoringAgent()
-    labels = outcome_labels(log_)
+def folded_records(log_: EventLog, agent: ScoringAgent, before_us: dict[str, int] | None = None) -> dict[str, dict]:
+    """Each customer's scoring state: the agent's fold over their events (only those before ``before_us[customer]``,
+    and only those customers, when it is given)."""
     records: dict[str, dict] = {}
     for event in replay_all(log_, sorted(agent.event_types)):
-        cut = labels.get(event.customer_id)
-        if cut is not None and event.occurred_at_us < cut[1]:
+        cut = None if before_us is None else before_us.get(event.customer_id)
+        if before_us is None or (cut is not None and event.occurred_at_us < cut):
             records[event.customer_id] = agent.fold(records.get(event.customer_id), event)  # type: ignore[arg-type]
-    rows = []
-    for customer, (label, at_us) in sorted(labels.items()):
-        features = features_of(records.get(customer, {}))
-        rows.append({ID: customer, TIME: from_micros(at_us), TARGET: label, **features})
+    return records
+
+
+def feature_table(rows: list[dict]) -> pd.DataFrame:
+    """Rows of :func:`features_of` as a table; an event type a customer never had counts 0."""
     frame = pd.DataFrame(rows)
     counts = [c for c in frame.columns if c.startswith("n_")]
     frame[counts] = frame[counts].fillna(0.0)
     return frame
+
+
+def training_table(log_: EventLog, agent: ScoringAgent | None = None) -> pd.DataFrame:
+    """One row per customer with an outcome: the scoring features before it, the outcome's time and the label."""
+    labels = outcome_labels(log_)
+    records = folded_records(log_, agent or ScoringAgent(), {c: at for c, (_, at) in labels.items()})
+    return feature_table([{ID: customer, TIME: from_micros(at_us), TARGET: label, **features_of(records.get(customer, {}))}
+                          for customer, (label, at_us) in sorted(labels.items())])
 
 
 def champion_probabilities(registry: ModelRegistry, frame: pd.DataFrame) -> tuple[str, np.ndarray]:
@@ -151,11 +158,5 @@ def challenge_event(report: RetrainReport, c: ChallengeResult, now: datetime) ->
 
 def current_features(log_: EventLog, agent: ScoringAgent | None = None) -> pd.DataFrame:
     """Every customer's scoring features now (the drift check's recent population)."""
-    agent = agent or ScoringAgent()
-    records: dict[str, dict] = defaultdict(dict)
-    for event in replay_all(log_, sorted(agent.event_types)):
-        records[event.customer_id] = agent.fold(records.get(event.customer_id) or None, event)  # type: ignore[arg-type]
-    frame = pd.DataFrame([{ID: c, **features_of(r)} for c, r in records.items()])
-    counts = [c for c in frame.columns if c.startswith("n_")]
-    frame[counts] = frame[counts].fillna(0.0)
-    return frame
+    records = folded_records(log_, agent or ScoringAgent())
+    return feature_table([{ID: c, **features_of(r)} for c, r in records.items()])

@@ -21,8 +21,10 @@ class PastLead:
     closed_at: datetime
 
 
-def past_leads(n: int, seed: int = 11, start: datetime = datetime(2025, 6, 1, tzinfo=UTC)) -> tuple[list[EventBase], list[PastLead]]:
-    """``n`` leads over 120 days: their events (before the close) and their outcomes, in close order."""
+def past_leads(n: int, seed: int = 11, start: datetime = datetime(2025, 6, 1, tzinfo=UTC),
+               views_decide: bool = False) -> tuple[list[EventBase], list[PastLead]]:
+    """``n`` leads over 120 days: their events (before the close) and their outcomes, in close order. With
+    ``views_decide`` only the page views predict a win, which the rule scorer weighs least (a model learns it)."""
     rng = np.random.default_rng(seed)
     events: list[EventBase] = []
     leads: list[PastLead] = []
@@ -37,6 +39,7 @@ def past_leads(n: int, seed: int = 11, start: datetime = datetime(2025, 6, 1, tz
             properties = {"page_view": {"url": "/pricing"}, "content_download": {"content_id": "wp-1", "content_type": "whitepaper"}}
             events.append(validate_event({"event_id": f"{customer}-{j}", "event_type": kind, "customer_id": customer,
                                           "occurred_at": at.isoformat(), "source": "test", "properties": properties.get(kind, {})}))
-        win = 1 / (1 + np.exp(-(1.1 * clicks + 0.9 * downloads - 0.15 * views - 2.0)))
+        logit = 1.5 * (views - 5.0) if views_decide else 1.1 * clicks + 0.9 * downloads - 0.15 * views - 2.0
+        win = 1 / (1 + np.exp(-logit))
         leads.append(PastLead(customer, bool(rng.random() < win), first + timedelta(hours=6 * len(kinds) + 48)))
     return events, sorted(leads, key=lambda lead: lead.closed_at)

@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agents.retrain import RetrainArgs, retrain_lead, training_table
+from agents.scheduler_jobs import drift_lead
+from agents.scoring import load_scorer
 from data.events import OpportunityLost, OpportunityWon
 from data.log import open_log
+from policies.scoring.drift_record import load_drift_checks
 from policies.scoring.registry import ModelRegistry
 from tests.integration.crm.history import past_leads
 
@@ -56,4 +59,29 @@ def test_too_few_outcomes_skip_the_retrain(log_url: str, tmp_path: Path) -> None
     log.append(events + _outcomes(leads))
     report = retrain_lead(log, ModelRegistry(tmp_path / "models"), NOW, log_url=log_url)
     assert report.challenge is None and "needs 50" in report.line()
+    log.close()
+
+
+def test_a_better_challenger_is_promoted_and_then_defends_its_place(log_url: str, tmp_path: Path) -> None:
+    events, leads = past_leads(400, views_decide=True)  # page views decide: the rule scorer weighs them least
+    log = open_log(log_url)
+    log.append(events + _outcomes(leads))
+    registry = ModelRegistry(tmp_path / "models")
+    first = retrain_lead(log, registry, NOW, RetrainArgs(bootstrap=300), log_url=log_url)
+    assert first.promoted_version is not None and first.challenge.ci_low > 0, first.line()
+    assert registry.versions("lead") == [first.promoted_version]
+    assert registry.metadata("lead")["challenge"]["champion_version"] == "rules-1"
+
+    scorer = load_scorer(tmp_path / "models")  # what the scoring agent loads on its next start
+    viewer = scorer.score("lead", {"lead_points": 40.0, "n_page_view": 10.0, "n_lead_created": 1.0, "events_total": 11.0})
+    clicker = scorer.score("lead", {"lead_points": 50.0, "n_email_click": 4.0, "n_lead_created": 1.0, "events_total": 5.0})
+    assert viewer.probability > clicker.probability
+
+    second = retrain_lead(log, registry, NOW.replace(day=3), RetrainArgs(bootstrap=300), log_url=log_url)
+    assert second.champion_version == first.promoted_version and second.promoted_version is None, second.line()
+    outcomes = [e.properties["outcome"] for e in log.read(0, 100_000, ["model_challenge"]).events]
+    assert outcomes == ["promoted", "kept"] and registry.versions("lead") == [first.promoted_version]
+
+    summary = drift_lead(log_url, tmp_path / "models")  # the scheduled drift check on the promoted model
+    assert summary.startswith(f"{first.promoted_version}: largest PSI") and load_drift_checks(tmp_path / "models")
     log.close()
