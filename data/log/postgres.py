@@ -70,7 +70,7 @@ class PostgresEventLog(ForwardsDeadLetters):
         self._what = f"the event log {redacted(url)}"
         try:
             self._pool = open_pool(url, self._what)
-            self._letters = PostgresDeadLetterStore(url)
+            self._letters = PostgresDeadLetterStore(url, pool=self._pool)
         except PostgresUnavailable as error:
             raise LogUnavailable(str(error)) from None
         self._listener: psycopg.Connection[Any] | None = None

@@ -10,6 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from psycopg_pool import ConnectionPool
+
 from data.log.base import DeadLetter, LogStats, RejectedInput, from_micros
 from data.log.sqlite import SqliteEventLog
 from data.postgres_db import is_postgres_url, open_pool, pooled, redacted
@@ -66,10 +68,12 @@ class ForwardsDeadLetters:
 class PostgresDeadLetterStore:
     """Dead letters in PostgreSQL (thread-safe: pooled connections)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool: ConnectionPool | None = None) -> None:
+        """:param pool: a pool on ``url`` to share (its owner closes it); by default one of its own."""
         self.url = url
         self._what = f"the dead-letter store {redacted(url)}"
-        self._pool = open_pool(url, self._what)
+        self._owns_pool = pool is None
+        self._pool = pool or open_pool(url, self._what)
 
     def dead_letter(self, rejected: Sequence[RejectedInput]) -> int:
         """Store ``rejected``; input already stored (same raw bytes) is counted as seen again. Returns how many
@@ -126,4 +130,5 @@ class PostgresDeadLetterStore:
                         dead_letters_redriven=redriven)
 
     def close(self) -> None:
-        self._pool.close()
+        if self._owns_pool:
+            self._pool.close()
