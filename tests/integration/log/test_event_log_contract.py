@@ -209,6 +209,8 @@ def test_two_processes_append_at_once(log: EventLog) -> None:
         batch = reader.read(after, 5_000)
         seen += [e.position for e in batch.events]
         after = batch.next_after
+        if not batch.events:
+            reader.wait(after, 0.1)
     for w in writers:
         w.join(timeout=240)
     assert [w.exitcode for w in writers] == [0, 0]
