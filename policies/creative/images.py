@@ -101,7 +101,7 @@ def compose(picture: Image.Image, headline: str, brand: dict[str, str], aspect_r
     for line in lines:
         pen.text((size * 0.6, y), line, font=_font(size), fill=_rgb(brand["text"]))
         y += size * 1.3
-    mark = _font(max(14, width // 40))
+    mark = _font(max(16, width // 32))
     left, top, right, bottom = pen.textbbox((0, 0), DISCLOSURE_MARK, font=mark)
     pad = max(6, width // 100)
     box = (width - (right - left) - 3 * pad, pad, width - pad, pad + (bottom - top) + 2 * pad)
