@@ -183,14 +183,15 @@ class DispatchAgent(Agent):
             return self.suppressed(decision, channel, earlier.outcome or "outcome_unknown", now_us)
         reason = self.guard(action, rec["facts"], now_us)
         to = rec["to"].get(ADDRESS_OF_CHANNEL[channel])
-        self.ledger.claim(decision.event_id, decision.customer_id, channel, SENDERS[channel].provider)
         if reason is None and not to:
             reason = "no_address"
-        if reason is not None:
-            self.ledger.settle(decision.event_id, reason)
-            return self.suppressed(decision, channel, reason, now_us)
+        sender = self.sender(channel) if reason is None else None  # a provider not configured fails before the claim
+        self.ledger.claim(decision.event_id, decision.customer_id, channel, SENDERS[channel].provider)
+        if sender is None:
+            self.ledger.settle(decision.event_id, str(reason))
+            return self.suppressed(decision, channel, str(reason), now_us)
         try:
-            message_id = self.sender(channel).send(self.message(decision, action, to))
+            message_id = sender.send(self.message(decision, action, to))
         except DestinationError as error:
             if error.retryable:  # every retry failed: the batch fails and is retried later
                 self.ledger.release(decision.event_id)

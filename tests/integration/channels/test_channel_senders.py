@@ -15,7 +15,9 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from channels.config import SendGridConfig
+from agents.runtime import AgentShard, ShardConfig
+from channels.config import ProvidersConfig, SendGridConfig
+from channels.dispatcher import DispatchAgent, DispatchConfig
 from channels.inbound import twilio_signature
 from channels.ledger import MessageLedger
 from channels.senders import ChannelNotConfigured, OutboundMessage, SendGridSender
@@ -147,3 +149,17 @@ def test_twilio_and_push_webhooks_become_events(tmp_path: Path, log_url: str, st
     assert [e.customer_id for e in events_of(log_url, "push_delivered", "push_open")] == [CUSTOMER, CUSTOMER]
     assert api.post("/v1/webhooks/fcm", content=receipts, headers={**signed, "X-AME-Signature": "sha256=00"}).status_code == 401
     assert api.post("/v1/webhooks/nope", content=b"{}").status_code == 404
+
+
+def test_a_channel_without_credentials_stops_the_batch_and_sends_once_configured(
+        tmp_path: Path, log_url: str, state_url: str, provider_stub: StubServer) -> None:
+    append(log_url, [*customer_events(morning(), ALL), decision(1, "sms", morning() + timedelta(hours=2))])
+    bare = DispatchAgent(DispatchConfig(clock="event", ledger_url=state_url, providers=ProvidersConfig()))
+    shard = AgentShard(bare, ShardConfig(log_url=log_url, state_dir=tmp_path / "agents", state_store=""), start=False)
+    with pytest.raises(ChannelNotConfigured, match="AME_CHANNELS_TWILIO_ACCOUNT_SID"):
+        shard.step()
+    shard.close()
+    assert events_of(log_url, "sms_sent", "message_suppressed") == [] and provider_stub.requests == []
+    run_shard(dispatch_agent(provider_stub.url, state_url), log_url, tmp_path / "agents")
+    [sent] = events_of(log_url, "sms_sent", "message_suppressed")
+    assert sent.event_type == "sms_sent" and len(provider_stub.requests) == 1
