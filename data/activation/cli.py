@@ -13,8 +13,10 @@ from rich.table import Table
 
 from data.activation.config import load_syncs
 from data.activation.errors import ActivationError
+from data.activation.gate import EngineGate
 from data.activation.runner import WarehouseSource, is_due, run_sync
 from data.activation.state import SyncState
+from data.privacy.errors import PrivacyError
 from data.settings import get_settings
 
 console = Console()
@@ -47,10 +49,11 @@ def _when(ts: float | None) -> str:
 
 
 def _runs_table() -> Table:
-    table = Table(title="activation runs (rows: in the model; same: unchanged; sent: upserts; del: deletes)")
+    table = Table(title="activation runs (rows: in the model; held: not sent, erased or without consent; same:"
+                        " unchanged; sent: upserts; del: deletes; erase: erased customers deleted)")
     table.add_column("sync", overflow="fold", min_width=18)
     table.add_column("status", no_wrap=True, min_width=7)
-    for column in ("rows", "same", "sent", "del", "ok", "fail"):
+    for column in ("rows", "held", "same", "sent", "del", "erase", "ok", "fail"):
         table.add_column(column, justify="right", no_wrap=True, min_width=4)
     return table
 
@@ -73,6 +76,8 @@ def _print_failures(reports: list[dict[str, Any]], report_dir: Path, show_errors
 def run_command(
     config: ConfigOption = None, sync: SyncOption = None, state: StateOption = None,
     warehouse: Annotated[str | None, typer.Option("--warehouse", help="Warehouse URL (default: AME_WAREHOUSE).")] = None,
+    log: Annotated[str | None, typer.Option("--log", help="Event log URL, whose key store lists the erased customers"
+                                                          " (default: AME_EVENT_LOG).")] = None,
     due: Annotated[bool, typer.Option("--due", help="Only syncs whose cron schedule has ticked since their last success.")] = False,
     report: Annotated[Path | None, typer.Option("--report", help="Also write the runs' JSON reports to this file.")] = None,
     show_errors: Annotated[int, typer.Option(help="Row errors to print per sync.")] = 10,
@@ -81,7 +86,8 @@ def run_command(
     try:
         syncs = _load(config, sync)
         store = _state(state)
-    except (ActivationError, ValueError) as error:
+        gate = EngineGate.from_urls(state or get_settings().state_store_url(), log or get_settings().event_log_url())
+    except (ActivationError, PrivacyError, ValueError) as error:
         err.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
     report_dir = get_settings().home / "activation" / "reports"
@@ -91,16 +97,17 @@ def run_command(
     try:
         for s in syncs:
             if due and not is_due(s.schedule, store.last_success(s.name)):
-                table.add_row(s.name, "[dim]not due[/]", *["-"] * 6)
+                table.add_row(s.name, "[dim]not due[/]", *["-"] * 8)
                 continue
-            r = run_sync(s, source, store, report_dir=report_dir)
+            r = run_sync(s, source, store, report_dir=report_dir, gate=gate)
             reports.append(r.to_json())
             colour = {"ok": "green", "partial": "yellow"}.get(r.status, "red")
             table.add_row(f"{s.name} [dim]→ {r.destination}[/]", f"[{colour}]{r.status}[/]", f"{r.model_rows:,}",
-                          f"{r.unchanged:,}", f"{r.upserts_sent:,}", f"{r.deletes_sent:,}", f"{r.succeeded:,}",
-                          f"{r.failed:,}")
+                          f"{r.withheld:,}", f"{r.unchanged:,}", f"{r.upserts_sent:,}", f"{r.deletes_sent:,}",
+                          f"{r.erasures_sent:,}", f"{r.succeeded:,}", f"{r.failed:,}")
     finally:
         store.close()
+        gate.close()
     console.print(table)
     _print_failures(reports, report_dir, show_errors)
     if report:

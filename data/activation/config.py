@@ -9,6 +9,7 @@ A YAML file holds a list of syncs::
         filter: "lead_tier = 'High'"
         mapping: {email: email, firstname: first_name, ame_lead_score: lead_score}
         mode: upsert            # or mirror: rows that leave the model are deleted at the destination
+        consent: email          # the channel whose consent the destination's use needs (default: by destination)
         schedule: "0 * * * *"   # cron, validated
         destination: {type: hubspot, token_env: AME_HUBSPOT_TOKEN}
 
@@ -159,6 +160,13 @@ def validate_cron(expression: str) -> str:
     return expression
 
 
+ConsentChannel = Literal["email", "sms", "push", "ad"]
+
+DEFAULT_CONSENT: dict[str, ConsentChannel] = {"hubspot": "email", "braze": "email", "google_ads": "ad"}
+"""The consent a destination's usual purpose needs: marketing e-mail for HubSpot and Braze, ad personalization for
+Customer Match. Salesforce (sales), webhooks and files need none unless the sync names one."""
+
+
 class SyncConfig(_Frozen):
     """One sync: a model of the warehouse, its mapping onto a destination, its mode and schedule."""
 
@@ -168,6 +176,8 @@ class SyncConfig(_Frozen):
     mapping: dict[str, str] = Field(min_length=1, description="Destination field -> model column.")
     filter: str | None = Field(None, description="SQL predicate on the model (the audience), e.g. lead_tier = 'High'.")
     mode: Literal["upsert", "mirror"] = "upsert"
+    consent: ConsentChannel | Literal["none"] | None = Field(
+        None, description="Channel whose consent a row needs to be sent (none: no check; unset: the destination's default).")
     schedule: str = "0 * * * *"
     batch_size: int | None = Field(None, ge=1, le=100_000, description="Rows per request; capped by the destination.")
     rate_limit: RateLimit = Field(default_factory=RateLimit)
@@ -213,6 +223,12 @@ class SyncConfig(_Frozen):
                     f"`{field_name}: <model column>` to mapping (it has: {', '.join(sorted(self.mapping))})"
                 )
         return self
+
+    def consent_channel(self) -> ConsentChannel | None:
+        """The channel whose consent a row needs: the sync's ``consent``, else the destination's default."""
+        if self.consent == "none":
+            return None
+        return self.consent or DEFAULT_CONSENT.get(self.destination.type)
 
     def effective_batch_size(self) -> int:
         """Rows per request: the sync's batch size, capped by the destination's maximum."""

@@ -71,6 +71,40 @@ def plan_sync(records: Iterable[Record], state: Mapping[str, tuple[str, dict[str
     return SyncPlan(upserts, deletes, unchanged)
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The model's rows that may be sent, and what the destination holds that must go."""
+
+    records: list[Record]
+    withheld: int
+    """Rows of the model not sent: an erased customer, or one without the consent the destination needs."""
+    held: dict[str, tuple[str, dict[str, Any]]]
+    """What the destination holds, less the rows below (the state to diff the records against)."""
+    removals: list[Record]
+    """Held rows whose customer no longer consents: taken out of the audience (``delete``)."""
+    erasures: list[Record]
+    """Held rows whose customer was erased: deleted at the destination (``erase``)."""
+
+
+def admit(records: Iterable[Record], held: Mapping[str, tuple[str, dict[str, Any]]], erased: set[str],
+          no_consent: set[str]) -> Admission:
+    """Split the model's records and the destination's rows by who may be sent.
+
+    :param records: the current rows of the model, mapped.
+    :param held: what the destination holds (key -> (hash, last synced fields)).
+    :param erased: keys of erased customers (never sent; deleted where held).
+    :param no_consent: keys of customers without the needed consent (not sent; removed where held).
+    """
+    records = list(records)
+    allowed = [r for r in records if r.key not in erased and r.key not in no_consent]
+    keep = {k: v for k, v in held.items() if k not in erased and k not in no_consent}
+    return Admission(
+        allowed, len(records) - len(allowed), keep,
+        removals=[Record(k, fields) for k, (_, fields) in held.items() if k in no_consent and k not in erased],
+        erasures=[Record(k, fields) for k, (_, fields) in held.items() if k in erased],
+    )
+
+
 def batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     """Consecutive slices of at most ``size`` items."""
     for start in range(0, len(items), size):

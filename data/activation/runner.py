@@ -3,6 +3,11 @@
 A row counts as synced only when its destination accepted it: a partially failed batch commits its other
 rows, and the failed ones keep their old state, so the next run sends them again. Running twice in a row
 sends nothing the second time.
+
+With a gate (:mod:`data.activation.gate`), an erased customer is never sent and is deleted (``erase``) wherever
+the destination holds them; a customer without the consent the destination needs is not sent and is taken out of
+the audience (``delete``) where it holds them. Both leave the state once the destination accepted them, so each
+is sent once.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from croniter import croniter
 
 from data.activation.config import SyncConfig
 from data.activation.destinations import BatchOutcome, Destination, Record, RunInfo, build_destination
-from data.activation.diff import batches, map_row, plan_sync
+from data.activation.diff import Admission, admit, batches, map_row, plan_sync
 from data.activation.errors import ActivationError, DestinationError
+from data.activation.gate import AudienceGate, blocked
 from data.activation.state import SyncState
 from data.activation.transport import Clock, HttpTransport
 from data.warehouse import open_warehouse
@@ -88,8 +94,10 @@ class SyncReport:
     status: str = "running"
     model_rows: int = 0
     unchanged: int = 0
+    withheld: int = 0
     upserts_sent: int = 0
     deletes_sent: int = 0
+    erasures_sent: int = 0
     succeeded: int = 0
     failed: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
@@ -139,8 +147,10 @@ def _send_all(sync: SyncConfig, dest: Destination, plan_items: Sequence[tuple[st
         for batch in batches(records, size):
             if operation == "upsert":
                 report.upserts_sent += len(batch)
-            else:
+            elif operation == "delete":
                 report.deletes_sent += len(batch)
+            else:
+                report.erasures_sent += len(batch)
             if aborted:
                 for r in batch:
                     report.add_error(r.key, operation, f"not attempted: {aborted}")
@@ -152,7 +162,7 @@ def _send_all(sync: SyncConfig, dest: Destination, plan_items: Sequence[tuple[st
                 report.add_error(key, operation, message)
             good_up = [(r.key, hashes[r.key], r.fields) for r in batch
                        if operation == "upsert" and r.key not in outcome.failed]
-            good_del = [r.key for r in batch if operation == "delete" and r.key not in outcome.failed]
+            good_del = [r.key for r in batch if operation != "upsert" and r.key not in outcome.failed]
             if dest.commit_per_batch:
                 state.commit(sync.name, good_up, good_del)
                 report.succeeded += len(good_up) + len(good_del)
@@ -162,8 +172,18 @@ def _send_all(sync: SyncConfig, dest: Destination, plan_items: Sequence[tuple[st
     return pending_up, pending_del
 
 
+def _admit(sync: SyncConfig, records: list[Record], held: dict[str, tuple[str, dict[str, Any]]],
+           gate: AudienceGate | None) -> Admission:
+    """Who may be sent, and which held rows must go (everyone may, and none must, without a gate)."""
+    if gate is None:
+        return admit(records, held, set(), set())
+    erased, no_consent = blocked(gate, {r.key for r in records} | held.keys(), sync.consent_channel())
+    return admit(records, held, erased, no_consent)
+
+
 def run_sync(sync: SyncConfig, source: RowSource, state: SyncState, *, clock: Clock | None = None,
-             rng: Any = None, report_dir: Path | None = None, destination: Destination | None = None) -> SyncReport:
+             rng: Any = None, report_dir: Path | None = None, destination: Destination | None = None,
+             gate: AudienceGate | None = None) -> SyncReport:
     """Run one sync once and return its report (also stored in the state and written as JSON to ``report_dir``).
 
     :param sync: the sync's configuration.
@@ -173,6 +193,7 @@ def run_sync(sync: SyncConfig, source: RowSource, state: SyncState, *, clock: Cl
     :param rng: randomness of the backoff jitter.
     :param report_dir: folder of the JSON reports (``<dir>/<sync>/<run_id>.json``); None writes none.
     :param destination: a ready destination (tests); default: built from the configuration.
+    :param gate: erasures and consent (:class:`~data.activation.gate.EngineGate` from the CLI); None: no checks.
     """
     started = time.perf_counter()
     run_id = new_run_id()
@@ -183,13 +204,16 @@ def run_sync(sync: SyncConfig, source: RowSource, state: SyncState, *, clock: Cl
     try:
         records = [map_row(row, sync.mapping, sync.identity_key) for row in source.rows(sync)]
         report.model_rows = len(records)
-        plan = plan_sync(records, state.rows(sync.name), mirror=sync.mode == "mirror")
+        admission = _admit(sync, records, state.rows(sync.name), gate)
+        report.withheld = admission.withheld
+        plan = plan_sync(admission.records, admission.held, mirror=sync.mode == "mirror")
         report.unchanged = plan.unchanged
         dest = destination or build_destination(sync, transport)
-        if plan.upserts or plan.deletes:
+        items = [("upsert", [r for r, _ in plan.upserts]), ("delete", plan.deletes + admission.removals),
+                 ("erase", admission.erasures)]
+        if any(records for _, records in items):
             dest.open(RunInfo(sync.name, run_id))
             hashes = {r.key: digest for r, digest in plan.upserts}
-            items = [("upsert", [r for r, _ in plan.upserts]), ("delete", plan.deletes)]
             pending_up, pending_del = _send_all(sync, dest, items, state, report, hashes)
             try:
                 dest.close(ok=True)
@@ -197,7 +221,7 @@ def run_sync(sync: SyncConfig, source: RowSource, state: SyncState, *, clock: Cl
                 for key, _, _ in pending_up:
                     report.add_error(key, "upsert", f"run not completed: {error}")
                 for key in pending_del:
-                    report.add_error(key, "delete", f"run not completed: {error}")
+                    report.add_error(key, "delete or erase", f"run not completed: {error}")
             else:
                 state.commit(sync.name, pending_up, pending_del)
                 report.succeeded += len(pending_up) + len(pending_del)
@@ -221,7 +245,7 @@ def run_sync(sync: SyncConfig, source: RowSource, state: SyncState, *, clock: Cl
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{run_id}.json").write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
     log.info("sync %s run %s: %s (%d sent, %d failed)", sync.name, run_id, report.status,
-             report.upserts_sent + report.deletes_sent, report.failed)
+             report.upserts_sent + report.deletes_sent + report.erasures_sent, report.failed)
     return report
 
 

@@ -13,7 +13,14 @@ from psycopg import sql
 
 from data.postgres_db import PostgresUnavailable, redacted
 from data.privacy.registry import ERASED
-from data.privacy.scrub import CUSTOMER_COLUMNS, PII_COLUMNS, REDACTED_RAW, PiiValues, ScrubCount
+from data.privacy.scrub import (
+    CUSTOMER_COLUMNS,
+    PENDING_DESTINATION_DELETES,
+    PII_COLUMNS,
+    REDACTED_RAW,
+    PiiValues,
+    ScrubCount,
+)
 
 _COLUMNS = ("select table_name, column_name, data_type from information_schema.columns"
             " where table_schema = current_schema() and data_type in ('text', 'bytea', 'character varying')"
@@ -85,7 +92,8 @@ def scrub_postgres(url: str, customer_id: str, values: PiiValues) -> ScrubCount:
         if "dead_letters" in tables:
             count.rows_redacted = _redact_dead_letters(conn, customer_id, values)
         for table, columns in tables.items():
-            if table in ("snapshots", "schema_version", "customer_keys", "erased_customers", "dead_letters"):
+            if table in ("snapshots", "schema_version", "customer_keys", "erased_customers", "dead_letters",
+                         PENDING_DESTINATION_DELETES):
                 continue
             keyed = next((c for c in CUSTOMER_COLUMNS if c in columns), None)
             for column, kind in columns.items():

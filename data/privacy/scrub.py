@@ -34,6 +34,9 @@ DISTINCTIVE_FIELDS = frozenset({"email", "phone", "identifiers"})
 PII_COLUMNS = frozenset({"email", "first_name", "last_name", "phone", "company"})
 REDACTED_RAW = b'{"redacted": "the input named an erased customer"}'
 CUSTOMER_COLUMNS = ("customer_id", "canonical_customer_id")
+PENDING_DESTINATION_DELETES = "activation_rows"
+"""What each activation destination holds: kept through an erasure, because the next ``ame activate run`` needs
+the identifiers (an email, an external id) to delete the customer there; it then drops the rows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,7 @@ def scrub_sqlite(path: Path, customer_id: str, values: PiiValues) -> ScrubCount:
         conn.execute("pragma secure_delete = on")
         conn.execute("begin immediate")
         tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table' and name not like 'sqlite_%'")]
-        for table in tables:
+        for table in (t for t in tables if t != PENDING_DESTINATION_DELETES):
             columns = [(r[1], (r[2] or "").lower()) for r in conn.execute(f"pragma table_info({_q(table)})")]
             names = {c for c, _ in columns}
             if table == "dead_letters" and {"raw", "replaced_raw"} <= names:

@@ -1,4 +1,8 @@
-"""The seam every destination implements: open a run, send batches of upserts or deletes, close the run."""
+"""The seam every destination implements: open a run, send batches of upserts, deletes or erasures, close the run.
+
+``delete`` takes a row out of the destination's audience (it left the model, or its consent was withdrawn);
+``erase`` deletes the person at the destination, through its own deletion API, because they were erased here.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Operation = Literal["upsert", "delete"]
+Operation = Literal["upsert", "delete", "erase"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """CSV and Parquet files: one file of changes per run, ``<path>/<sync>/<run_id>.<csv|parquet>``.
 
-Each row carries ``_ame_key`` and ``_ame_op`` (``upsert`` or ``delete``) and the mapped fields. The file is
+Each row carries ``_ame_key`` and ``_ame_op`` (``upsert``, ``delete``, or ``erase`` for an erased customer, whom a
+reader must delete) and the mapped fields. The file is
 written to a temporary name and renamed when the run closes, so a reader never sees half a file. Parquet is
 written by DuckDB's ``COPY ... (FORMAT PARQUET)`` (no pyarrow needed).
 """

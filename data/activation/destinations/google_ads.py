@@ -7,7 +7,7 @@ only once the job runs):
    "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": {"userList":
    "customers/{cid}/userLists/{id}", "consent": {...}}}}`` -> ``{"resourceName": ...}``;
 2. ``POST {base}/{version}/{resourceName}:addOperations`` with ``{"enablePartialFailure": true,
-   "operations": [{"create"|"remove": {"userIdentifiers": [{"hashedEmail": ...}, {"hashedPhoneNumber":
+   "operations": [{"create"|"remove" (delete, erase): {"userIdentifiers": [{"hashedEmail": ...}, {"hashedPhoneNumber":
    ...}]}}]}``; a ``partialFailureError`` names failed operations by ``fieldPathElements`` index;
 3. ``POST {base}/{version}/{resourceName}:run``.
 

@@ -4,7 +4,9 @@
 "<value>", "properties": {...}}]}`` (at most 100 inputs). 200 means every input was written; 207
 (multi-status) lists ``errors`` whose ``context`` names the ids that failed. Mirror deletes clear the synced
 properties (an upsert with empty strings, which HubSpot reads as "clear"), because archiving a contact needs
-HubSpot's record id and would remove the person, not just the audience membership.
+HubSpot's record id and would remove the person, not just the audience membership. An erased customer is
+deleted for good with ``POST {base}/crm/v3/objects/contacts/gdpr-delete`` and ``{"objectId": "<value>",
+"idProperty": "email"}``, one contact a call (204; a 404 means it is already gone).
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ class HubSpot:
         self.transport = transport
         self.headers = {"Authorization": f"Bearer {secret(config.token_env, 'HubSpot')}"}
         self.url = f"{config.base_url.rstrip('/')}/crm/v3/objects/{config.object_type}/batch/upsert"
+        self.gdpr_url = f"{config.base_url.rstrip('/')}/crm/v3/objects/{config.object_type}/gdpr-delete"
 
     def open(self, run: RunInfo) -> None:
         return None
 
     def send(self, operation: Operation, records: Sequence[Record]) -> BatchOutcome:
+        if operation == "erase":
+            return self._gdpr_delete(records)
         idp = self.config.id_property
         outcome = BatchOutcome()
         inputs, sent = [], []
@@ -59,6 +64,21 @@ class HubSpot:
         raise_for_status(response, "HubSpot batch upsert")
         if response.status == 207:
             _attribute_errors(response.json() or {}, {str(r.fields[idp]).lower(): r for r in sent}, idp, outcome)
+        return outcome
+
+    def _gdpr_delete(self, records: Sequence[Record]) -> BatchOutcome:
+        """Permanently delete each record's contact (HubSpot's GDPR delete, one a call)."""
+        idp = self.config.id_property
+        outcome = BatchOutcome()
+        for r in records:
+            ident = r.fields.get(idp)
+            if ident in (None, ""):
+                outcome.failed[r.key] = f"no {idp} (the GDPR delete's idProperty) for this row"
+                continue
+            response = self.transport.request("POST", self.gdpr_url, json_body={"objectId": str(ident), "idProperty": idp},
+                                              headers=self.headers)
+            if response.status != 404:
+                raise_for_status(response, "HubSpot GDPR delete")
         return outcome
 
     def close(self, ok: bool) -> None:

@@ -1,4 +1,5 @@
-"""Salesforce: upsert by external id with sObject Collections, delete by external id (mirror).
+"""Salesforce: upsert by external id with sObject Collections, delete by external id (mirror, withdrawn consent,
+and an erased customer alike: the record is deleted).
 
 Upsert: ``PATCH {instance}/services/data/vXX.X/composite/sobjects/{SObject}/{ExternalIdField}`` with
 ``{"allOrNone": false, "records": [{"attributes": {"type": SObject}, ExternalIdField: value, ...}]}`` (at

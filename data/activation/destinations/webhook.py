@@ -1,6 +1,6 @@
 """A generic webhook: JSON batches, optionally signed with HMAC-SHA256.
 
-Request: ``POST url`` with body ``{"sync", "run_id", "batch", "operation": "upsert"|"delete", "records":
+Request: ``POST url`` with body ``{"sync", "run_id", "batch", "operation": "upsert"|"delete"|"erase", "records":
 [{"key", "fields"}]}``, headers ``Idempotency-Key`` (hash of the body), ``X-AME-Timestamp`` and, with a
 secret, ``X-AME-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``.
 Response: any 2xx; a body ``{"errors": [{"key": ..., "message": ...}]}`` refuses those rows only.
