@@ -27,6 +27,10 @@ class Settings(BaseSettings):
         "2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="Warehouse: first day the incremental models cover."
     )
     warehouse_bigquery_location: str = Field("", description="Warehouse: BigQuery dataset location (e.g. EU); empty: the default.")
+    warehouse_subscription_overlap_s: float = Field(
+        600.0, ge=0, le=86_400,
+        description="Warehouse load from a Pub/Sub log: how far before its publish-time watermark each load re-reads the "
+                    "subscription's table, for rows the subscription wrote late (duplicates are skipped by event_id).")
     warehouse_dictionary_compression: bool = Field(
         False, description="Warehouse (DuckDB): dictionary-compress string columns on build (a file half the size, builds ~8% slower)."
     )
