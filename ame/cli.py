@@ -10,6 +10,7 @@ import typer
 from agents.cli import agents_app
 from agents.schedule_cli import schedule_app
 from ame.demo import demo_command
+from ame.infra_cli import infra_app
 from ame.parity import parity_command
 from ame.parity_bid import parity_bid_command
 from ame.sim_run import lift_command, run_command
@@ -59,3 +60,4 @@ app.add_typer(creatives_app, name="creatives")
 app.add_typer(serve_app, name="serve")
 app.add_typer(activate_app, name="activate")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(infra_app, name="infra")
