@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 
 from tests.integration.pubsub.conftest import pubsub_emulator, pubsub_url  # noqa: F401 - fixtures
 from tests.integration.stores.conftest import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.integration.warehouse.test_warehouse_bigquery_emulator import _endpoint
 
 
 @pytest.fixture
 def bigquery_emulator(monkeypatch: pytest.MonkeyPatch) -> str:
-    """bqemulator's ``http://host:port`` (``AME_BQ_EMULATOR``, as CI exports it), set as ``BIGQUERY_EMULATOR_HOST``."""
-    endpoint = os.environ.get("AME_BQ_EMULATOR", "")
-    if not endpoint:
-        pytest.skip("AME_BQ_EMULATOR is not set: run scripts/start_bqemulator.sh and export AME_BQ_EMULATOR=127.0.0.1:9050")
-    host, _, port = endpoint.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=2).close()
-    except OSError:
-        pytest.skip(f"no BigQuery emulator answers at {endpoint}: start it with scripts/start_bqemulator.sh")
-    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"http://{endpoint}")
-    return f"http://{endpoint}"
+    """bqemulator's ``http://host:port`` (``AME_BQ_EMULATOR``, as CI exports it; skips without it), set as
+    ``BIGQUERY_EMULATOR_HOST`` for the Google client."""
+    endpoint = f"http://{_endpoint()}"
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", endpoint)
+    return endpoint
