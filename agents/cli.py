@@ -25,6 +25,7 @@ from agents.supervisor import AgentSupervisor, tick_event
 from channels.dispatcher import DispatchAgent, DispatchConfig
 from data.crm.salesforce import CrmNotConfigured, SalesforceConfig
 from data.log import open_log
+from data.postgres_db import is_postgres_url
 from data.settings import get_settings
 
 console = Console()
@@ -128,8 +129,8 @@ def up(
     log_url = log or settings.event_log_url()
     folder = (state_dir or settings.home / "agents").resolve()
     store_url = state_store or settings.state_store_url()
-    if not store_url.startswith("sqlite:///"):
-        err.print(f"[red]error:[/] unknown state store URL {store_url!r}: expected sqlite:///path")
+    if not store_url.startswith("sqlite:///") and not is_postgres_url(store_url):
+        err.print(f"[red]error:[/] unknown state store URL {store_url!r}: expected sqlite:///path or postgresql://…")
         raise typer.Exit(2)
     projector_config = ProjectorConfig.from_settings(log_url, store_url, settings) if projector else None
     ray = _ray_init(address, namespace)

@@ -22,6 +22,7 @@ from agents.polling import LoopTiming, PollingLoop, RateMeter, catch_up, was_rec
 from agents.runtime import ShardStatus
 from agents.state_repository import bump_restarts
 from data.log import EventLog, open_log
+from data.postgres_db import is_postgres_url
 from data.projections.base import KeyedProjection, Projector
 from data.projections.profile import ProfileProjection
 from data.projections.store import open_state_store
@@ -37,7 +38,7 @@ class ProjectorConfig(BaseModel):
     """Which projection to keep current, where, and how often to look for new events.
 
     :param log_url: the event log to fold.
-    :param state_url: the state store Serve reads the projection from (``sqlite:///path``).
+    :param state_url: the state store Serve reads the projection from (``sqlite:///path`` or ``postgresql://…``).
     :param projection: the projection's name (a key of :data:`PROJECTIONS`).
     :param batch_size: most events folded per transaction while catching up.
     :param poll_interval_s: wait between polls when caught up; with the fold's time it bounds freshness.
@@ -50,7 +51,8 @@ class ProjectorConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     log_url: str = Field(min_length=1)
-    state_url: str = Field(pattern=r"^sqlite:///.+", description="The state store Serve reads (sqlite:///path).")
+    state_url: str = Field(pattern=r"^(sqlite:///|postgres(ql)?://).+",
+                           description="The state store Serve reads (sqlite:///path or postgresql://…).")
     projection: Literal["profile"] = "profile"
     batch_size: int = Field(50_000, ge=1, le=1_000_000)
     poll_interval_s: float = Field(0.05, gt=0, le=10)
@@ -67,7 +69,9 @@ class ProjectorConfig(BaseModel):
     @field_validator("state_url")
     @classmethod
     def _absolute(cls, url: str) -> str:
-        """The store's path made absolute here, in the caller, since the actor's working folder may differ."""
+        """A SQLite store's path made absolute here, in the caller, since the actor's working folder may differ."""
+        if is_postgres_url(url):
+            return url
         return f"sqlite:///{Path(url.removeprefix('sqlite:///')).resolve()}"
 
     @classmethod

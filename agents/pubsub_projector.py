@@ -20,6 +20,7 @@ from data.log.base import ReplayEvent
 from data.log.pubsub_admin import ensure_consumer_resources
 from data.log.pubsub_subscriber import PubSubSubscriber, projection_handler
 from data.projections.store import open_state_store
+from data.settings import get_settings
 
 
 class PubSubProjectionRunner:
@@ -46,7 +47,8 @@ class PubSubProjectionRunner:
             fold(conn, events)
             self._rate.add(len(events))
 
-        subscription = ensure_consumer_resources(config.log_url, f"projector-{config.projection}")
+        subscription = ensure_consumer_resources(config.log_url, f"projector-{config.projection}",
+                                                 ack_deadline_s=get_settings().pubsub_ack_deadline_s)
         self.subscriber = PubSubSubscriber(subscription, self.store, projection.name, handle,
                                            max_batch=min(config.batch_size, 1_000))
         self._running = self._closed = False

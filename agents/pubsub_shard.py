@@ -8,6 +8,10 @@ same ids and every consumer downstream drops the copies), and the agent's state,
 consumer's position commit in one transaction before the ack. :class:`PubSubAgentShard` is a plain class;
 :func:`pubsub_shard_actor_class` wraps it for Ray like the embedded shards.
 
+State: with ``AME_STATE_STORE=postgresql://…`` (or ``state_store`` given) every shard keeps its records, processed ids
+and position in that one database, so a shard restarted on another node resumes where it committed; otherwise each
+shard has its own SQLite file under ``state_dir`` (one machine).
+
 Sharding: every shard has its own subscription (``<topic>-agent-<name>-<i>of<n>``) and keeps the customers
 whose hash mod n is i (broadcast events go to all); it acks the others unprocessed.
 
@@ -19,7 +23,6 @@ unprocessed; the subscription's server-side backlog is Cloud Monitoring's ``num_
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -27,12 +30,12 @@ from typing import Any
 
 from agents.polling import RateMeter, was_reconstructed
 from agents.runtime import Agent, Record, ShardStatus, StateView
-from agents.state_repository import AgentStateRepository, consumer_name, state_store_url
+from agents.state_repository import AgentStateRepository, consumer_name, shared_state_url, state_store_url
 from data.log import open_log
 from data.log.base import StoredEvent
 from data.log.pubsub_admin import ensure_consumer_resources
 from data.log.pubsub_subscriber import PubSubSubscriber
-from data.projections.store import SqliteStateStore
+from data.projections.store import open_state_store
 from data.settings import get_settings
 from data.sharding import Shard
 
@@ -42,23 +45,27 @@ class PubSubAgentShard:
 
     :param agent: the concrete agent (the same class that runs on the embedded log).
     :param log_url: ``pubsub://project/topic``: where inputs come from and outputs are published.
-    :param state_dir: folder of the shard's SQLite state store.
+    :param state_dir: folder of the shard's SQLite state store (unused when the state is on PostgreSQL).
+    :param state_store: a ``postgresql://`` URL every shard shares; None: ``AME_STATE_STORE`` when it names
+        PostgreSQL; empty (or a SQLite URL): a SQLite file per shard under ``state_dir``.
     """
 
     def __init__(self, agent: Agent, log_url: str, state_dir: Path, shard: int = 0, shards: int = 1,
-                 start: bool = True) -> None:
+                 start: bool = True, state_store: str | None = None) -> None:
         self.agent = agent
         self.shard = Shard(shard, shards)
         self.consumer = consumer_name(agent.name, shard, shards)
         self.log = open_log(log_url)
-        self.store = SqliteStateStore(state_store_url(state_dir, agent.name, shard, shards))
+        shared = shared_state_url() if state_store is None else state_store
+        self.store = open_state_store(state_store_url(state_dir, agent.name, shard, shards, shared))
         self.state = AgentStateRepository(self.store, self.consumer)
         reconstructed = was_reconstructed()
         self._restarts = self.state.count_restart(reconstructed)
         settings = get_settings()
         self._rate = RateMeter(settings.agent_rate_window, settings.agent_rate_idle_s)
         types = sorted(agent.event_types) if agent.event_types else None
-        subscription = ensure_consumer_resources(log_url, f"agent-{agent.name}-{shard}of{shards}", types)
+        subscription = ensure_consumer_resources(log_url, f"agent-{agent.name}-{shard}of{shards}", types,
+                                                 ack_deadline_s=settings.pubsub_ack_deadline_s)
         self.subscriber = PubSubSubscriber(subscription, self.store, self.consumer, self._handle, types,
                                            full_events=True)
         self.appended = 0
@@ -66,7 +73,7 @@ class PubSubAgentShard:
         if start or reconstructed:  # a restarted actor resumes on its own; unacked messages come again
             self.start()
 
-    def _handle(self, conn: sqlite3.Connection, events: Sequence[StoredEvent]) -> None:
+    def _handle(self, conn: Any, events: Sequence[StoredEvent]) -> None:
         """Inside the subscriber's transaction: decide, publish the outputs, write the changed records."""
         keyed = self.agent.keyed_by_customer
         mine = [e for e in events if self.agent.is_broadcast(e) or

@@ -58,6 +58,9 @@ class AgentSupervisor:
     :param projector: also run the projector actor with this configuration (None: no projector).
     :param env: environment variables for every actor (Ray's ``runtime_env``), e.g. ``PUBSUB_EMULATOR_HOST``;
         None: the actors inherit the cluster nodes' environment.
+    :param resources: Ray custom resources every actor asks for, which pins them to the nodes that offer them (e.g.
+        ``{"agents": 0.01}`` on a cluster whose agents' nodes start with ``--resources '{"agents": 1}'``); a
+        restarted actor waits for such a node.
     """
 
     def __init__(
@@ -74,6 +77,7 @@ class AgentSupervisor:
         snapshot_every: int = 0,
         projector: ProjectorConfig | None = None,
         env: Mapping[str, str] | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         self.log_url = log_url
         self.state_dir = Path(state_dir)
@@ -87,6 +91,7 @@ class AgentSupervisor:
         self.projector = projector
         self.kind = consumer_kind(log_url)
         self.env = dict(env or {})
+        self.resources = dict(resources or {})
         self.handles: dict[tuple[str, int], Any] = {}
 
     def up(self, start: bool = True) -> dict[tuple[str, int], Any]:
@@ -109,6 +114,8 @@ class AgentSupervisor:
             options["lifetime"] = "detached"
         if self.env:
             options["runtime_env"] = {"env_vars": self.env}
+        if self.resources:
+            options["resources"] = self.resources
         return options
 
     def _up_shard(self, agent: Agent, config: ShardConfig, start: bool) -> Any:
@@ -117,7 +124,8 @@ class AgentSupervisor:
             from agents.pubsub_shard import pubsub_shard_actor_class  # lazy: loads the Google Pub/Sub client
 
             cls = pubsub_shard_actor_class(self.max_restarts).options(**options)
-            return cls.remote(agent, config.log_url, config.state_dir, config.shard, config.shards, start)
+            return cls.remote(agent, config.log_url, config.state_dir, config.shard, config.shards, start,
+                              config.state_store)
         return shard_actor_class(self.max_restarts).options(**options).remote(agent, config, start)
 
     def _up_projector(self, config: ProjectorConfig, start: bool) -> None:

@@ -152,12 +152,14 @@ def test_a_restarted_actor_counts_the_restart_and_resumes_on_its_own(config: Pro
         log.close()
 
 
-def test_config_needs_a_sqlite_store_and_makes_its_path_absolute(log_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_config_needs_a_sqlite_or_postgres_store_and_makes_a_path_absolute(log_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     config = ProjectorConfig(log_url=log_url, state_url="sqlite:///.ame/state.db")
     assert config.state_url == f"sqlite:///{tmp_path / '.ame' / 'state.db'}"
+    assert ProjectorConfig(log_url=log_url, state_url="postgresql://db/state").state_url == "postgresql://db/state"
     with pytest.raises(ValidationError, match="state_url"):
-        ProjectorConfig(log_url=log_url, state_url="postgresql://db/state")
+        ProjectorConfig(log_url=log_url, state_url="mysql://db/state")
     with pytest.raises(ValidationError, match="poll_interval_s"):
         ProjectorConfig(log_url=log_url, state_url="sqlite:///x.db", poll_interval_s=0)
 
@@ -169,8 +171,8 @@ def test_from_settings_takes_the_poll_interval_from_the_settings(log_url: str, s
 
 
 def test_agents_up_refuses_a_state_store_it_cannot_project_into() -> None:
-    result = CliRunner().invoke(agents_app, ["up", "--state-store", "postgresql://db/state"])
-    assert result.exit_code == 2 and "expected sqlite:///path" in result.output
+    result = CliRunner().invoke(agents_app, ["up", "--state-store", "mysql://db/state"])
+    assert result.exit_code == 2 and "postgresql://" in result.output and "mysql://db/state" in result.output
 
 
 def test_the_status_table_shows_the_projector_beside_the_shards(config: ProjectorConfig) -> None:
