@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(60_000, ge=0, description="How long a writer waits for the SQLite lock.")
     max_event_bytes: int = Field(64 * 1024, ge=256, description="Largest accepted event, as raw JSON bytes.")
     models_dir: Path = Field(Path("artifacts/models"), description="Registry of trained models: <kind>/<version>/.")
-    policies_dir: Path = Field(Path("artifacts/policies"), description="Registry of trained RL policies: <name>/<version>/, and the serving slots under slots/.")
+    policies_dir: Path = Field(Path("artifacts/policies"), description="Registry of trained RL policies: <name>/<version>/, slots/.")
     model_threads: int = Field(0, ge=0, le=256, description="Threads for model training and batch scoring (0: all cores).")
     agent_shards: int = Field(2, ge=1, le=1024, description="Shard actors per agent type (hash of customer_id mod N).")
     agent_batch_size: int = Field(2_000, ge=1, le=100_000, description="Most events an agent shard reads per batch.")
