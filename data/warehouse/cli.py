@@ -11,13 +11,14 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from data.log import LogError, open_log
+from data.log import LogError
+from data.log.base import from_micros
 from data.settings import get_settings
 from data.warehouse import open_warehouse
-from data.warehouse.base import WarehouseError
+from data.warehouse.base import LoadResult, WarehouseError
 from data.warehouse.build import WarehouseProject
 from data.warehouse.docs import warehouse_docs_markdown
-from data.warehouse.loader import load_events
+from data.warehouse.loader import load_log
 
 console = Console()
 err = Console(stderr=True)
@@ -43,23 +44,31 @@ def _fail(error: Exception) -> typer.Exit:
 @warehouse_app.command("load")
 def load_command(log: LogOption = None, warehouse: WarehouseOption = None,
                  batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 20_000) -> None:
-    """Copy new events from the log into raw_events (loading twice adds nothing)."""
-    try:
-        event_log = open_log(log)
-        store = open_warehouse(_url(warehouse))
-    except (LogError, WarehouseError, ValueError) as error:
-        raise _fail(error) from None
+    """Copy new events from the log into raw_events (loading twice adds nothing); a Pub/Sub log's events come
+    from the table its BigQuery subscription fills."""
+    log_url = log or get_settings().event_log_url()
     started = time.perf_counter()
     try:
-        result = load_events(event_log, store, batch_size=batch_size)
-    finally:
-        store.close()
-        event_log.close()
-    seconds = time.perf_counter() - started
-    console.print(
-        f"loaded [bold]{result.rows:,}[/] events (log positions {result.from_position:,} → {result.to_position:,}) "
-        f"in {seconds:.2f} s"
-    )
+        store = open_warehouse(_url(warehouse))
+        try:
+            result = load_log(log_url, store, batch_size=batch_size)
+        finally:
+            store.close()
+    except (LogError, WarehouseError, ValueError) as error:
+        raise _fail(error) from None
+    console.print(f"loaded [bold]{result.rows:,}[/] events ({_span(log_url, result)}) in "
+                  f"{time.perf_counter() - started:.2f} s")
+
+
+def _span(log_url: str, result: LoadResult) -> str:
+    """What a load covered: log positions, or a Pub/Sub log's publish times."""
+    if not log_url.startswith("pubsub://"):
+        return f"log positions {result.from_position:,} → {result.to_position:,}"
+
+    def at(us: int) -> str:
+        return from_micros(us).isoformat(timespec="seconds") if us else "the start"
+
+    return f"published {at(result.from_position)} → {at(result.to_position)}"
 
 
 @warehouse_app.command("build")

@@ -1,7 +1,8 @@
 """The loader: new events from the event log into ``raw_events``, tracked by log position.
 
 The position lives in the warehouse (``raw_load_state``) and moves in the same transaction as the rows,
-so loading twice adds nothing and a crash mid-load re-reads exactly the batch it lost.
+so loading twice adds nothing and a crash mid-load re-reads exactly the batch it lost. A Pub/Sub log has no
+positions: its events are loaded from the table its BigQuery subscription fills (:mod:`data.warehouse.pubsub_raw`).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import logging
 import time
 from collections.abc import Callable
 
+from data.log import open_log
 from data.log.base import EventLog, positional
 from data.warehouse.base import LoadResult, Warehouse
+from data.warehouse.pubsub_raw import load_subscription
 from data.warehouse.rows import raw_row
 
 log = logging.getLogger(__name__)
@@ -55,3 +58,16 @@ def load_events(
             progress(rows_total)
     log.info("loaded %d events (positions %d..%d) into %s", rows_total, start, position, warehouse.url)
     return LoadResult(rows=rows_total, from_position=start, to_position=position, batches=batches)
+
+
+def load_log(log_url: str, warehouse: Warehouse, batch_size: int = 20_000,
+             progress: Callable[[int], None] | None = None) -> LoadResult:
+    """Load the log at ``log_url``: by position (SQLite, PostgreSQL), or for ``pubsub://`` from the table its
+    BigQuery subscription fills (the positions are then publish times, µs since the epoch)."""
+    if log_url.startswith("pubsub://"):
+        return load_subscription(log_url, warehouse, batch_size=batch_size, progress=progress)
+    event_log = open_log(log_url)
+    try:
+        return load_events(event_log, warehouse, batch_size=batch_size, progress=progress)
+    finally:
+        event_log.close()

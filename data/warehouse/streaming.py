@@ -1,12 +1,12 @@
-"""Production ingestion without the loader: a Pub/Sub BigQuery subscription writes raw_events directly.
+"""Production ingestion of a Pub/Sub log: a BigQuery subscription copies every message into a raw table.
 
-The engine's events topic gets a second subscription of the BigQuery kind. Pub/Sub writes each message's
-JSON into ``raw_events`` through the Storage Write API, matching fields to the table's columns
-(``use_table_schema``). Delivery is at least once, so ``staging_events_all`` deduplicates on ``event_id``.
-Messages are shaped by :func:`raw_event_message`, the same row the loader writes, so both paths fill raw
-alike; rows streamed this way have no ``log_position`` (Pub/Sub has no positions).
+The engine's events topic gets a second subscription of the BigQuery kind. Pub/Sub writes each message, as
+published (the envelope as JSON, PII encrypted), into ``raw_pubsub_messages`` through the Storage Write API, with
+its metadata (``write_metadata``: ``subscription_name``, ``message_id``, ``publish_time``, ``attributes``). That
+table is the log's durable copy; ``ame warehouse load`` builds ``raw_events`` from it
+(:mod:`data.warehouse.pubsub_raw`), decrypting the PII and skipping duplicates (delivery is at least once).
 
-Create it once per environment::
+Create it once per environment (``ame infra init`` does)::
 
     create_raw_events_subscription("my-project", "customer-events", "customer-events-to-bq", "marketing")
 
@@ -16,21 +16,9 @@ The subscription's service agent (``service-<project number>@gcp-sa-pubsub.iam.g
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import orjson
-
-from data.log.base import StoredEvent
-from data.warehouse.bigquery_backend import bigquery_json_row
-from data.warehouse.rows import raw_row
-
-
-def raw_event_message(event: StoredEvent) -> bytes:
-    """The Pub/Sub message body that the BigQuery subscription writes as one ``raw_events`` row."""
-    row = raw_row(event, time.time_ns() // 1000)
-    row["log_position"] = None
-    return orjson.dumps(bigquery_json_row(row))
+from data.warehouse.pubsub_raw import RAW_SUBSCRIPTION_TABLE
 
 
 def raw_events_subscription_request(
@@ -41,10 +29,10 @@ def raw_events_subscription_request(
         "name": f"projects/{project}/subscriptions/{subscription}",
         "topic": f"projects/{project}/topics/{topic}",
         "bigquery_config": {
-            "table": f"{project}.{dataset}.raw_events",
-            "use_table_schema": True,  # message fields → columns of the same name
-            "drop_unknown_fields": True,  # extra fields never block the subscription
-            "write_metadata": False,
+            "table": f"{project}.{dataset}.{RAW_SUBSCRIPTION_TABLE}",
+            "use_table_schema": False,  # the message goes whole into `data`
+            "use_topic_schema": False,
+            "write_metadata": True,  # subscription_name, message_id, publish_time, attributes
         },
         "ack_deadline_seconds": 60,
         "filter": "",
@@ -61,13 +49,14 @@ def create_raw_events_subscription(
     project: str, topic: str, subscription: str, dataset: str, dead_letter_topic: str | None = None,
     client: Any = None, timeout: float = 60.0,
 ) -> Any:
-    """Create the BigQuery subscription that streams the events topic into ``raw_events``.
+    """Create the BigQuery subscription that copies the events topic into ``raw_pubsub_messages``.
 
     :param project: the Google Cloud project of the topic and the dataset.
     :param topic: the events topic (the log's Pub/Sub backend).
     :param subscription: the name of the new subscription.
-    :param dataset: the warehouse dataset holding ``raw_events`` (create it first: ``ame warehouse load``
-        against ``bigquery://project/dataset`` creates the tables, or call ``BigQueryWarehouse.ensure_raw``).
+    :param dataset: the warehouse dataset; create ``raw_pubsub_messages`` in it first
+        (:func:`data.warehouse.pubsub_raw.ensure_subscription_table`, with
+        :func:`~data.warehouse.pubsub_raw.raw_subscription_table_schema`).
     :param dead_letter_topic: where messages that cannot be written go after 5 attempts.
     :param client: a ``pubsub_v1.SubscriberClient`` (default: a new one).
     """

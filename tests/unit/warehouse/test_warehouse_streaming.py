@@ -1,22 +1,24 @@
-"""The Pub/Sub → BigQuery subscription: its request, and messages shaped like raw_events rows."""
+"""The Pub/Sub → BigQuery subscription: its request (the whole message into the raw table, with metadata), the
+raw table's schema, and a message read back as the log would hold it."""
 
 from __future__ import annotations
 
-import orjson
+from datetime import UTC, datetime
 
-from data.log.base import StoredEvent
-from data.warehouse.base import RAW_COLUMN_NAMES
-from data.warehouse.streaming import (
-    create_raw_events_subscription,
-    raw_event_message,
-    raw_events_subscription_request,
-)
+import pytest
+
+from data.events import EventError, validate_event
+from data.log.pubsub import encode_event
+from data.warehouse.pubsub_raw import raw_subscription_table_schema, stored_event
+from data.warehouse.rows import raw_row
+from data.warehouse.streaming import create_raw_events_subscription, raw_events_subscription_request
 
 
-def test_the_subscription_writes_raw_events_with_the_table_schema_and_a_dead_letter_topic():
+def test_the_subscription_writes_whole_messages_with_their_metadata_and_a_dead_letter_topic():
     request = raw_events_subscription_request("p", "customer-events", "to-bq", "marketing", "customer-events-dlq")
-    assert request["bigquery_config"]["table"] == "p.marketing.raw_events"
-    assert request["bigquery_config"]["use_table_schema"] and request["bigquery_config"]["drop_unknown_fields"]
+    config = request["bigquery_config"]
+    assert config["table"] == "p.marketing.raw_pubsub_messages"
+    assert config["write_metadata"] and not config["use_table_schema"] and not config["use_topic_schema"]
     assert request["dead_letter_policy"]["dead_letter_topic"] == "projects/p/topics/customer-events-dlq"
 
     class FakeClient:
@@ -29,11 +31,21 @@ def test_the_subscription_writes_raw_events_with_the_table_schema_and_a_dead_let
     assert fake.request["topic"] == "projects/p/topics/t" and fake.timeout == 5
 
 
-def test_messages_are_raw_rows_in_bigquery_json():
-    event = StoredEvent(3, "e-3", "page_view", "c-1", 1_772_323_200_000_000, 1_772_323_200_000_000, "web", 1, None,
-                        '{"url": "/home", "anonymous_id": "a-1"}')
-    message = orjson.loads(raw_event_message(event))
-    assert tuple(message) == RAW_COLUMN_NAMES
-    assert message["occurred_at"] == "2026-03-01 00:00:00.000000"
-    assert message["properties"] == {"url": "/home", "anonymous_id": "a-1"}  # an object, not a string
-    assert message["anonymous_id"] == "a-1" and message["log_position"] is None
+def test_the_raw_table_has_the_columns_a_subscription_with_write_metadata_writes():
+    schema = {f.name: f.field_type for f in raw_subscription_table_schema()}
+    assert schema == {"subscription_name": "STRING", "message_id": "STRING", "publish_time": "TIMESTAMP",
+                      "data": "STRING", "attributes": "JSON"}
+
+
+def test_a_message_reads_back_as_the_row_the_positional_loader_writes():
+    event = validate_event({"event_id": "e-3", "event_type": "purchase", "customer_id": "c-1",
+                            "occurred_at": "2026-03-01T00:00:00Z", "source": "web",
+                            "properties": {"order_id": "o-1", "amount": 12.5}})
+    recorded = 1_772_323_201_000_000
+    back = stored_event(encode_event(event, recorded).decode(), codec=None)
+    assert back.event_id == "e-3" and back.recorded_at_us == recorded
+    assert back.occurred_at_us == int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1e6)
+    row = raw_row(back, 0)
+    assert row["amount"] == 12.5 and row["event_type"] == "purchase" and row["customer_id"] == "c-1"
+    with pytest.raises(EventError, match="not valid JSON"):
+        stored_event("{not json", codec=None)
