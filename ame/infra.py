@@ -31,6 +31,7 @@ from google.api_core.retry import Retry
 
 from agents.cli import build_agents
 from agents.projector import ProjectorConfig
+from data.log.base import LogUnavailable
 from data.postgres_db import is_postgres_url, redacted
 from data.postgres_migrations import MIGRATIONS, migrate
 from data.settings import Settings
@@ -136,6 +137,8 @@ class PubSubResources:
         publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
         try:
             return self._ensure(publisher, subscriber, dry_run)
+        except LogUnavailable as error:  # a create refused (permissions, quota)
+            raise InfraUnavailable(f"Pub/Sub at {self.where}: {error}") from None
         finally:
             subscriber.close()
             publisher.stop()
