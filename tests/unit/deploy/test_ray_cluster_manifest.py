@@ -12,8 +12,10 @@ Each check is shown to fail on a broken copy of the manifest.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import re
+import shlex
 from collections.abc import Callable, Iterator
 from functools import cache
 from importlib import resources
@@ -27,7 +29,7 @@ import typer
 import yaml
 from referencing import Registry, Resource
 
-from agents.cli import agents_app
+from agents.cli import KNOWN, agents_app
 from data.settings import Settings
 
 ROOT = PurePosixPath(__file__).parents[3]
@@ -294,7 +296,7 @@ def test_the_agents_job_runs_a_command_line_that_ame_agents_up_accepts() -> None
     assert entrypoint[:3] == ["ame", "agents", "up"]
     up = typer.main.get_command(agents_app).commands["up"]  # type: ignore[attr-defined]
     context = up.make_context("up", entrypoint[3:])  # parses as the CLI would; a wrong option raises
-    assert context.params["address"] == "auto" and set(context.params["agents"]) <= {"scoring", "journey", "bidding", "creative"}
+    assert context.params["address"] == "auto" and set(context.params["agents"]) <= set(KNOWN)
 
 
 def test_every_secret_the_manifest_reads_is_created_in_the_ops_guide() -> None:
@@ -392,6 +394,37 @@ def test_a_broken_manifest_is_caught(damage: Callable[[list[Doc]], None], expect
     damage(docs)
     found = problems(docs)
     assert any(expected in p for p in found), found
+
+
+def guide_commands() -> list[list[str]]:
+    """The arguments of every ``ame`` command line in the guide's shell blocks (after ``ame``, up to a pipe)."""
+    with open(GUIDE) as f:
+        blocks = re.findall(r"```bash\n(.*?)```", f.read(), flags=re.S)
+    out = []
+    lines = (ln for block in blocks for ln in block.replace("\\\n", " ").splitlines())
+    for line in (ln for ln in lines if re.search(r"(^|-- |/)ame ", ln)):  # not `-n ame`; quotes may span lines
+        tokens = shlex.split(line, comments=True)
+        starts = [i for i, t in enumerate(tokens) if t.endswith("bin/ame") or (t == "ame" and (i == 0 or tokens[i - 1] == "--"))]
+        for i in starts:
+            args = list(itertools.takewhile(lambda t: t not in ("|", "&&", ";", ">"), tokens[i + 1:]))
+            out.append(args)
+    return out
+
+
+def test_every_ame_command_in_the_guide_is_one_the_cli_accepts() -> None:
+    from ame.cli import app  # lazy: the whole CLI imports every area of the engine (seconds), only this test needs it
+
+    commands = guide_commands()
+    assert len(commands) >= 8, commands
+    for args in commands:
+        command = typer.main.get_command(app)
+        rest = list(args)
+        while isinstance(command, typer.core.TyperGroup):
+            name = rest.pop(0)
+            found = command.get_command(typer.Context(command), name)
+            assert found is not None, f"`ame {' '.join(args)}`: no command {name!r}"
+            command = found
+        command.make_context(command.name or "", rest)  # parses as the CLI would; a wrong option raises
 
 
 def test_the_guides_sed_line_fills_every_placeholder() -> None:
