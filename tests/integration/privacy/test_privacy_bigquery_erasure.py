@@ -19,7 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 from data.log import open_log
+from data.privacy.bigquery_scrub import pii_in_bigquery
+from data.privacy.codec import codec_for_log
 from data.privacy.erase import erase_customer
+from data.privacy.scrub import PiiValues
 from data.warehouse.bigquery_backend import BigQueryWarehouse
 from data.warehouse.bigquery_sql import render_for_bigquery
 from data.warehouse.build import WarehouseProject
@@ -122,6 +125,11 @@ def test_bigquery_erasure_matches_duckdb_and_is_idempotent(client, tmp_path, mon
         tables = ["raw_events", *(m.name for m in models)]
         mart = next(r for r in _bq(bq, "marts_marketing_customer_360") if TARGET in r)
         assert SECRETS["email"].lower() in mart, "control: the mart holds the email before erasure"
+
+        codec = codec_for_log(f"sqlite:///{source / 'events.db'}")
+        found = PiiValues.of(pii_in_bigquery(bq, TARGET, codec))  # what a Pub/Sub log's erasure sweeps with
+        codec.keys.close()
+        assert {SECRETS["email"], SECRETS["phone"]} <= found.distinctive and SECRETS["last_name"] in found.names
 
         duck_report = erase_customer(TARGET, _copy_log(source, tmp_path / "a"), warehouse_url=f"duckdb:///{duck_path}")
         bq_log = _copy_log(source, tmp_path / "b")
