@@ -41,9 +41,26 @@ def _message(i: int, u0: float, u1: float, campaign: str) -> dict[str, Any]:
     return {"campaign_id": campaign, "creative_id": f"cr-{int(u1 * 30)}"}
 
 
+# (utm_source, utm_medium) of a visit; None: a direct visit (no tags)
+_TRAFFIC: tuple[tuple[str, str] | None, ...] = (("google", "cpc"), ("google", "organic"), ("newsletter", "email"),
+                                                 ("facebook", "social"), None)
+_DEVICES = ("desktop", "mobile", "mobile", "tablet")
+
+
+def _visit_context(u0: float, u1: float, campaign: str) -> dict[str, Any]:
+    """A visit's device and UTM tags, as a site's tag manager sends them (drawn from the row's uniforms' low
+    digits, so the stream's other values do not change)."""
+    context: dict[str, Any] = {"device_type": _DEVICES[int(u0 * 10_000) % len(_DEVICES)]}
+    traffic = _TRAFFIC[int(u1 * 10_000) % len(_TRAFFIC)]
+    if traffic is not None:
+        context.update(utm_source=traffic[0], utm_medium=traffic[1], utm_campaign=campaign)
+    return context
+
+
 _PROPERTIES: dict[str, _Builder] = {
     "page_view": lambda i, u0, u1, campaign: {
-        "url": f"https://shop.example.com/p/{int(u0 * 500)}", "session_id": f"s{i // 7}", "duration_s": round(u1 * 120, 1)},
+        "url": f"https://shop.example.com/p/{int(u0 * 500)}", "session_id": f"s{i // 7}", "duration_s": round(u1 * 120, 1),
+        "context": _visit_context(u0, u1, campaign)},
     **dict.fromkeys(("email_sent", "sms_sent", "push_sent", "email_open", "push_open"), _message),
     "email_click": lambda i, u0, u1, campaign: {"campaign_id": campaign, "url": "https://shop.example.com/sale"},
     "ad_impression": lambda i, u0, u1, campaign: {

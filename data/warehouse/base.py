@@ -63,6 +63,11 @@ RAW_COLUMNS: tuple[RawColumn, ...] = (
         "(0-100 score / 100 when the event has none), the value for clv"),
     RawColumn("log_position", "BIGINT", "INT64", "Position in the event log (null for rows streamed by Pub/Sub)."),
     RawColumn("loaded_at", "TIMESTAMP", "TIMESTAMP", "When the row reached the warehouse."),
+    # Added later, so last: an older raw_events gains them in place (ensure_raw adds missing columns).
+    RawColumn("device_type", "VARCHAR", "STRING", "properties.context.device_type (desktop, mobile, tablet, ...)"),
+    RawColumn("traffic_source", "VARCHAR", "STRING", "properties.context.utm_source (else .source): where a visit came from"),
+    RawColumn("traffic_medium", "VARCHAR", "STRING", "properties.context.utm_medium (else .medium)"),
+    RawColumn("traffic_campaign", "VARCHAR", "STRING", "properties.context.utm_campaign (else .campaign)"),
 )
 RAW_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in RAW_COLUMNS)
 

@@ -104,7 +104,8 @@ class BigQueryWarehouse:
         raw.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="occurred_at")
         raw.clustering_fields = ["event_type", "customer_id"]
         raw.description = "Every event of the log, one row per event (see the README, Warehouse)."
-        self.client.create_table(raw, exists_ok=True, timeout=self.timeout)
+        raw = self.client.create_table(raw, exists_ok=True, timeout=self.timeout)
+        self._add_missing_raw_columns(raw)
         state = bigquery.Table(self._table("raw_load_state"), schema=[
             bigquery.SchemaField("stream", "STRING", mode="REQUIRED"),
             bigquery.SchemaField("position", "INT64", mode="REQUIRED"),
@@ -122,6 +123,14 @@ class BigQueryWarehouse:
             bigquery.SchemaField("loaded_at", "TIMESTAMP", mode="REQUIRED"),
         ])
         self.client.create_table(loads, exists_ok=True, timeout=self.timeout)
+
+    def _add_missing_raw_columns(self, raw: Any) -> None:
+        """A raw_events made by an older version gains the (nullable) columns added since."""
+        have = {field.name for field in raw.schema}
+        missing = [field for field in raw_schema() if field.name not in have]
+        if missing:
+            raw.schema = [*raw.schema, *missing]
+            self.client.update_table(raw, ["schema"], timeout=self.timeout)
 
     def loaded_position(self, stream: str) -> int:
         from google.cloud import bigquery  # lazy: a Google client is heavy

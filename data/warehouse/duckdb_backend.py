@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 
 from data.warehouse.base import (
+    RAW_COLUMN_NAMES,
     RAW_COLUMNS,
     QueryResult,
     UnsupportedWarehouse,
@@ -61,6 +62,8 @@ class DuckDBWarehouse:
         d = self.dataset
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {d}")
         self.con.execute(raw_events_ddl(d))
+        for column in RAW_COLUMNS:  # a raw_events made by an older version gains the columns added since
+            self.con.execute(f"ALTER TABLE {d}.raw_events ADD COLUMN IF NOT EXISTS {column.name} {column.duckdb}")
         self.con.execute(
             f"CREATE TABLE IF NOT EXISTS {d}.raw_load_state (stream VARCHAR PRIMARY KEY, position BIGINT NOT NULL,"
             " rows_loaded BIGINT NOT NULL, updated_at TIMESTAMP NOT NULL)"
@@ -94,7 +97,7 @@ class DuckDBWarehouse:
                 con.execute("ROLLBACK")
                 return 0
             con.register("_ame_batch", frame)
-            con.execute(f"INSERT INTO {d}.raw_events SELECT {select} FROM _ame_batch")
+            con.execute(f"INSERT INTO {d}.raw_events ({', '.join(RAW_COLUMN_NAMES)}) SELECT {select} FROM _ame_batch")
             con.unregister("_ame_batch")
             con.execute(
                 f"INSERT INTO {d}.raw_loads VALUES (?, ?, ?, ?, make_timestamp(?::BIGINT), make_timestamp(?::BIGINT),"

@@ -31,6 +31,7 @@ MODEL_NAMES: tuple[str, ...] = (
     "staging_events_payload",
     "staging_customers_profiles",
     "staging_build_as_of",
+    "staging_campaigns",
     # intermediate: joins, sessions, identity, per-id and per-customer aggregates
     "intermediate_ids_activity",
     "intermediate_ids_anonymous_ids",
@@ -46,6 +47,7 @@ MODEL_NAMES: tuple[str, ...] = (
     "marts_marketing_customer_360",
     "marts_marketing_campaign_performance",
     "marts_sales_lead_scores",
+    "marts_sales_transaction_history",
 )
 
 

@@ -34,6 +34,34 @@ def hot_properties(event_type: str, props: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# raw column <- the context keys that fill it, first present wins (UTM names first, then plain names)
+_CONTEXT_KEYS: dict[str, tuple[str, ...]] = {
+    "device_type": ("device_type",),
+    "traffic_source": ("utm_source", "source"),
+    "traffic_medium": ("utm_medium", "medium"),
+    "traffic_campaign": ("utm_campaign", "campaign"),
+}
+
+
+def context_properties(props: dict[str, Any]) -> dict[str, str | None]:
+    """The visit's device and traffic tags from ``properties.context``, and the session id where the payload has
+    none of its own (None where absent)."""
+    context = props.get("context")
+    context = context if isinstance(context, dict) else {}
+    out = {column: _first_text(context, keys) for column, keys in _CONTEXT_KEYS.items()}
+    if props.get("session_id") is None:
+        out["session_id"] = _first_text(context, ("session_id",))
+    return out
+
+
+def _first_text(values: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = values.get(key)
+        if value is not None and value != "":
+            return str(value)
+    return None
+
+
 PROBABILITY_MODELS = frozenset({"lead", "churn", "conversion"})
 
 
@@ -52,7 +80,8 @@ def score_value(props: dict[str, Any]) -> float | None:
 def raw_row(event: StoredEvent, loaded_at_us: int) -> dict[str, Any]:
     """One ``raw_events`` row; timestamps are integer microseconds since the epoch (UTC)."""
     props = orjson.loads(event.properties_json)
-    return {
+    props = props if isinstance(props, dict) else {}
+    row = {
         "event_id": event.event_id,
         "event_type": event.event_type,
         "customer_id": event.customer_id,
@@ -62,7 +91,9 @@ def raw_row(event: StoredEvent, loaded_at_us: int) -> dict[str, Any]:
         "schema_version": event.schema_version,
         "causation_id": event.causation_id,
         "properties": event.properties_json,
-        **hot_properties(event.event_type, props if isinstance(props, dict) else {}),
+        **hot_properties(event.event_type, props),
         "log_position": event.position,
         "loaded_at": loaded_at_us,
     }
+    row.update(context_properties(props))  # the columns added later come last, as in RAW_COLUMNS
+    return row

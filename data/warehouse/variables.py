@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from data.score_tiers import HIGH_FROM, MEDIUM_FROM
+from data.sharding import BROADCAST_CUSTOMER
 from data.warehouse.column_docs import column_docs_digest
 
 
@@ -33,6 +34,7 @@ class ModelVariables:
     :param lead_rule_form_weight: added once when the customer filled in a form.
     :param lead_tier_high: lead scores (0-1) from this are High, when no lead model gave a tier.
     :param lead_tier_medium: lead scores (0-1) from this are Medium.
+    :param broadcast_customer_id: the id of events that are no customer's (campaigns, promotions): never a customer.
     """
 
     attribution_window_days: int = 7
@@ -50,6 +52,7 @@ class ModelVariables:
     lead_rule_form_weight: float = 0.5
     lead_tier_high: float = HIGH_FROM / 100
     lead_tier_medium: float = MEDIUM_FROM / 100
+    broadcast_customer_id: str = BROADCAST_CUSTOMER
 
 
 def project_variables(values: ModelVariables | None = None) -> dict[str, object]:

@@ -57,7 +57,8 @@ def test_batch_scores_land_in_marts_sales_lead_scores_with_the_model_tier(tmp_pa
 
     # a tiny lead model on the mart's features (the one feature function), with a target of engagement + noise
     mart = _frame(wh_path, "SELECT * FROM ame.marts_marketing_customer_360 ORDER BY customer_id")
-    before = _frame(wh_path, "SELECT customer_id, lead_score, lead_tier, score_source FROM ame.marts_sales_lead_scores")
+    leads_sql = "SELECT customer_id, lead_probability, lead_score, lead_tier, score_source FROM ame.marts_sales_lead_scores"
+    before = _frame(wh_path, leads_sql)
     assert len(before) > 10 and set(before["score_source"]) == {"rule"}
     as_of = START + timedelta(days=2)
     features = feature_frame(mart, as_of)
@@ -77,11 +78,13 @@ def test_batch_scores_land_in_marts_sales_lead_scores_with_the_model_tier(tmp_pa
         log.close()
     _load_and_build(log_url, wh_path)
 
-    leads = _frame(wh_path, "SELECT customer_id, lead_score, lead_tier, score_source FROM ame.marts_sales_lead_scores")
+    leads = _frame(wh_path, leads_sql)
     assert set(leads["customer_id"]) == set(before["customer_id"])  # scoring does not change who is a lead
     joined = leads.merge(scores, on="customer_id", how="left", validate="one_to_one")
     assert joined["probability"].notna().all(), "every lead was scored"
-    np.testing.assert_allclose(joined["lead_score"], joined["probability"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(joined["lead_probability"], joined["probability"], rtol=0, atol=1e-12)
+    # the 0-100 scale beside it: 100 x the probability to 2 decimals (a half-cent may round either way)
+    np.testing.assert_allclose(joined["lead_score"], 100 * joined["probability"], rtol=0, atol=0.005 + 1e-9)
     assert (joined["lead_tier"] == joined["tier"]).all()  # the model's tier, not the mart's 0.7 / 0.4 cut
     # only lead scores were sent (no churn or clv): some scores come from models, so 'mixed'
     assert set(joined["score_source"]) == {"mixed"}

@@ -78,14 +78,15 @@ def test_profile_columns_and_lead_tier_match_duckdb(client, tmp_path):  # noqa: 
                " push_opens, ad_clicks, offers_received, support_tickets, first_seen_at, last_seen_at, last_purchase_at,"
                " last_channel, consent_email, consent_sms, consent_push, consent_ad, lead_model_tier"
                " FROM ame.marts_marketing_customer_360")
-        lead_sql = "SELECT customer_id, lead_tier, ROUND(lead_score, 9), score_source FROM ame.marts_sales_lead_scores"
+        lead_sql = ("SELECT customer_id, lead_tier, ROUND(lead_probability, 9), score_source, lead_score"
+                    " FROM ame.marts_sales_lead_scores")
         for query in (sql, lead_sql):
             on_bq = sorted(_normal(r) for r in bq.query(query.replace("ame.", f"`{PROJECT}.{dataset}`.")).rows)
             on_duck = sorted(_normal(tuple(r)) for r in project.context.engine_adapter.fetchall(query))
             assert on_bq == on_duck, query
             assert len(on_bq) >= 3
         edge = {r[0]: r for r in on_duck}["edge-a"]
-        assert edge[1:] == ("High", 0.31, "mixed")  # the latest score event's tier and probability
+        assert edge[1:] == ("High", 0.31, "mixed", 31.0)  # the latest score event's tier, probability and 0-100 score
         project.close()
     finally:
         client.delete_dataset(f"{PROJECT}.{dataset}", delete_contents=True, not_found_ok=True, timeout=TIMEOUT)

@@ -117,3 +117,18 @@ def test_each_warehouse_gets_its_own_model_cache(tmp_path) -> None:
     assert cache(f"duckdb:///{tmp_path / 'a.duckdb'}") == a  # stable
     assert cache("bigquery://proj/marketing").name.startswith("bigquery-marketing-")
     assert cache("duckdb:///:memory:").name.startswith("duckdb-_memory_-")
+
+
+def test_raw_rows_carry_the_visits_device_and_traffic_tags_from_the_context():
+    view = raw_row(_stored("page_view", {"url": "https://x/p", "context": {
+        "device_type": "mobile", "utm_source": "google", "utm_medium": "cpc", "utm_campaign": "spring",
+        "source": "ignored: the UTM name wins", "session_id": "ignored: the payload has its own"},
+        "session_id": "s-1"}), 5)
+    assert (view["device_type"], view["traffic_source"], view["traffic_medium"], view["traffic_campaign"]) == (
+        "mobile", "google", "cpc", "spring")
+    assert view["session_id"] == "s-1"
+    plain = raw_row(_stored("purchase", {"order_id": "o", "amount": 1.0, "context": {
+        "source": "newsletter", "medium": "email", "session_id": "s-9"}}), 5)
+    assert (plain["traffic_source"], plain["traffic_medium"], plain["traffic_campaign"]) == ("newsletter", "email", None)
+    assert plain["session_id"] == "s-9" and plain["device_type"] is None
+    assert raw_row(_stored("page_view", {"url": "u", "context": None}), 5)["traffic_source"] is None

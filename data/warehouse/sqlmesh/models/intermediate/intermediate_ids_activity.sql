@@ -21,7 +21,7 @@ WITH interval_ids AS (
     customer_id,
     MIN(occurred_at) AS first_seen_at,
     MAX(occurred_at) AS last_seen_at,
-    MIN_BY(source, occurred_at) AS first_source,
+    MIN_BY(event_source, occurred_at) AS first_source,
     SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases,
     SUM(CASE WHEN event_type = 'purchase' THEN amount ELSE 0 END) AS revenue,
     MAX(CASE WHEN event_type = 'purchase' THEN occurred_at END) AS last_purchase_at,
@@ -37,7 +37,7 @@ WITH interval_ids AS (
     SUM(CASE WHEN event_type = 'offer_sent' THEN 1 ELSE 0 END) AS offers_received,
     SUM(CASE WHEN event_type = 'support_ticket' THEN 1 ELSE 0 END) AS support_tickets
   FROM @{dataset}.staging_events_all
-  WHERE event_date BETWEEN @start_ds AND @end_ds
+  WHERE event_date BETWEEN @start_ds AND @end_ds AND customer_id <> @broadcast_customer_id  -- campaigns and promotions are no customer's
   GROUP BY customer_id
 ),
 -- The latest engagement of each id in the interval: among its engagement events at last_engaged_at, the one

@@ -11,11 +11,15 @@ MODEL (
   description 'Campaign results per day. Delivery (impressions, sends, clicks, spend) is counted on the day it
 happened; conversions and revenue are credited to the campaigns that touched the buyer within
 attribution_window_days before the purchase, on the purchase day, by last touch and by linear attribution.
+Name, channel and dates come from the campaign''s latest campaign_updated event (staging_campaigns).
 A touch is a campaign-tagged impression, send, open or click; identity resolution links a buyer''s ids.',
   column_descriptions @column_docs(marts_marketing_campaign_performance)
 );
 
-WITH ids AS (
+WITH campaigns AS (
+  SELECT campaign_id, campaign_name, channel, start_date, end_date FROM @{dataset}.staging_campaigns
+),
+ids AS (
   SELECT customer_id, canonical_customer_id FROM @{dataset}.intermediate_identity
 ),
 delivery AS (
@@ -26,10 +30,12 @@ delivery AS (
     SUM(CASE WHEN event_type IN ('email_sent', 'sms_sent', 'push_sent', 'offer_sent') THEN 1 ELSE 0 END) AS sends,
     SUM(CASE WHEN event_type IN ('ad_click', 'email_click', 'sms_click') THEN 1 ELSE 0 END) AS clicks,
     SUM(COALESCE(cost, 0)) AS spend,
+    -- the channel the day's delivery went out on, when it was one (an undeclared campaign's channel)
+    CASE WHEN COUNT(DISTINCT channel) = 1 THEN MIN(channel) WHEN COUNT(DISTINCT channel) > 1 THEN 'mixed' END AS delivery_channel,
     SUM(CASE WHEN event_type IN ('ad_impression', 'ad_click', 'email_sent', 'sms_sent', 'push_sent', 'offer_sent',
       'email_open', 'email_click', 'sms_click', 'push_open') THEN 1 ELSE 0 END) AS touches
   FROM @{dataset}.staging_events_all
-  WHERE event_date BETWEEN @start_ds AND @end_ds AND campaign_id IS NOT NULL
+  WHERE event_date BETWEEN @start_ds AND @end_ds AND campaign_id IS NOT NULL AND event_type <> 'campaign_updated'
   GROUP BY event_date, campaign_id
 ),
 purchases AS (
@@ -77,6 +83,10 @@ credit AS (
 SELECT
   COALESCE(d.event_date, c.event_date)::DATE AS event_date,
   COALESCE(d.campaign_id, c.campaign_id)::VARCHAR AS campaign_id,
+  COALESCE(k.campaign_name, d.campaign_id, c.campaign_id)::VARCHAR AS campaign_name,
+  COALESCE(k.channel, d.delivery_channel)::VARCHAR AS channel,
+  k.start_date::DATE AS start_date,
+  k.end_date::DATE AS end_date,
   COALESCE(d.impressions, 0)::BIGINT AS impressions,
   COALESCE(d.sends, 0)::BIGINT AS sends,
   COALESCE(d.clicks, 0)::BIGINT AS clicks,
@@ -91,3 +101,5 @@ SELECT
 FROM delivery AS d
 FULL OUTER JOIN credit AS c
   ON d.event_date = c.event_date AND d.campaign_id = c.campaign_id
+LEFT JOIN campaigns AS k
+  ON k.campaign_id = COALESCE(d.campaign_id, c.campaign_id)

@@ -35,7 +35,16 @@ features AS (
   WHERE s.customer_id IN (SELECT customer_id FROM canonical)
 ),
 scored AS (
-  SELECT *, COALESCE(churn_model, 1 - EXP(-days_since_seen / @churn_rule_days)) AS churn_risk_score FROM features
+  SELECT
+    *,
+    COALESCE(churn_model, 1 - EXP(-days_since_seen / @churn_rule_days)) AS churn_risk_score,
+    COALESCE(
+      lead_model,
+      1 - EXP(-(@lead_rule_page_view_weight * page_views + @lead_rule_download_weight * content_downloads
+        + @lead_rule_email_click_weight * email_clicks
+        + CASE WHEN lead_created_at IS NOT NULL THEN @lead_rule_form_weight ELSE 0 END))
+    ) AS lead_probability
+  FROM features
 )
 SELECT
   customer_id::VARCHAR AS customer_id,
@@ -74,12 +83,8 @@ SELECT
       ELSE 0 END
   )::DOUBLE AS predicted_clv,
   churn_risk_score::DOUBLE AS churn_risk_score,
-  COALESCE(
-    lead_model,
-    1 - EXP(-(@lead_rule_page_view_weight * page_views + @lead_rule_download_weight * content_downloads
-      + @lead_rule_email_click_weight * email_clicks
-      + CASE WHEN lead_created_at IS NOT NULL THEN @lead_rule_form_weight ELSE 0 END))
-  )::DOUBLE AS lead_score,
+  lead_probability::DOUBLE AS lead_probability,
+  ROUND(100 * LEAST(GREATEST(lead_probability, 0), 1), 2)::DOUBLE AS lead_score,
   CASE
     WHEN clv_model IS NOT NULL AND churn_model IS NOT NULL AND lead_model IS NOT NULL THEN 'model'
     WHEN clv_model IS NOT NULL OR churn_model IS NOT NULL OR lead_model IS NOT NULL THEN 'mixed'

@@ -9,7 +9,8 @@ MODEL (
     unique_values(columns := (event_id)),
     accepted_event_types
   ),
-  description 'Every event once (deduplicated on event_id), typed, one partition per event day.',
+  description 'Every event once (deduplicated on event_id), typed, one partition per event day, with the visit''s
+device and traffic tags (source, medium, campaign: the UTM tags of properties.context) and the whole payload.',
   column_descriptions @column_docs(staging_events_all)
 );
 
@@ -41,7 +42,7 @@ SELECT
   occurred_at::TIMESTAMP AS occurred_at,
   CAST(occurred_at AS DATE) AS event_date,
   recorded_at::TIMESTAMP AS recorded_at,
-  source::VARCHAR AS source,
+  source::VARCHAR AS event_source,
   causation_id::VARCHAR AS causation_id,
   campaign_id::VARCHAR AS campaign_id,
   creative_id::VARCHAR AS creative_id,
@@ -52,5 +53,10 @@ SELECT
   cost::DOUBLE AS cost,
   channel::VARCHAR AS channel,
   score_model::VARCHAR AS score_model,
-  score::DOUBLE AS score
+  score::DOUBLE AS score,
+  device_type::VARCHAR AS device_type,
+  traffic_source::VARCHAR AS source,
+  traffic_medium::VARCHAR AS medium,
+  traffic_campaign::VARCHAR AS campaign,
+  @as_json(properties) AS event_properties
 FROM deduplicated
