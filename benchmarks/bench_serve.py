@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 AREA = "serve"
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN_ENV = "AME_BENCH_SERVE_TOKEN"
+STATE_ENV = "AME_BENCH_SERVE_STATE"  # the state store URL the server reads profiles and the journey state from
 
 BID = orjson.dumps({"id": "bench", "imp": [{"id": "1", "bidfloor": 0.05}], "user": {"id": "cust-1"},
                     "device": {"ua": "bench"}, "tmax": 100, "ext": {"campaign_id": "c1"}})
@@ -65,6 +67,9 @@ class Config:
     replicas: int = 1
     needs: str | None = None  # a binary that must be on PATH
     options: dict[str, Any] = field(default_factory=dict)  # more Serve deployment options (build_app's **options)
+    state: str = "sqlite"  # sqlite | postgresql: where profiles and the agents' state live
+    baseline: str = "plain uvicorn (baseline)"  # the configuration its rows are a ratio to
+    targets: tuple[str, ...] = ()  # which targets its rows are judged against (see TARGETS)
 
 
 HAPROXY = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
@@ -72,9 +77,13 @@ HAPROXY = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "
 # the replicas record Serve's HTTP request metrics themselves.
 HAPROXY_LEAN = {**HAPROXY, "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"}
 NO_ACCESS_LOG = {"logging_config": {"enable_access_log": False}}  # as serve/config.yaml
+SERVE_RUN = "ame serve run (serve/config.yaml, the ingress it chooses)"
 CONFIGS = [
     Config("plain uvicorn (baseline)", "uvicorn"),
-    Config("ame serve run (serve/config.yaml, the ingress it chooses)", "serve-run"),
+    Config(SERVE_RUN, "serve-run", targets=("serve-run",)),
+    Config("plain uvicorn, state on PostgreSQL", "uvicorn", state="postgresql", targets=("postgresql",)),
+    Config("ame serve run, state on PostgreSQL", "serve-run", state="postgresql", baseline=SERVE_RUN,
+           targets=("postgresql",)),
     Config("ame serve run (serve/config.yaml) without HAProxy", "serve-run", {"RAY_SERVE_ENABLE_HA_PROXY": "0"}),
     Config("serve default", "serve"),
     Config("serve THROUGHPUT_OPTIMIZED", "serve", {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}),
@@ -98,14 +107,16 @@ CONFIGS = [
 
 def _args(folder: Path) -> dict[str, Any]:
     key = {"name": "bench", "sha256": hash_key(os.environ[TOKEN_ENV]), "scopes": ["admin"]}
-    return {"event_log": f"sqlite:///{folder / 'events.db'}", "state_store": f"sqlite:///{folder / 'state.db'}",
+    state = os.environ.get(STATE_ENV) or f"sqlite:///{folder / 'state.db'}"
+    return {"event_log": f"sqlite:///{folder / 'events.db'}", "state_store": state,
             "policies_dir": str(folder / "policies"), "creative_store": f"sqlite:///{folder / 'creatives.db'}",
             "api_keys": [key], "pacing_from_agents": False, "agent_state_dir": str(folder / "agents"), "agent_shards": 1}
 
 
-def _seed_customer(folder: Path) -> None:
+def _seed_customer(folder: Path, state: str) -> None:
     """cust-1 as the agents know it: arrived, consented to e-mail, folded by the journey agent and the profile
-    projection, so both routes read a real record (not a miss)."""
+    projection, so both routes read a real record (not a miss). With ``state`` on PostgreSQL, ``AME_STATE_STORE``
+    names it too (the journey shard's store)."""
     at = datetime(2026, 1, 5, 8, tzinfo=UTC).isoformat()
     url = f"sqlite:///{folder / 'events.db'}"
     log_ = open_log(url)
@@ -117,7 +128,7 @@ def _seed_customer(folder: Path) -> None:
     shard = AgentShard(JourneyAgent(), ShardConfig(log_url=url, state_dir=folder / "agents"), start=False)
     shard.catch_up()
     shard.close()
-    Projector(log_, open_state_store(f"sqlite:///{folder / 'state.db'}"), ProfileProjection()).catch_up()
+    Projector(log_, open_state_store(state), ProfileProjection()).catch_up()
     log_.close()
 
 
@@ -289,13 +300,36 @@ def _haproxy_pids() -> set[int]:
     return pids
 
 
+@contextlib.contextmanager
+def _state(config: Config, folder: Path) -> Iterator[str]:
+    """The state store URL of a configuration: a SQLite file in ``folder``, or a fresh schema of the PostgreSQL
+    server (``AME_TEST_POSTGRES``, else one started for the run), named by ``AME_STATE_STORE`` meanwhile."""
+    if config.state != "postgresql":
+        yield f"sqlite:///{folder / 'state.db'}"
+        return
+    from benchmarks.bench_postgres import _server, _state_store  # lazy: psycopg, only for these rows
+
+    with _server(folder) as server, _state_store(server) as url:
+        yield url
+
+
 def measure(config: Config, quick: bool) -> dict[str, Any]:
     """Start one server, load it, stop it; the figures by route and concurrency."""
-    token = "ame_" + secrets.token_urlsafe(24)
     folder = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    _seed_customer(folder)
+    try:
+        with _state(config, folder) as state:
+            _seed_customer(folder, state)
+            return _measure_server(config, quick, folder, state)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _measure_server(config: Config, quick: bool, folder: Path, state: str) -> dict[str, Any]:
+    token = "ame_" + secrets.token_urlsafe(24)
     port = free_port()
-    env = {**os.environ, **config.env, TOKEN_ENV: token, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, **config.env, TOKEN_ENV: token, STATE_ENV: state, "PYTHONPATH": str(ROOT)}
+    if config.state == "postgresql":
+        env["AME_STATE_STORE"] = state  # the replicas' journey-state reader follows it
     name = config.name
     if config.kind == "serve-run":  # the variables `ame serve run` would set on this machine
         choice = choose_ingress(env)
@@ -307,7 +341,7 @@ def measure(config: Config, quick: bool) -> dict[str, Any]:
     with open(Path(tempfile.gettempdir()) / f"bench-serve-{config.kind}-{port}.log", "wb") as server_log:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
     seconds, warmup = (2.0, 0.5) if quick else (4.0, 1.0)
-    out: dict[str, Any] = {"config": name}
+    out: dict[str, Any] = {"config": name, "name": config.name, "baseline": config.baseline, "targets": config.targets}
     try:
         _wait_ready(port, token, 120)
         for route, body in (("/v1/bid", BID), ("/v1/next-best-action", NBA)):
@@ -316,9 +350,10 @@ def measure(config: Config, quick: bool) -> dict[str, Any]:
                 lat, errors, secs = asyncio.run(_closed_loop(port, raw, c, seconds, warmup))
                 out[(route, c)] = (*_stats(lat, secs), errors)
         steady = 5 * seconds  # p99 of 2,000-4,000 requests, not of 400 (their 4th-slowest)
-        lat, errors = asyncio.run(_open_loop(port, _request("/v1/bid", BID, port, token), 200.0, steady))
-        p50, p99, _ = _stats(lat, steady)
-        out[("/v1/bid", "200/s")] = (p50, p99, len(lat) / steady, errors)
+        for route, body in (("/v1/bid", BID), ("/v1/next-best-action", NBA)):
+            lat, errors = asyncio.run(_open_loop(port, _request(route, body, port, token), 200.0, steady))
+            p50, p99, _ = _stats(lat, steady)
+            out[(route, "200/s")] = (p50, p99, len(lat) / steady, errors)
         out["load"] = os.getloadavg()[0]  # the neighbours' share of the 2 cores, quoted with each configuration
     finally:
         try:
@@ -331,7 +366,6 @@ def measure(config: Config, quick: bool) -> dict[str, Any]:
         for pid in _haproxy_pids() - haproxy_before:  # only the HAProxy this configuration started
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-        shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
@@ -355,7 +389,7 @@ def run(quick: bool = False) -> list[BenchResult]:
             log.warning("%s failed: %s", config.name, error)
             continue
         measured.append(m)
-        for key, (p50, p99, rps, errors) in ((k, v) for k, v in m.items() if k not in ("config", "load")):
+        for key, (p50, p99, rps, errors) in ((k, v) for k, v in m.items() if isinstance(k, tuple)):
             log.info("  %-22s %-6s p50 %7.2f ms  p99 %7.2f ms  %8.0f req/s  errors %d", key[0], key[1], p50, p99, rps, errors)
     return rows(measured)
 
@@ -365,27 +399,51 @@ def _missing(binary: str) -> bool:
     return find_haproxy(os.environ) is None if binary == "haproxy" else shutil.which(binary) is None
 
 
+# The targets, each a ratio to its configuration's baseline (measured in the same run): name -> (route, level) -> test
+TARGETS: dict[str, dict[tuple[str, object], tuple[str, Callable[[float, float], bool]]]] = {
+    "serve-run": {
+        ("/v1/bid", 32): (">= 50% of uvicorn", lambda value, base: value >= 0.5 * base),
+        ("/v1/next-best-action", 32): (">= 50% of uvicorn", lambda value, base: value >= 0.5 * base),
+        ("/v1/bid", "200/s"): ("p99 <= 3x uvicorn's", lambda value, base: value <= 3 * base),
+        ("/v1/next-best-action", "200/s"): ("p99 <= 3x uvicorn's", lambda value, base: value <= 3 * base),
+    },
+    "postgresql": {
+        ("/v1/next-best-action", "200/s"): ("p99 <= 2x SQLite state's", lambda value, base: value <= 2 * base),
+    },
+}
+
+
 def rows(measured: list[dict[str, Any]]) -> list[BenchResult]:
-    base = measured[0]
+    """Each configuration's figures beside its baseline's (the same route and level, same run)."""
+    by_name = {m["name"]: m for m in measured}
     results = []
     for m in measured[1:] if len(measured) > 1 else measured:
-        load = f"{m['load']:.1f} (uvicorn's run {base['load']:.1f})"
+        base = by_name.get(m["baseline"], measured[0])
+        load = f"{m['load']:.1f} (baseline's run {base['load']:.1f})"
         for key, value in m.items():
-            if key in ("config", "load"):
+            if not isinstance(key, tuple):
                 continue
             p50, p99, rps, errors = value
             route, level = key
             bp50, bp99, brps, _ = base[key]
             name = f"{m['config']}: {route} @ {'c=' + str(level) if isinstance(level, int) else level}"
-            note = f"p50 {p50:.2f} ms (uvicorn {bp50:.2f}), p99 {p99:.2f} ms (uvicorn {bp99:.2f}), errors {errors}; load {load}"
+            note = (f"p50 {p50:.2f} ms ({base['config']} {bp50:.2f}), p99 {p99:.2f} ms ({bp99:.2f}), errors {errors};"
+                    f" load {load}")
+            target, test = _target(m["targets"], key)
             if level == "200/s":
-                results.append(BenchResult(AREA, name + " p99", p99, "ms", "plain uvicorn p99", bp99, "<= 15 ms",
-                                           p99 <= 15 if route == "/v1/bid" else None, note))
+                results.append(BenchResult(AREA, name + " p99", p99, "ms", f"{base['config']} p99", bp99, target,
+                                           test(p99, bp99) if test else None, note))
             else:
-                target = ">= 1,500 req/s" if (route, level) == ("/v1/bid", 32) else ""
-                results.append(BenchResult(AREA, name, rps, "req/s", "plain uvicorn", brps, target,
-                                           (rps >= 1500) if target else None, note))
+                results.append(BenchResult(AREA, name, rps, "req/s", base["config"], brps, target,
+                                           test(rps, brps) if test else None, note))
     return results
+
+
+def _target(names: tuple[str, ...], key: tuple[str, object]) -> tuple[str, Callable[[float, float], bool] | None]:
+    for name in names:
+        if key in TARGETS[name]:
+            return TARGETS[name][key]
+    return "", None
 
 
 def _main() -> None:
