@@ -3,11 +3,15 @@ weekly social calendar: generated, checked, disclosed, stored, approved like any
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import json
+import threading
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -209,3 +213,51 @@ def test_calendar_exports_and_bad_input(store: CreativeStore) -> None:
         plan_week(TemplateGenerator(), store, date(2026, 12, 9), "new")
     with pytest.raises(ValueError, match="not HH:MM"):
         CalendarConfig(channels={"x": "25:00"})
+
+
+class _PredictStub(BaseHTTPRequestHandler):
+    """Vertex AI's ``:predict`` for Imagen: records each request, answers ``sampleCount`` pictures."""
+
+    requests: ClassVar[list[tuple[str, dict]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        type(self).requests.append((self.path, body))
+        picture = base64.b64encode(_png((200, 40, 40), (640, 360))).decode()
+        n = body["parameters"]["sampleCount"]
+        data = json.dumps({"predictions": [{"bytesBase64Encoded": picture, "mimeType": "image/png"}] * n}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_imagen_request_on_the_wire(store: CreativeStore) -> None:
+    """The real google-genai client against a local stub of Vertex AI: the config reaches the REST request."""
+    from google.oauth2.credentials import Credentials  # lazy: the Google client is heavy
+
+    handler = type("Handler", (_PredictStub,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        config = ImagenConfig(project="demo-project", location="europe-west4", model="imagen-test", attempts=1, timeout_ms=5000,
+                              base_url=f"http://127.0.0.1:{server.server_port}")
+        imagen = ImagenGenerator(config, credentials=Credentials(token="stub-token"))
+        stored = generate_images(TemplateGenerator(), imagen, store, "vip", n=2, product="linen-shirt", aspect_ratio="16:9")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    path, body = handler.requests[0]
+    assert path == "/v1beta1/projects/demo-project/locations/europe-west4/publishers/google/models/imagen-test:predict"
+    assert "Linen Shirt" in body["instances"][0]["prompt"]
+    parameters = body["parameters"]
+    assert (parameters["sampleCount"], parameters["aspectRatio"]) == (2, "16:9")
+    assert parameters["personGeneration"] == "DONT_ALLOW" and parameters["safetySetting"] == "BLOCK_MEDIUM_AND_ABOVE"
+    assert parameters["addWatermark"] is True and parameters["includeRaiReason"] is True
+    assert len(stored) == 2 and store.image(stored[0].variant.variant_id).width == SIZES["16:9"][0]
