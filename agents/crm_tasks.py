@@ -19,12 +19,17 @@ from data.log.base import StoredEvent
 
 
 class CrmTaskAgent(Agent):
-    """Pushes sales tasks to Salesforce. :param config: the org and connected app (``SalesforceConfig.from_settings()``)."""
+    """Pushes sales tasks to Salesforce.
+
+    :param config: the org and connected app; None reads ``AME_SALESFORCE_*`` where the agent runs, so the secret
+        never travels in the actor's arguments (unset, each batch fails with the names of the missing settings,
+        shown as the shard's last error, and is retried).
+    """
 
     name: ClassVar[str] = "crm_tasks"
     event_types: ClassVar[frozenset[str]] = frozenset({"task_created"})
 
-    def __init__(self, config: SalesforceConfig) -> None:
+    def __init__(self, config: SalesforceConfig | None = None) -> None:
         self.config = config
         self._client: SalesforceClient | None = None  # made in the process that runs the agent (its session is its own)
 
@@ -34,7 +39,7 @@ class CrmTaskAgent(Agent):
     @property
     def client(self) -> SalesforceClient:
         if self._client is None:
-            self._client = SalesforceClient(self.config)
+            self._client = SalesforceClient(self.config or SalesforceConfig.from_settings())
         return self._client
 
     def decide(self, batch: Sequence[StoredEvent], state: StateView) -> list[EventBase]:

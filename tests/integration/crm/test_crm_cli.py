@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from agents.crm_tasks import CrmTaskAgent
 from agents.runtime import replay_serially
 from ame.cli import app
-from data.crm.salesforce import SalesforceConfig
 from data.crm.tasks import CUSTOMER_FIELD
 from data.events import TaskCreated
 from data.log import open_log
@@ -43,7 +42,7 @@ def test_a_replayed_task_agent_creates_no_second_task(salesforce: SalesforceStub
     log = open_log(log_url)
     log.append([TaskCreated(event_id=f"task-{i}", customer_id=f"c-{i}", occurred_at=datetime(2026, 3, 1, tzinfo=UTC),
                             properties={"task_type": "call_lead", "reason": "lead score 85"}) for i in range(3)])
-    agent = CrmTaskAgent(SalesforceConfig.from_settings())
+    agent = CrmTaskAgent()  # reads AME_SALESFORCE_* where it runs
     _, appended, _ = replay_serially(agent, log_url, tmp_path / "first")
     _, again, duplicates = replay_serially(agent, log_url, tmp_path / "second")  # state lost: replay from scratch
     assert (appended, again, duplicates) == (3, 0, 3)
