@@ -23,7 +23,6 @@ from agents.scheduler_jobs import start_scheduler
 from agents.scoring import ScoringAgent, load_scorer
 from agents.supervisor import AgentSupervisor, tick_event
 from channels.dispatcher import DispatchAgent, DispatchConfig
-from data.crm.salesforce import CrmNotConfigured, SalesforceConfig
 from data.log import open_log
 from data.postgres_db import is_postgres_url
 from data.settings import get_settings
@@ -57,17 +56,10 @@ def build_agents(names: list[str]) -> list[Agent]:
         elif name == "dispatch":  # sends the journey's decisions through the providers of AME_CHANNELS_*
             out.append(DispatchAgent(DispatchConfig(ledger_url=settings.state_store_url())))
         elif name == "crm_tasks":  # task_created -> Salesforce Tasks, through the org of AME_SALESFORCE_*
-            out.append(CrmTaskAgent(_salesforce()))
+            out.append(CrmTaskAgent())
         else:
             raise typer.BadParameter(f"unknown agent {name!r}; known: {', '.join(KNOWN)}")
     return out
-
-
-def _salesforce() -> SalesforceConfig:
-    try:
-        return SalesforceConfig.from_settings()
-    except CrmNotConfigured as error:
-        raise typer.BadParameter(str(error)) from None
 
 
 def _ray_init(address: str | None, namespace: str) -> Any:
