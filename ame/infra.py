@@ -6,7 +6,9 @@ What is created comes from the settings' URLs (``AME_EVENT_LOG``, ``AME_WAREHOUS
 - **Pub/Sub** (a ``pubsub://project/topic`` log): the events topic, its dead-letter topic with the subscription that
   keeps dead letters, and one subscription per consumer ``ame agents up`` starts (each agent's shards, filtered
   by the agent's event types, with the dead-letter policy, and the projector's);
-- **BigQuery** (a ``bigquery://project/dataset`` warehouse): the dataset and the raw tables;
+- **BigQuery** (a ``bigquery://project/dataset`` warehouse): the dataset and the raw tables; with a Pub/Sub log
+  also the table ``raw_pubsub_messages`` and the BigQuery subscription ``<topic>-warehouse`` that fills it, which
+  ``ame warehouse load`` reads (:mod:`data.warehouse.pubsub_raw`);
 - **PostgreSQL** (every ``postgresql://`` store URL): the schema's migrations;
 - **the registries' layout** on their shared storage: the folders and a marker file naming each registry.
 
@@ -18,68 +20,30 @@ others still run.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import psycopg
-from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry
 
 from agents.cli import build_agents
 from agents.projector import ProjectorConfig
-from data.log.base import LogUnavailable
+from ame.infra_google import RAW_TABLES, BigQueryResources, PubSubResources, WarehouseSubscription, bigquery_client
+from ame.infra_model import Consumer, InfraUnavailable, Provisioner, Row, outcome, unreachable
 from data.postgres_db import is_postgres_url, redacted
 from data.postgres_migrations import MIGRATIONS, migrate
 from data.settings import Settings
-from data.warehouse.bigquery_backend import BigQueryWarehouse
-from data.warehouse.project import parse_warehouse_url
 from policies.shared_storage import atomic_write
 
-Status = Literal["created", "exists", "would create", "embedded", "failed"]
+__all__ = ["DEFAULT_AGENTS", "RAW_TABLES", "REGISTRY_MARKER", "InfraUnavailable", "Row", "agent_consumers",
+           "bigquery_client", "initialise", "plan"]
+
 REGISTRY_MARKER = ".ame-registry.json"
 """The file that marks a registry's root (on a mounted bucket: proof that the volume is mounted)."""
-RAW_TABLES = ("raw_events", "raw_load_state", "raw_loads")
-"""The tables :meth:`BigQueryWarehouse.ensure_raw` creates."""
 DEFAULT_AGENTS = ("scoring", "journey", "bidding")
 """The agents ``ame agents up`` runs by default."""
-
-
-class InfraUnavailable(RuntimeError):
-    """A backend cannot be reached, or refused to create a resource."""
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One resource and what became of it."""
-
-    kind: str
-    name: str
-    where: str
-    status: Status
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Consumer:
-    """A subscription on the events topic: ``<topic>-<name>``, filtered to ``event_types`` (None: every event)."""
-
-    name: str
-    event_types: tuple[str, ...] | None = None
-
-
-class Provisioner(Protocol):
-    """One backend's resources."""
-
-    label: str
-    where: str
-
-    def ensure(self, dry_run: bool) -> list[Row]:
-        """Create what is missing (``dry_run``: only report it) and report every resource."""
-        ...
 
 
 def agent_consumers(agent_names: Sequence[str], shards: int, projector: bool = True) -> list[Consumer]:
@@ -90,162 +54,6 @@ def agent_consumers(agent_names: Sequence[str], shards: int, projector: bool = T
     if projector:
         out.append(Consumer(f"projector-{ProjectorConfig.model_fields['projection'].default}"))
     return out
-
-
-def _unreachable(what: str, where: str, error: Exception) -> InfraUnavailable:
-    return InfraUnavailable(f"cannot reach {what} at {where}: {error}")
-
-
-class PubSubResources:
-    """The events topic, its dead-letter topic and the consumers' subscriptions (see the module docstring).
-
-    :param log_url: ``pubsub://project/topic``.
-    :param consumers: the subscriptions to create on the events topic.
-    :param ack_deadline_s: the consumers' ack deadline.
-    :param max_delivery_attempts: deliveries of a message before it goes to the dead-letter topic.
-    :param timeout_s: how long each look-up may take.
-    """
-
-    label = "Pub/Sub"
-
-    def __init__(self, log_url: str, consumers: Sequence[Consumer], ack_deadline_s: int = 60,
-                 max_delivery_attempts: int = 5, timeout_s: float = 30.0) -> None:
-        from data.log.pubsub_admin import parse_pubsub_url  # lazy: loads the Google Pub/Sub client
-
-        self.url = log_url
-        self.ref = parse_pubsub_url(log_url)
-        self.consumers = list(consumers)
-        self.ack_deadline_s = ack_deadline_s
-        self.max_delivery_attempts = max_delivery_attempts
-        self.timeout_s = timeout_s
-        host = os.environ.get("PUBSUB_EMULATOR_HOST")
-        self.where = f"{log_url} (emulator {host})" if host else log_url
-
-    def _exists(self, get: Callable[..., Any], **name: str) -> bool:
-        retry = Retry(timeout=self.timeout_s)  # the default retries an unreachable server for minutes
-        try:
-            get(**name, retry=retry, timeout=self.timeout_s)
-        except gexc.NotFound:
-            return False
-        except (gexc.GoogleAPICallError, gexc.RetryError) as error:
-            raise _unreachable("Pub/Sub", self.where, error) from None
-        return True
-
-    def ensure(self, dry_run: bool) -> list[Row]:
-        from google.cloud import pubsub_v1  # lazy: a Google client is heavy
-
-        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-        try:
-            return self._ensure(publisher, subscriber, dry_run)
-        except LogUnavailable as error:  # a create refused (permissions, quota)
-            raise InfraUnavailable(f"Pub/Sub at {self.where}: {error}") from None
-        finally:
-            subscriber.close()
-            publisher.stop()
-
-    def _ensure(self, publisher: Any, subscriber: Any, dry_run: bool) -> list[Row]:
-        from data.log.pubsub_admin import ensure_subscription, ensure_topic  # lazy: loads the Google Pub/Sub client
-
-        rows = []
-        for path, detail in ((self.ref.path, "the events"), (self.ref.dead_letter.path, "dead letters")):
-            exists = self._exists(publisher.get_topic, topic=path)
-            if not exists and not dry_run:
-                ensure_topic(publisher, path)
-            rows.append(self._row("Pub/Sub topic", path, exists, dry_run, detail))
-        audit = self.ref.subscription_path(f"{self.ref.dead_letter.topic}-audit")
-        exists = self._exists(subscriber.get_subscription, subscription=audit)
-        if not exists and not dry_run:
-            ensure_subscription(subscriber, audit, self.ref.dead_letter.path)
-        rows.append(self._row("Pub/Sub subscription", audit, exists, dry_run, "keeps the dead letters"))
-        for consumer in self.consumers:
-            rows.append(self._ensure_consumer(subscriber, consumer, dry_run))
-        return rows
-
-    def _ensure_consumer(self, subscriber: Any, consumer: Consumer, dry_run: bool) -> Row:
-        path = self.ref.subscription_path(f"{self.ref.topic}-{consumer.name}")
-        exists = self._exists(subscriber.get_subscription, subscription=path)
-        if not exists and not dry_run:
-            from data.log.pubsub_admin import ensure_consumer_resources  # lazy: loads the Google Pub/Sub client
-
-            made = ensure_consumer_resources(self.url, consumer.name, consumer.event_types, self.max_delivery_attempts,
-                                             self.ack_deadline_s)
-            if made != path:
-                raise InfraUnavailable(f"the consumer {consumer.name!r} subscribes as {made}, not {path}")
-        types = f"{len(consumer.event_types)} event types" if consumer.event_types else "every event"
-        detail = f"{types}; dead letters after {self.max_delivery_attempts} deliveries"
-        return self._row("Pub/Sub subscription", path, exists, dry_run, detail)
-
-    def _row(self, kind: str, path: str, exists: bool, dry_run: bool, detail: str) -> Row:
-        return Row(kind, path.rpartition("/")[2], self.where, "exists" if exists else "would create" if dry_run else "created", detail)
-
-
-def bigquery_client(project: str, location: str | None = None) -> Any:
-    """A BigQuery client: Application Default Credentials, or anonymous ones against the emulator named by
-    ``BIGQUERY_EMULATOR_HOST`` (``http://host:port``), as the Pub/Sub client does with ``PUBSUB_EMULATOR_HOST``."""
-    from google.cloud import bigquery  # lazy: a Google client is heavy
-
-    credentials = None
-    if os.environ.get("BIGQUERY_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials  # lazy: only against the emulator
-
-        credentials = AnonymousCredentials()
-    return bigquery.Client(project=project, location=location or None, credentials=credentials)
-
-
-class BigQueryResources:
-    """The warehouse's dataset and raw tables.
-
-    :param url: ``bigquery://project/dataset``.
-    :param location: the dataset's location (empty: BigQuery's default).
-    :param client: a ``google.cloud.bigquery.Client`` (default: :func:`bigquery_client`).
-    :param timeout_s: how long each call may take.
-    """
-
-    label = "BigQuery"
-
-    def __init__(self, url: str, location: str = "", client: Any = None, timeout_s: float = 30.0) -> None:
-        target = parse_warehouse_url(url)
-        self.url, self.location, self.timeout_s = url, location, timeout_s
-        self.dataset = f"{target.project}.{target.dataset}"
-        self.project = target.project or ""
-        self._client = client
-        host = os.environ.get("BIGQUERY_EMULATOR_HOST")
-        self.where = f"{url} (emulator {host})" if host else url
-
-    def _tables(self, client: Any) -> set[str] | None:
-        """The dataset's tables (None: no dataset)."""
-        from google.cloud import bigquery  # lazy: a Google client is heavy
-
-        retry = bigquery.DEFAULT_RETRY.with_deadline(self.timeout_s)  # fail within the timeout when unreachable
-        try:
-            client.get_dataset(self.dataset, retry=retry, timeout=self.timeout_s)
-            return {t.table_id for t in client.list_tables(self.dataset, retry=retry, timeout=self.timeout_s)}
-        except gexc.NotFound:
-            return None
-        except Exception as error:  # noqa: BLE001 - connection, credential and API errors all mean unreachable
-            raise _unreachable("BigQuery", self.where, error) from None
-
-    def ensure(self, dry_run: bool) -> list[Row]:
-        try:
-            client = self._client or bigquery_client(self.project, self.location)
-        except Exception as error:  # noqa: BLE001 - no credentials, no project
-            raise InfraUnavailable(f"cannot create a BigQuery client for {self.url}: {error}; run `gcloud auth "
-                                   "application-default login` or set GOOGLE_APPLICATION_CREDENTIALS") from None
-        before = self._tables(client)
-        after = before
-        if not dry_run and (before is None or not set(RAW_TABLES) <= before):
-            try:
-                BigQueryWarehouse(self.url, client=client, timeout=self.timeout_s, location=self.location or None).ensure_raw()
-            except Exception as error:  # noqa: BLE001 - reported with the URL
-                raise InfraUnavailable(f"BigQuery refused to create the raw tables at {self.where}: {error}") from None
-            after = self._tables(client)
-        new = "would create" if dry_run else "created"
-        rows = [Row("BigQuery dataset", self.dataset, self.where, "exists" if before is not None else new,
-                    self.location or "default location")]
-        for table in sorted(set(RAW_TABLES) | (after or set())):
-            rows.append(Row("BigQuery table", f"{self.dataset}.{table}", self.where,
-                            "exists" if before and table in before else new))
-        return rows
 
 
 class PostgresSchema:
@@ -269,9 +77,9 @@ class PostgresSchema:
                 if pending and not dry_run:
                     pending = migrate(conn)
         except psycopg.OperationalError as error:
-            raise _unreachable("PostgreSQL", self.where, error) from None
+            raise unreachable("PostgreSQL", self.where, error) from None
         latest = max(m.version for m in MIGRATIONS)
-        status: Status = "exists" if not pending else "would create" if dry_run else "created"
+        status = outcome(not pending, dry_run)
         detail = f"migrations {', '.join(map(str, pending))}" if pending else "current"
         return [Row("PostgreSQL schema", f"schema version {latest}", self.where, status, detail)]
 
@@ -312,8 +120,7 @@ class RegistryLayout:
                 path.mkdir(parents=True)
         except OSError as error:
             raise InfraUnavailable(f"cannot write the {registry} registry at {path}: {error}") from None
-        status: Status = "exists" if exists else "would create" if dry_run else "created"
-        return Row("registry marker" if marker else "registry folder", str(path), registry, status)
+        return Row("registry marker" if marker else "registry folder", str(path), registry, outcome(exists, dry_run))
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +155,8 @@ def plan(settings: Settings, log_url: str | None = None, warehouse_url: str | No
         out.append(Embedded("event log", log_url))
     if warehouse_url.startswith("bigquery://"):
         out.append(BigQueryResources(warehouse_url, settings.warehouse_bigquery_location, timeout_s=timeout_s))
+        if log_url.startswith("pubsub://"):
+            out.append(WarehouseSubscription(log_url, warehouse_url, settings.pubsub_max_delivery_attempts, timeout_s))
     else:
         out.append(Embedded("warehouse", warehouse_url))
     out += [PostgresSchema(url, min(timeout_s, settings.postgres_connect_timeout_s)) for url in store_urls(settings, log_url)]

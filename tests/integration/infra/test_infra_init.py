@@ -51,38 +51,43 @@ def test_init_creates_everything_once_and_again_what_was_removed(engine: dict[st
     dataset = engine["AME_WAREHOUSE"].removeprefix("bigquery://").replace("/", ".")
     try:
         out = _ame("--dry-run")  # looks only
-        assert "would create" in out and "17 would create" in out
+        assert "would create" in out and "19 would create" in out
         with pytest.raises(gexc.NotFound):
             publisher.get_topic(topic=f"projects/ame-test/topics/{topic}")
         assert not Path(engine["AME_POLICIES_DIR"]).exists()
 
-        assert "17 created" in _ame()  # everything
+        assert "19 created" in _ame()  # everything
         journey = f"projects/ame-test/subscriptions/{topic}-agent-journey-0of1"
         sub = subscriber.get_subscription(subscription=journey)
         assert 'attributes.event_type = "decision_made"' in sub.filter and sub.enable_message_ordering
         assert sub.dead_letter_policy.dead_letter_topic == f"projects/ame-test/topics/{topic}-dead-letter"
         assert sub.dead_letter_policy.max_delivery_attempts == get_settings().pubsub_max_delivery_attempts
-        assert {t.table_id for t in bq.list_tables(dataset)} == set(RAW_TABLES)
+        assert {t.table_id for t in bq.list_tables(dataset)} == {*RAW_TABLES, "raw_pubsub_messages"}
+        to_bigquery = subscriber.get_subscription(subscription=f"projects/ame-test/subscriptions/{topic}-warehouse")
+        assert to_bigquery.bigquery_config.table == f"{dataset}.raw_pubsub_messages"
+        assert to_bigquery.bigquery_config.write_metadata
         assert (Path(engine["AME_POLICIES_DIR"]) / "slots").is_dir()
 
         rows = initialise(plan(get_settings(), shards=1))  # the second run creates nothing
         assert _created(rows) == set() and {r.status for r in rows} == {"exists"}
 
         subscriber.delete_subscription(subscription=journey)  # removed in between ...
+        subscriber.delete_subscription(subscription=f"projects/ame-test/subscriptions/{topic}-warehouse")
         bq.delete_table(f"{dataset}.raw_loads")
         (Path(engine["AME_POLICIES_DIR"]) / REGISTRY_MARKER).unlink()
         with psycopg.connect(engine["AME_STATE_STORE"], autocommit=True) as conn:
             conn.execute("drop table schema_version, tracking")
         rows = initialise(plan(get_settings(), shards=1))  # ... and created again, nothing else
         assert _created(rows) == {
-            ("Pub/Sub subscription", f"{topic}-agent-journey-0of1"), ("BigQuery table", f"{dataset}.raw_loads"),
+            ("Pub/Sub subscription", f"{topic}-agent-journey-0of1"), ("Pub/Sub subscription", f"{topic}-warehouse"),
+            ("BigQuery table", f"{dataset}.raw_loads"),
             ("registry marker", str(Path(engine["AME_POLICIES_DIR"]) / REGISTRY_MARKER)),
             ("PostgreSQL schema", rows[[r.kind for r in rows].index("PostgreSQL schema")].name),
         }
         with psycopg.connect(engine["AME_STATE_STORE"], autocommit=True) as conn:
             assert conn.execute("select count(*) from tracking").fetchone()[0] == 0
         out = _ame()
-        assert "17 exists" in out and "created" not in out
+        assert "19 exists" in out and "created" not in out
     finally:
         subscriber.close()
         publisher.stop()

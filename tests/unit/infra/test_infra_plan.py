@@ -60,7 +60,7 @@ def test_unreachable_backends_are_named_and_the_others_still_run(tmp_path: Path,
     get_settings.cache_clear()
     rows = initialise(plan(get_settings(), agents=["bidding"], shards=1, timeout_s=2))
     failed = {r.kind: r.detail for r in rows if r.status == "failed"}
-    assert set(failed) == {"Pub/Sub", "BigQuery", "PostgreSQL"}
+    assert set(failed) == {"Pub/Sub", "BigQuery", "Pub/Sub to BigQuery", "PostgreSQL"}
     assert f"127.0.0.1:{pubsub}" in failed["Pub/Sub"] and "pubsub://ame-prod/customer-events" in failed["Pub/Sub"]
     assert f"127.0.0.1:{bigquery}" in failed["BigQuery"] and "bigquery://ame-prod/marketing" in failed["BigQuery"]
     assert f"127.0.0.1:{postgres}/ame" in failed["PostgreSQL"] and "secret" not in failed["PostgreSQL"]
