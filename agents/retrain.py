@@ -21,7 +21,7 @@ import pandas as pd
 
 from agents.scoring import ScoringAgent, features_of
 from data.events import ModelChallenge, derive_event_id
-from data.log import EventLog
+from data.log import EventLog, PositionalReader, positional
 from data.log.base import from_micros, replay_all
 from data.privacy.training import exclude_erased
 from data.sharding import BROADCAST_CUSTOMER
@@ -67,7 +67,7 @@ class RetrainReport:
                 f"{c.difference:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] on {c.rows} holdout rows ({self.rows} outcomes)")
 
 
-def outcome_labels(log_: EventLog) -> dict[str, tuple[int, int]]:
+def outcome_labels(log_: PositionalReader) -> dict[str, tuple[int, int]]:
     """Each customer's latest outcome: (label, occurred_at in microseconds)."""
     out: dict[str, tuple[int, int]] = {}
     for e in replay_all(log_, list(LABELS)):
@@ -76,7 +76,7 @@ def outcome_labels(log_: EventLog) -> dict[str, tuple[int, int]]:
     return out
 
 
-def folded_records(log_: EventLog, agent: ScoringAgent, before_us: dict[str, int] | None = None) -> dict[str, dict]:
+def folded_records(log_: PositionalReader, agent: ScoringAgent, before_us: dict[str, int] | None = None) -> dict[str, dict]:
     """Each customer's scoring state: the agent's fold over their events (only those before ``before_us[customer]``,
     and only those customers, when it is given)."""
     records: dict[str, dict] = {}
@@ -95,7 +95,7 @@ def feature_table(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def training_table(log_: EventLog, agent: ScoringAgent | None = None) -> pd.DataFrame:
+def training_table(log_: PositionalReader, agent: ScoringAgent | None = None) -> pd.DataFrame:
     """One row per customer with an outcome: the scoring features before it, the outcome's time and the label."""
     labels = outcome_labels(log_)
     records = folded_records(log_, agent or ScoringAgent(), {c: at for c, (_, at) in labels.items()})
@@ -115,7 +115,7 @@ def champion_probabilities(registry: ModelRegistry, frame: pd.DataFrame) -> tupl
 def retrain_lead(log_: EventLog, registry: ModelRegistry, now: datetime, args: RetrainArgs = RetrainArgs(),
                  log_url: str | None = None) -> RetrainReport:
     """Train a challenger on the CRM outcomes, challenge the champion, promote or keep, log ``model_challenge``."""
-    frame, _ = exclude_erased(training_table(log_), ID, log_url)
+    frame, _ = exclude_erased(training_table(positional(log_, "the lead retrain")), ID, log_url)
     positives = int(frame[TARGET].sum()) if len(frame) else 0
     champion = registry.versions("lead")[-1] if registry.versions("lead") else "rules-1"
     if len(frame) < args.min_outcomes or positives in (0, len(frame)):
@@ -156,7 +156,7 @@ def challenge_event(report: RetrainReport, c: ChallengeResult, now: datetime) ->
     )
 
 
-def current_features(log_: EventLog, agent: ScoringAgent | None = None) -> pd.DataFrame:
+def current_features(log_: PositionalReader, agent: ScoringAgent | None = None) -> pd.DataFrame:
     """Every customer's scoring features now (the drift check's recent population)."""
     records = folded_records(log_, agent or ScoringAgent())
     return feature_table([{ID: c, **features_of(r)} for c, r in records.items()])

@@ -26,7 +26,7 @@ from croniter import croniter
 
 from data.activation.config import validate_cron
 from data.events import ScheduleRun, derive_event_id
-from data.log import EventLog, open_log
+from data.log import PositionalLog, PositionalReader, open_log, positional
 from data.log.base import replay_all
 from data.sharding import BROADCAST_CUSTOMER
 
@@ -88,7 +88,7 @@ class JobStatus:
                 "last": self.last.to_dict() if self.last else None, "next_due": self.next_due.isoformat()}
 
 
-def last_runs(log_: EventLog) -> dict[str, RunRecord]:
+def last_runs(log_: PositionalReader) -> dict[str, RunRecord]:
     """The last run of every job in the log (by its due slot; a later log position wins a tie)."""
     out: dict[str, RunRecord] = {}
     for event in replay_all(log_, ["schedule_run"]):
@@ -129,7 +129,7 @@ class Scheduler:
                 raise ScheduleError(f"job {job.name!r}: {error}") from None
         self.jobs = {j.name: j for j in jobs}
         self.clock = clock
-        self.log = open_log(log_url)
+        self.log: PositionalLog = positional(open_log(log_url), "the scheduler (it reads its past runs back)")
         self.started_at = clock()
         self.last = last_runs(self.log)
 

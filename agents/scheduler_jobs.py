@@ -28,7 +28,7 @@ from data.activation.runner import WarehouseSource, run_sync
 from data.activation.state import SyncState
 from data.crm.outcomes import pull_outcomes
 from data.crm.salesforce import SalesforceClient, SalesforceConfig
-from data.log import open_log
+from data.log import open_log, positional
 from data.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def drift_lead(log_url: str, models_dir: Path) -> str:
     model = registry.load_scoring("lead")
     event_log = open_log(log_url)
     try:
-        frame = current_features(event_log)
+        frame = current_features(positional(event_log, "the drift check"))
     finally:
         event_log.close()
     if frame.empty:

@@ -19,7 +19,7 @@ import orjson
 from data.crm.salesforce import SalesforceClient
 from data.crm.tasks import CUSTOMER_FIELD
 from data.events import EventBase, LeadConverted, OpportunityLost, OpportunityWon, derive_event_id
-from data.log import EventLog
+from data.log import EventLog, PositionalReader, positional
 from data.log.base import replay_all
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def lead_query(since: datetime | None) -> str:
     return f"SELECT {LEAD_FIELDS} FROM Lead WHERE IsConverted = true{after} ORDER BY SystemModstamp"
 
 
-def watermark(log_: EventLog) -> datetime | None:
+def watermark(log_: PositionalReader) -> datetime | None:
     """The newest CRM modification stamp among the outcome events in the log (None before the first pull)."""
     stamps = [orjson.loads(e.properties_json or "{}").get("modified_at") for e in replay_all(log_, OUTCOME_TYPES)]
     known = [datetime.fromisoformat(s.replace("Z", "+00:00")) for s in stamps if s]
@@ -98,7 +98,7 @@ def outcome_event(record: dict[str, Any], kind: str) -> EventBase | None:
 
 def pull_outcomes(client: SalesforceClient, log_: EventLog) -> PullReport:
     """Pull what changed since the log's watermark and append it as outcome events."""
-    since = watermark(log_)
+    since = watermark(positional(log_, "the CRM outcome pull (its watermark is in the log)"))
     events: list[EventBase] = []
     counts = {"Opportunity": 0, "Lead": 0}
     unattributed = 0
