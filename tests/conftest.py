@@ -42,8 +42,9 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[object]:
-    """One local Ray cluster for the whole session (2 CPUs), shut down at the end."""
+    """One local Ray cluster for the whole session (2 CPUs), shut down at the end. Always a new one
+    (``address="local"``): a cluster someone started on this machine with ``ray start`` is never joined."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     yield ray
     ray.shutdown()
