@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 
 from data.events import (
     CustomerErased,
@@ -32,7 +33,7 @@ from data.events import (
 from data.log import open_log
 from data.log.base import from_micros
 from data.log.sqlite import sqlite_path
-from data.postgres_db import is_postgres_url
+from data.postgres_db import PostgresUnavailable, is_postgres_url, redacted
 from data.privacy.bigquery_scrub import pii_in_bigquery, scrub_bigquery
 from data.privacy.codec import FieldCodec, codec_for_log
 from data.privacy.errors import UnsupportedForErasure
@@ -93,8 +94,13 @@ def _log_file(log_url: str) -> Path:
     return sqlite_path(log_url)
 
 
+_ROW_COLUMNS = "position, event_id, event_type, occurred_at_us, source, properties, recorded_at_us, causation_id"
+
+
 def customer_rows(log_url: str, customer_id: str, pii_only: bool = False) -> list[tuple]:
     """The customer's stored rows (position, event_id, event_type, occurred_at_us, source, properties), by scan."""
+    if is_postgres_url(log_url):
+        return _postgres_customer_rows(log_url, customer_id, pii_only)
     path = _log_file(log_url)
     if not path.exists():
         return []
@@ -102,12 +108,25 @@ def customer_rows(log_url: str, customer_id: str, pii_only: bool = False) -> lis
     try:
         where = f" and event_type in ({','.join('?' * len(PII_EVENT_TYPES))})" if pii_only else ""
         return conn.execute(
-            "select position, event_id, event_type, occurred_at_us, source, properties, recorded_at_us, causation_id"
-            f" from events where customer_id = ?{where} order by position",
+            f"select {_ROW_COLUMNS} from events where customer_id = ?{where} order by position",
             (customer_id, *(sorted(PII_EVENT_TYPES) if pii_only else ())),
         ).fetchall()
     finally:
         conn.close()
+
+
+def _postgres_customer_rows(log_url: str, customer_id: str, pii_only: bool) -> list[tuple]:
+    """The same rows from a ``postgresql://`` log (its events table has the SQLite log's columns)."""
+    where = " and event_type = any(%s)" if pii_only else ""
+    params: tuple[Any, ...] = (customer_id, sorted(PII_EVENT_TYPES)) if pii_only else (customer_id,)
+    try:
+        with psycopg.connect(log_url) as conn:
+            if conn.execute("select to_regclass('events')").fetchone()[0] is None:
+                return []  # nothing appended yet
+            return conn.execute(f"select {_ROW_COLUMNS} from events where customer_id = %s{where} order by position",
+                                params).fetchall()
+    except psycopg.OperationalError as error:
+        raise PostgresUnavailable(f"cannot reach the event log {redacted(log_url)}: {error}") from None
 
 
 def gather_pii(log_url: str, customer_id: str, codec: FieldCodec) -> PiiValues:
@@ -130,7 +149,7 @@ def erase_customer(
     """Erase one customer (see the module docstring); safe to run again.
 
     :param customer_id: the customer.
-    :param log_url: the event log: ``sqlite:///`` (scrubbed too) or ``pubsub://`` (key deleted, topic not
+    :param log_url: the event log: ``sqlite:///`` or ``postgresql://`` (scrubbed too) or ``pubsub://`` (key deleted, topic not
         scrubbed: see the module docstring; the local dead-letter store is swept).
     :param state_url: the state store (``sqlite:///`` or ``postgresql://``), swept for copies; None: skipped.
     :param warehouse_url: the warehouse, anonymized: a DuckDB file (then rewritten; nothing else may hold it
@@ -139,7 +158,8 @@ def erase_customer(
     :param reason: why (recorded on the event; no personal data).
     """
     on_pubsub = log_url.startswith("pubsub://")
-    log_path = None if on_pubsub else _erasable_log_file(log_url)
+    log_pg = log_url if is_postgres_url(log_url) else None
+    log_path = None if on_pubsub or log_pg else _erasable_log_file(log_url)
     on_bigquery = bool(warehouse_url and warehouse_url.startswith("bigquery://"))
     warehouse_path = _warehouse_file(warehouse_url) if warehouse_url and not on_bigquery else None
     state_pg = state_url if state_url and is_postgres_url(state_url) else None
@@ -166,7 +186,9 @@ def erase_customer(
     finally:
         codec.keys.close()
     log_scrub, log_note, letters_scrub = None, None, None
-    if log_path is None:
+    if log_pg:
+        log_scrub = scrub_postgres(log_pg, customer_id, values)  # the log's rows and its dead letters, one transaction
+    elif log_path is None:
         log_note = PUBSUB_LOG_NOTE
         letters_url = get_settings().pubsub_dead_letter_store_url()
         letters_scrub = (scrub_postgres(letters_url, customer_id, values) if is_postgres_url(letters_url)
@@ -186,8 +208,8 @@ def erase_customer(
 def _erasable_log_file(log_url: str) -> Path:
     if not log_url.startswith("sqlite:///"):
         raise UnsupportedForErasure(
-            f"erasure reaches the embedded SQLite log (sqlite:///path) and Pub/Sub (pubsub://project/topic) only; "
-            f"{log_url!r} is neither."
+            f"erasure reaches the embedded SQLite log (sqlite:///path), a PostgreSQL log (postgresql://...) and Pub/Sub"
+            f" (pubsub://project/topic) only; {log_url!r} is none of them."
         )
     return sqlite_path(log_url)
 
