@@ -19,10 +19,11 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from agents.history import History, as_history, history_of
 from agents.scoring import ScoringAgent, features_of
 from data.events import ModelChallenge, derive_event_id
-from data.log import EventLog, PositionalReader, positional
-from data.log.base import from_micros, replay_all
+from data.log import EventLog, PositionalReader
+from data.log.base import from_micros
 from data.privacy.training import exclude_erased
 from data.sharding import BROADCAST_CUSTOMER
 from policies.scoring.challenger import ChallengeResult, paired_bootstrap
@@ -67,20 +68,21 @@ class RetrainReport:
                 f"{c.difference:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] on {c.rows} holdout rows ({self.rows} outcomes)")
 
 
-def outcome_labels(log_: PositionalReader) -> dict[str, tuple[int, int]]:
+def outcome_labels(source: History | PositionalReader) -> dict[str, tuple[int, int]]:
     """Each customer's latest outcome: (label, occurred_at in microseconds)."""
     out: dict[str, tuple[int, int]] = {}
-    for e in replay_all(log_, list(LABELS)):
+    for e in as_history(source).events(list(LABELS)):
         if e.customer_id not in out or e.occurred_at_us >= out[e.customer_id][1]:
             out[e.customer_id] = (LABELS[e.event_type], e.occurred_at_us)
     return out
 
 
-def folded_records(log_: PositionalReader, agent: ScoringAgent, before_us: dict[str, int] | None = None) -> dict[str, dict]:
+def folded_records(source: History | PositionalReader, agent: ScoringAgent,
+                   before_us: dict[str, int] | None = None) -> dict[str, dict]:
     """Each customer's scoring state: the agent's fold over their events (only those before ``before_us[customer]``,
     and only those customers, when it is given)."""
     records: dict[str, dict] = {}
-    for event in replay_all(log_, sorted(agent.event_types)):
+    for event in as_history(source).events(sorted(agent.event_types)):
         cut = None if before_us is None else before_us.get(event.customer_id)
         if before_us is None or (cut is not None and event.occurred_at_us < cut):
             records[event.customer_id] = agent.fold(records.get(event.customer_id), event)  # type: ignore[arg-type]
@@ -95,10 +97,10 @@ def feature_table(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def training_table(log_: PositionalReader, agent: ScoringAgent | None = None) -> pd.DataFrame:
+def training_table(source: History | PositionalReader, agent: ScoringAgent | None = None) -> pd.DataFrame:
     """One row per customer with an outcome: the scoring features before it, the outcome's time and the label."""
-    labels = outcome_labels(log_)
-    records = folded_records(log_, agent or ScoringAgent(), {c: at for c, (_, at) in labels.items()})
+    labels = outcome_labels(source)
+    records = folded_records(source, agent or ScoringAgent(), {c: at for c, (_, at) in labels.items()})
     return feature_table([{ID: customer, TIME: from_micros(at_us), TARGET: label, **features_of(records.get(customer, {}))}
                           for customer, (label, at_us) in sorted(labels.items())])
 
@@ -113,9 +115,14 @@ def champion_probabilities(registry: ModelRegistry, frame: pd.DataFrame) -> tupl
 
 
 def retrain_lead(log_: EventLog, registry: ModelRegistry, now: datetime, args: RetrainArgs = RetrainArgs(),
-                 log_url: str | None = None) -> RetrainReport:
-    """Train a challenger on the CRM outcomes, challenge the champion, promote or keep, log ``model_challenge``."""
-    frame, _ = exclude_erased(training_table(positional(log_, "the lead retrain")), ID, log_url)
+                 log_url: str | None = None, warehouse_url: str | None = None) -> RetrainReport:
+    """Train a challenger on the CRM outcomes, challenge the champion, promote or keep, log ``model_challenge``.
+    The history is the log's (by position) or, on a log without positions, the warehouse's raw_events."""
+    history = history_of(log_, warehouse_url)
+    try:
+        frame, _ = exclude_erased(training_table(history), ID, log_url)
+    finally:
+        history.close()
     positives = int(frame[TARGET].sum()) if len(frame) else 0
     champion = registry.versions("lead")[-1] if registry.versions("lead") else "rules-1"
     if len(frame) < args.min_outcomes or positives in (0, len(frame)):
@@ -156,7 +163,7 @@ def challenge_event(report: RetrainReport, c: ChallengeResult, now: datetime) ->
     )
 
 
-def current_features(log_: PositionalReader, agent: ScoringAgent | None = None) -> pd.DataFrame:
+def current_features(source: History | PositionalReader, agent: ScoringAgent | None = None) -> pd.DataFrame:
     """Every customer's scoring features now (the drift check's recent population)."""
-    records = folded_records(log_, agent or ScoringAgent())
+    records = folded_records(source, agent or ScoringAgent())
     return feature_table([{ID: c, **features_of(r)} for c, r in records.items()])

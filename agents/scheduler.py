@@ -1,10 +1,11 @@
 """The scheduler: runs the engine's periodic jobs on cron strings, inside the cluster, and logs every run.
 
 Each job has a name, a cron string (5 fields, UTC) and a function that returns a one-line summary or raises.
-Every run becomes a ``schedule_run`` event (job, due slot, start, finish, outcome, error). Those events are also
-the scheduler's memory: on start it reads the last run of each job from the log, so a restarted scheduler knows
-what ran. A job whose slots passed while the scheduler was down runs **once** for the latest missed slot (not once
-per slot); a job with no run in the log starts at its first slot after the scheduler started. A failing job logs
+Every run becomes a ``schedule_run`` event (job, due slot, start, finish, outcome, error). On start the scheduler
+reads the last run of each job back from its memory (:mod:`agents.scheduler_memory`: those events on a positional
+log, records in the state store on a Pub/Sub log), so a restarted scheduler, on any node, knows what ran.
+A job whose slots passed while the scheduler was down runs **once** for the latest missed slot (not once per
+slot); a job that never ran starts at its first slot after the scheduler started. A failing job logs
 its error and the others still run.
 
 The plain class :class:`Scheduler` takes its clock as an argument (tests drive it with a fake clock and call
@@ -17,18 +18,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import orjson
 from croniter import croniter
 
+from agents.scheduler_memory import RunMemory, RunRecord, last_runs, open_run_memory, run_event
+
+__all__ = ["Job", "JobStatus", "RunRecord", "ScheduleError", "Scheduler", "SchedulerService", "last_runs", "run_event"]
 from data.activation.config import validate_cron
-from data.events import ScheduleRun, derive_event_id
-from data.log import PositionalLog, PositionalReader, open_log, positional
-from data.log.base import replay_all
-from data.sharding import BROADCAST_CUSTOMER
+from data.log import open_log
 
 log = logging.getLogger(__name__)
 
@@ -57,23 +57,6 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One run of a job, as its ``schedule_run`` event holds it."""
-
-    job: str
-    due_at: datetime
-    started_at: datetime
-    finished_at: datetime
-    outcome: str
-    trigger: str
-    summary: str | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(self).items()}
-
-
-@dataclass(frozen=True, slots=True)
 class JobStatus:
     """A job's line in ``ame schedule list``."""
 
@@ -88,22 +71,6 @@ class JobStatus:
                 "last": self.last.to_dict() if self.last else None, "next_due": self.next_due.isoformat()}
 
 
-def last_runs(log_: PositionalReader) -> dict[str, RunRecord]:
-    """The last run of every job in the log (by its due slot; a later log position wins a tie)."""
-    out: dict[str, RunRecord] = {}
-    for event in replay_all(log_, ["schedule_run"]):
-        p = orjson.loads(event.properties_json or "{}")
-        record = RunRecord(p["job"], _parse(p["due_at"]), _parse(p["started_at"]), _parse(p["finished_at"]),
-                           p["outcome"], p.get("trigger", "cron"), p.get("summary"), p.get("error"))
-        if record.job not in out or record.due_at >= out[record.job].due_at:
-            out[record.job] = record
-    return out
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def latest_slot(cron: str, now: datetime) -> datetime:
     """The cron's latest slot at or before ``now``."""
     return croniter(cron, now + timedelta(seconds=1)).get_prev(datetime)
@@ -113,11 +80,12 @@ class Scheduler:
     """Runs due jobs when :meth:`tick` is called (see the module docstring).
 
     :param jobs: the jobs (unique names, valid cron strings).
-    :param log_url: the event log the runs are appended to and read back from.
+    :param log_url: the event log the runs are appended to (and read back from, when it keeps positions).
     :param clock: the current UTC time (a fake clock in tests).
+    :param state_url: where the memory lives on a log without positions (default ``AME_STATE_STORE``).
     """
 
-    def __init__(self, jobs: Sequence[Job], log_url: str, clock: Clock = utc_now) -> None:
+    def __init__(self, jobs: Sequence[Job], log_url: str, clock: Clock = utc_now, state_url: str | None = None) -> None:
         names = [j.name for j in jobs]
         duplicated = sorted({n for n in names if names.count(n) > 1})
         if duplicated:
@@ -129,9 +97,10 @@ class Scheduler:
                 raise ScheduleError(f"job {job.name!r}: {error}") from None
         self.jobs = {j.name: j for j in jobs}
         self.clock = clock
-        self.log: PositionalLog = positional(open_log(log_url), "the scheduler (it reads its past runs back)")
+        self.log = open_log(log_url)
+        self.memory: RunMemory = open_run_memory(self.log, state_url)
         self.started_at = clock()
-        self.last = last_runs(self.log)
+        self.last = self.memory.last_runs()
 
     def next_due(self, name: str) -> datetime:
         """The first slot after the job's last run (after the scheduler's start when it never ran)."""
@@ -173,24 +142,13 @@ class Scheduler:
             error, outcome = f"{type(failure).__name__}: {failure}"[:2048], "failed"
         record = RunRecord(job.name, due_at, started, self.clock(), outcome, trigger,
                            summary[:2048] if summary else None, error)
-        self.log.append([run_event(record)])
+        self.memory.record(record)
         self.last[job.name] = record
         return record
 
     def close(self) -> None:
+        self.memory.close()
         self.log.close()
-
-
-def run_event(record: RunRecord) -> ScheduleRun:
-    """The ``schedule_run`` event of one run; its id is derived from the job, slot and trigger (a replay keeps one)."""
-    extra = record.started_at.isoformat() if record.trigger == "manual" else ""
-    return ScheduleRun(
-        event_id=derive_event_id("schedule", record.job, record.due_at.isoformat(), record.trigger, extra, at=record.due_at),
-        customer_id=BROADCAST_CUSTOMER, occurred_at=record.finished_at, source="agent:scheduler",
-        properties={"job": record.job, "due_at": record.due_at, "started_at": record.started_at,
-                    "finished_at": record.finished_at, "outcome": record.outcome, "trigger": record.trigger,
-                    "summary": record.summary, "error": record.error},
-    )
 
 
 class SchedulerService:

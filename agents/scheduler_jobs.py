@@ -7,6 +7,10 @@
 - ``drift_lead`` (``AME_SCHEDULE_DRIFT_CRON``): PSI of the lead model's scores and top features, today against training.
 - ``activation:<sync>``: each sync of the activation file (``AME_ACTIVATION_CONFIG``) on its own cron string.
 
+On a Pub/Sub log (no positions) the warehouse build loads from the table the log's BigQuery subscription fills,
+the retrain and the drift check fold the history in the warehouse's raw_events, and the CRM pull keeps its
+watermark in the state store.
+
 Each job returns a one-line summary (the ``schedule_run`` event keeps it) or raises (the event keeps the error).
 Heavy packages (the warehouse's SQLMesh, the models' XGBoost) are imported inside the jobs that use them, so the
 scheduler starts without them.
@@ -28,7 +32,7 @@ from data.activation.runner import WarehouseSource, run_sync
 from data.activation.state import SyncState
 from data.crm.outcomes import pull_outcomes
 from data.crm.salesforce import SalesforceClient, SalesforceConfig
-from data.log import open_log, positional
+from data.log import open_log
 from data.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -38,14 +42,13 @@ def warehouse_build(log_url: str, warehouse_url: str) -> str:
     """Load the log's new events into raw, then build every model (with audits)."""
     from data.warehouse import open_warehouse  # lazy: the warehouse loads DuckDB and SQLMesh
     from data.warehouse.build import WarehouseProject
-    from data.warehouse.loader import load_events
+    from data.warehouse.loader import load_log
 
-    event_log, store = open_log(log_url), open_warehouse(warehouse_url)
+    store = open_warehouse(warehouse_url)
     try:
-        loaded = load_events(event_log, store)
+        loaded = load_log(log_url, store)
     finally:
         store.close()
-        event_log.close()
     report = WarehouseProject(warehouse_url).build()
     return f"loaded {loaded.rows} events; built {len(report.models)} models"
 
@@ -59,20 +62,21 @@ def crm_outcomes(log_url: str) -> str:
         event_log.close()
 
 
-def retrain_lead(log_url: str, models_dir: Path, clock: Clock) -> str:
+def retrain_lead(log_url: str, models_dir: Path, clock: Clock, warehouse_url: str | None = None) -> str:
     """Retrain the lead model on the CRM outcomes; promote the challenger only if it beats the champion."""
     from agents.retrain import retrain_lead as retrain  # lazy: loads XGBoost
     from policies.scoring.registry import ModelRegistry
 
     event_log = open_log(log_url)
     try:
-        return retrain(event_log, ModelRegistry(models_dir), clock(), log_url=log_url).line()
+        return retrain(event_log, ModelRegistry(models_dir), clock(), log_url=log_url, warehouse_url=warehouse_url).line()
     finally:
         event_log.close()
 
 
-def drift_lead(log_url: str, models_dir: Path) -> str:
+def drift_lead(log_url: str, models_dir: Path, warehouse_url: str | None = None) -> str:
     """PSI of the latest lead model on every customer's current scoring features (kept for the API's /metrics)."""
+    from agents.history import history_of  # lazy: opens the warehouse (DuckDB)
     from agents.retrain import current_features  # lazy: loads XGBoost
     from policies.scoring.drift import drift_report
     from policies.scoring.drift_record import save_drift_check
@@ -83,9 +87,11 @@ def drift_lead(log_url: str, models_dir: Path) -> str:
         return "no lead model in the registry: nothing to check"
     model = registry.load_scoring("lead")
     event_log = open_log(log_url)
+    history = history_of(event_log, warehouse_url)
     try:
-        frame = current_features(positional(event_log, "the drift check"))
+        frame = current_features(history)
     finally:
+        history.close()
         event_log.close()
     if frame.empty:
         return "no customers in the log: nothing to check"
@@ -131,9 +137,10 @@ def default_jobs(settings: Settings | None = None, log_url: str | None = None, c
         jobs.append(Job("crm_outcomes", s.schedule_crm_cron, partial(crm_outcomes, url),
                         "pull closed opportunities and converted leads from Salesforce"))
     jobs += [
-        Job("retrain_lead", s.schedule_retrain_cron, partial(retrain_lead, url, s.models_dir, clock),
+        Job("retrain_lead", s.schedule_retrain_cron, partial(retrain_lead, url, s.models_dir, clock, s.warehouse_url()),
             "retrain the lead model on CRM outcomes; promote only a significantly better challenger"),
-        Job("drift_lead", s.schedule_drift_cron, partial(drift_lead, url, s.models_dir), "PSI of the lead model's scores and features"),
+        Job("drift_lead", s.schedule_drift_cron, partial(drift_lead, url, s.models_dir, s.warehouse_url()),
+            "PSI of the lead model's scores and features"),
     ]
     return jobs + activation_jobs(s)
 
