@@ -6,8 +6,8 @@ Its state per customer is the fold of that customer's events into the journey fa
 (:func:`environment.observation.fold_event`): the very facts the simulator keeps, from which the same observation
 is made, so a policy trained in ``environment/`` is served unchanged. The agent's own decisions are not facts: a
 contact counts once its ``*_sent`` event arrives. Until then the decided contact holds the frequency cap
-(``pending_contact_day``). Every time is event time and every draw derives from the decision's id, so a replay
-re-derives the same decisions.
+(``pending_contact_day``); a ``message_suppressed`` event (the sender did not send it) releases it. Every time
+is event time and every draw derives from the decision's id, so a replay re-derives the same decisions.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class JourneyAgent(Agent):
         self.holdout = LoadedPolicy(self.config.holdout_policy, BUILTIN, builtin_journey_policy(self.config.holdout_policy))
         self._slot: PolicySlot | None = None
         self._rules: JourneyRules | None = None
-        self._types = FACT_EVENTS | self.config.decide_on | {"decision_made"}
+        self._types = FACT_EVENTS | self.config.decide_on | {"decision_made", "message_suppressed"}
 
     @property
     def event_types(self) -> frozenset[str]:  # type: ignore[override]
@@ -115,6 +115,8 @@ class JourneyAgent(Agent):
 
     def fold(self, record: Record | None, event: StoredEvent) -> Record:
         """The customer's journey facts after one inbound event (pure)."""
+        if event.event_type == "message_suppressed":  # the decided contact was never sent: it no longer holds the cap
+            return {**(record or self.new_record()), "pending_contact_day": None}
         props = orjson.loads(event.properties_json) if event.event_type in NEEDS_PROPERTIES else {}
         rec = fold_event(record or self.new_record(), event.event_type, event.occurred_at_us, props, self.rules.spec)
         if event.event_type in BELIEF_EVENTS:  # what the day showed, for the belief over the hidden state

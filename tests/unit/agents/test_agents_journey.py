@@ -111,6 +111,19 @@ def test_the_frequency_cap_counts_sent_contacts_and_the_agents_own_pending_ones(
     assert obs[12] == 1.0 and obs[14] == 0.0  # the sent e-mail is a fact: capped, contacted yesterday
 
 
+def test_a_suppressed_send_releases_the_frequency_cap_its_decision_held() -> None:
+    cid = not_held_out()[0]
+    run = Run(JourneyAgent(JourneyConfig(), policy=Always(1)))  # always e-mail
+    run.feed(arrival(cid))
+    decided = run.feed([tick(0)])[0]
+    assert decided.properties.action == "email"
+    suppressed = validate_event({
+        "event_id": "sup-1", "event_type": "message_suppressed", "customer_id": cid, "causation_id": decided.event_id,
+        "occurred_at": (T0 + timedelta(hours=9)).isoformat(), "source": "dispatch",
+        "properties": {"channel": "email", "reason": "consent", "decision_id": decided.event_id}})
+    assert run.feed([suppressed, tick(1)])[0].properties.action == "email"  # not sent: no cap to hold
+
+
 def test_the_agents_decision_is_not_a_contact_fact() -> None:
     cid = not_held_out()[0]
     run = Run(JourneyAgent(JourneyConfig(), policy=Always(1)))
