@@ -47,7 +47,7 @@ def jobs_table(rows: list[JobStatus]) -> Table:
 
 @schedule_app.command("list")
 def list_command(log: LogOption = None) -> None:
-    """Each job with its cron, its last run and outcome (from the log's schedule_run events) and when it is next due."""
+    """Each job with its cron, its last run and outcome (from the scheduler's memory) and when it is next due."""
     scheduler = _scheduler(log)
     try:
         console.print(jobs_table(scheduler.status()))
