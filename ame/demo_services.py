@@ -68,7 +68,7 @@ def start_ray() -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
     return True
 
 

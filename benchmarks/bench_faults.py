@@ -304,7 +304,7 @@ def run(quick: bool = False, duration_s: float | None = None, rate: float | None
     plan = FaultPlan(duration_s=duration_s or (25.0 if quick else 60.0), rate_per_s=rate or 150.0)
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory(prefix="ame-faults-") as tmp:
             r = run_faults(plan, Path(tmp))

@@ -256,7 +256,7 @@ def measure(routes: list[Route], probes: int, poll_interval_s: float, seed: int 
     config = ProjectorConfig.from_settings(log_url, state_url, get_settings()).model_copy(update={"poll_interval_s": poll_interval_s})
     owns_ray = not ray.is_initialized()
     if owns_ray:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     writer, reader = open_log(log_url), open_log(log_url)
     agents = build_agents(sorted({name for r in routes for name in r.agents}))
     sup = AgentSupervisor(log_url, folder / "agents", agents, shards=1, namespace="bench-freshness", projector=config)

@@ -156,7 +156,7 @@ def _agents(n: int) -> list[BenchResult]:
     shards = 2
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory(prefix="ame-bench-postgres-") as tmp:
             folder = Path(tmp)

@@ -170,7 +170,7 @@ def _serve_forever(port: int, application: Any) -> None:
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a cluster started by ray start
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(application(), name="bench", route_prefix="/")
     while True:
