@@ -10,14 +10,17 @@ from pathlib import Path
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
 from agents.retrain import RetrainArgs, retrain_lead
 from agents.scheduler import Job, Scheduler
+from ame.cli import app
 from data.crm.outcomes import StoreWatermark, pull_outcomes
 from data.crm.salesforce import SalesforceClient, SalesforceConfig
 from data.crm.tasks import CUSTOMER_FIELD
 from data.log import open_log
 from data.projections.store import open_state_store
+from data.settings import get_settings
 from data.warehouse import open_warehouse
 from data.warehouse.loader import load_events
 from policies.scoring.registry import ModelRegistry
@@ -108,3 +111,18 @@ def test_the_retrain_on_pubsub_folds_the_warehouse_raw_events(topic: tuple[str, 
     assert report.rows == 200 and report.challenge is not None and report.positives == sum(lead.won for lead in leads)
     (challenge,) = [orjson.loads(m.data) for m in _published(topic[1], wait_s=3)]
     assert challenge["event_type"] == "model_challenge" and challenge["properties"]["holdout_rows"] == report.challenge.rows
+
+
+def test_schedule_run_and_list_on_pubsub_show_the_run_from_the_state_store(
+    salesforce: SalesforceStub, topic: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    salesforce.add("Opportunity", StageName="Closed Won", IsClosed=True, IsWon=True, **{CUSTOMER_FIELD: "c-1"})
+    monkeypatch.setenv("AME_STATE_STORE", f"sqlite:///{tmp_path / 'state.db'}")
+    get_settings.cache_clear()
+    runner, url = CliRunner(), topic[0]
+    ran = runner.invoke(app, ["schedule", "run", "crm_outcomes", "--log", url], env={"COLUMNS": "200"})
+    assert ran.exit_code == 0 and "1 new outcome events" in ran.output, ran.output
+    listed = runner.invoke(app, ["schedule", "list", "--log", url], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    (line,) = [row for row in listed.output.splitlines() if "crm_outcomes" in row]
+    assert "(manual)" in line and "ok" in line, "the last run is read back from the state store"
