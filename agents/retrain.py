@@ -1,6 +1,7 @@
 """The lead model's retrain on CRM outcomes, and its challenge against the champion.
 
-The training table is built from the log with the scoring agent's own fold (an observation is defined once): each
+The training table is built from the event history (:mod:`agents.history`: the log by position, or on a Pub/Sub
+log the warehouse's raw_events) with the scoring agent's own fold (an observation is defined once): each
 customer with an outcome (``opportunity_won`` or ``lead_converted``: 1, ``opportunity_lost``: 0; the latest wins)
 gets the features :func:`agents.scoring.features_of` gives after folding their events that happened *before* the
 outcome. The challenger is trained on it with the time split of ``policies.scoring.train`` (the newest outcomes are

@@ -121,9 +121,9 @@ class StoreRunMemory:
 
     def record(self, run: RunRecord) -> None:
         self.log.append([run_event(run)])
-        previous = self.repository.load([run.job]).get(run.job)
-        if previous is None or RunRecord.from_dict(previous).due_at <= run.due_at:
-            with self.repository.store.transaction() as conn:
+        with self.repository.store.transaction() as conn:
+            previous = self.repository.load_in(conn, [run.job]).get(run.job)
+            if previous is None or RunRecord.from_dict(previous).due_at <= run.due_at:
                 self.repository.put_in(conn, {run.job: run.to_dict()})
 
     def close(self) -> None:
