@@ -47,8 +47,9 @@ class PubSubProjectionRunner:
             fold(conn, events)
             self._rate.add(len(events))
 
-        subscription = ensure_consumer_resources(config.log_url, f"projector-{config.projection}",
-                                                 ack_deadline_s=get_settings().pubsub_ack_deadline_s)
+        settings = get_settings()
+        subscription = ensure_consumer_resources(config.log_url, f"projector-{config.projection}", None,
+                                                 settings.pubsub_max_delivery_attempts, settings.pubsub_ack_deadline_s)
         self.subscriber = PubSubSubscriber(subscription, self.store, projection.name, handle,
                                            max_batch=min(config.batch_size, 1_000))
         self._running = self._closed = False

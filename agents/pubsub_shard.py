@@ -65,7 +65,7 @@ class PubSubAgentShard:
         self._rate = RateMeter(settings.agent_rate_window, settings.agent_rate_idle_s)
         types = sorted(agent.event_types) if agent.event_types else None
         subscription = ensure_consumer_resources(log_url, f"agent-{agent.name}-{shard}of{shards}", types,
-                                                 ack_deadline_s=settings.pubsub_ack_deadline_s)
+                                                 settings.pubsub_max_delivery_attempts, settings.pubsub_ack_deadline_s)
         self.subscriber = PubSubSubscriber(subscription, self.store, self.consumer, self._handle, types,
                                            full_events=True)
         self.appended = 0
