@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from data.events import PolicyPromotion, derive_event_id
+from data.log import PositionalReader
 from data.sharding import BROADCAST_CUSTOMER
 from environment.belief_planner import ActsOnBelief
 from environment.config import load_market_config
@@ -111,6 +112,9 @@ def recent(logged: LoggedDecisions, customers: int) -> LoggedDecisions:
 
 def log_checks(log: Any, candidate: Any, current: Any, settings: GateSettings) -> tuple[list[Check], str | None]:
     """SNIPS and DR of both policies on the engine's recent journey decisions (none when the log holds none)."""
+    if not isinstance(log, PositionalReader):
+        return [], ("off-policy evaluation skipped: the log keeps no history to read back (a Pub/Sub log); "
+                    "pass --log with a positional copy of it (the embedded or PostgreSQL log) to judge on it")
     try:
         logged = pick_behaviour(read_decisions(log, load_market_config().journey))
     except LogOPEError as error:

@@ -106,3 +106,18 @@ def test_a_slot_refuses_the_exact_planner_and_names_the_servable_one(where: dict
     result = promote(where, "belief_lookahead_u4", "--force")
     assert result.exit_code != 0
     assert "belief_lookahead_u4_grid" in result.output
+
+
+class _SinkOnly:
+    """A log that takes appends and keeps no history to read (the shape of a Pub/Sub log)."""
+
+    def append(self, events):  # pragma: no cover - never called by the gate
+        raise AssertionError("the gate only reads")
+
+
+def test_the_gate_skips_the_logs_check_with_its_reason_on_a_log_without_history() -> None:
+    from policies.promotion import GateSettings, log_checks
+
+    policy = heuristic_policy("offer_every_k")
+    checks, why = log_checks(_SinkOnly(), policy, policy, GateSettings())
+    assert checks == [] and "keeps no history" in why and "--log" in why
