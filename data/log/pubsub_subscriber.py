@@ -117,8 +117,12 @@ class PubSubSubscriber:
         self.consumer = consumer
         self.handler = handler
         self.event_types = frozenset(event_types) if event_types else None
+        # The stream's ack deadline is the subscription's (AME_PUBSUB_ACK_DEADLINE_S), not the client's default 60 s:
+        # what a subscriber held when its node died comes again to the next one after that long.
         self.flow_control = flow_control or pubsub_v1.types.FlowControl(
-            max_messages=settings.pubsub_flow_max_messages, max_bytes=settings.pubsub_flow_max_bytes
+            max_messages=settings.pubsub_flow_max_messages, max_bytes=settings.pubsub_flow_max_bytes,
+            min_duration_per_lease_extension=settings.pubsub_ack_deadline_s,
+            max_duration_per_lease_extension=settings.pubsub_ack_deadline_s,
         )
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
