@@ -15,7 +15,7 @@ from typing import Any
 from agents.polling import RateMeter, was_reconstructed
 from agents.projector import PROJECTIONS, ProjectorConfig
 from agents.runtime import ShardStatus
-from agents.state_repository import bump_restarts
+from agents.state_repository import bump_restarts, projector_consumer
 from data.log.base import ReplayEvent
 from data.log.pubsub_admin import ensure_consumer_resources
 from data.log.pubsub_subscriber import PubSubSubscriber, projection_handler
@@ -48,7 +48,7 @@ class PubSubProjectionRunner:
             self._rate.add(len(events))
 
         settings = get_settings()
-        subscription = ensure_consumer_resources(config.log_url, f"projector-{config.projection}", None,
+        subscription = ensure_consumer_resources(config.log_url, projector_consumer(config.projection), None,
                                                  settings.pubsub_max_delivery_attempts, settings.pubsub_ack_deadline_s)
         self.subscriber = PubSubSubscriber(subscription, self.store, projection.name, handle,
                                            max_batch=min(config.batch_size, 1_000))

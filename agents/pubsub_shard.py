@@ -30,7 +30,13 @@ from typing import Any
 
 from agents.polling import RateMeter, was_reconstructed
 from agents.runtime import Agent, Record, ShardStatus, StateView
-from agents.state_repository import AgentStateRepository, consumer_name, shared_state_url, state_store_url
+from agents.state_repository import (
+    AgentStateRepository,
+    agent_consumer,
+    consumer_name,
+    shared_state_url,
+    state_store_url,
+)
 from data.log import open_log
 from data.log.base import StoredEvent
 from data.log.pubsub_admin import ensure_consumer_resources
@@ -64,7 +70,7 @@ class PubSubAgentShard:
         settings = get_settings()
         self._rate = RateMeter(settings.agent_rate_window, settings.agent_rate_idle_s)
         types = sorted(agent.event_types) if agent.event_types else None
-        subscription = ensure_consumer_resources(log_url, f"agent-{agent.name}-{shard}of{shards}", types,
+        subscription = ensure_consumer_resources(log_url, agent_consumer(agent.name, shard, shards), types,
                                                  settings.pubsub_max_delivery_attempts, settings.pubsub_ack_deadline_s)
         self.subscriber = PubSubSubscriber(subscription, self.store, self.consumer, self._handle, types,
                                            full_events=True)

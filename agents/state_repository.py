@@ -35,6 +35,17 @@ def consumer_name(agent: str, shard: int, shards: int) -> str:
     return f"agent:{agent}:{shard}of{shards}"
 
 
+def agent_consumer(agent: str, shard: int, shards: int) -> str:
+    """The consumer name of one agent shard's subscription (``<topic>-agent-<name>-<i>of<n>``), for the shard that
+    opens it and ``ame infra init`` that creates it."""
+    return f"agent-{agent}-{shard}of{shards}"
+
+
+def projector_consumer(projection: str) -> str:
+    """The consumer name of a projector's subscription (``<topic>-projector-<projection>``)."""
+    return f"projector-{projection}"
+
+
 def state_store_url(state_dir: Path, agent: str, shard: int, shards: int, shared: str = "") -> str:
     """The store of one shard of an agent: ``shared`` when it is a PostgreSQL URL, else its SQLite file under
     ``state_dir``."""

@@ -30,6 +30,7 @@ import psycopg
 
 from agents.cli import build_agents
 from agents.projector import ProjectorConfig
+from agents.state_repository import agent_consumer, projector_consumer
 from ame.infra_google import RAW_TABLES, BigQueryResources, PubSubResources, WarehouseSubscription, bigquery_client
 from ame.infra_model import Consumer, InfraUnavailable, Provisioner, Row, outcome, unreachable
 from data.postgres_db import is_postgres_url, redacted
@@ -49,10 +50,10 @@ DEFAULT_AGENTS = ("scoring", "journey", "bidding")
 def agent_consumers(agent_names: Sequence[str], shards: int, projector: bool = True) -> list[Consumer]:
     """The subscriptions ``ame agents up`` opens for these agents and shards (``<topic>-agent-<name>-<i>of<n>``,
     each filtered to its agent's event types), and the projector's (``<topic>-projector-<projection>``)."""
-    out = [Consumer(f"agent-{agent.name}-{i}of{shards}", tuple(sorted(agent.event_types)) or None)
+    out = [Consumer(agent_consumer(agent.name, i, shards), tuple(sorted(agent.event_types)) or None)
            for agent in build_agents(list(agent_names)) for i in range(shards)]
     if projector:
-        out.append(Consumer(f"projector-{ProjectorConfig.model_fields['projection'].default}"))
+        out.append(Consumer(projector_consumer(ProjectorConfig.model_fields["projection"].default)))
     return out
 
 
