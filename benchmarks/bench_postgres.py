@@ -15,11 +15,9 @@ import os
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 from rich.progress import Progress
@@ -28,6 +26,7 @@ from benchmarks.bench_agents import _throughput
 from benchmarks.bench_log import BATCH, typed_batches
 from benchmarks.common import BenchResult
 from data.log import PositionalLog, open_log, positional
+from data.postgres_db import scratch_schema
 from data.settings import get_settings
 
 AREA = "postgres"
@@ -56,14 +55,8 @@ def _server(folder: Path) -> Iterator[str]:
 @contextmanager
 def _schema(server: str) -> Iterator[str]:
     """A URL of ``server`` whose connections work in a fresh schema, dropped after the block."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"create schema {schema}")
-    try:
-        yield f"{server}{'&' if '?' in server else '?'}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"drop schema {schema} cascade")
+    with scratch_schema(server, "bench") as url:
+        yield url
 
 
 @contextmanager

@@ -8,11 +8,12 @@ them to psycopg with its ``%s`` parameters. Failures to reach the server become 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -102,3 +103,17 @@ def pooled(pool: ConnectionPool, what: str, transaction: bool) -> Iterator[PgCon
         raise PostgresUnavailable(f"no PostgreSQL connection for {what}: {error}") from None
     except psycopg.OperationalError as error:
         raise PostgresUnavailable(f"PostgreSQL failed for {what}: {error}") from None
+
+
+@contextmanager
+def scratch_schema(server: str, prefix: str) -> Iterator[str]:
+    """A URL of ``server`` whose connections work in a new schema of their own (its ``search_path``), dropped after
+    the block: how tests and benchmarks share one server without seeing each other's tables."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"create schema {schema}")
+    try:
+        yield f"{server}{'&' if '?' in server else '?'}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"drop schema {schema} cascade")

@@ -24,7 +24,6 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import orjson
@@ -37,6 +36,7 @@ from agents.supervisor import AgentSupervisor, tick_event
 from data.events import validate_event
 from data.log import open_log
 from data.log.pubsub_admin import ensure_consumer_resources
+from data.postgres_db import scratch_schema
 from data.privacy.codec import codec_for_log
 from data.settings import get_settings
 from serve.app import build_app
@@ -224,21 +224,6 @@ def kill_node(cluster: Any, node: Any) -> None:
     for proc in children:
         with suppress(psutil.NoSuchProcess):
             proc.kill()
-
-
-@contextmanager
-def fresh_schema(server: str) -> Iterator[str]:
-    """A URL of ``server`` whose connections work in a new schema of their own, dropped afterwards."""
-    import psycopg  # lazy: only the PostgreSQL stores need it
-
-    schema = f"cluster_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"create schema {schema}")
-    try:
-        yield f"{server}{'&' if '?' in server else '?'}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f"drop schema {schema} cascade")
 
 
 @contextmanager
@@ -430,7 +415,7 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("AME_TEST_POSTGRES", ""),
                         help="a PostgreSQL server's URL (a schema of its own is made in it)")
     args = parser.parse_args()
-    with fresh_schema(args.postgres) as postgres_url:
+    with scratch_schema(args.postgres, "cluster") as postgres_url:
         figures = run(args.work.resolve(), args.pubsub, postgres_url)
     args.out.write_bytes(orjson.dumps(figures, option=orjson.OPT_INDENT_2))
     print(orjson.dumps(figures).decode())

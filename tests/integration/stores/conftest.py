@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
 
+from data.postgres_db import scratch_schema
 from tests.conftest import ROOT
 
 
@@ -51,16 +50,12 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A URL whose connections work in a fresh schema of their own (dropped after the test)."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
     try:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f"create schema {schema}")
+        psycopg.connect(postgres_server, autocommit=True).close()
     except psycopg.OperationalError as error:
         _unavailable(f"cannot connect to {postgres_server}: {error}")
-    sep = "&" if "?" in postgres_server else "?"
-    yield f"{postgres_server}{sep}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f"drop schema {schema} cascade")
+    with scratch_schema(postgres_server, "t") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
