@@ -73,7 +73,7 @@ class PubSubProjectionRunner:
             agent=self.name, shard=0, shards=1, position=position, head=position + held, lag=held,
             events=self._rate.total, events_per_s=self._rate.per_second(), appended=0, duplicates=stats.duplicates,
             restarts=self._restarts, errors=stats.failed_nacked + stats.poison_nacked, running=self._running,
-            last_error=repr(self.subscriber.error) if self.subscriber.error else None,
+            last_error=repr(self.subscriber.failure()) if self.subscriber.failure() else None,
         ).to_dict()
 
     def ping(self) -> bool:

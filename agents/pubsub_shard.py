@@ -106,7 +106,7 @@ class PubSubAgentShard:
     def status(self) -> dict[str, Any]:
         """The embedded shard's status fields (see the module docstring) and the subscriber's counters."""
         stats = self.subscriber.stats
-        error = repr(self.subscriber.error) if self.subscriber.error else None
+        error = repr(self.subscriber.failure()) if self.subscriber.failure() else None
         held = self.subscriber.held()
         position = self.state.position()
         common = ShardStatus(

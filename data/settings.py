@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     pubsub_flow_max_messages: int = Field(1_000, ge=1, description="Pub/Sub subscriber: unacked messages held at most.")
     pubsub_flow_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Pub/Sub subscriber: unacked bytes held at most.")
     pubsub_ack_deadline_s: int = Field(60, ge=10, le=600, description="Pub/Sub subscription ack deadline.")
+    pubsub_pull_wait_s: float = Field(
+        10.0, ge=1, le=60, description="Pub/Sub subscriber: longest one pull waits for messages before it asks again."
+    )
     pubsub_max_delivery_attempts: int = Field(5, ge=5, le=100, description="Pub/Sub: deliveries before the dead-letter topic.")
     pubsub_dead_letter_store: str = Field(
         "", description="Pub/Sub: URL (sqlite:///path or postgresql://…) of the store of input rejected on append."

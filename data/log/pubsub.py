@@ -6,7 +6,7 @@
   events as given: :func:`data.log.open_log` wraps it in :class:`~data.privacy.encrypting_log.EncryptingLog`, so
   the registered PII fields are encrypted before they get here, and message bodies on the wire and in retention
   hold only ``enc:v1:`` tokens.
-- :class:`~data.log.pubsub_subscriber.PubSubSubscriber` consumes a subscription by streaming pull with flow control (backpressure), filters
+- :class:`~data.log.pubsub_subscriber.PubSubSubscriber` consumes a subscription by unary pull with flow control (backpressure), filters
   by event type on our side too, hands batches to a handler inside one state-store transaction that also records
   every ``event_id`` in ``processed_events`` and the consumer's position, and acks only after that commit.
   Pub/Sub delivers at least once; the ``processed_events`` table makes processing effectively once.

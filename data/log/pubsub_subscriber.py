@@ -1,6 +1,7 @@
-"""The Pub/Sub consumer: streaming pull into a state store, effectively once.
+"""The Pub/Sub consumer: pull into a state store, effectively once.
 
-:class:`PubSubSubscriber` consumes a subscription with flow control (backpressure), filters by event type on our
+:class:`PubSubSubscriber` consumes a subscription by unary pull (:mod:`data.log.pubsub_pull`: why not streaming pull)
+with flow control (backpressure), filters by event type on our
 side too (the emulator accepts subscription filters but does not apply them), hands batches to a handler inside
 one state-store transaction that also records every ``event_id`` in ``processed_events`` and the consumer's
 position, and acks only after that commit. Pub/Sub delivers at least once; ``processed_events`` makes
@@ -22,8 +23,9 @@ from typing import Any, Self
 from google.cloud import pubsub_v1
 
 from data.events import EventBase, EventError
-from data.log.base import ReplayEvent, StoredEvent, properties_json, to_micros
+from data.log.base import LogUnavailable, ReplayEvent, StoredEvent, properties_json, to_micros
 from data.log.pubsub import decode_message, holds_pii_token
+from data.log.pubsub_pull import PullSource
 from data.privacy.codec import FieldCodec, codec_for_log
 from data.projections.base import KeyedProjection
 from data.projections.store import SqliteStateStore
@@ -77,7 +79,7 @@ class _Crash(Exception):
 class PubSubSubscriber:
     """Consumes one subscription into a state store, effectively once.
 
-    Streaming pull delivers messages into a bounded queue (flow control caps what is held unacked: the
+    A pulling thread delivers messages into a bounded queue (flow control caps what is held unacked: the
     backpressure). One worker thread takes batches off it and, for each batch, in ONE transaction of the store:
     skips event ids already in ``processed_events``, calls the handler, records the new event ids and the
     consumer's position. Only after the commit does it ack. A message that cannot be decoded is nacked (the
@@ -110,20 +112,17 @@ class PubSubSubscriber:
             need) instead of the lean :class:`ReplayEvent` s a fold needs.
         :param codec: decrypts the PII of the messages that hold encrypted values; default: the settings' key
             store (``AME_KEY_STORE``, else ``<AME_HOME>/keys.db``, as the publisher's), opened on the first such
-            message."""
+            message.
+        :param client: a ``pubsub_v1.SubscriberClient`` (default: one of its own, closed by :meth:`stop`)."""
         settings = get_settings()
         self.subscription_path = subscription_path
         self.store = store
         self.consumer = consumer
         self.handler = handler
         self.event_types = frozenset(event_types) if event_types else None
-        # The stream's ack deadline is the subscription's (AME_PUBSUB_ACK_DEADLINE_S), not the client's default 60 s:
-        # what a subscriber held when its node died comes again to the next one after that long.
         self.flow_control = flow_control or pubsub_v1.types.FlowControl(
-            max_messages=settings.pubsub_flow_max_messages, max_bytes=settings.pubsub_flow_max_bytes,
-            min_duration_per_lease_extension=settings.pubsub_ack_deadline_s,
-            max_duration_per_lease_extension=settings.pubsub_ack_deadline_s,
-        )
+            max_messages=settings.pubsub_flow_max_messages, max_bytes=settings.pubsub_flow_max_bytes)
+        self.pull_wait_s = settings.pubsub_pull_wait_s
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.before_ack = before_ack
@@ -135,7 +134,7 @@ class PubSubSubscriber:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.flow_control.max_messages + 1)
         self._stop = threading.Event()
         self._changed = threading.Condition()
-        self._future: Any = None
+        self._source: PullSource | None = None
         self._worker: threading.Thread | None = None
         self.stats = SubscriberStats()
         self.error: BaseException | None = None
@@ -145,29 +144,37 @@ class PubSubSubscriber:
     # -- lifecycle ----------------------------------------------------------------------------------------
 
     def start(self) -> PubSubSubscriber:
+        try:
+            deadline = self._client.get_subscription(subscription=self.subscription_path, timeout=30).ack_deadline_seconds
+        except Exception as error:  # noqa: BLE001 - the client raises several kinds; all mean "cannot consume"
+            raise LogUnavailable(f"cannot consume Pub/Sub subscription {self.subscription_path}: {error}") from None
+        self._source = PullSource(self._client, self.subscription_path, self._receive,
+                                  max_messages=self.flow_control.max_messages, max_bytes=self.flow_control.max_bytes,
+                                  ack_deadline_s=deadline, pull_wait_s=self.pull_wait_s)
         self._worker = threading.Thread(target=self._work, name=f"pubsub-{self.consumer}", daemon=True)
         self._worker.start()
-        self._future = self._client.subscribe(self.subscription_path, self._receive, flow_control=self.flow_control)
+        self._source.start()
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop pulling, finish the batch in hand and return; unprocessed messages are redelivered later."""
-        if self._future is not None:
-            self._future.cancel()
-            try:
-                self._future.result(timeout=timeout_s)
-            except Exception as error:  # noqa: BLE001 - a cancelled future reports its cancellation
-                log.debug("consumer %s: streaming pull ended: %r", self.consumer, error)
+        """Stop pulling, finish the batch in hand and return; what is held unprocessed is nacked (due again at once)."""
+        if self._source is not None:
+            self._source.stop_pulling()
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout_s)
-        while not self._queue.empty():  # never processed: the server redelivers them (now, or when leases expire)
-            try:
-                self._queue.get_nowait().nack()
-            except Exception:  # noqa: BLE001 - the stream is closed; the lease simply expires
-                break
+        leftovers: list[Any] = []
+        while not self._queue.empty():
+            leftovers.append(self._queue.get_nowait())
+        if self._source is not None:
+            self._source.release_all(leftovers)
+        else:
+            for m in leftovers:
+                m.nack()
         if self._owns_client:
-            self._client.close()
+            self._client.close()  # also ends a pull in flight
+        if self._source is not None:
+            self._source.join(self.pull_wait_s + 1)
         if self._owns_codec and self._codec is not None:
             self._codec.keys.close()
             self._codec = None
@@ -184,10 +191,14 @@ class PubSubSubscriber:
         with self._changed:
             while not condition(self.stats):
                 left = deadline - time.monotonic()
-                if left <= 0 or self.error is not None:
+                if left <= 0 or self.failure() is not None:
                     return condition(self.stats)
                 self._changed.wait(min(left, 0.2))
         return True
+
+    def failure(self) -> BaseException | None:
+        """The last error of processing, or the error that stopped the pulling."""
+        return self.error or (self._source.error if self._source is not None else None)
 
     def held(self) -> int:
         """Messages received and not yet processed (this consumer's local backlog)."""
@@ -220,7 +231,7 @@ class PubSubSubscriber:
         return self._codec
 
     def _receive(self, message: Any) -> None:
-        """Runs on the client's callback threads: hand over to the worker (bounded by flow control)."""
+        """Runs on the pulling thread: hand over to the worker (bounded by flow control)."""
         self._queue.put(message)
 
     def _next_batch(self) -> list[Any]:
@@ -241,19 +252,25 @@ class PubSubSubscriber:
         return batch
 
     def _work(self) -> None:
+        extended = time.monotonic()
         while not self._stop.is_set():
             batch = self._next_batch()
-            if not batch:
-                continue
-            try:
-                self._process(batch)
-            except BaseException as error:  # keep the consumer alive; the batch is redelivered
-                log.exception("consumer %s: batch failed, nacking %d messages", self.consumer, len(batch))
-                self.error = error
-                for m in batch:
-                    m.nack()
-            with self._changed:
-                self._changed.notify_all()
+            if batch:
+                try:
+                    self._process(batch)
+                except BaseException as error:  # keep the consumer alive; the batch is redelivered
+                    log.exception("consumer %s: batch failed, nacking %d messages", self.consumer, len(batch))
+                    self.error = error
+                    for m in batch:
+                        m.nack()
+            if self._source is not None:
+                self._source.flush()
+                if time.monotonic() - extended >= 1.0:
+                    self._source.extend_leases()
+                    extended = time.monotonic()
+            if batch:
+                with self._changed:
+                    self._changed.notify_all()
 
     def _process(self, batch: list[Any]) -> None:
         wanted: list[tuple[Any, EventBase]] = []

@@ -48,7 +48,7 @@ TICK_DAY = date(2026, 3, 3)
 PROMOTED = "email_every_k"
 ERASED = CUSTOMERS[3]
 WAIT_S = 90.0
-RECOVERY_WAIT_S = 40.0
+RECOVERY_WAIT_S = 90.0
 AME = str(Path(sys.executable).with_name("ame"))  # the console script beside this interpreter
 
 

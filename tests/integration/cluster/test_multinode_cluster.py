@@ -45,7 +45,6 @@ def test_the_engine_on_three_nodes_without_a_shared_disk(pubsub_emulator: str, p
     assert figures["scoring_expected"] > 0 and figures["journey_tick_expected"] == 16
     assert len(figures["node_homes"]) == 2 and all("/work/" in h for h in figures["node_homes"])
     assert figures["pii_before"] == ["cl-03@cluster.example"] and figures["pii_after"] == ["None"]
-    if figures["decisions_lost"]:  # every event is on the topic (the sink's unordered subscription has it)
-        pytest.xfail(f"the emulator did not deliver some customers' events to the restarted agents' ordered "
-                     f"subscriptions within {figures['recovery_wait_s']:.0f} s: {figures['behind_after_wait']}")
-    assert figures["recovery_s"] is not None and figures["decisions_lost"] == 0
+    assert figures["decisions_lost"] == 0, (f"not caught up {figures['recovery_wait_s']:.0f} s after the kill: "
+                                            f"{figures['behind_after_wait']}")
+    assert figures["recovery_s"] is not None

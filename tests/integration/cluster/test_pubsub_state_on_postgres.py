@@ -66,7 +66,7 @@ def test_a_shard_resumes_from_the_shared_state_on_another_node(ray_cluster, pubs
     second = PubSubAgentShard(ScoringAgent(), pubsub_url, tmp_path / "node-b" / "agents", start=False)
     try:
         assert second.records()["lead-1"]["counts"]["page_view"] == 10 and second.status()["position"] == 13
-        # fed straight to its consumer (the emulator keeps a killed stream's customers from later streams a while)
+        # fed straight to its consumer: which messages come again, and when, is up to the server
         again = warm_lead("lead-1")[:3] + warm_lead("lead-2")  # 3 delivered again (same ids), 13 new
         messages = [FakeMessage(encode_event(e, 1), {"event_type": e.event_type, "event_id": e.event_id}) for e in again]
         second.subscriber._process(messages)
