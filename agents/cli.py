@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,16 +64,30 @@ def build_agents(names: list[str]) -> list[Agent]:
     return out
 
 
-def _ray_init(address: str | None, namespace: str) -> Any:
+def _ray_init(address: str | None, namespace: str, resources: Mapping[str, float] | None = None) -> Any:
+    """Connect to the cluster at ``address``, or start a local one (which then offers ``resources`` itself)."""
     import ray  # lazy: Ray is heavy
 
+    offered = {name: max(1.0, amount * 1_000) for name, amount in (resources or {}).items()} if address is None else None
     try:
-        ray.init(address=address, namespace=namespace, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        ray.init(address=address, namespace=namespace, include_dashboard=False, log_to_driver=False,
+                 ignore_reinit_error=True, resources=offered)
     except ConnectionError as error:
         err.print(f"[red]error:[/] no Ray cluster at {address!r} ({error}); start one with `ray start --head`, "
                   "or run `ame agents up` without --address")
         raise typer.Exit(2) from None
     return ray
+
+
+def _require_resources(ray: Any, resources: Mapping[str, float]) -> None:
+    """Exit 2 naming the resources no node offers (the actors would wait for such a node for ever)."""
+    missing = sorted(set(resources) - set(ray.cluster_resources()))
+    if missing:
+        example = json.dumps(dict.fromkeys(missing, 1))
+        err.print(f"[red]error:[/] no node of the Ray cluster offers {', '.join(map(repr, missing))}, which "
+                  f"AME_AGENT_RESOURCES asks for: start the agents' nodes with `ray start --resources '{example}'` "
+                  "(on KubeRay: the agents group's `resources`), or unset AME_AGENT_RESOURCES")
+        raise typer.Exit(2)
 
 
 def status_table(rows: list[dict[str, Any]], lift_line: str | None = None) -> Table:
@@ -125,12 +141,15 @@ def up(
         err.print(f"[red]error:[/] unknown state store URL {store_url!r}: expected sqlite:///path or postgresql://…")
         raise typer.Exit(2)
     projector_config = ProjectorConfig.from_settings(log_url, store_url, settings) if projector else None
-    ray = _ray_init(address, namespace)
+    ray = _ray_init(address, namespace, settings.agent_resources)
+    _require_resources(ray, settings.agent_resources)
     sup = AgentSupervisor(log_url, folder, build_agents(agents), shards=shards or settings.agent_shards, namespace=namespace,
-                          detached=address is not None, batch_size=settings.agent_batch_size, projector=projector_config)
+                          detached=address is not None, batch_size=settings.agent_batch_size, projector=projector_config,
+                          resources=settings.agent_resources)
     sup.up()
     if scheduler:
-        sup.handles[("scheduler", 0)] = start_scheduler(log_url, namespace, detached=address is not None)
+        sup.handles[("scheduler", 0)] = start_scheduler(log_url, namespace, detached=address is not None,
+                                                        resources=settings.agent_resources)
     if address is not None:
         console.print(f"started {len(sup.handles)} actors in namespace {namespace!r}; `ame agents status --address {address}`")
         return

@@ -19,7 +19,7 @@ scheduler starts without them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -151,16 +151,20 @@ def build_default_jobs(log_url: str) -> list[Job]:
 
 
 def start_scheduler(log_url: str, namespace: str = "ame", detached: bool = False, interval_s: float | None = None,
-                    build_jobs: Callable[[], Sequence[Job]] | None = None, max_restarts: int = -1) -> Any:
+                    build_jobs: Callable[[], Sequence[Job]] | None = None, max_restarts: int = -1,
+                    resources: Mapping[str, float] | None = None) -> Any:
     """Start the scheduler actor (or find the one running) in ``namespace``, named like a shard (``scheduler-0of1``)
     so that ``ame agents status`` lists it and ``ame agents down`` stops it. A restarted actor re-reads its memory
     from the log. Returns the actor handle.
 
     :param build_jobs: makes the jobs where the actor runs (default: :func:`default_jobs` on that process's settings).
+    :param resources: Ray custom resources the actor asks for (pins it to the nodes that offer them).
     """
     options: dict[str, Any] = {"name": SCHEDULER_ACTOR, "namespace": namespace, "get_if_exists": True}
     if detached:
         options["lifetime"] = "detached"
+    if resources:
+        options["resources"] = dict(resources)
     interval = interval_s if interval_s is not None else get_settings().schedule_interval_s
     jobs = build_jobs or partial(build_default_jobs, log_url)
     return scheduler_actor_class(max_restarts).options(**options).remote(jobs, log_url, interval)

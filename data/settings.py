@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,11 @@ class Settings(BaseSettings):
     policies_dir: Path = Field(Path("artifacts/policies"), description="Registry of trained RL policies: <name>/<version>/, slots/.")
     model_threads: int = Field(0, ge=0, le=256, description="Threads for model training and batch scoring (0: all cores).")
     agent_shards: int = Field(2, ge=1, le=1024, description="Shard actors per agent type (hash of customer_id mod N).")
+    agent_resources: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description='Ray custom resources every agent actor asks for, as JSON (e.g. {"agents": 0.001}): pins the shards, '
+                    "the projector and the scheduler to the nodes that offer them.",
+    )
     agent_batch_size: int = Field(2_000, ge=1, le=100_000, description="Most events an agent shard reads per batch.")
     agent_holdout_share: float = Field(0.05, ge=0.0, le=0.5, description="Share of customers held out from the agents' policies.")
     agent_state_read_chunk: int = Field(

@@ -220,7 +220,9 @@ def settings_problems(docs: list[Doc]) -> list[str]:
     known = {f"AME_{name.upper()}" for name in Settings.model_fields}
     out = [f"ConfigMap: {k} is not a setting of the engine (data/settings.py)" for k in env if k not in known]
     try:
-        settings = Settings.model_validate({k[4:].lower(): v for k, v in env.items() if k in known})
+        # as the environment is read: a complex setting (a dict) is JSON text there
+        settings = Settings.model_validate({k[4:].lower(): json.loads(v) if v.startswith("{") else v
+                                            for k, v in env.items() if k in known})
     except ValueError as error:
         return [*out, f"ConfigMap: the settings do not parse: {error}"]
     if not settings.event_log.startswith("pubsub://"):
@@ -250,10 +252,29 @@ def bucket_problems(docs: list[Doc]) -> list[str]:
     return out
 
 
+def placement_problems(docs: list[Doc]) -> list[str]:
+    """The Ray resources the agents ask for (AME_AGENT_RESOURCES) are offered by the `agents` group, and only there."""
+    try:
+        wanted = set(json.loads(settings_of(docs).get("AME_AGENT_RESOURCES", "{}")))
+    except ValueError as error:
+        return [f"ConfigMap: AME_AGENT_RESOURCES is not JSON: {error}"]
+    if not wanted:
+        return ["ConfigMap: AME_AGENT_RESOURCES is not set: the agents' actors could land on any node"]
+    out = []
+    for group in the(docs, "RayService")["spec"]["rayClusterConfig"]["workerGroupSpecs"]:
+        offered = set(group.get("resources", {}))
+        if group["groupName"] == "agents" and not wanted <= offered:
+            out.append(f"worker group agents: does not offer {sorted(wanted - offered)} (its `resources`), which "
+                       "AME_AGENT_RESOURCES asks for: the agents would wait for a node for ever")
+        if group["groupName"] != "agents" and wanted & offered:
+            out.append(f"worker group {group['groupName']}: offers {sorted(wanted & offered)}, meant for the agents")
+    return out
+
+
 def problems(docs: list[Doc]) -> list[str]:
     """Everything wrong with the manifest ``docs``; empty when it can be applied as it is."""
     out = [p for doc in docs for p in schema_problems(doc)]
-    for check in (pod_problems, container_problems, settings_problems, bucket_problems):
+    for check in (pod_problems, container_problems, settings_problems, bucket_problems, placement_problems):
         out += check(docs)
     return out
 
@@ -366,6 +387,10 @@ def _sqlite_state(docs: list[Doc]) -> None:
     settings_of(docs)["AME_STATE_STORE"] = "sqlite:///.ame/state.db"
 
 
+def _agents_group_offers_nothing(docs: list[Doc]) -> None:
+    del the(docs, "RayService")["spec"]["rayClusterConfig"]["workerGroupSpecs"][1]["resources"]
+
+
 def _setting_outside_the_configmap(docs: list[Doc]) -> None:
     _worker(docs, 1)["env"].append({"name": "AME_EVENT_LOG", "value": "sqlite:///x.db"})
 
@@ -379,6 +404,7 @@ def _setting_outside_the_configmap(docs: list[Doc]) -> None:
         (_misspell_setting, "AME_STATE_STOR is not a setting"),
         (_sqlite_state, "AME_STATE_STORE is not on PostgreSQL"),
         (_setting_outside_the_configmap, "sets AME_EVENT_LOG itself"),
+        (_agents_group_offers_nothing, "worker group agents: does not offer ['agents']"),
         (_plain_sidecar, "no Cloud SQL Auth Proxy native sidecar"),
         (_drop_fuse_annotation, "gke-gcsfuse/volumes"),
         (_long_metadata_cache, "metadata-cache:ttl-secs"),
