@@ -28,8 +28,6 @@ from typing import Any
 import numpy as np
 import orjson
 
-from agents.journey import JourneyAgent, JourneyConfig
-from agents.projector import ProjectorConfig
 from agents.runtime import replay_serially
 from agents.scoring import ScoringAgent
 from agents.supervisor import AgentSupervisor, tick_event
@@ -47,6 +45,7 @@ T0 = datetime(2026, 3, 2, 9, tzinfo=UTC)
 TICK_DAY = date(2026, 3, 3)
 PROMOTED = "email_every_k"
 ERASED = CUSTOMERS[3]
+NAMESPACE = "ame-cluster"
 WAIT_S = 90.0
 RECOVERY_WAIT_S = 90.0
 AME = str(Path(sys.executable).with_name("ame"))  # the console script beside this interpreter
@@ -238,11 +237,25 @@ def three_nodes(base: dict[str, str], work: Path) -> Iterator[tuple[Any, Any]]:
         # "serve": 3 = one per replica and room for the test's own tasks on that node
         cluster.add_node(num_cpus=1, resources={"serve": 3}, env_vars=node_env(base, work, "serve"))
         agents = cluster.add_node(num_cpus=1, resources={"agents": 1}, env_vars=node_env(base, work, "agents-1"))
-        ray.init(address=cluster.address, namespace="ame-cluster", log_to_driver=False)
+        ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
         yield cluster, agents
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def agents_up(address: str, base: dict[str, str], work: Path, log_url: str) -> AgentSupervisor:
+    """The agents started as the manifest's Job starts them: `ame agents up --address`, pinned by AME_AGENT_RESOURCES
+    to the node that offers `agents`; returns their supervisor, attached to the running actors."""
+    env = {**os.environ, **node_env(base, work, "driver"), "AME_AGENT_RESOURCES": '{"agents": 0.01}'}
+    up = subprocess.run([AME, "agents", "up", "--address", address, "--namespace", NAMESPACE, "--agent", "scoring",
+                         "--agent", "journey", "--no-scheduler"], env=env, capture_output=True, text=True,
+                        timeout=180, check=False)
+    if up.returncode != 0:
+        raise ClusterCheckFailed(f"ame agents up failed: {up.stdout[-1000:]} {up.stderr[-2000:]}")
+    sup = AgentSupervisor.attach(NAMESPACE)
+    sup.log_url = log_url  # for tick(); attach() knows only the actors
+    return sup
 
 
 def run(work: Path, pubsub_host: str, postgres_url: str) -> dict[str, Any]:
@@ -265,11 +278,7 @@ def run(work: Path, pubsub_host: str, postgres_url: str) -> dict[str, Any]:
     sink = Sink(log_url)
     with three_nodes(base, work) as (cluster, agents_node):
         figures["cluster_up_s"] = round(time.monotonic() - started, 1)
-        settings = get_settings()
-        sup = AgentSupervisor(log_url, work / "driver" / "agents", [ScoringAgent(), JourneyAgent(JourneyConfig(log_waits=True))], shards=2,
-                              namespace="ame-cluster", resources={"agents": 0.01},
-                              projector=ProjectorConfig.from_settings(log_url, postgres_url, settings))
-        sup.up()
+        sup = agents_up(cluster.address, base, work, log_url)
         token, key = generate_key("cluster-test", ["ingest", "decide", "admin"])
         port = free_port()
         serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
