@@ -88,6 +88,9 @@ class Settings(BaseSettings):
         "", description="Creatives: URL (sqlite:///path or postgresql://…) of the variants, approvals and bandit posteriors."
     )
     serve_api_keys_file: str = Field("", description="Serve: JSON file of hashed API keys with scopes (ame serve keys new).")
+    serve_api_keys_reload_s: float = Field(
+        2.0, gt=0, le=3_600, description="Serve: how often a replica checks the API key file for a rotation."
+    )
     creative_generator: str = Field("template", description="Creatives: 'template' (embedded, offline) or 'gemini' (Vertex AI).")
     gemini_model: str = Field("gemini-2.5-flash", description="Creatives: the Gemini model name on Vertex AI.")
     gcp_project: str = Field("", description="Creatives: Google Cloud project of the Vertex AI client.")

@@ -32,6 +32,7 @@ from policies.slots import BUILTINS, SLOTS, PolicySlot, RegistrySource, SlotTarg
 from serve.auth import ApiKey, KeyStore
 from serve.decide import BidConfig, PacingCache
 from serve.decision_log import DecisionLogger
+from serve.key_file import ReloadingKeys
 from serve.metrics import ServeMetrics
 from serve.nba import NextBestAction
 from serve.ops_metrics import OpsSources, agent_statuses_over_ray
@@ -92,15 +93,15 @@ def pinned_target(tunables: Tunables, slot: str) -> SlotTarget | None:
     return SlotTarget(name, version)
 
 
-def api_keys(args: ServeArgs, settings: Settings) -> KeyStore:
-    """The keys given inline and those of the key file (``args.api_keys_file``, else ``AME_SERVE_API_KEYS_FILE``)."""
-    keys = list(args.api_keys)
+def api_keys(args: ServeArgs, settings: Settings) -> KeyStore | ReloadingKeys:
+    """The keys given inline and those of the key file (``args.api_keys_file``, else ``AME_SERVE_API_KEYS_FILE``),
+    which is re-read when it changes (every ``AME_SERVE_API_KEYS_RELOAD_S``)."""
     path = args.api_keys_file or settings.serve_api_keys_file
     if path:
-        keys += list(KeyStore.from_file(path))
-    if not keys:
+        return ReloadingKeys(path, args.api_keys, settings.serve_api_keys_reload_s)
+    if not args.api_keys:
         logger.warning("no API keys configured: every route except /healthz, /metrics and /docs answers 401")
-    return KeyStore(keys)
+    return KeyStore(args.api_keys)
 
 
 class Engine:
