@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         "2020-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="Warehouse: first day the incremental models cover."
     )
     warehouse_bigquery_location: str = Field("", description="Warehouse: BigQuery dataset location (e.g. EU); empty: the default.")
+    warehouse_state: str = Field(
+        "", description="Warehouse: where SQLMesh keeps its state (postgresql://…); empty: AME_STATE_STORE when it is "
+                        "PostgreSQL and the warehouse BigQuery, else the DuckDB warehouse file (or AME_HOME/sqlmesh_state.duckdb).",
+    )
     warehouse_subscription_overlap_s: float = Field(
         600.0, ge=0, le=86_400,
         description="Warehouse load from a Pub/Sub log: how far before its publish-time watermark each load re-reads the "

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from psycopg.conninfo import conninfo_to_dict
+
+from data.postgres_db import is_postgres_url, redacted
 from data.settings import get_settings
 from data.warehouse.base import UnsupportedWarehouse
 from data.warehouse.duckdb_backend import duckdb_path
@@ -109,11 +113,13 @@ def sqlmesh_config(
     )
 
     duck_path = target.path if target.engine == "duckdb" else str(Path(".ame") / "warehouse.duckdb")
+    state_connection, state_schema = sqlmesh_state(target.engine) or (None, "sqlmesh")
     gateways = {
         "duckdb": GatewayConfig(
             connection=DuckDBConnectionConfig(database=None if duck_path == ":memory:" else duck_path,
                                               connector_config={} if dictionary_compression else dict(_NO_DICTIONARY)),
             variables={"dataset": DEFAULT_DATASET, "engine": "duckdb"},
+            state_connection=state_connection, state_schema=state_schema,
         ),
         "bigquery": GatewayConfig(
             connection=BigQueryConnectionConfig(
@@ -121,8 +127,7 @@ def sqlmesh_config(
                 location=bigquery_location,
                 job_execution_timeout_seconds=3600,
             ),
-            # SQLMesh's state (snapshots, intervals) belongs in a transactional database, not BigQuery.
-            state_connection=DuckDBConnectionConfig(database=str(Path(".ame") / "sqlmesh_state.duckdb")),
+            state_connection=state_connection, state_schema=state_schema,
             variables={
                 "dataset": target.dataset if target.engine == "bigquery" else DEFAULT_DATASET,
                 "engine": "bigquery",
@@ -139,6 +144,42 @@ def sqlmesh_config(
         disable_anonymized_analytics=True,
         cache_dir=str(Path(cache_dir).resolve()),
     )
+
+
+def sqlmesh_state(engine: str):  # -> tuple[ConnectionConfig, str] | None
+    """Where SQLMesh keeps its state (snapshots, intervals) and in which schema; None: in the warehouse itself.
+
+    It belongs in a transactional database that every node reaches: ``AME_WAREHOUSE_STATE``, else ``AME_STATE_STORE``
+    when the warehouse is BigQuery and the state store PostgreSQL. A BigQuery warehouse without either keeps it in a
+    DuckDB file of ``AME_HOME`` (one machine); a DuckDB warehouse keeps it in its own file."""
+    from sqlmesh.core.config import DuckDBConnectionConfig  # lazy: SQLMesh is heavy
+
+    settings = get_settings()
+    url = settings.warehouse_state
+    if not url and engine == "bigquery" and is_postgres_url(settings.state_store):
+        url = settings.state_store
+    if url:
+        return postgres_state_connection(url)
+    if engine == "bigquery":
+        return DuckDBConnectionConfig(database=str(settings.home / "sqlmesh_state.duckdb")), "sqlmesh"
+    return None
+
+
+def postgres_state_connection(url: str):  # -> tuple[PostgresConnectionConfig, str]
+    """SQLMesh's PostgreSQL connection for ``url`` and its state schema: the schema of the URL's ``search_path``
+    (``options=-csearch_path=...``), else ``sqlmesh``. An empty password leaves it to libpq (``PGPASSWORD``)."""
+    from sqlmesh.core.config import PostgresConnectionConfig  # lazy: SQLMesh is heavy
+
+    if not is_postgres_url(url):
+        raise ValueError(f"AME_WAREHOUSE_STATE={redacted(url)!r} is not a postgresql:// URL")
+    parts = conninfo_to_dict(url)
+    path = re.search(r"search_path=([A-Za-z_][A-Za-z0-9_]*)", str(parts.get("options", "")))
+    config = PostgresConnectionConfig(
+        host=str(parts.get("host") or "127.0.0.1"), port=int(parts.get("port") or 5432),
+        user=str(parts.get("user") or os.environ.get("PGUSER", "postgres")), password=str(parts.get("password") or ""),
+        database=str(parts.get("dbname") or "postgres"),
+    )
+    return config, path.group(1) if path else "sqlmesh"
 
 
 def config_from_environment():  # -> Config
