@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from data.projections.store import StateStore, open_state_store
 
-# The same statements on SQLite and PostgreSQL (the table is the channels' own; nothing else reads it).
+# SQLite's table; on PostgreSQL the migrations made it (data/postgres_migrations.py).
 _SCHEMA = (
     "create table if not exists channel_messages (decision_id text primary key, customer_id text not null,"
     " channel text not null, provider text not null, message_id text, outcome text, claimed_at_us bigint not null)",
@@ -40,9 +40,10 @@ class MessageLedger:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
-        with store.transaction() as conn:
-            for statement in _SCHEMA:
-                conn.execute(statement)
+        if store.dialect == "sqlite":
+            with store.transaction() as conn:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
 
     @classmethod
     def from_url(cls, url: str | None = None) -> MessageLedger:

@@ -89,6 +89,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             week text not null, segment text not null, day text not null, channel text not null,
             post_time text not null, variant_id text not null, primary key (week, segment, day, channel));
     """),
+    Migration(8, "channels: the message ledger (a claim per decision carried out, the provider's message id)", """
+        create table if not exists channel_messages (
+            decision_id text primary key, customer_id text not null, channel text not null, provider text not null,
+            message_id text, outcome text, claimed_at_us bigint not null);
+        create index if not exists channel_messages_by_message on channel_messages (provider, message_id);
+    """),
 )
 
 LOCK_KEY = zlib.crc32(b"ame schema migrations")
