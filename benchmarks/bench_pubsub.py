@@ -38,7 +38,7 @@ from data.log import EventLog, open_log
 from data.log.pubsub import decode_message, holds_pii_token
 from data.log.pubsub_admin import TopicRef, ensure_consumer_resources, ensure_subscription, parse_pubsub_url
 from data.log.pubsub_subscriber import PubSubSubscriber, projection_handler
-from data.privacy.codec import FieldCodec, codec_for_log
+from data.privacy.codec import codec_for_log
 from data.projections.profile import ProfileProjection
 from data.projections.store import SqliteStateStore
 from data.settings import get_settings
@@ -155,9 +155,11 @@ def _pull_consumer(path: str, folder: Path, stamps: _Stamps) -> Iterator[PubSubS
 
 
 @contextmanager
-def _streaming_consumer(path: str, codec: FieldCodec, stamps: _Stamps) -> Iterator[None]:
-    """The baseline: streaming pull whose callback decodes (decrypting PII, as ours does) and acks, nothing more."""
+def _streaming_consumer(path: str, url: str, stamps: _Stamps) -> Iterator[None]:
+    """The baseline: streaming pull whose callback decodes (decrypting PII with the key store of the log at ``url``,
+    as ours does) and acks, nothing more."""
     settings = get_settings()
+    codec = codec_for_log(url)
 
     def callback(message: Any) -> None:
         event = decode_message(message.data, codec if holds_pii_token(message.data) else None)
@@ -175,6 +177,7 @@ def _streaming_consumer(path: str, codec: FieldCodec, stamps: _Stamps) -> Iterat
         with suppress(CancelledError, TimeoutError):
             future.result(timeout=30)
         client.close()
+        codec.keys.close()
 
 
 # -- topics ------------------------------------------------------------------------------------------------------
@@ -240,7 +243,7 @@ def _throughput(folder: Path, n: int, customers: int, progress: Progress) -> lis
         raise RuntimeError(f"the pull consumer applied {consumer.stats}, not {n:,} events once each")
     stamps = _Stamps()
     start = time.perf_counter()
-    with _streaming_consumer(baseline, codec_for_log(url), stamps):
+    with _streaming_consumer(baseline, url, stamps):
         stamps.wait_count(n, progress, progress.add_task("streaming pull decodes + acks", total=n))
     stream_rate = n / (max(stamps.at.values()) - start)
     _delete(parse_pubsub_url(url))
@@ -273,7 +276,6 @@ def _latencies(url: str, events: list[EventBase], stamps: _Stamps, progress: Pro
             time.sleep(0.05)
     finally:
         log.close()
-    _delete(parse_pubsub_url(url))
     return np.array(seconds), np.array(appends)
 
 
@@ -285,10 +287,12 @@ def _latency(folder: Path, progress: Progress) -> list[BenchResult]:
     stamps = _Stamps()
     with _pull_consumer(ours, folder, stamps):
         pull, pull_appends = _latencies(url, events, stamps, progress, "pull consumer")
+    _delete(parse_pubsub_url(url))
     url, _, baseline = _topic("latency-streaming")
     stamps = _Stamps()
-    with _streaming_consumer(baseline, codec_for_log(url), stamps):
+    with _streaming_consumer(baseline, url, stamps):
         stream, stream_appends = _latencies(url, events, stamps, progress, "streaming pull")
+    _delete(parse_pubsub_url(url))
     append_ms = np.median(np.concatenate([pull_appends, stream_appends])) * 1e3
     results = []
     for q in (50, 99):
