@@ -22,7 +22,7 @@ from agents.lift import holdout_lift
 from agents.projector import ProjectorConfig
 from agents.runtime import Agent
 from agents.scheduler_jobs import start_scheduler
-from agents.scoring import ScoringAgent, load_scorer
+from agents.scoring import ScoringAgent
 from agents.supervisor import AgentSupervisor, tick_event
 from channels.dispatcher import DispatchAgent, DispatchConfig
 from data.log import open_log
@@ -48,7 +48,7 @@ def build_agents(names: list[str]) -> list[Agent]:
     out: list[Agent] = []
     for name in names:
         if name == "scoring":
-            out.append(ScoringAgent(scorer=load_scorer(settings.models_dir)))
+            out.append(ScoringAgent(models_dir=settings.models_dir))  # loads its models where it runs
         elif name == "journey":
             out.append(JourneyAgent(JourneyConfig(holdout_share=settings.agent_holdout_share, policies_dir=settings.policies_dir)))
         elif name == "bidding":

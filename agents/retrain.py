@@ -83,7 +83,7 @@ def folded_records(source: History | PositionalReader, agent: ScoringAgent,
     """Each customer's scoring state: the agent's fold over their events (only those before ``before_us[customer]``,
     and only those customers, when it is given)."""
     records: dict[str, dict] = {}
-    for event in as_history(source).events(sorted(agent.event_types)):
+    for event in as_history(source).events(sorted(agent.scored_types)):
         cut = None if before_us is None else before_us.get(event.customer_id)
         if before_us is None or (cut is not None and event.occurred_at_us < cut):
             records[event.customer_id] = agent.fold(records.get(event.customer_id), event)  # type: ignore[arg-type]

@@ -5,6 +5,10 @@ It emits ``score_updated`` when a score moves by at least ``min_change`` points 
 ``decision_made`` that starts the retention journey when the churn risk crosses ``churn_journey_threshold``
 (70% by default). Scores come from a :class:`Scorer`: the trained models of the registry when there are any,
 else the embedded :class:`RuleScorer`, which needs no artifacts.
+
+A promotion reaches the running agent through the log: a ``model_challenge`` whose outcome is ``promoted`` (logged by
+the retrain, under the broadcast id, so every shard sees it at the same point of the log) makes the agent load that
+version from the registry and score every later event with it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DAY_US = 86_400_000_000
 RETENTION_ACTION = "start_journey:retention"
+MODEL_CHALLENGE = "model_challenge"
 
 
 class ScoringRules(BaseModel):
@@ -156,14 +161,52 @@ class ScoringAgent(Agent):
 
     name: ClassVar[str] = "scoring"
 
-    def __init__(self, rules: ScoringRules | None = None, scorer: Scorer | None = None) -> None:
+    def __init__(self, rules: ScoringRules | None = None, scorer: Scorer | None = None,
+                 models_dir: Path | None = None) -> None:
+        """:param scorer: default: the rules, or with ``models_dir`` the registry's latest models, loaded where the
+            agent runs on first use (a shard restarted after a promotion loads the promoted version).
+        :param models_dir: the registry the models and every promoted version are loaded from."""
         self.rules = rules or ScoringRules()
-        self.scorer: Scorer = scorer or RuleScorer()
-        self._types = frozenset(self.rules.lead_weights) | frozenset(self.rules.churn_weights)
+        self._scorer = scorer
+        self.models_dir = models_dir
+        self.scored_types = frozenset(self.rules.lead_weights) | frozenset(self.rules.churn_weights)
+        self._types = self.scored_types | {MODEL_CHALLENGE}
 
     @property
     def event_types(self) -> frozenset[str]:  # type: ignore[override]
         return self._types
+
+    @property
+    def scorer(self) -> Scorer:
+        if self._scorer is None:
+            self._scorer = load_scorer(self.models_dir) if self.models_dir is not None else RuleScorer()
+        return self._scorer
+
+    @scorer.setter
+    def scorer(self, scorer: Scorer) -> None:
+        self._scorer = scorer
+
+    def adopt(self, challenge: StoredEvent) -> bool:
+        """Score with the version a ``model_challenge`` promoted (True when the scorer changed). A version that
+        cannot be loaded is logged, and the current models stay: the agent never stops on it."""
+        props = orjson.loads(challenge.properties_json)
+        kind, version = props.get("kind"), props.get("challenger_version")
+        if props.get("outcome") != "promoted" or kind not in ("lead", "churn") or not version:
+            return False
+        current = self.scorer.models if isinstance(self.scorer, RegistryScorer) else {}
+        if getattr(current.get(kind), "version", None) == version:
+            return False
+        try:
+            from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost, which the rules never need
+
+            model = ModelRegistry(self.models_dir).load_scoring(kind, version)
+        except Exception as error:  # noqa: BLE001 - a missing or unreadable version must not stop the agent
+            log.error("scoring: cannot load the promoted %s model %s (%s); scoring goes on with %s",
+                      kind, version, error, self.scorer.version)
+            return False
+        self.scorer = RegistryScorer({**current, kind: model})
+        log.info("scoring: now scoring with %s (promoted by %s)", self.scorer.version, challenge.event_id)
+        return True
 
     def fold(self, record: Record | None, event: StoredEvent) -> Record:
         """The customer's new scoring state after one event (pure)."""
@@ -188,6 +231,9 @@ class ScoringAgent(Agent):
         state.prefetch(e.customer_id for e in batch)
         out: list[EventBase] = []
         for event in batch:
+            if event.event_type == MODEL_CHALLENGE:
+                self.adopt(event)
+                continue
             rec = self.fold(state.get(event.customer_id), event)
             features = features_of(rec)
             for model in ("lead", "churn"):

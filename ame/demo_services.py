@@ -16,7 +16,7 @@ import orjson
 from agents.bidding import BiddingAgent, BiddingConfig
 from agents.journey import JourneyAgent, JourneyConfig
 from agents.projector import ProjectorConfig
-from agents.scoring import ScoringAgent, load_scorer
+from agents.scoring import ScoringAgent
 from agents.supervisor import AgentSupervisor
 from data.settings import get_settings
 from environment.config import AuctionModel
@@ -78,7 +78,7 @@ def start_agents(log_url: str, state_dir: Path, state_url: str, registry: Path, 
     Serve reads current. The journey agent serves the demo registry's journey slot; the bidding agent knows the
     demo campaigns' budgets."""
     settings = get_settings()
-    agents = [ScoringAgent(scorer=load_scorer(settings.models_dir)),
+    agents = [ScoringAgent(models_dir=settings.models_dir),
               JourneyAgent(JourneyConfig(holdout_share=holdout_share, policies_dir=registry)),
               BiddingAgent(BiddingConfig(daily_budgets=budgets, market=market))]
     sup = AgentSupervisor(log_url, state_dir, agents, shards=1, namespace=NAMESPACE, batch_size=settings.agent_batch_size,

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from agents.retrain import RetrainArgs, retrain_lead, training_table
+from agents.runtime import AgentShard, ShardConfig
 from agents.scheduler_jobs import drift_lead
-from agents.scoring import load_scorer
-from data.events import OpportunityLost, OpportunityWon
+from agents.scoring import ScoringAgent, load_scorer
+from data.events import OpportunityLost, OpportunityWon, PageView
 from data.log import open_log
 from policies.scoring.drift_record import load_drift_checks
 from policies.scoring.registry import ModelRegistry
@@ -84,4 +85,30 @@ def test_a_better_challenger_is_promoted_and_then_defends_its_place(log_url: str
 
     summary = drift_lead(log_url, tmp_path / "models")  # the scheduled drift check on the promoted model
     assert summary.startswith(f"{first.promoted_version}: largest PSI") and load_drift_checks(tmp_path / "models")
+    log.close()
+
+
+def test_a_promotion_reaches_the_running_scoring_agent_through_the_log(log_url: str, tmp_path: Path) -> None:
+    events, leads = past_leads(400, views_decide=True)
+    log = open_log(log_url)
+    log.append(events + _outcomes(leads))
+    models, config = tmp_path / "models", ShardConfig(log_url=log_url, state_dir=tmp_path / "agents")
+    running = AgentShard(ScoringAgent(models_dir=models), config, start=False)  # as `ame agents up` builds it
+    running.catch_up()
+    assert running.agent.scorer.version == "rules-1"
+
+    report = retrain_lead(log, ModelRegistry(models), NOW, RetrainArgs(bootstrap=300), log_url=log_url)
+    assert report.promoted_version is not None, report.line()
+    view = PageView(event_id="after-promotion", customer_id=leads[0].customer_id, occurred_at=NOW, source="test",
+                    properties={"url": "https://example.com/pricing"})
+    log.append([view])
+    running.catch_up()  # folds the model_challenge, then the page view
+    scored = {e.properties["model"]: e.properties["model_version"]
+              for e in log.read(0, 100_000, ["score_updated"]).events if e.causation_id == view.event_id}
+    assert scored.get("lead") == f"lead:{report.promoted_version}", scored
+    running.close()
+
+    restarted = AgentShard(ScoringAgent(models_dir=models), config, start=False)  # a shard restarted after it
+    assert restarted.agent.scorer.version == f"lead:{report.promoted_version}"
+    restarted.close()
     log.close()
