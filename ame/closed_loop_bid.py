@@ -19,7 +19,7 @@ import orjson
 
 from data.log import EventLog
 from data.log.base import replay_all
-from environment.bid_events import slot_events
+from environment.bid_events import campaign_events, slot_events
 from environment.bid_facts import slot_start_us
 from environment.bounds import hindsight_lp
 from environment.config import MarketConfig, load_market_config
@@ -71,9 +71,10 @@ def bid_market(campaigns: int, days: int, seed: int, opportunities: int, budget_
 
 def run_bid_loop(log: EventLog, loop: BidLoop, days: int, served: Any, record_of: Callable[[str], Any],
                  catch_up: Callable[[], None], on_slot: Callable[[int], None] | None = None) -> int:
-    """``days`` days of the market bidding the served multipliers; returns the events appended."""
+    """``days`` days of the market bidding the served multipliers; returns the events appended. The campaigns are
+    stated first (``campaign_updated``: name, channel, these days, the daily budget)."""
     market, slots = loop.env.market, loop.env.model.slots_per_day
-    appended = 0
+    appended = log.append(campaign_events(loop.campaigns, START_DAY + market.global_slot // slots, days, loop.budget)).appended
     for _ in range(days * slots):
         catch_up()
         now_us = slot_start_us(START_DAY * slots + market.global_slot, slots)

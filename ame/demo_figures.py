@@ -141,7 +141,7 @@ def campaign_table(warehouse_url: str) -> tuple[list[str], list[tuple[Any, ...]]
     store = open_warehouse(warehouse_url)
     try:
         result = store.query(
-            f"SELECT event_date, campaign_id, impressions, sends, clicks, spend, conversions, revenue, roas "
+            f"SELECT event_date, campaign_id, campaign_name, impressions, sends, clicks, spend, conversions, revenue, roas "
             f"FROM {store.dataset}.marts_marketing_campaign_performance ORDER BY event_date, campaign_id")
     finally:
         store.close()
