@@ -77,6 +77,10 @@ def test_demo_runs_the_engine_and_writes_the_report(ray_cluster: Any, tmp_path: 
     try:
         for mart in ("marts_marketing_customer_360", "marts_marketing_campaign_performance", "marts_sales_lead_scores"):
             assert store.query(f"SELECT COUNT(*) FROM {store.dataset}.{mart}").rows[0][0] > 0, mart
+        # the bidding market's campaigns are stated (campaign_updated): the mart names them, on the ad channel
+        named = store.query(f"SELECT DISTINCT campaign_name, channel FROM {store.dataset}.marts_marketing_campaign_performance "
+                            "WHERE campaign_id LIKE 'sim-campaign-%'").rows
+        assert sorted(map(tuple, named)) == [("Search - prospecting", "ad"), ("Search - retargeting", "ad")]
     finally:
         store.close()
 
