@@ -23,16 +23,27 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.emulator
 TIMEOUT_S = 540
+HEAD_DID_NOT_START = "The current node timed out during startup"
+"""What Ray raises when a node's raylet has not registered within its fixed 30 s. On this machine the head's raylet
+sometimes never starts (no raylet log is written at all; 2 of 10 runs on 2026-12-07): the whole cluster is then
+started once more, in a fresh process, before anything of the engine has run."""
+
+
+def run_cluster(work: Path, out: Path, pubsub_emulator: str, postgres_server: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AME_")}  # the nodes get their settings from the script
+    return subprocess.run(
+        [sys.executable, "-m", "tests.integration.cluster.multinode", "--work", str(work), "--out", str(out),
+         "--pubsub", pubsub_emulator, "--postgres", postgres_server],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 
 def test_the_engine_on_three_nodes_without_a_shared_disk(pubsub_emulator: str, postgres_server: str,
                                                          tmp_path: Path) -> None:
     out = Path(os.environ.get("AME_CLUSTER_FIGURES") or tmp_path / "cluster-figures.json")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AME_")}  # the nodes get their settings from the script
-    run = subprocess.run(
-        [sys.executable, "-m", "tests.integration.cluster.multinode", "--work", str(tmp_path / "work"), "--out", str(out),
-         "--pubsub", pubsub_emulator, "--postgres", postgres_server],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    run = run_cluster(tmp_path / "work", out, pubsub_emulator, postgres_server)
+    if run.returncode != 0 and HEAD_DID_NOT_START in run.stderr and "agents and replicas up" not in run.stderr:
+        print(f"Ray's head node did not start ({HEAD_DID_NOT_START}); starting the cluster once more")
+        run = run_cluster(tmp_path / "again" / "work", out, pubsub_emulator, postgres_server)
     progress = "\n".join(line for line in run.stderr.splitlines() if line.startswith(("[", "tests.", "Cluster")))
     assert run.returncode == 0, f"the cluster run failed:\n{progress}\n{run.stderr[-4000:]}"
     figures = json.loads(out.read_text())
