@@ -25,7 +25,7 @@ pytestmark = pytest.mark.emulator
 TIMEOUT_S = 540
 HEAD_DID_NOT_START = "The current node timed out during startup"
 """What Ray raises when a node's raylet has not registered within its fixed 30 s. On this machine the head's raylet
-sometimes never starts (no raylet log is written at all; 2 of 10 runs on 2026-12-07): the whole cluster is then
+sometimes never starts (no raylet log is written at all; 2 of 8 cluster starts on 2026-12-07): the whole cluster is then
 started once more, in a fresh process, before anything of the engine has run."""
 
 
