@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,6 +21,7 @@ from policies.creative.guardrails import Guardrails, is_critical, pii_found
 from policies.creative.models import KINDS, GenerationError, Status, make_variant
 from policies.creative.pipeline import generate_for_test
 from policies.creative.store import CreativeStore
+from tests.unit.creative.json_stub import JsonStub
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -94,27 +95,19 @@ def test_generate_10_test_top_3(tmp_path: Path) -> None:
 # ---- Gemini through google-genai, against a local stub of the Vertex AI REST API -----------------------
 
 
-class _Stub(BaseHTTPRequestHandler):
+class _Stub(JsonStub):
     requests: ClassVar[list[tuple[str, dict, str | None]]] = []
     reply: object = None
     status = 200
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        body = self.json_body()
         type(self).requests.append((self.path, body, self.headers.get("Authorization")))
         text = json.dumps(type(self).reply) if not isinstance(type(self).reply, str) else type(self).reply
         payload = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}]}
         if self.status != 200:
             payload = {"error": {"code": self.status, "message": "quota exceeded", "status": "RESOURCE_EXHAUSTED"}}
-        data = json.dumps(payload).encode()
-        self.send_response(self.status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(self.status, payload)
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import threading
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +24,7 @@ from policies.creative.images import SIZES, ImagenConfig, ImagenGenerator, Templ
 from policies.creative.models import GenerationError, Status, Variant, VariantNotFound, make_variant
 from policies.creative.pipeline import generate_drafts, generate_images
 from policies.creative.store import CreativeStore
+from tests.unit.creative.json_stub import JsonStub
 
 
 @pytest.fixture
@@ -215,25 +215,17 @@ def test_calendar_exports_and_bad_input(store: CreativeStore) -> None:
         CalendarConfig(channels={"x": "25:00"})
 
 
-class _PredictStub(BaseHTTPRequestHandler):
+class _PredictStub(JsonStub):
     """Vertex AI's ``:predict`` for Imagen: records each request, answers ``sampleCount`` pictures."""
 
     requests: ClassVar[list[tuple[str, dict]]] = []
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        body = self.json_body()
         type(self).requests.append((self.path, body))
         picture = base64.b64encode(_png((200, 40, 40), (640, 360))).decode()
         n = body["parameters"]["sampleCount"]
-        data = json.dumps({"predictions": [{"bytesBase64Encoded": picture, "mimeType": "image/png"}] * n}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(200, {"predictions": [{"bytesBase64Encoded": picture, "mimeType": "image/png"}] * n})
 
 
 def test_imagen_request_on_the_wire(store: CreativeStore) -> None:
