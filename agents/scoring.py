@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 DAY_US = 86_400_000_000
 RETENTION_ACTION = "start_journey:retention"
 MODEL_CHALLENGE = "model_challenge"
+MODEL_KINDS = ("lead", "churn")
+"""The scores the agent keeps, each from a trained model of that kind when one is registered, else the rules."""
 
 
 class ScoringRules(BaseModel):
@@ -128,7 +130,7 @@ def load_scorer(models_dir: Path | None = None) -> Scorer:
 
         registry = ModelRegistry(models_dir)
         models = {}
-        for kind in ("lead", "churn"):
+        for kind in MODEL_KINDS:
             if registry.versions(kind):
                 models[kind] = registry.load_scoring(kind)
     except Exception as error:  # noqa: BLE001 - no registry, unreadable artifacts: the rules still run
@@ -191,10 +193,10 @@ class ScoringAgent(Agent):
         cannot be loaded is logged, and the current models stay: the agent never stops on it."""
         props = orjson.loads(challenge.properties_json)
         kind, version = props.get("kind"), props.get("challenger_version")
-        if props.get("outcome") != "promoted" or kind not in ("lead", "churn") or not version:
+        if props.get("outcome") != "promoted" or kind not in MODEL_KINDS or not version:
             return False
         current = self.scorer.models if isinstance(self.scorer, RegistryScorer) else {}
-        if getattr(current.get(kind), "version", None) == version:
+        if kind in current and current[kind].version == version:
             return False
         try:
             from policies.scoring.registry import ModelRegistry  # lazy: loads xgboost, which the rules never need
@@ -236,7 +238,7 @@ class ScoringAgent(Agent):
                 continue
             rec = self.fold(state.get(event.customer_id), event)
             features = features_of(rec)
-            for model in ("lead", "churn"):
+            for model in MODEL_KINDS:
                 s = self.scorer.score(model, features)
                 key = f"last_{model}"
                 last = rec.get(key)
