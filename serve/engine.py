@@ -97,11 +97,10 @@ def api_keys(args: ServeArgs, settings: Settings) -> KeyStore | ReloadingKeys:
     """The keys given inline and those of the key file (``args.api_keys_file``, else ``AME_SERVE_API_KEYS_FILE``),
     which is re-read when it changes (every ``AME_SERVE_API_KEYS_RELOAD_S``)."""
     path = args.api_keys_file or settings.serve_api_keys_file
-    if path:
-        return ReloadingKeys(path, args.api_keys, settings.serve_api_keys_reload_s)
-    if not args.api_keys:
+    keys = ReloadingKeys(path, args.api_keys, settings.serve_api_keys_reload_s) if path else KeyStore(args.api_keys)
+    if not len(keys):
         logger.warning("no API keys configured: every route except /healthz, /metrics and /docs answers 401")
-    return KeyStore(args.api_keys)
+    return keys
 
 
 class Engine:

@@ -113,7 +113,9 @@ def sqlmesh_config(
     )
 
     duck_path = target.path if target.engine == "duckdb" else str(Path(".ame") / "warehouse.duckdb")
-    state_connection, state_schema = sqlmesh_state(target.engine) or (None, "sqlmesh")
+    # an in-memory DuckDB (SQL rendering only) keeps no state worth sharing: it opens no state database
+    state = sqlmesh_state(target.engine) if duck_path != ":memory:" else None
+    state_connection, state_schema = state or (None, "sqlmesh")
     gateways = {
         "duckdb": GatewayConfig(
             connection=DuckDBConnectionConfig(database=None if duck_path == ":memory:" else duck_path,
